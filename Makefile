@@ -1,0 +1,56 @@
+# runway: the front door. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.runway-installed
+
+SPEC ?= experiments/breast_cancer.yaml
+SET ?=
+UI_PORT ?= 5000
+MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export MLFLOW_TRACKING_URI
+PYTEST_ARGS ?=
+
+.PHONY: help install train ui test lint format data lock clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
+
+train: $(STAMP) ## train SPEC (default experiments/breast_cancer.yaml) as one MLflow run; SET="k=v ..." overrides
+	$(BIN)/runway train $(SPEC) $(foreach s,$(SET),--set $(s))
+
+ui: $(STAMP) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
+	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+
+test: $(STAMP) ## run the whole test suite (unit, integration, e2e)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+data: $(STAMP) ## regenerate data/churn.csv from scripts/make_churn_data.py
+	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv
+
+lock: $(STAMP) ## re-pin requirements.lock from the current .venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^runway' > requirements.lock
+
+clean: ## remove caches (keeps .venv, mlflow.db and mlruns)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,222 @@
+"""The single adapter to MLflow tracking.
+
+Configured from settings when a command runs, never at import time. Runs started
+here always end FINISHED, FAILED (with the error as a tag) or KILLED, never
+RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, RunStatus
+from mlflow.exceptions import MlflowException
+
+from runway.errors import TrackingError
+from runway.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+ERROR_TAG = "runway.error"
+MAX_TAG_CHARS = 5000
+
+
+def configure(settings: Settings | None = None) -> Settings:
+    """Point MLflow's tracking and registry clients at the configured store."""
+    settings = settings or get_settings()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return settings
+
+
+def ensure_experiment(name: str, settings: Settings) -> str:
+    """The id of the named experiment, created on first use.
+
+    With a local database store runway sets the artifact root (``./mlruns`` by
+    default); a tracking server decides its own.
+    """
+    client = mlflow.MlflowClient()
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            location = settings.artifact_location() if settings.tracking_is_local_db() else None
+            log.info("creating experiment %r (artifacts: %s)", name, location or "server default")
+            return client.create_experiment(name, artifact_location=location)
+    except MlflowException as exc:
+        raise TrackingError(
+            f"tracking store {settings.tracking_uri}: cannot open experiment {name!r}: {exc.message}"
+        ) from exc
+    if experiment.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"experiment {name!r} is deleted; restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
+            "or choose another name"
+        )
+    return experiment.experiment_id
+
+
+@contextlib.contextmanager
+def run(
+    experiment_id: str,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, under ``mlflow run``, resume) a run that never ends RUNNING.
+
+    An exception marks the run FAILED and records the error as the
+    ``runway.error`` tag; Ctrl-C marks it KILLED. The exception propagates.
+    """
+    active = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested
+    )
+    try:
+        yield active
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_CHARS])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def git_commit(cwd: str | Path | None = None) -> tuple[str, bool]:
+    """The current commit and whether the work tree has changes (``unknown`` outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+    return commit, bool(dirty)
+
+
+@contextlib.contextmanager
+def _quiet_schema_hints() -> Iterator[None]:
+    """Silence MLflow's integer-column hint: features are float64 by then (see
+    ``data.prepare``); only targets and class labels are integers, never missing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        yield
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log params in batches (the store takes at most 100 per call)."""
+    items = list(params.items())
+    for start in range(0, len(items), 100):
+        mlflow.log_params(dict(items[start : start + 100]))
+
+
+def log_fold_metrics(folds: dict[str, list[float]]) -> None:
+    """Per-fold scores as ``cv_<metric>`` with the fold number as step."""
+    client = mlflow.MlflowClient()
+    run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(f"cv_{name}", value, now, step)
+        for name, values in folds.items()
+        for step, value in enumerate(values)
+    ]
+    for start in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[start : start + 1000])
+
+
+def log_dataset(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    name: str,
+    digest: str,
+    context: str,
+    targets: str | None = None,
+) -> None:
+    """Record dataset lineage (source, digest, schema) with ``mlflow.log_input``."""
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    if source.startswith("sklearn:"):
+        loader = source.removeprefix("sklearn:")
+        src: Any = CodeDatasetSource(
+            tags={"source": source, "loader": f"sklearn.datasets.load_{loader}"}
+        )
+    else:
+        uri = source if "://" in source else Path(source).resolve().as_uri()
+        # Both "" and "file" schemes map to the local artifact source; MLflow warns
+        # about the tie although either reads the same file.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            src = resolve_dataset_source(uri)
+    with _quiet_schema_hints():
+        dataset = mlflow.data.from_pandas(
+            frame, source=src, targets=targets, name=name, digest=digest
+        )
+        mlflow.log_input(dataset, context=context)
+
+
+def skops_trusted_types(model: Any) -> list[str]:
+    """Exactly the types in this model that skops does not trust by default.
+
+    Passing these (and only these) lets MLflow load the model back without
+    turning skops' check off wholesale.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def pip_requirements() -> list[str]:
+    """Explicit, pinned requirements for a logged scikit-learn model (no inference)."""
+    from importlib.metadata import version
+
+    packages = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle"]
+    return [f"{p}=={version(p)}" for p in packages]
+
+
+def log_sklearn_model(
+    model: Any, X_example: pd.DataFrame, name: str = "model"
+) -> str:
+    """Log a fitted scikit-learn model with signature and input example; return its URI."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = X_example.head(5)
+    with _quiet_schema_hints():
+        signature = infer_signature(X_example, model.predict(X_example))
+    trusted = skops_trusted_types(model)
+    with _quiet_schema_hints():
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=trusted,
+        )
+    return info.model_uri
+
+
+def run_url(run_id: str, experiment_id: str, ui_base: str = "http://127.0.0.1:5000") -> str:
+    """Where to look at a run in the MLflow UI (``make ui``)."""
+    tracking_uri = mlflow.get_tracking_uri()
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else ui_base
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
