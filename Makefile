@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.runway-installed
+# Targets depend on this; `INSTALL=` runs them in an existing environment as is.
+INSTALL ?= $(STAMP)
 
 SPEC ?= experiments/breast_cancer.yaml
 SET ?=
@@ -27,28 +29,28 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
 
-train: $(STAMP) ## train SPEC (default experiments/breast_cancer.yaml) as one MLflow run; SET="k=v ..." overrides
+train: $(INSTALL) ## train SPEC (default experiments/breast_cancer.yaml) as one MLflow run; SET="k=v ..." overrides
 	$(BIN)/runway train $(SPEC) $(foreach s,$(SET),--set $(s))
 
-ui: $(STAMP) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
+ui: $(INSTALL) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
 	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
-test: $(STAMP) ## run the whole test suite (unit, integration, e2e)
+test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(INSTALL) ## ruff lint and format check
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
 
-format: $(STAMP) ## apply ruff's fixes and formatting
+format: $(INSTALL) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
-data: $(STAMP) ## regenerate data/churn.csv from scripts/make_churn_data.py
+data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv
 
-lock: $(STAMP) ## re-pin requirements.lock from the current .venv
+lock: $(INSTALL) ## re-pin requirements.lock from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^runway' > requirements.lock
 
 clean: ## remove caches (keeps .venv, mlflow.db and mlruns)

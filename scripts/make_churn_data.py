@@ -21,7 +21,9 @@ def make_churn(rows: int = 3000, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     contract = rng.choice(["month-to-month", "one-year", "two-year"], rows, p=[0.55, 0.25, 0.20])
     payment = rng.choice(
-        ["card", "bank-transfer", "electronic-check", "mailed-check"], rows, p=[0.3, 0.25, 0.3, 0.15]
+        ["card", "bank-transfer", "electronic-check", "mailed-check"],
+        rows,
+        p=[0.3, 0.25, 0.3, 0.15],
     )
     region = rng.choice(["north", "south", "east", "west"], rows)
     tenure = rng.integers(1, 73, rows)

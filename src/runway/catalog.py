@@ -87,18 +87,14 @@ METRICS: dict[str, MetricEntry] = {
         MetricEntry("precision", "precision", "classification", "maximize"),
         MetricEntry("recall", "recall", "classification", "maximize"),
         MetricEntry("roc_auc", "roc_auc", "classification", "maximize", needs_proba=True),
-        MetricEntry(
-            "roc_auc_ovr", "roc_auc_ovr", "classification", "maximize", needs_proba=True
-        ),
+        MetricEntry("roc_auc_ovr", "roc_auc_ovr", "classification", "maximize", needs_proba=True),
         MetricEntry(
             "log_loss", "neg_log_loss", "classification", "minimize", -1.0, needs_proba=True
         ),
         MetricEntry("rmse", "neg_root_mean_squared_error", "regression", "minimize", -1.0),
         MetricEntry("mae", "neg_mean_absolute_error", "regression", "minimize", -1.0),
         MetricEntry("mse", "neg_mean_squared_error", "regression", "minimize", -1.0),
-        MetricEntry(
-            "mape", "neg_mean_absolute_percentage_error", "regression", "minimize", -1.0
-        ),
+        MetricEntry("mape", "neg_mean_absolute_percentage_error", "regression", "minimize", -1.0),
         MetricEntry("r2", "r2", "regression", "maximize"),
     ]
 }

@@ -24,8 +24,11 @@ _QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "skops", 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S",
-        stream=sys.stderr, force=True,
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
     )
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
@@ -40,7 +43,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     primary = f"holdout_{result.primary_metric}"
     print(f"run {result.run_id} FINISHED in experiment {result.experiment_name!r}")
     width = max(len(k) for k in result.metrics)
-    for name in [primary, *sorted(k for k in result.metrics if k.startswith("holdout_") and k != primary)]:
+    for name in [
+        primary,
+        *sorted(k for k in result.metrics if k.startswith("holdout_") and k != primary),
+    ]:
         note = f"  (primary, {spec.primary_metric.direction})" if name == primary else ""
         print(f"  {name:<{width}}  {result.metrics[name]:.4f}{note}")
     for metric in spec.metrics:

@@ -82,15 +82,14 @@ def load_dataset(spec: DataSpec) -> Dataset:
         return Dataset(frame=bunch.frame, source=source, name=name)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise DataError(f"{source}: data file not found (relative paths are read from {Path.cwd()})")
+        raise DataError(
+            f"{source}: data file not found (relative paths are read from {Path.cwd()})"
+        )
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+    except Exception as exc:  # whatever the reader raises, the file is the problem
         raise DataError(f"{source}: cannot read as {path.suffix[1:]}: {exc}") from exc
     return Dataset(frame=frame, source=str(path), name=path.stem)
 
@@ -98,7 +97,9 @@ def load_dataset(spec: DataSpec) -> Dataset:
 def resolve_features(spec: DataSpec, frame: pd.DataFrame, source: str) -> dict[str, FeatureKind]:
     """The feature columns and their kinds, declared or inferred, checked against the data."""
     if frame.shape[1] == 0 or frame.shape[0] == 0:
-        raise DataError(f"{source}: dataset is empty ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+        raise DataError(
+            f"{source}: dataset is empty ({frame.shape[0]} rows, {frame.shape[1]} columns)"
+        )
     columns = list(frame.columns)
     if spec.target not in columns:
         raise DataError(
@@ -257,14 +258,20 @@ def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str
     profile: dict[str, Any] = {}
     for name, kind in features.items():
         series = X[name]
-        entry: dict[str, Any] = {"kind": kind, "count": int(series.notna().sum()),
-                                 "missing_rate": float(series.isna().mean())}
+        entry: dict[str, Any] = {
+            "kind": kind,
+            "count": int(series.notna().sum()),
+            "missing_rate": float(series.isna().mean()),
+        }
         if kind == "numeric":
             values = series.dropna().astype("float64").to_numpy()
             if len(values):
                 edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)))
-                counts, _ = np.histogram(values, bins=edges) if len(edges) > 1 else (
-                    np.array([len(values)]), edges)
+                counts, _ = (
+                    np.histogram(values, bins=edges)
+                    if len(edges) > 1
+                    else (np.array([len(values)]), edges)
+                )
                 entry.update(
                     mean=float(values.mean()),
                     std=float(values.std()),

@@ -52,7 +52,11 @@ def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:
 
 
 def cross_validate_pipeline(
-    spec: ExperimentSpec, pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, n_jobs: int | None = None
+    spec: ExperimentSpec,
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    n_jobs: int | None = None,
 ) -> CVResult:
     """Cross-validate an unfitted pipeline on the training split.
 
@@ -68,7 +72,9 @@ def cross_validate_pipeline(
     )
 
 
-def holdout_metrics(spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+def holdout_metrics(
+    spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series
+) -> dict[str, float]:
     """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric."""
     return {
         f"holdout_{m}": float(get_scorer(METRICS[m].scorer)(fitted, X, y)) * METRICS[m].sign
@@ -140,14 +146,21 @@ def make_plots(
         actual = np.asarray(y, dtype=float)
         fig, ax = plt.subplots(figsize=(5, 4.5))
         ax.scatter(actual, predicted, s=10, alpha=0.6)
-        lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+        lo, hi = (
+            float(min(actual.min(), predicted.min())),
+            float(max(actual.max(), predicted.max())),
+        )
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set(xlabel="actual", ylabel="predicted", title=f"Predicted vs actual (holdout, n={len(y)})")
+        ax.set(
+            xlabel="actual", ylabel="predicted", title=f"Predicted vs actual (holdout, n={len(y)})"
+        )
         save(fig, "predicted_vs_actual.png")
         fig, ax = plt.subplots(figsize=(5, 4.5))
         ax.scatter(predicted, actual - predicted, s=10, alpha=0.6)
         ax.axhline(0, color="k", ls="--", lw=0.8)
-        ax.set(xlabel="predicted", ylabel="residual (actual - predicted)", title="Residuals (holdout)")
+        ax.set(
+            xlabel="predicted", ylabel="residual (actual - predicted)", title="Residuals (holdout)"
+        )
         save(fig, "residuals.png")
 
     importances = feature_importances(fitted)

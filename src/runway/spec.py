@@ -39,8 +39,7 @@ class DataSpec(_Strict):
 
     source: str = Field(
         description="A .csv/.parquet path (relative to the working directory) or "
-        "'sklearn:<name>' for a dataset scikit-learn ships: "
-        + ", ".join(sorted(SKLEARN_DATASETS)),
+        "'sklearn:<name>' for a dataset scikit-learn ships: " + ", ".join(sorted(SKLEARN_DATASETS)),
     )
     target: str = Field(min_length=1, description="The column to predict.")
     features: dict[str, FeatureKind] | None = Field(
@@ -72,7 +71,8 @@ class DataSpec(_Strict):
             if name not in SKLEARN_DATASETS:
                 known = ", ".join(sorted(SKLEARN_DATASETS))
                 raise PydanticCustomError(
-                    "source", "{message}",
+                    "source",
+                    "{message}",
                     {"message": f"unknown scikit-learn dataset {name!r}; expected one of {known}"},
                 )
         elif not value.lower().endswith(DATA_SUFFIXES):
@@ -163,7 +163,9 @@ class ExperimentSpec(_Strict):
             _fail("primary_metric.name", f"{primary.name!r} must also be listed in metrics")
         natural = METRICS[primary.name].direction
         if primary.direction is None:
-            object.__setattr__(self, "primary_metric", PrimaryMetric(name=primary.name, direction=natural))
+            object.__setattr__(
+                self, "primary_metric", PrimaryMetric(name=primary.name, direction=natural)
+            )
         elif primary.direction != natural:
             _fail("primary_metric.direction", f"{primary.name!r} is better when it is {natural}d")
         if self.data.features is not None:

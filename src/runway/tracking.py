@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import subprocess
 import time
 import warnings
@@ -102,7 +101,10 @@ def git_commit(cwd: str | Path | None = None) -> tuple[str, bool]:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
@@ -191,9 +193,7 @@ def pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in packages]
 
 
-def log_sklearn_model(
-    model: Any, X_example: pd.DataFrame, name: str = "model"
-) -> str:
+def log_sklearn_model(model: Any, X_example: pd.DataFrame, name: str = "model") -> str:
     """Log a fitted scikit-learn model with signature and input example; return its URI."""
     import mlflow.sklearn
     from mlflow.models import infer_signature

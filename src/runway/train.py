@@ -96,7 +96,10 @@ def train(
     split = prepare(spec, dataset)
     log.info(
         "%d training rows, %d holdout rows, %d numeric + %d categorical features",
-        len(split.X_train), len(split.X_holdout), len(split.numeric), len(split.categorical),
+        len(split.X_train),
+        len(split.X_holdout),
+        len(split.numeric),
+        len(split.categorical),
     )
     pipeline = build_pipeline(spec, split.numeric, split.categorical)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
@@ -108,8 +111,12 @@ def train(
         if spec_path and Path(spec_path).is_file():
             mlflow.log_artifact(spec_path, "spec/original")
         tracking.log_params(
-            {"split.holdout": spec.split.holdout, "split.cv_folds": spec.split.cv_folds,
-             "split.seed": spec.split.seed, **loggable_params(pipeline)}
+            {
+                "split.holdout": spec.split.holdout,
+                "split.cv_folds": spec.split.cv_folds,
+                "split.seed": spec.split.seed,
+                **loggable_params(pipeline),
+            }
         )
         _log_lineage(spec, dataset, split)
 

@@ -18,8 +18,12 @@ def _csv_spec(tmp_path, frame: pd.DataFrame, **data):
     csv = tmp_path / "rows.csv"
     frame.to_csv(csv, index=False)
     return load_spec(
-        write_spec(tmp_path / "s.yaml", data={"source": str(csv), "target": "y", **data},
-                   metrics=["accuracy"], primary_metric={"name": "accuracy"})
+        write_spec(
+            tmp_path / "s.yaml",
+            data={"source": str(csv), "target": "y", **data},
+            metrics=["accuracy"],
+            primary_metric={"name": "accuracy"},
+        )
     )
 
 
@@ -57,7 +61,9 @@ def test_numeric_column_holding_text_names_column_and_row(tmp_path):
     frame["x"] = frame["x"].astype(object)
     frame.loc[7, "x"] = "seven"
     spec = _csv_spec(tmp_path, frame, features={"x": "numeric", "c": "categorical"})
-    assert "column 'x' is numeric but row 7 holds 'seven' (1 non-numeric value(s))" in _data_error(spec)
+    assert "column 'x' is numeric but row 7 holds 'seven' (1 non-numeric value(s))" in _data_error(
+        spec
+    )
 
 
 def test_empty_dataset(tmp_path):
@@ -77,7 +83,9 @@ def test_class_with_one_sample(tmp_path):
 def test_single_class_and_binary_metric_on_multiclass(tmp_path):
     frame = _frame().assign(y=1)
     assert "has a single class" in _data_error(_csv_spec(tmp_path, frame))
-    spec = load_spec(write_spec(tmp_path / "w.yaml", data={"source": "sklearn:wine", "target": "target"}))
+    spec = load_spec(
+        write_spec(tmp_path / "w.yaml", data={"source": "sklearn:wine", "target": "target"})
+    )
     assert "has 3 classes but metrics ['roc_auc'] need exactly two" in _data_error(spec)
 
 
@@ -109,7 +117,9 @@ def test_split_is_deterministic_by_seed_and_stratified():
     dataset = load_dataset(spec.data)
     a, b = prepare(spec, dataset), prepare(spec, dataset)
     assert a.X_holdout.index.equals(b.X_holdout.index)
-    other = prepare(spec.model_copy(update={"split": spec.split.model_copy(update={"seed": 0})}), dataset)
+    other = prepare(
+        spec.model_copy(update={"split": spec.split.model_copy(update={"seed": 0})}), dataset
+    )
     assert not a.X_holdout.index.equals(other.X_holdout.index)
     overall = dataset.frame["target"].mean()
     assert abs(a.y_holdout.mean() - overall) < 0.02
@@ -123,8 +133,15 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
     features = {"x": "numeric", "n": "numeric", "c": "categorical"}
     contract = infer_contract(frame, features)
     cols = contract["columns"]
-    assert cols["x"] == {"kind": "numeric", "dtype": "float64", "missing_rate": 0.25,
-                         "nullable": True, "min": 1.0, "max": 4.0, "integer": True}
+    assert cols["x"] == {
+        "kind": "numeric",
+        "dtype": "float64",
+        "missing_rate": 0.25,
+        "nullable": True,
+        "min": 1.0,
+        "max": 4.0,
+        "integer": True,
+    }
     assert cols["n"]["nullable"] is False
     assert cols["c"]["categories"] == ["a", "b"]
     assert cols["c"]["missing_rate"] == 0.25
@@ -147,7 +164,8 @@ def test_churn_csv_is_reproduced_by_its_script(tmp_path):
     out = tmp_path / "churn.csv"
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_churn_data.py"), "--out", str(out)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert out.read_bytes() == (REPO / "data" / "churn.csv").read_bytes()
     frame = pd.read_csv(out)

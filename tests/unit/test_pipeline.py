@@ -46,8 +46,10 @@ def test_pipeline_imputes_and_tolerates_unseen_categories(tmp_path):
 def test_no_preprocessing_choices(tmp_path):
     spec = _spec(
         tmp_path,
-        preprocessing={"numeric": {"impute": "none", "scale": "none"},
-                       "categorical": {"encode": "ordinal", "impute": "none"}},
+        preprocessing={
+            "numeric": {"impute": "none", "scale": "none"},
+            "categorical": {"encode": "ordinal", "impute": "none"},
+        },
     )
     pipe = build_pipeline(spec, ["x"], ["c"])
     params = loggable_params(pipe)

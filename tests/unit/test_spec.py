@@ -81,7 +81,9 @@ def test_metric_checks(tmp_path):
     assert "metrics.0: 'rmse' is a regression metric" in _error(spec)
     spec = write_spec(tmp_path / "b.yaml", metrics=["accuracy"], primary_metric={"name": "roc_auc"})
     assert "primary_metric.name: 'roc_auc' must also be listed in metrics" in _error(spec)
-    spec = write_spec(tmp_path / "c.yaml", primary_metric={"name": "roc_auc", "direction": "minimize"})
+    spec = write_spec(
+        tmp_path / "c.yaml", primary_metric={"name": "roc_auc", "direction": "minimize"}
+    )
     assert "primary_metric.direction: 'roc_auc' is better when it is maximized" in _error(spec)
     spec = write_spec(tmp_path / "d.yaml", metrics=["acuracy"], primary_metric={"name": "acuracy"})
     assert "unknown metric 'acuracy' (did you mean 'accuracy'?)" in _error(spec)
@@ -133,7 +135,7 @@ def test_overrides_are_applied_and_validated(tmp_path):
     assert "estimator.params.max_itr: unknown field" in _error(
         path, **parse_overrides(["estimator.params.max_itr=5"])
     )
-    with pytest.raises(SpecError, match="expected key.path=value"):
+    with pytest.raises(SpecError, match=r"expected key\.path=value"):
         parse_overrides(["split.seed"])
 
 

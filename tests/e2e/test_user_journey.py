@@ -1,0 +1,141 @@
+"""What a user does from the README, over real processes: make train, make ui, mlflow run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers import free_port, stop_process_group, wait_http, write_spec
+
+pytestmark = pytest.mark.slow
+VENV = Path(sys.prefix)
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    """The parts of the repo a user's `make` needs, in a fresh directory."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Makefile", "MLproject", "experiments", "data"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, project / name)
+    return project
+
+
+def _user_env() -> dict[str, str]:
+    """The environment of a user who has not configured anything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RUNWAY_"))}
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def test_make_train_then_make_ui_on_the_embedded_default(tmp_path):
+    project = _project_copy(tmp_path)
+    proc = subprocess.run(
+        ["make", "train", f"VENV={VENV}", "INSTALL=", "SET=estimator.params.n_estimators=25"],
+        cwd=project,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = re.search(r"^run ([0-9a-f]{32}) FINISHED", proc.stdout, re.M).group(1)
+    assert "holdout_roc_auc" in proc.stdout and "(primary, maximize)" in proc.stdout
+    assert "make ui" in proc.stdout
+    assert (project / "mlflow.db").is_file()
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model__n_estimators"] == "25"
+    assert {"cv_roc_auc_mean", "holdout_roc_auc"} <= set(run.data.metrics)
+    assert run.info.artifact_uri.startswith((project / "mlruns").as_uri())
+    assert (project / "mlruns").is_dir()
+
+    port = free_port()
+    env = _user_env()
+    ui = subprocess.Popen(
+        ["make", "ui", f"VENV={VENV}", "INSTALL=", f"UI_PORT={port}"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", ui)
+        with urllib.request.urlopen(base + "/", timeout=10) as resp:
+            assert "<html" in resp.read().decode().lower()
+        body = json.dumps({"experiment_ids": [run.info.experiment_id]}).encode()
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            runs = json.load(resp)["runs"]
+        assert [r["info"]["run_id"] for r in runs] == [run_id]
+    finally:
+        stop_process_group(ui)
+
+
+def test_mlproject_train_entry_point(tmp_path, mlflow_store):
+    spec = write_spec(tmp_path / "tiny.yaml", experiment="via-mlflow-run")
+    env = {
+        **_user_env(),
+        "MLFLOW_TRACKING_URI": mlflow_store,
+        "RUNWAY_ARTIFACT_ROOT": str(tmp_path / "mlruns"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(REPO),
+            "-e",
+            "train",
+            "-P",
+            f"spec={spec}",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "via-mlflow-run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = mlflow.search_runs(experiment_names=["via-mlflow-run"], output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert run.data.tags["spec_hash"]
+    assert {"cv_roc_auc_mean", "holdout_roc_auc"} <= set(run.data.metrics)
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert [m.source_run_id for m in models] == [run.info.run_id]
+
+
+def test_make_help_lists_every_target():
+    proc = subprocess.run(
+        ["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    listed = set(re.findall(r"make (\S+)", proc.stdout))
+    assert {"install", "train", "ui", "test", "lint", "help"} <= listed
+    declared = set(re.findall(r"^([a-z][a-z_-]*):", (REPO / "Makefile").read_text(), re.M))
+    assert declared <= listed
