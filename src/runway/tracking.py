@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import subprocess
 import time
 import warnings
@@ -48,7 +49,11 @@ def ensure_experiment(name: str, settings: Settings) -> str:
     try:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            location = settings.artifact_location() if settings.tracking_is_local_db() else None
+            location = (
+                f"{settings.artifact_location()}/{_slug(name)}"
+                if settings.tracking_is_local_db()
+                else None
+            )
             log.info("creating experiment %r (artifacts: %s)", name, location or "server default")
             return client.create_experiment(name, artifact_location=location)
     except MlflowException as exc:
@@ -62,6 +67,11 @@ def ensure_experiment(name: str, settings: Settings) -> str:
             "or choose another name"
         )
     return experiment.experiment_id
+
+
+def _slug(name: str) -> str:
+    """A folder name for an experiment: its name, reduced to safe characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "experiment"
 
 
 @contextlib.contextmanager

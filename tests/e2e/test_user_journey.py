@@ -59,7 +59,7 @@ def test_make_train_then_make_ui_on_the_embedded_default(tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.params["model__n_estimators"] == "25"
     assert {"cv_roc_auc_mean", "holdout_roc_auc"} <= set(run.data.metrics)
-    assert run.info.artifact_uri.startswith((project / "mlruns").as_uri())
+    assert run.info.artifact_uri.startswith((project / "mlruns" / "breast-cancer").as_uri())
     assert (project / "mlruns").is_dir()
 
     port = free_port()

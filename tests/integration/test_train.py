@@ -31,7 +31,8 @@ def test_churn_run_records_everything(client, churn_csv, tmp_path):
     assert run.info.status == "FINISHED"
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "churn"
-    assert experiment.artifact_location == (tmp_path / "mlruns").as_uri()
+    assert experiment.artifact_location == (tmp_path / "mlruns" / "churn").as_uri()
+    assert run.info.artifact_uri.startswith(experiment.artifact_location + "/")
 
     params = run.data.params
     assert params["model__max_iter"] == "30"
