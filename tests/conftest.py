@@ -39,6 +39,7 @@ def mlflow_store(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
@@ -47,7 +48,7 @@ def mlflow_store(
 @pytest.fixture
 def client(mlflow_store: str) -> mlflow.MlflowClient:
     """A client on this test's store."""
-    return mlflow.MlflowClient(tracking_uri=mlflow_store)
+    return mlflow.MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
 
 
 @pytest.fixture

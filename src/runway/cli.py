@@ -57,6 +57,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from runway.spec import load_spec, parse_overrides
+    from runway.sweep import sweep
+
+    overrides = parse_overrides(args.set or [])
+    if args.trials is not None:
+        overrides["sweep.trials"] = args.trials
+    if args.timeout is not None:
+        overrides["sweep.timeout"] = args.timeout
+    spec = load_spec(args.spec, overrides)
+    result = sweep(
+        spec,
+        spec_path=args.spec,
+        workers=args.workers,
+        resume=args.resume,
+        study_name=args.study_name,
+        storage=args.storage,
+    )
+    trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
+    print(f"sweep {result.study_name!r}: {trials}")
+    print(f"  parent run  {result.parent_run_id}")
+    print(
+        f"  best trial  #{result.best_trial}  cv_{spec.primary_metric.name}={result.best_value:.4f}"
+    )
+    print(f"  params      {result.best_params}")
+    for name, value in result.holdout.items():
+        print(f"  {name:<11} {value:.4f}")
+    print(f"registered {result.registered_name} version {result.registered_version} (stage None)")
+    return 0
+
+
 def _cmd_spec_schema(args: argparse.Namespace) -> int:
     from runway.spec import spec_schema
 
@@ -98,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
     p.add_argument("--run-name", help="MLflow run name (default: generated)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sweep", help="Optuna sweep of a spec's search space; registers the best")
+    p.add_argument("spec", help="experiment spec with a sweep section")
+    p.add_argument("--trials", type=int, help="number of trials (overrides sweep.trials)")
+    p.add_argument("--timeout", type=float, help="time budget in seconds (overrides sweep.timeout)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on one study")
+    p.add_argument("--resume", action="store_true", help="continue the study of this spec")
+    p.add_argument("--study-name", help="study name (default: <experiment>-<spec hash>)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: journal file or RDB URL "
+        "(default: RUNWAY_OPTUNA_STORAGE or optuna.journal)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    p.set_defaults(func=_cmd_sweep)
 
     spec = sub.add_parser("spec", help="inspect experiment specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="SUBCOMMAND")

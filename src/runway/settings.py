@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         ),
     )
 
+    optuna_storage: str = Field(
+        default="optuna.journal",
+        description=(
+            "Where sweep studies live: a journal file path (default, safe for several "
+            "processes on one machine) or an RDB URL such as postgresql://... for many machines."
+        ),
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:

@@ -132,6 +132,63 @@ class PrimaryMetric(_Strict):
     )
 
 
+class ParamSpace(_Strict):
+    """One dimension of a search space: an int, a float (linear or log) or a choice."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: tuple[Any, ...] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ParamSpace:
+        if self.type == "categorical":
+            if not self.choices:
+                _fail_here("choices", "a categorical dimension needs a non-empty list of choices")
+            if self.low is not None or self.high is not None or self.log:
+                _fail_here("type", "a categorical dimension takes choices, not low/high/log")
+            return self
+        if self.choices is not None:
+            _fail_here(
+                "choices", f"choices are for categorical dimensions, this one is {self.type}"
+            )
+        if self.low is None or self.high is None:
+            _fail_here(
+                "low" if self.low is None else "high",
+                f"an {self.type} dimension needs low and high",
+            )
+        if self.low > self.high:
+            _fail_here("low", f"low ({self.low:g}) is greater than high ({self.high:g})")
+        if self.log and self.low <= 0:
+            _fail_here("low", "a log-scaled dimension needs low > 0")
+        if self.log and self.step is not None and self.type == "float":
+            _fail_here("step", "a log-scaled float dimension cannot have a step")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            _fail_here("low", "an int dimension needs whole-number bounds")
+        return self
+
+
+class SweepSpec(_Strict):
+    """An Optuna search around the spec's pipeline.
+
+    ``space`` keys are the pipeline's ``step__param`` names (``model__max_depth``,
+    ``preprocess__num__impute__strategy``). ``estimators`` makes the estimator
+    itself a choice, each with its own sub-space; ``space`` then holds what the
+    choices share.
+    """
+
+    trials: int = Field(default=20, ge=1, description="Number of trials (all workers together).")
+    timeout: float | None = Field(default=None, gt=0, description="Time budget in seconds.")
+    seed: int | None = Field(
+        default=None, ge=0, description="Sampler seed; defaults to split.seed."
+    )
+    pruning: bool = Field(default=True, description="Median pruning on per-fold scores.")
+    space: dict[str, ParamSpace] = Field(default_factory=dict)
+    estimators: dict[str, dict[str, ParamSpace]] | None = None
+
+
 class ExperimentSpec(_Strict):
     """One problem: data, pipeline, evaluation and where runs are tracked."""
 
@@ -148,6 +205,7 @@ class ExperimentSpec(_Strict):
         default=None, description="Registered model name; defaults to the experiment name."
     )
     tags: dict[str, str] = Field(default_factory=dict)
+    sweep: SweepSpec | None = Field(default=None, description="Search space for `runway sweep`.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
@@ -168,6 +226,8 @@ class ExperimentSpec(_Strict):
             )
         elif primary.direction != natural:
             _fail("primary_metric.direction", f"{primary.name!r} is better when it is {natural}d")
+        if self.sweep is not None:
+            _check_sweep(self.sweep, self.estimator, self.task)
         if self.data.features is not None:
             if self.data.target in self.data.features:
                 _fail(f"data.features.{self.data.target}", "the target cannot be a feature")
@@ -199,22 +259,55 @@ def _fail(path: str, message: str) -> None:
     raise PydanticCustomError("spec", "{message}", {"path": path, "message": message})
 
 
+def _fail_here(field: str, message: str) -> None:
+    raise PydanticCustomError("spec_here", "{message}", {"field": field, "message": message})
+
+
+def _check_sweep(sweep: SweepSpec, estimator: EstimatorSpec, task: Task) -> None:
+    if not sweep.space and not sweep.estimators:
+        _fail("sweep.space", "the search space is empty; give space and/or estimators")
+    if sweep.estimators is None:
+        _check_space_names(sweep.space, "sweep.space", estimator.name)
+        return
+    _check_space_names(sweep.space, "sweep.space", None)
+    for name, sub in sweep.estimators.items():
+        _check_estimator(EstimatorSpec(name=name), task, path=f"sweep.estimators.{name}")
+        _check_space_names(sub, f"sweep.estimators.{name}", name)
+
+
+def _check_space_names(space: dict[str, ParamSpace], path: str, estimator: str | None) -> None:
+    """``model__*`` names must be params of the estimator; ``preprocess__*`` ones are
+    checked against a built pipeline by the sweep (they depend on the columns)."""
+    for key in space:
+        step, sep, param = key.partition("__")
+        if not sep or step not in {"model", "preprocess"}:
+            _fail(
+                f"{path}.{key}", "expected a step__param name starting with model__ or preprocess__"
+            )
+        if step == "model":
+            if estimator is None:
+                _fail(f"{path}.{key}", "model params belong under sweep.estimators.<name>")
+            known = ESTIMATORS[estimator].load()().get_params(deep=False)
+            if param not in known:
+                _fail(f"{path}.{key}", f"unknown field for {estimator}{_hint(param, known)}")
+
+
 def _hint(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_estimator(spec: EstimatorSpec, task: Task) -> None:
+def _check_estimator(spec: EstimatorSpec, task: Task, path: str = "estimator.name") -> None:
     entry = ESTIMATORS.get(spec.name)
     if entry is None:
         allowed = ", ".join(sorted(n for n, e in ESTIMATORS.items() if e.task == task))
         _fail(
-            "estimator.name",
+            path,
             f"{spec.name!r} is not on the allow-list{_hint(spec.name, ESTIMATORS)}; "
             f"{task} estimators: {allowed}",
         )
     if entry.task != task:
-        _fail("estimator.name", f"{spec.name} is a {entry.task} estimator, task is {task}")
+        _fail(path, f"{spec.name} is a {entry.task} estimator, task is {task}")
     estimator = entry.load()()
     known = estimator.get_params(deep=False)
     for key in spec.params:
@@ -238,6 +331,9 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         ctx = err.get("ctx") or {}
         if err["type"] == "spec":
             path, message = ctx["path"], ctx["message"]
+        elif err["type"] == "spec_here":
+            path = ".".join(str(p) for p in (*err["loc"], ctx["field"]))
+            message = ctx["message"]
         else:
             path = ".".join(str(p) for p in err["loc"]) or "(top level)"
             message = {

@@ -80,15 +80,18 @@ def run(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     nested: bool = False,
+    run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under ``mlflow run``, resume) a run that never ends RUNNING.
+    """Start (or resume ``run_id``, or the run ``mlflow run`` made) a run that never ends RUNNING.
 
     An exception marks the run FAILED and records the error as the
     ``runway.error`` tag; Ctrl-C marks it KILLED. The exception propagates.
     """
     active = mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested
+        run_id=run_id, experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested
     )
+    if run_id and tags:
+        mlflow.set_tags(tags)
     try:
         yield active
     except KeyboardInterrupt:

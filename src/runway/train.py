@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from sklearn.pipeline import Pipeline
 
 from runway import __version__, tracking
 from runway.data import (
@@ -56,7 +57,7 @@ class TrainResult:
         return self.metrics[f"holdout_{self.primary_metric}"]
 
 
-def _run_tags(spec: ExperimentSpec, dataset: Dataset, spec_path: str | None) -> dict[str, str]:
+def run_tags(spec: ExperimentSpec, dataset: Dataset, spec_path: str | None) -> dict[str, str]:
     commit, dirty = tracking.git_commit()
     tags = {
         **spec.tags,
@@ -104,12 +105,10 @@ def train(
     pipeline = build_pipeline(spec, split.numeric, split.categorical)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
 
-    with tracking.run(experiment_id, run_name, _run_tags(spec, dataset, spec_path)) as active:
+    with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
         run_id = active.info.run_id
         log.info("run %s in experiment %r", run_id, spec.experiment)
-        mlflow.log_text(spec.to_yaml(), SPEC_ARTIFACT)
-        if spec_path and Path(spec_path).is_file():
-            mlflow.log_artifact(spec_path, "spec/original")
+        log_spec(spec, spec_path)
         tracking.log_params(
             {
                 "split.holdout": spec.split.holdout,
@@ -118,7 +117,7 @@ def train(
                 **loggable_params(pipeline),
             }
         )
-        _log_lineage(spec, dataset, split)
+        log_lineage(spec, dataset, split)
 
         log.info("cross-validating %s over %d folds", spec.estimator.name, spec.split.cv_folds)
         cv = cross_validate_pipeline(spec, pipeline, split.X_train, split.y_train)
@@ -130,14 +129,7 @@ def train(
         metrics.update(holdout_metrics(spec, fitted, split.X_holdout, split.y_holdout))
         mlflow.log_metrics(metrics)
 
-        mlflow.log_dict(infer_contract(split.X_train, split.features), CONTRACT_ARTIFACT)
-        mlflow.log_dict(infer_profile(split.X_train, split.features), PROFILE_ARTIFACT)
-        with tempfile.TemporaryDirectory() as tmp:
-            for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):
-                mlflow.log_artifact(str(png), "plots")
-
-        log.info("logging the model")
-        model_uri = tracking.log_sklearn_model(fitted, split.X_train)
+        model_uri = log_evaluated_model(spec, split, fitted)
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
 
     return TrainResult(
@@ -152,7 +144,29 @@ def train(
     )
 
 
-def _log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:
+def log_spec(spec: ExperimentSpec, spec_path: str | None) -> None:
+    """The resolved spec, and the file as written, as artifacts of the active run."""
+    mlflow.log_text(spec.to_yaml(), SPEC_ARTIFACT)
+    if spec_path and Path(spec_path).is_file():
+        mlflow.log_artifact(spec_path, "spec/original")
+
+
+def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) -> str:
+    """Log what every model run carries into the active run; return the model URI.
+
+    The contract, the reference profile, the plots and the model itself: shared by
+    ``train`` and the refit of a sweep's best trial.
+    """
+    mlflow.log_dict(infer_contract(split.X_train, split.features), CONTRACT_ARTIFACT)
+    mlflow.log_dict(infer_profile(split.X_train, split.features), PROFILE_ARTIFACT)
+    with tempfile.TemporaryDirectory() as tmp:
+        for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):
+            mlflow.log_artifact(str(png), "plots")
+    log.info("logging the model")
+    return tracking.log_sklearn_model(fitted, split.X_train)
+
+
+def log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:
     target = spec.data.target
     for context, X, y in (
         ("training", split.X_train, split.y_train),
