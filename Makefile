@@ -16,7 +16,10 @@ MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 PYTEST_ARGS ?=
 
-.PHONY: help install train ui test lint format data lock clean
+TRIALS ?=
+WORKERS ?= 1
+
+.PHONY: help install train sweep ui test bench lint format data lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +35,9 @@ install: $(STAMP) ## create .venv with the pinned dependencies (requirements.loc
 train: $(INSTALL) ## train SPEC (default experiments/breast_cancer.yaml) as one MLflow run; SET="k=v ..." overrides
 	$(BIN)/runway train $(SPEC) $(foreach s,$(SET),--set $(s))
 
+sweep: $(INSTALL) ## Optuna sweep of SPEC's search space (TRIALS=, WORKERS=, RESUME=1); registers the best
+	$(BIN)/runway sweep $(SPEC) $(if $(TRIALS),--trials $(TRIALS)) --workers $(WORKERS) $(if $(RESUME),--resume) $(foreach s,$(SET),--set $(s))
+
 ui: $(INSTALL) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
 	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
@@ -39,13 +45,16 @@ ui: $(INSTALL) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracki
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
+	$(BIN)/python benchmarks/sweep_overhead.py
+
 lint: $(INSTALL) ## ruff lint and format check
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 
 format: $(INSTALL) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests scripts
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
 
 data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv

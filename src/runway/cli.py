@@ -104,12 +104,22 @@ def _cmd_spec_check(args: argparse.Namespace) -> int:
     if args.no_data:
         return 0
     split = prepare(spec, load_dataset(spec.data))
+    if spec.sweep is not None:
+        from runway.sweep import check_space
+
+        check_space(spec, split)
     print(
         f"{spec.data.source}: data ok, {len(split.X_train)} training + {len(split.X_holdout)} "
-        f"holdout rows; numeric: {', '.join(split.numeric) or '-'}; "
-        f"categorical: {', '.join(split.categorical) or '-'}"
+        f"holdout rows; numeric: {_columns(split.numeric)}; categorical: {_columns(split.categorical)}"
     )
     return 0
+
+
+def _columns(names: list[str], limit: int = 8) -> str:
+    if not names:
+        return "-"
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
 def build_parser() -> argparse.ArgumentParser:

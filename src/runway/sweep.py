@@ -72,6 +72,7 @@ class SweepResult:
     registered_version: str
     trials: dict[str, int] = field(default_factory=dict)
     holdout: dict[str, float] = field(default_factory=dict)
+    optimize_seconds: float = 0.0
 
 
 # --- the search space ------------------------------------------------------------
@@ -466,6 +467,8 @@ def sweep(
     }
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         parent_id = parent.info.run_id
+        # Under `mlflow run` the parent is the project's run, in its experiment.
+        experiment_id = parent.info.experiment_id
         study.set_user_attr(PARENT_ATTR, parent_id)
         if not resume or not study.user_attrs.get("logged_spec"):
             log_spec(spec, spec_path)
@@ -479,6 +482,7 @@ def sweep(
                 }
             )
             study.set_user_attr("logged_spec", True)
+        optimize_started = time.perf_counter()
         _optimize(
             spec,
             split,
@@ -491,6 +495,8 @@ def sweep(
             workers,
             settings.tracking_uri,
         )
+        optimize_seconds = time.perf_counter() - optimize_started
+        mlflow.log_metric("optimize_seconds", optimize_seconds)
         counts = _counts(study)
         mlflow.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()})
         best = _best(study)
@@ -549,6 +555,7 @@ def sweep(
         registered_version=version.version,
         trials=_counts(study),
         holdout=holdout,
+        optimize_seconds=optimize_seconds,
     )
 
 

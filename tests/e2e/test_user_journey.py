@@ -139,3 +139,51 @@ def test_make_help_lists_every_target():
     assert {"install", "train", "ui", "test", "lint", "help"} <= listed
     declared = set(re.findall(r"^([a-z][a-z_-]*):", (REPO / "Makefile").read_text(), re.M))
     assert declared <= listed
+
+
+def test_mlproject_sweep_entry_point(tmp_path, mlflow_store):
+    space = {"model__C": {"type": "float", "low": 0.01, "high": 10, "log": True}}
+    spec = write_spec(
+        tmp_path / "tiny.yaml",
+        experiment="sweep-via-mlflow-run",
+        sweep={"trials": 10, "space": space},
+    )
+    env = {
+        **_user_env(),
+        "MLFLOW_TRACKING_URI": mlflow_store,
+        "RUNWAY_ARTIFACT_ROOT": str(tmp_path / "mlruns"),
+        "RUNWAY_OPTUNA_STORAGE": str(tmp_path / "optuna.journal"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(REPO),
+            "-e",
+            "sweep",
+            "-P",
+            f"spec={spec}",
+            "-P",
+            "trials=3",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "sweep-via-mlflow-run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["sweep-via-mlflow-run"], output_format="list")
+    (parent,) = [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "sweep"]
+    assert parent.data.tags["runway.sweep"] == "true"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 3
+    client = mlflow.MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
+    (version,) = client.search_model_versions("name = 'sweep-via-mlflow-run'")
+    assert version.tags["sweep_parent_run_id"] == parent.info.run_id

@@ -44,3 +44,6 @@ def test_mlproject_entry_points_call_the_cli():
         entry = project["entry_points"][name]
         assert "spec" in entry["parameters"]
         assert "python -m runway train {spec}" in entry["command"]
+    sweep = project["entry_points"]["sweep"]
+    assert {"spec", "trials", "workers"} <= set(sweep["parameters"])
+    assert "python -m runway sweep {spec}" in sweep["command"]
