@@ -90,35 +90,28 @@ def test_make_train_then_make_ui_on_the_embedded_default(tmp_path):
         stop_process_group(ui)
 
 
-def test_mlproject_train_entry_point(tmp_path, mlflow_store):
-    spec = write_spec(tmp_path / "tiny.yaml", experiment="via-mlflow-run")
+def _mlflow_run(
+    tmp_path: Path, store: str, entry: str, params: list[str], experiment: str
+) -> subprocess.CompletedProcess:
+    """`mlflow run <repo> -e ENTRY` with the local env manager, on this test's store."""
     env = {
         **_user_env(),
-        "MLFLOW_TRACKING_URI": mlflow_store,
+        "MLFLOW_TRACKING_URI": store,
         "RUNWAY_ARTIFACT_ROOT": str(tmp_path / "mlruns"),
+        "RUNWAY_OPTUNA_STORAGE": str(tmp_path / "optuna.journal"),
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "run",
-            str(REPO),
-            "-e",
-            "train",
-            "-P",
-            f"spec={spec}",
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            "via-mlflow-run",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry]
+    for param in params:
+        command += ["-P", param]
+    command += ["--env-manager", "local", "--experiment-name", experiment]
+    return subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def test_mlproject_train_entry_point(tmp_path, mlflow_store):
+    spec = write_spec(tmp_path / "tiny.yaml", experiment="via-mlflow-run")
+    proc = _mlflow_run(tmp_path, mlflow_store, "train", [f"spec={spec}"], "via-mlflow-run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = mlflow.search_runs(experiment_names=["via-mlflow-run"], output_format="list")
     assert run.info.status == "FINISHED"
@@ -148,35 +141,8 @@ def test_mlproject_sweep_entry_point(tmp_path, mlflow_store):
         experiment="sweep-via-mlflow-run",
         sweep={"trials": 10, "space": space},
     )
-    env = {
-        **_user_env(),
-        "MLFLOW_TRACKING_URI": mlflow_store,
-        "RUNWAY_ARTIFACT_ROOT": str(tmp_path / "mlruns"),
-        "RUNWAY_OPTUNA_STORAGE": str(tmp_path / "optuna.journal"),
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "run",
-            str(REPO),
-            "-e",
-            "sweep",
-            "-P",
-            f"spec={spec}",
-            "-P",
-            "trials=3",
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            "sweep-via-mlflow-run",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _mlflow_run(
+        tmp_path, mlflow_store, "sweep", [f"spec={spec}", "trials=3"], "sweep-via-mlflow-run"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["sweep-via-mlflow-run"], output_format="list")
