@@ -19,7 +19,13 @@ PYTEST_ARGS ?=
 TRIALS ?=
 WORKERS ?= 1
 
-.PHONY: help install train sweep ui test bench lint format data lock clean
+MODEL ?=
+VERSION ?=
+STAGE ?=
+REVIEWER ?=
+COMMENT ?=
+
+.PHONY: help install train sweep ui status promote rollback history test bench lint format data lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +47,21 @@ sweep: $(INSTALL) ## Optuna sweep of SPEC's search space (TRIALS=, WORKERS=, RES
 ui: $(INSTALL) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
 	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+
+status: $(INSTALL) ## registered versions: stage, aliases, metric, approval (MODEL= for one)
+	$(BIN)/runway registry status $(MODEL)
+
+promote: $(INSTALL) ## gate and promote: MODEL= VERSION= STAGE=Staging|Production [REVIEWER= COMMENT=]
+	@test -n "$(MODEL)" -a -n "$(VERSION)" -a -n "$(STAGE)" || { echo "usage: make promote MODEL=<name> VERSION=<n> STAGE=Staging|Production [REVIEWER=<name>] [COMMENT=...]" >&2; exit 2; }
+	$(BIN)/runway registry promote "$(MODEL)" "$(VERSION)" --to "$(STAGE)" $(if $(REVIEWER),--reviewer "$(REVIEWER)") $(if $(COMMENT),--comment "$(COMMENT)")
+
+rollback: $(INSTALL) ## put the previous Production version of MODEL= back [REVIEWER= COMMENT=]
+	@test -n "$(MODEL)" || { echo "usage: make rollback MODEL=<name> [REVIEWER=<name>] [COMMENT=...]" >&2; exit 2; }
+	$(BIN)/runway registry rollback "$(MODEL)" $(if $(REVIEWER),--reviewer "$(REVIEWER)") $(if $(COMMENT),--comment "$(COMMENT)")
+
+history: $(INSTALL) ## every recorded transition of MODEL=
+	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<name>" >&2; exit 2; }
+	$(BIN)/runway registry history "$(MODEL)"
 
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

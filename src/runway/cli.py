@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +54,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         mean, std = result.metrics[f"cv_{metric}_mean"], result.metrics[f"cv_{metric}_std"]
         print(f"  {f'cv_{metric}':<{width}}  {mean:.4f} ± {std:.4f}  ({spec.split.cv_folds} folds)")
     print(f"model  {result.model_uri}")
+    if args.register:
+        from runway.registry import register_version
+
+        version = register_version(
+            spec.registered_model_name,
+            result.model_uri,
+            run_id=result.run_id,
+            tags={"spec_hash": result.spec_hash, "source_run_id": result.run_id},
+            description=f"Trained by run {result.run_id}.",
+        )
+        print(f"registered {version.name} version {version.version} (stage None)")
     print(f"look   make ui, then {result.url}")
     return 0
 
@@ -85,7 +97,159 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for name, value in result.holdout.items():
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {result.registered_name} version {result.registered_version} (stage None)")
+    if args.promote_to:
+        return _promote_and_print(
+            result.registered_name, result.registered_version, args.promote_to, None, "", False
+        )
     return 0
+
+
+def _promote_and_print(
+    model: str,
+    version: str,
+    to: str,
+    reviewer: str | None,
+    comment: str,
+    dry_run: bool,
+    policy: str | None = None,
+) -> int:
+    from runway.registry import GateFailure, promote
+
+    try:
+        result = promote(
+            model,
+            version,
+            to,
+            reviewer=reviewer,
+            comment=comment,
+            dry_run=dry_run,
+            policy_file=policy,
+        )
+    except GateFailure as failure:
+        print(failure.report.render())
+        raise
+    if result.report is not None:
+        print(result.report.render())
+    if dry_run:
+        verdict = "would pass" if result.report is None or result.report.passed else "would FAIL"
+        print(
+            f"dry run: {model} v{version} {result.from_stage} -> {result.to_stage} {verdict}; "
+            "nothing changed"
+        )
+        return 0 if result.report is None or result.report.passed else 6
+    archived = f"; archived v{', v'.join(result.archived)}" if result.archived else ""
+    print(
+        f"{model} v{version}: {result.from_stage} -> {result.to_stage}{archived} "
+        f"(audit run {result.audit_run_id})"
+    )
+    return 0
+
+
+def _cmd_registry_promote(args: argparse.Namespace) -> int:
+    return _promote_and_print(
+        args.model,
+        args.version,
+        args.to,
+        args.reviewer,
+        args.comment or "",
+        args.dry_run,
+        args.policy,
+    )
+
+
+def _cmd_registry_rollback(args: argparse.Namespace) -> int:
+    from runway.registry import rollback
+
+    result = rollback(args.model, reviewer=args.reviewer, comment=args.comment or "")
+    print(
+        f"{args.model}: v{result.version} back in Production; archived "
+        f"v{', v'.join(result.archived)} (audit run {result.audit_run_id})"
+    )
+    return 0
+
+
+def _cmd_registry_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from runway.registry import status
+
+    rows = status(args.model)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no registered models")
+        return 0
+    table = [
+        (
+            "model",
+            "version",
+            "stage",
+            "aliases",
+            "primary metric",
+            "run",
+            "approved by",
+            "approved at",
+            "audit",
+        )
+    ]
+    for r in rows:
+        metric = f"{r.metric}={r.value:.4f}" if r.value is not None else "-"
+        table.append(
+            (
+                r.model,
+                r.version,
+                r.stage,
+                ",".join(r.aliases) or "-",
+                metric,
+                (r.run_id or "-")[:12],
+                r.approved_by or "-",
+                r.approved_at or "-",
+                f"UNAUDITED: {r.unaudited}" if r.unaudited else "ok",
+            )
+        )
+    _print_table(table)
+    return 0
+
+
+def _cmd_registry_history(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from runway.registry import history
+
+    entries = history(args.model)
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"{args.model}: no recorded transitions")
+        return 0
+    table = [("when", "action", "version", "from", "to", "outcome", "by", "replaced", "comment")]
+    for e in entries:
+        table.append(
+            (
+                e.when,
+                e.action,
+                e.version,
+                e.from_stage,
+                e.to_stage,
+                e.outcome,
+                e.actor,
+                e.replaced or "-",
+                e.comment or "-",
+            )
+        )
+    _print_table(table)
+    for e in entries:
+        if e.reason:
+            print(f"  {e.when} v{e.version} refused: {e.reason}")
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_spec_schema(args: argparse.Namespace) -> int:
@@ -138,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="experiment spec (experiments/*.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
     p.add_argument("--run-name", help="MLflow run name (default: generated)")
+    p.add_argument(
+        "--register", action="store_true", help="register the model as a new version (stage None)"
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sweep", help="Optuna sweep of a spec's search space; registers the best")
@@ -153,7 +320,37 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: RUNWAY_OPTUNA_STORAGE or optuna.journal)",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    p.add_argument(
+        "--promote-to",
+        choices=["Staging"],
+        help="then put the registered version through the Staging gates",
+    )
     p.set_defaults(func=_cmd_sweep)
+
+    reg = sub.add_parser("registry", help="promote, inspect and roll back registered models")
+    reg_sub = reg.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")
+    p = reg_sub.add_parser("status", help="versions with stage, aliases, metric and approval")
+    p.add_argument("model", nargs="?", help="registered model (default: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_registry_status)
+    p = reg_sub.add_parser("promote", help="judge a version's gates and move it to a stage")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--to", required=True, help="Staging, Production or Archived")
+    p.add_argument("--reviewer", help="who approves (required for Production)")
+    p.add_argument("--comment", help="why; recorded in the audit trail")
+    p.add_argument("--dry-run", action="store_true", help="print the gate report, change nothing")
+    p.add_argument("--policy", help="policy file (default: registry/<model>.yaml)")
+    p.set_defaults(func=_cmd_registry_promote)
+    p = reg_sub.add_parser("rollback", help="put the previous Production version back")
+    p.add_argument("model")
+    p.add_argument("--reviewer", help="who rolls back (default: your user name)")
+    p.add_argument("--comment", help="why; recorded in the audit trail")
+    p.set_defaults(func=_cmd_registry_rollback)
+    p = reg_sub.add_parser("history", help="every recorded transition of a model")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_registry_history)
 
     spec = sub.add_parser("spec", help="inspect experiment specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="SUBCOMMAND")
@@ -171,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``runway`` and ``python -m runway``."""
     args = build_parser().parse_args(argv)
     _configure_logging(-1 if args.quiet else args.verbose)
+    # Our own progress lines say what is happening; MLflow's per-download bars are noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return args.func(args)
     except RunwayError as exc:

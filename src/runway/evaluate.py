@@ -6,6 +6,7 @@ catalog says which way is better.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,19 @@ def cross_validate_pipeline(
 
 
 def holdout_metrics(
-    spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series
+    spec: ExperimentSpec,
+    fitted: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric."""
+    """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric.
+
+    ``metrics`` defaults to the spec's (the registry adds those its policy gates on).
+    """
     return {
         f"holdout_{m}": float(get_scorer(METRICS[m].scorer)(fitted, X, y)) * METRICS[m].sign
-        for m in spec.metrics
+        for m in (metrics if metrics is not None else spec.metrics)
     }
 
 

@@ -40,6 +40,23 @@ class Settings(BaseSettings):
         ),
     )
 
+    registry_dir: str = Field(
+        default="registry",
+        description="Where promotion policies live: <registry_dir>/<model>.yaml.",
+    )
+    audit_experiment: str = Field(
+        default="runway-registry-audit",
+        description=(
+            "The MLflow experiment holding the promotion audit trail (one run per "
+            "promotion attempt or rollback), shared through the tracking store."
+        ),
+    )
+    lock_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a promotion waits for another promotion of the same model.",
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:

@@ -1,4 +1,4 @@
-"""Experiment specs: YAML in, strict frozen pydantic models out.
+"""Experiment specs and promotion policies: YAML in, strict frozen pydantic models out.
 
 This is the only module that parses a file format of ours. Every problem is
 reported as ``<file>: <field.path>: <what was expected>`` before any run starts.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -404,3 +405,136 @@ def spec_from_dict(doc: dict[str, Any], source: str = "<spec>") -> ExperimentSpe
 def spec_schema() -> dict[str, Any]:
     """The JSON schema of an experiment spec."""
     return ExperimentSpec.model_json_schema()
+
+
+# --- promotion policies (registry/<model>.yaml) ----------------------------------------
+
+_THRESHOLD = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(>=|<=|>|<)\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+class Threshold(_Strict):
+    """``<metric> <op> <value>`` on the candidate's holdout metrics."""
+
+    metric: str
+    op: Literal[">=", ">", "<=", "<"]
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        """Whether ``observed`` satisfies the threshold."""
+        return {
+            ">=": observed >= self.value,
+            ">": observed > self.value,
+            "<=": observed <= self.value,
+            "<": observed < self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class Improvement(_Strict):
+    """How much better than the current Production version, on the same data."""
+
+    metric: str | None = Field(
+        default=None, description="Defaults to the candidate's primary metric."
+    )
+    min_absolute: float | None = Field(default=None, description="e.g. 0.002 (roc_auc points).")
+    min_relative: float | None = Field(default=None, description="e.g. 0.01 for 1% better.")
+
+
+class StagingGates(_Strict):
+    """What a version must show to enter Staging (and, again, Production)."""
+
+    thresholds: tuple[Threshold, ...] = Field(
+        default=(), description="Strings such as 'roc_auc >= 0.95'."
+    )
+    improvement: Improvement | None = None
+    allow_breaking_signature: bool = Field(
+        default=False,
+        description="Let the candidate's required input columns/types differ from Production's.",
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Median single-row predict latency, in-process."
+    )
+    max_model_size_mb: float | None = Field(default=None, gt=0)
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            return value
+        parsed = []
+        for item in value:
+            if isinstance(item, str):
+                match = _THRESHOLD.match(item)
+                if not match:
+                    raise PydanticCustomError(
+                        "threshold",
+                        "{message}",
+                        {
+                            "message": f"{item!r}: expected '<metric> <op> <number>', op one of "
+                            ">= > <= <"
+                        },
+                    )
+                metric, op, number = match.groups()
+                item = {"metric": metric, "op": op, "value": float(number)}
+            parsed.append(item)
+        return parsed
+
+
+class ProductionGates(_Strict):
+    """Who may approve a version into Production."""
+
+    reviewers: tuple[str, ...] = Field(min_length=1, description="Names allowed to approve.")
+    four_eyes: bool = Field(
+        default=True, description="The reviewer may not be the author of the candidate's run."
+    )
+
+
+class PromotionPolicy(_Strict):
+    """The gates of one registered model: ``registry/<model>.yaml``."""
+
+    model: str = Field(min_length=1, description="The registered model name.")
+    description: str = ""
+    staging: StagingGates = StagingGates()
+    production: ProductionGates
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> PromotionPolicy:
+        for i, rule in enumerate(self.staging.thresholds):
+            if rule.metric not in METRICS:
+                _fail(
+                    f"staging.thresholds.{i}",
+                    f"unknown metric {rule.metric!r}{_hint(rule.metric, METRICS)}",
+                )
+        improvement = self.staging.improvement
+        if improvement is not None:
+            if improvement.metric is not None and improvement.metric not in METRICS:
+                _fail(
+                    "staging.improvement.metric",
+                    f"unknown metric {improvement.metric!r}{_hint(improvement.metric, METRICS)}",
+                )
+            if improvement.min_absolute is None and improvement.min_relative is None:
+                _fail("staging.improvement", "give min_absolute and/or min_relative")
+        return self
+
+
+def load_policy(path: str | Path) -> PromotionPolicy:
+    """Read and validate a promotion policy file.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or does not validate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: policy file not found (one per model: registry/<model>.yaml)")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    try:
+        return PromotionPolicy.model_validate(doc)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, str(path))) from None

@@ -25,7 +25,7 @@ def _project_copy(tmp_path: Path) -> Path:
     """The parts of the repo a user's `make` needs, in a fresh directory."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("Makefile", "MLproject", "experiments", "data"):
+    for name in ("Makefile", "MLproject", "experiments", "data", "registry"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, project / name)
     return project
@@ -153,3 +153,59 @@ def test_mlproject_sweep_entry_point(tmp_path, mlflow_store):
     client = mlflow.MlflowClient(tracking_uri=mlflow_store, registry_uri=mlflow_store)
     (version,) = client.search_model_versions("name = 'sweep-via-mlflow-run'")
     assert version.tags["sweep_parent_run_id"] == parent.info.run_id
+
+
+def _make(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", *args, f"VENV={VENV}", "INSTALL="],
+        cwd=project,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_train_sweep_promote_to_production_then_status(tmp_path):
+    """The reviewer's journey through the CLI, on the embedded default store."""
+    project = _project_copy(tmp_path)
+    model = "breast-cancer-classifier"
+    trained = _make(project, "train", "SET=estimator.params.n_estimators=25")
+    assert trained.returncode == 0, trained.stderr
+    swept = _make(project, "sweep", "TRIALS=3")
+    assert swept.returncode == 0, swept.stderr
+    version = re.search(rf"registered {model} version (\d+)", swept.stdout).group(1)
+
+    staged = _make(project, "promote", f"MODEL={model}", f"VERSION={version}", "STAGE=Staging")
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    assert "holdout roc_auc" in staged.stdout and "result: PASS" in staged.stdout
+    assert f"{model} v{version}: None -> Staging" in staged.stdout
+
+    refused = _make(project, "promote", f"MODEL={model}", f"VERSION={version}", "STAGE=Production")
+    assert refused.returncode != 0  # runway exits 6; make reports its recipe failed
+    assert "error: " in refused.stderr and "--reviewer" in refused.stderr
+    assert "Error 6" in refused.stderr
+
+    shipped = _make(
+        project,
+        "promote",
+        f"MODEL={model}",
+        f"VERSION={version}",
+        "STAGE=Production",
+        "REVIEWER=alice",
+        "COMMENT=first champion",
+    )
+    assert shipped.returncode == 0, shipped.stdout + shipped.stderr
+    assert "four-eyes" in shipped.stdout and "result: PASS" in shipped.stdout
+
+    status = _make(project, "status", f"MODEL={model}")
+    assert status.returncode == 0, status.stderr
+    (row,) = [
+        line for line in status.stdout.splitlines() if line.startswith(f"{model}  {version} ")
+    ]
+    assert "Production" in row and "production" in row and "alice" in row and row.endswith("ok")
+    history = _make(project, "history", f"MODEL={model}")
+    assert [line.split()[1:6] for line in history.stdout.splitlines()[1:]] == [
+        ["promote", version, "None", "Staging", "applied"],
+        ["promote", version, "Staging", "Production", "applied"],
+    ]

@@ -1,0 +1,318 @@
+"""Registry promotion on a real MLflow store: gates, reviewers, aliases, audit, rollback, races."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from runway import registry
+from runway.errors import SpecError
+from runway.registry import GateFailure, RegistryError
+from runway.settings import Settings
+from runway.spec import spec_from_dict
+from runway.train import train
+
+MODEL = "cancer"
+
+
+def _spec(estimator: str, params: dict) -> dict:
+    return {
+        "experiment": "registry-tests",
+        "task": "classification",
+        "data": {"source": "sklearn:breast_cancer", "target": "target"},
+        "estimator": {"name": estimator, "params": params},
+        "split": {"holdout": 0.25, "cv_folds": 2, "seed": 3},
+        "metrics": ["roc_auc", "accuracy"],
+        "primary_metric": {"name": "roc_auc"},
+        "model_name": MODEL,
+    }
+
+
+@dataclass(frozen=True)
+class Trained:
+    db: Path
+    weak: str  # run ids
+    strong: str
+    other: str
+
+
+@pytest.fixture(scope="session")
+def _trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Three runs trained once: a weak stump, a strong and a second strong model."""
+    root = tmp_path_factory.mktemp("trained")
+    settings = Settings(
+        MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "mlruns"),
+    )
+    runs = [
+        train(spec_from_dict(_spec(name, params)), settings=settings).run_id
+        for name, params in [
+            ("DecisionTreeClassifier", {"max_depth": 1, "random_state": 0}),
+            ("LogisticRegression", {"max_iter": 500}),
+            ("LogisticRegression", {"max_iter": 500, "C": 0.5}),
+        ]
+    ]
+    return Trained(root / "mlflow.db", *runs)
+
+
+@pytest.fixture
+def store(_trained: Trained, mlflow_store: str, tmp_path: Path) -> Trained:
+    """This test's store: a copy of the trained one (artifacts stay shared, read-only)."""
+    shutil.copy(_trained.db, tmp_path / "mlflow.db")
+    return _trained
+
+
+def _register(run_id: str) -> str:
+    client = mlflow.MlflowClient()
+    model_id = client.get_run(run_id).outputs.model_outputs[0].model_id
+    return registry.register_version(MODEL, f"models:/{model_id}", run_id=run_id, tags={}).version
+
+
+def _policy(tmp_path: Path, **staging) -> Path:
+    path = tmp_path / "registry" / f"{MODEL}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    doc = {
+        "model": MODEL,
+        "staging": {"max_latency_ms": 1000, "max_model_size_mb": 50, **staging},
+        "production": {"reviewers": ["alice", "bob"], "four_eyes": True},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _snapshot(client: mlflow.MlflowClient) -> tuple:
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    stages = sorted((int(v.version), v.current_stage) for v in versions)
+    return stages, dict(client.get_registered_model(MODEL).aliases)
+
+
+def _assert_aliases_match_stages(client: mlflow.MlflowClient) -> None:
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    production = [v.version for v in versions if v.current_stage == "Production"]
+    assert len(production) <= 1
+    aliases = client.get_registered_model(MODEL).aliases
+    for stage, alias in registry.ALIASES.items():
+        latest = client.get_latest_versions(MODEL, [stage])
+        if latest:
+            # models:/M/<Stage> and models:/M@<alias> name the same version
+            assert str(aliases.get(alias)) == str(latest[0].version), (stage, aliases)
+        else:
+            assert alias not in aliases
+
+
+def test_failing_threshold_stays_put_and_is_recorded(store, client, tmp_path):
+    _policy(tmp_path, thresholds=["roc_auc >= 0.97"])
+    weak = _register(store.weak)
+    before = _snapshot(client)
+
+    with pytest.raises(GateFailure) as failure:
+        registry.promote(MODEL, weak, "Staging")
+
+    assert [r.name for r in failure.value.report.failures] == ["holdout roc_auc"]
+    assert _snapshot(client) == before
+    [entry] = registry.history(MODEL)
+    assert (entry.outcome, entry.to_stage, entry.version) == ("refused", "Staging", weak)
+    assert "holdout roc_auc" in entry.reason
+    reports = [a.path for a in client.list_artifacts(store.weak, "registry")]
+    assert any(p.endswith(".txt") for p in reports) and any(p.endswith(".json") for p in reports)
+
+
+def test_passing_candidate_reaches_staging_with_its_alias(store, client, tmp_path):
+    _policy(tmp_path, thresholds=["roc_auc >= 0.97", "accuracy >= 0.9"])
+    strong = _register(store.strong)
+
+    result = registry.promote(MODEL, strong, "Staging", comment="looks good")
+
+    assert result.applied and result.report.passed
+    rules = {r.name: r for r in result.report.rules}
+    assert float(rules["holdout roc_auc"].candidate) >= 0.97
+    assert "ms" in rules["latency p50, 1 row"].candidate
+    assert client.get_model_version(MODEL, strong).current_stage == "Staging"
+    assert str(client.get_model_version_by_alias(MODEL, "staging").version) == strong
+    _assert_aliases_match_stages(client)
+
+
+def test_dry_run_reports_and_changes_nothing(store, client, tmp_path):
+    _policy(tmp_path, thresholds=["roc_auc >= 0.97"])
+    weak = _register(store.weak)
+    before = _snapshot(client)
+    result = registry.promote(MODEL, weak, "Staging", dry_run=True)
+    assert not result.applied and not result.report.passed
+    assert _snapshot(client) == before
+    assert registry.history(MODEL) == []
+
+
+def test_production_requires_a_listed_reviewer_other_than_the_author(store, client, tmp_path):
+    _policy(tmp_path)
+    strong = _register(store.strong)
+    registry.promote(MODEL, strong, "Staging")
+    before = _snapshot(client)
+    author = client.get_run(store.strong).data.tags["mlflow.user"]
+
+    for reviewer, message in [
+        (None, "pass --reviewer NAME"),
+        ("mallory", "'mallory' is not listed"),
+    ]:
+        with pytest.raises(RegistryError, match=message):
+            registry.promote(MODEL, strong, "Production", reviewer=reviewer)
+    four_eyes = _policy(tmp_path)
+    doc = yaml.safe_load(four_eyes.read_text())
+    doc["production"]["reviewers"].append(author)
+    four_eyes.write_text(yaml.safe_dump(doc))
+    with pytest.raises(RegistryError, match="four-eyes"):
+        registry.promote(MODEL, strong, "Production", reviewer=author)
+    assert _snapshot(client) == before
+
+    result = registry.promote(MODEL, strong, "Production", reviewer="alice", comment="ship it")
+
+    assert result.applied
+    mv = client.get_model_version(MODEL, strong)
+    assert mv.current_stage == "Production"
+    assert (mv.tags["approved_by"], mv.tags["approval_comment"]) == ("alice", "ship it")
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == strong
+    _assert_aliases_match_stages(client)
+
+
+def _to_production(version: str) -> None:
+    registry.promote(MODEL, version, "Staging")
+    registry.promote(MODEL, version, "Production", reviewer="alice")
+
+
+def test_better_model_replaces_champion_then_rollback_restores_it(store, client, tmp_path):
+    _policy(tmp_path, improvement={"min_absolute": 0.01})
+    weak, strong = _register(store.weak), _register(store.strong)
+    _to_production(weak)
+    registry.promote(MODEL, strong, "Staging")
+
+    result = registry.promote(MODEL, strong, "Production", reviewer="bob")
+
+    assert result.archived == [weak]
+    rules = {r.name: r for r in result.report.rules}
+    assert result.report.baseline_version == weak
+    assert rules["improvement in roc_auc"].passed
+    assert client.get_model_version(MODEL, weak).current_stage == "Archived"
+    _assert_aliases_match_stages(client)
+
+    back = registry.rollback(MODEL, reviewer="alice", comment="strong misbehaves")
+
+    assert (back.version, back.archived) == (weak, [strong])
+    assert client.get_model_version(MODEL, weak).current_stage == "Production"
+    assert client.get_model_version(MODEL, strong).current_stage == "Archived"
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == weak
+    _assert_aliases_match_stages(client)
+    last = registry.history(MODEL)[-1]
+    assert (last.action, last.version, last.replaced, last.actor) == (
+        "rollback",
+        weak,
+        strong,
+        "alice",
+    )
+    assert all(not row.unaudited for row in registry.status(MODEL))
+
+
+def test_a_worse_candidate_cannot_replace_the_champion(store, client, tmp_path):
+    _policy(tmp_path, improvement={"min_absolute": 0.0})
+    weak, strong = _register(store.weak), _register(store.strong)
+    _to_production(strong)
+    with pytest.raises(GateFailure) as failure:
+        registry.promote(MODEL, weak, "Staging")
+    rule = {r.name: r for r in failure.value.report.rules}["improvement in roc_auc"]
+    assert not rule.passed and "not enough" in rule.detail
+    assert client.get_model_version(MODEL, strong).current_stage == "Production"
+
+
+def test_bad_input_is_refused_and_changes_nothing(store, client, tmp_path):
+    policy = _policy(tmp_path)
+    weak, strong = _register(store.weak), _register(store.strong)
+    registry.promote(MODEL, strong, "Staging")
+    before = _snapshot(client)
+    cases = [
+        (lambda: registry.promote("nope", "1", "Staging"), RegistryError, "unknown model 'nope'"),
+        (lambda: registry.promote(MODEL, "99", "Staging"), RegistryError, "has no version '99'"),
+        (lambda: registry.promote(MODEL, strong, "Staging"), RegistryError, "already in Staging"),
+        (lambda: registry.promote(MODEL, weak, "Live"), RegistryError, "unknown stage 'Live'"),
+        (
+            lambda: registry.promote(MODEL, weak, "Production", reviewer="alice"),
+            RegistryError,
+            "promote it to Staging first",
+        ),
+        (lambda: registry.rollback(MODEL), RegistryError, "no Production version"),
+    ]
+    for call, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            call()
+    policy.write_text(policy.read_text() + "gates: {}\n")
+    with pytest.raises(SpecError, match="gates: unknown field"):
+        registry.promote(MODEL, weak, "Staging")
+    policy.unlink()
+    with pytest.raises(SpecError, match="policy file not found"):
+        registry.promote(MODEL, weak, "Staging")
+    assert _snapshot(client) == before
+
+
+def test_rollback_needs_a_previous_champion(store, client, tmp_path):
+    _policy(tmp_path)
+    strong = _register(store.strong)
+    _to_production(strong)
+    before = _snapshot(client)
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback(MODEL)
+    assert _snapshot(client) == before
+
+
+def test_transition_outside_runway_is_flagged_unaudited(store, client, tmp_path):
+    _policy(tmp_path)
+    strong, other = _register(store.strong), _register(store.other)
+    registry.promote(MODEL, strong, "Staging")
+    client.transition_model_version_stage(MODEL, other, "Production")  # e.g. in the MLflow UI
+
+    rows = {r.version: r for r in registry.status(MODEL)}
+
+    assert rows[strong].unaudited == ""
+    assert "Production set outside runway" in rows[other].unaudited
+    assert rows[strong].aliases == ("staging",) and rows[strong].metric == "roc_auc"
+
+
+def test_racing_promotions_end_with_one_production_version(store, client, tmp_path):
+    _policy(tmp_path)
+    a, b = _register(store.strong), _register(store.other)
+    registry.promote(MODEL, a, "Staging")
+    registry.promote(MODEL, b, "Staging")
+    command = [sys.executable, "-m", "runway", "-q", "registry", "promote", MODEL]
+    procs = [
+        subprocess.Popen(
+            [*command, v, "--to", "Production", "--reviewer", "alice"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in (a, b)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+
+    production = client.get_latest_versions(MODEL, ["Production"])
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert [v.current_stage for v in versions].count("Production") == 1, outputs
+    attempts = [e for e in registry.history(MODEL) if e.to_stage == "Production"]
+    assert sorted(e.version for e in attempts) == sorted([a, b])
+    # Each process's exit code agrees with what the history says happened to it.
+    for version, code in zip((a, b), codes, strict=True):
+        [entry] = [e for e in attempts if e.version == version]
+        assert (entry.outcome == "applied") == (code == 0), outputs
+    winner = str(production[0].version)
+    applied = [e for e in attempts if e.outcome == "applied"]
+    assert applied[-1].version == winner
+    if len(applied) == 2:  # the second replaced the first, which is now Archived
+        assert applied[1].replaced == applied[0].version
+        assert client.get_model_version(MODEL, applied[0].version).current_stage == "Archived"
+    _assert_aliases_match_stages(client)
+    assert all(not row.unaudited for row in registry.status(MODEL))
+    assert not [m for m in client.search_registered_models() if m.name.endswith("lock")]
