@@ -77,7 +77,7 @@ class GateReport:
 
     def render(self) -> str:
         """A plain-text table: rule, candidate, Production, limit, result."""
-        baseline = f"v{self.baseline_version}" if self.baseline_version else "none"
+        baseline = f"v{self.baseline_version}" if self.baseline_version else "(none)"
         lines = [
             f"gate report: {self.model} v{self.version} -> {self.target}"
             f" (current Production: {baseline})",

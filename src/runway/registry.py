@@ -23,6 +23,7 @@ import socket
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -531,7 +532,7 @@ def _move(
     briefly see two Production versions, never none.
     """
     name, version = mv.name, str(mv.version)
-    client.transition_model_version_stage(name, version, target, archive_existing_versions=False)
+    _transition(client, name, version, target)
     tags = {STAGE_TAG: target, "runway.audit_run_id": audit_id}
     if target == "Production":
         tags |= {
@@ -545,11 +546,19 @@ def _move(
     if target == "Production":
         for old in _in_stage(versions, "Production"):
             if str(old.version) != version:
-                client.transition_model_version_stage(name, old.version, "Archived")
+                _transition(client, name, str(old.version), "Archived")
                 client.set_model_version_tag(name, old.version, STAGE_TAG, "Archived")
                 archived.append(str(old.version))
     _sync_aliases(client, name)
     return archived
+
+
+def _transition(client: mlflow.MlflowClient, name: str, version: str, stage: Stage) -> None:
+    """The one stage write. Stages are deprecated (MLflow 2.9) but are what users see;
+    the alias mirror is what keeps working after them, so the warning is noise here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
 
 
 def _sync_aliases(client: mlflow.MlflowClient, model: str) -> None:

@@ -316,3 +316,27 @@ def test_racing_promotions_end_with_one_production_version(store, client, tmp_pa
     _assert_aliases_match_stages(client)
     assert all(not row.unaudited for row in registry.status(MODEL))
     assert not [m for m in client.search_registered_models() if m.name.endswith("lock")]
+
+
+def test_sweep_promote_to_staging_chains_the_gates(client, tmp_path, capsys):
+    from runway.cli import main
+    from tests.helpers import write_spec
+
+    space = {"model__C": {"type": "float", "low": 0.1, "high": 10, "log": True}}
+    spec = write_spec(tmp_path / "s.yaml", model_name=MODEL, sweep={"trials": 2, "space": space})
+    _policy(tmp_path, thresholds=["roc_auc >= 0.9"])
+
+    assert main(["-q", "sweep", str(spec), "--promote-to", "Staging"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"registered {MODEL} version 1" in out and "result: PASS" in out
+    assert client.get_model_version(MODEL, "1").current_stage == "Staging"
+
+    _policy(tmp_path, thresholds=["roc_auc >= 0.9999"])
+    assert (
+        main(["-q", "sweep", str(spec), "--promote-to", "Staging", "--trials", "3", "--resume"])
+        == 6
+    )
+    captured = capsys.readouterr()
+    assert "result: FAIL" in captured.out and "stays in its stage" in captured.err
+    assert client.get_model_version(MODEL, "2").current_stage == "None"
