@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 
 import yaml
@@ -47,3 +48,22 @@ def test_mlproject_entry_points_call_the_cli():
     sweep = project["entry_points"]["sweep"]
     assert {"spec", "trials", "workers"} <= set(sweep["parameters"])
     assert "python -m runway sweep {spec}" in sweep["command"]
+
+
+def test_mlproject_promote_entry_point_parses_as_a_cli_command():
+    from runway.cli import build_parser
+
+    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["promote"]
+    command = entry["command"].format(
+        model="m", version="3", stage="Production", reviewer="alice", comment="ok"
+    )
+    argv = command.split("python -m runway ", 1)[1]
+    argv = argv.replace("$(test -n 'alice' && echo --reviewer 'alice')", "--reviewer alice")
+    args = build_parser().parse_args(shlex.split(argv))
+    assert (args.model, args.version, args.to, args.reviewer, args.comment) == (
+        "m",
+        "3",
+        "Production",
+        "alice",
+        "ok",
+    )
