@@ -217,7 +217,7 @@ def _cmd_registry_history(args: argparse.Namespace) -> int:
 
     from runway.registry import history
 
-    entries = history(args.model)
+    entries = history(args.model, reports=args.reports)
     if args.json:
         print(json.dumps([asdict(e) for e in entries], indent=2))
         return 0
@@ -243,6 +243,11 @@ def _cmd_registry_history(args: argparse.Namespace) -> int:
     for e in entries:
         if e.reason:
             print(f"  {e.when} v{e.version} refused: {e.reason}")
+        if e.report:
+            print(
+                f"\n{e.when} {e.action} v{e.version} -> {e.to_stage} (audit run {e.audit_run_id})"
+            )
+            print(e.report)
     return 0
 
 
@@ -349,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_registry_rollback)
     p = reg_sub.add_parser("history", help="every recorded transition of a model")
     p.add_argument("model")
+    p.add_argument("--reports", action="store_true", help="print each attempt's gate report")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_registry_history)
 

@@ -108,6 +108,7 @@ class AuditEntry:
     replaced: str
     reason: str
     audit_run_id: str
+    report: str = ""
 
 
 @dataclass
@@ -250,8 +251,14 @@ def _primary_metric(client: mlflow.MlflowClient, run_id: str | None) -> tuple[st
     return metric, run.data.metrics.get(f"holdout_{metric}") if metric else None
 
 
-def history(model: str, settings: Settings | None = None) -> list[AuditEntry]:
-    """Every recorded transition attempt and rollback of ``model``, oldest first."""
+def history(
+    model: str, settings: Settings | None = None, *, reports: bool = False
+) -> list[AuditEntry]:
+    """Every recorded transition attempt and rollback of ``model``, oldest first.
+
+    With ``reports``, each entry carries its gate report's text (read from the
+    audit run's ``gate_report.txt``; rollbacks and archiving have none).
+    """
     settings = tracking.configure(settings)
     client = _client(settings)
     _versions(client, model)  # unknown model -> clear error
@@ -283,9 +290,17 @@ def history(model: str, settings: Settings | None = None) -> list[AuditEntry]:
                 replaced=tags.get(f"{AUDIT}replaced", ""),
                 reason=tags.get(f"{AUDIT}reason", ""),
                 audit_run_id=run.info.run_id,
+                report=_report_text(run.info.run_id) if reports else "",
             )
         )
     return entries
+
+
+def _report_text(run_id: str) -> str:
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/gate_report.txt")
+    except (MlflowException, OSError):
+        return ""
 
 
 # --- promotion --------------------------------------------------------------------------

@@ -120,6 +120,8 @@ def test_failing_threshold_stays_put_and_is_recorded(store, client, tmp_path):
     [entry] = registry.history(MODEL)
     assert (entry.outcome, entry.to_stage, entry.version) == ("refused", "Staging", weak)
     assert "holdout roc_auc" in entry.reason
+    [with_report] = registry.history(MODEL, reports=True)
+    assert "result: FAIL" in with_report.report and "holdout roc_auc" in with_report.report
     reports = [a.path for a in client.list_artifacts(store.weak, "registry")]
     assert any(p.endswith(".txt") for p in reports) and any(p.endswith(".json") for p in reports)
 
