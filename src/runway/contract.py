@@ -1,0 +1,190 @@
+"""Check incoming rows against the data contract a model was trained with.
+
+The contract (``contract/contract.json``, written by :func:`runway.data.infer_contract`)
+records each feature's kind, dtype, integrality, range and categories. Serving
+and batch scoring both ask the same question before a row reaches the model:
+would the model see what it was trained on? This module answers it, per row and
+per column, vectorised so a million-row chunk stays cheap, and never guesses: a
+value that would have to be coerced (``1.7`` into an integer column, ``"no"``
+into a boolean, ``3000000000`` into int32) is a violation, not a silent cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Policy = Literal["reject", "pass"]
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    """What to do with things the contract did not see in training."""
+
+    unknown_columns: Policy = "reject"
+    unseen_categories: Policy = "reject"
+    missing_values: Policy = "pass"  # the pipelines impute by default
+
+
+@dataclass
+class CheckResult:
+    """Rows that may be scored, and why the others may not.
+
+    ``problems`` are frame-level (a missing or unknown column): every row is
+    rejected then. ``rejected`` maps a row's position to its reasons.
+    """
+
+    valid: pd.DataFrame
+    rejected: dict[int, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row passed."""
+        return not self.problems and not self.rejected
+
+    def first_error(self) -> str:
+        """The first problem, phrased for an error response."""
+        if self.problems:
+            return self.problems[0]
+        row = min(self.rejected)
+        return f"row {row}: {self.rejected[row][0]}"
+
+
+def check_frame(
+    frame: pd.DataFrame,
+    contract: Mapping[str, Any],
+    policy: CheckPolicy | None = None,
+) -> CheckResult:
+    """Check ``frame`` against ``contract``; cast valid rows to the training dtypes.
+
+    Row numbers in messages are positions in ``frame`` (0-based).
+    """
+    policy = policy or CheckPolicy()
+    columns: dict[str, Any] = contract["columns"]
+    problems = [
+        f"column {name!r}: required, missing from the input"
+        for name in columns
+        if name not in frame
+    ]
+    unknown = [c for c in frame.columns if c not in columns]
+    if unknown and policy.unknown_columns == "reject":
+        problems.append(
+            f"column {unknown[0]!r}: unknown; expected only {', '.join(list(columns)[:20])}"
+            + (f" ({len(unknown)} unknown columns)" if len(unknown) > 1 else "")
+        )
+    if problems:
+        return CheckResult(frame.iloc[0:0], {}, problems)
+
+    reasons: dict[int, list[str]] = {}
+    cast: dict[str, pd.Series] = {}
+    for name, entry in columns.items():
+        series = frame[name].reset_index(drop=True)
+        if entry["kind"] == "numeric":
+            values, bad = _numeric(series, entry)
+        else:
+            values, bad = _categorical(series, entry, policy)
+        missing = series.isna().to_numpy()
+        if policy.missing_values == "reject":
+            bad = _merge(bad, missing, f"column {name!r}: missing value")
+        for row, reason in bad:
+            reasons.setdefault(int(row), []).append(reason)
+        cast[name] = values
+    checked = pd.DataFrame(cast, index=range(len(frame)))
+    keep = np.ones(len(frame), dtype=bool)
+    keep[list(reasons)] = False
+    return CheckResult(checked[keep], dict(sorted(reasons.items())), [])
+
+
+Bad = list[tuple[int, str]]
+
+
+def _merge(bad: Bad, mask: np.ndarray, reason: str) -> Bad:
+    return bad + [(int(i), reason) for i in np.flatnonzero(mask)]
+
+
+def _numeric(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Series, Bad]:
+    name = series.name
+    dtype = str(entry["dtype"])
+    bad: Bad = []
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("float64"), _merge(
+            bad, series.notna().to_numpy(), f"column {name!r}: expected a number, got a boolean"
+        )
+    if not pd.api.types.is_numeric_dtype(series):  # object, or pandas' str dtype
+        series = series.astype(object)
+        is_bool = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+        is_text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        for mask, kind in ((is_bool, "a boolean"), (is_text, "text")):
+            for i in np.flatnonzero(mask):
+                bad.append(
+                    (int(i), f"column {name!r}: expected a number, got {kind} {series[i]!r}")
+                )
+        numbers = pd.to_numeric(series.where(~(is_bool | is_text)), errors="coerce")
+        other = numbers.isna().to_numpy() & series.notna().to_numpy() & ~(is_bool | is_text)
+        bad = _merge(bad, other, f"column {name!r}: expected a number")
+    else:
+        numbers = pd.to_numeric(series, errors="coerce")
+    as_float = numbers.astype("float64")
+    present = as_float.notna().to_numpy()
+    finite = np.isfinite(as_float.to_numpy(na_value=0.0))
+    bad = _merge(bad, present & ~finite, f"column {name!r}: expected a finite number")
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        info = np.iinfo(dtype.lower())
+        values = as_float.to_numpy(na_value=0.0)
+        fractional = present & finite & (np.mod(values, 1) != 0)
+        for i in np.flatnonzero(fractional):
+            bad.append((int(i), f"column {name!r}: expected an integer, got {values[i]:g}"))
+        out_of_range = present & finite & ((values < info.min) | (values > info.max))
+        for i in np.flatnonzero(out_of_range & ~fractional):
+            bad.append(
+                (
+                    int(i),
+                    f"column {name!r}: {values[i]:.0f} is out of range for {dtype} "
+                    f"[{info.min}, {info.max}]",
+                )
+            )
+        return as_float, bad  # scored as float64; the model's signature casts
+    return as_float, bad
+
+
+def _categorical(
+    series: pd.Series, entry: Mapping[str, Any], policy: CheckPolicy
+) -> tuple[pd.Series, Bad]:
+    name = series.name
+    dtype = str(entry["dtype"])
+    bad: Bad = []
+    present = series.notna().to_numpy()
+    if dtype == "bool":
+        ok = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+        for i in np.flatnonzero(present & ~ok):
+            bad.append((int(i), f"column {name!r}: expected true or false, got {series[i]!r}"))
+        return series, bad
+    is_text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    is_number = series.map(
+        lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    ).to_numpy(dtype=bool)
+    wrong = present & ~(is_text | is_number)
+    for i in np.flatnonzero(wrong):
+        bad.append(
+            (int(i), f"column {name!r}: expected a category (text), got {type(series[i]).__name__}")
+        )
+    text = series.where(~present, series.astype(str)).astype(object)
+    text = text.where(present, np.nan)
+    known = entry.get("categories") or []
+    if policy.unseen_categories == "reject" and known and not entry.get("categories_truncated"):
+        unseen = present & ~wrong & ~text.isin(known).to_numpy()
+        shown = ", ".join(map(repr, known[:10])) + (" ..." if len(known) > 10 else "")
+        for i in np.flatnonzero(unseen):
+            bad.append(
+                (
+                    int(i),
+                    f"column {name!r}: category {text[i]!r} never seen in training; "
+                    f"expected one of {shown}",
+                )
+            )
+    return text, bad
