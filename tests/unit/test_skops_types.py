@@ -52,3 +52,23 @@ def test_tree_types_are_named():
     X, y = make_classification(n_samples=60, random_state=0)
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
     assert "sklearn.tree._tree.Tree" in skops_trusted_types(forest)
+
+
+def test_a_missed_type_falls_back_to_the_full_dump(monkeypatch, mlflow_store):
+    """Should the skeleton ever miss a type, MLflow's load-back says so and we recover."""
+    import mlflow
+    import pandas as pd
+
+    from runway import tracking
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(frame, y)
+    monkeypatch.setattr(tracking, "skops_trusted_types", lambda model: [])
+
+    with mlflow.start_run():
+        uri = tracking.log_sklearn_model(forest, frame)
+
+    flavor = mlflow.models.get_model_info(uri).flavors["sklearn"]
+    assert "sklearn.tree._tree.Tree" in flavor["skops_trusted_types"]
+    assert (mlflow.sklearn.load_model(uri).predict(frame) == forest.predict(frame)).all()
