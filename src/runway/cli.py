@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from runway import __version__
 from runway.errors import RunwayError
+from runway.tables import format_table
 
 log = logging.getLogger("runway")
 
@@ -131,12 +132,13 @@ def _promote_and_print(
     if result.report is not None:
         print(result.report.render())
     if dry_run:
-        verdict = "would pass" if result.report is None or result.report.passed else "would FAIL"
+        passes = result.report is None or result.report.passed
+        verdict = "would pass" if passes else "would FAIL"
         print(
             f"dry run: {model} v{version} {result.from_stage} -> {result.to_stage} {verdict}; "
             "nothing changed"
         )
-        return 0 if result.report is None or result.report.passed else 6
+        return 0 if passes else 6
     archived = f"; archived v{', v'.join(result.archived)}" if result.archived else ""
     print(
         f"{model} v{version}: {result.from_stage} -> {result.to_stage}{archived} "
@@ -208,7 +210,7 @@ def _cmd_registry_status(args: argparse.Namespace) -> int:
                 f"UNAUDITED: {r.unaudited}" if r.unaudited else "ok",
             )
         )
-    _print_table(table)
+    print("\n".join(format_table(table)))
     return 0
 
 
@@ -239,7 +241,7 @@ def _cmd_registry_history(args: argparse.Namespace) -> int:
                 e.comment or "-",
             )
         )
-    _print_table(table)
+    print("\n".join(format_table(table)))
     for e in entries:
         if e.reason:
             print(f"  {e.when} v{e.version} refused: {e.reason}")
@@ -249,12 +251,6 @@ def _cmd_registry_history(args: argparse.Namespace) -> int:
             )
             print(e.report)
     return 0
-
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_spec_schema(args: argparse.Namespace) -> int:

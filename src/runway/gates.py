@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from runway.catalog import METRICS
 from runway.spec import PromotionPolicy
+from runway.tables import format_table
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 
@@ -92,11 +93,7 @@ class GateReport:
             (r.name, r.candidate, r.baseline, r.limit, "pass" if r.passed else "FAIL")
             for r in self.rules
         ]
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            lines.append(
-                "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
+        lines.extend(format_table([header, *rows]))
         for rule in self.rules:
             if rule.detail and not rule.passed:
                 lines.append(f"  {rule.name}: {rule.detail}")
@@ -126,26 +123,21 @@ def judge(
     if gates.improvement is not None:
         rules.append(_improvement(policy, candidate, baseline, primary_metric))
     rules.append(_signature(candidate, baseline, gates.allow_breaking_signature))
-    if gates.max_latency_ms is not None:
-        rules.append(
-            Rule(
-                "latency p50, 1 row",
-                candidate.latency_ms is not None and candidate.latency_ms <= gates.max_latency_ms,
-                _fmt(candidate.latency_ms, " ms"),
-                _fmt(baseline.latency_ms if baseline else None, " ms"),
-                f"<= {gates.max_latency_ms:g} ms",
+    for name, field_name, limit, unit in (
+        ("latency p50, 1 row", "latency_ms", gates.max_latency_ms, " ms"),
+        ("model size", "size_mb", gates.max_model_size_mb, " MB"),
+    ):
+        if limit is not None:
+            value = getattr(candidate, field_name)
+            rules.append(
+                Rule(
+                    name,
+                    value is not None and value <= limit,
+                    _fmt(value, unit),
+                    _fmt(getattr(baseline, field_name) if baseline else None, unit),
+                    f"<= {limit:g}{unit}",
+                )
             )
-        )
-    if gates.max_model_size_mb is not None:
-        rules.append(
-            Rule(
-                "model size",
-                candidate.size_mb is not None and candidate.size_mb <= gates.max_model_size_mb,
-                _fmt(candidate.size_mb, " MB"),
-                _fmt(baseline.size_mb if baseline else None, " MB"),
-                f"<= {gates.max_model_size_mb:g} MB",
-            )
-        )
     if target == "Production":
         rules.extend(reviewer_rules(policy, candidate, reviewer))
     return rules

@@ -334,9 +334,10 @@ def promote(
     client = _client(settings)
     target = _target_stage(to)
     candidate = _version(client, model, version)
-    policy = _policy(model, policy_file, settings)
+    source = Path(policy_file) if policy_file else policy_path(model, settings)
+    policy = load_policy(source)
     if policy.model != model:
-        raise SpecError(f"{policy_file}: model: policy is for {policy.model!r}, not {model!r}")
+        raise SpecError(f"{source}: model: policy is for {policy.model!r}, not {model!r}")
     _check_move(candidate, target)
     if target == "Production":
         # Who may approve is known before anything is measured: fail fast.
@@ -365,35 +366,30 @@ def promote(
             return result
         _log_report(client, candidate, report)
         actor = reviewer or getpass.getuser()
-        if not report.passed:
-            _audit(
-                client,
-                settings,
-                action="promote",
-                mv=candidate,
-                to_stage=target,
-                outcome="refused",
-                actor=actor,
-                comment=comment,
-                replaced=baseline_mv.version if baseline_mv else "",
-                reason="; ".join(f"{r.name}: {r.detail or 'failed'}" for r in report.failures),
-                report=report,
+        if report.passed:
+            outcome, reason = "applied", ""
+            replaced = (
+                ",".join(str(mv.version) for mv in champions) if target == "Production" else ""
             )
-            raise GateFailure(report)
+        else:
+            outcome = "refused"
+            reason = "; ".join(f"{r.name}: {r.detail or 'failed'}" for r in report.failures)
+            replaced = str(baseline_mv.version) if baseline_mv else ""
         audit_id = _audit(
             client,
             settings,
             action="promote",
             mv=candidate,
             to_stage=target,
-            outcome="applied",
+            outcome=outcome,
             actor=actor,
             comment=comment,
-            replaced=",".join(str(mv.version) for mv in champions)
-            if target == "Production"
-            else "",
+            replaced=replaced,
+            reason=reason,
             report=report,
         )
+        if not report.passed:
+            raise GateFailure(report)
         result.archived = _move(client, candidate, target, actor, comment, audit_id, versions)
         result.applied, result.audit_run_id = True, audit_id
     log.info("%s v%s: %s -> %s", model, version, result.from_stage, target)
@@ -484,11 +480,6 @@ def _check_move(mv: ModelVersion, target: Stage) -> None:
             f"{name} v{version} is the Production version; promote another version or "
             f"use `runway registry rollback {name}`, so that one stays in Production"
         )
-
-
-def _policy(model: str, policy_file: str | Path | None, settings: Settings) -> PromotionPolicy:
-    path = Path(policy_file) if policy_file else policy_path(model, settings)
-    return load_policy(path)
 
 
 def _author(client: mlflow.MlflowClient, run_id: str | None) -> str | None:

@@ -373,6 +373,19 @@ def _apply_override(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _read_mapping(path: Path, missing: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping; errors name the file."""
+    if not path.is_file():
+        raise SpecError(f"{path}: {missing}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    return doc
+
+
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     """Read, override and validate a spec file.
 
@@ -381,14 +394,7 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Expe
             message names the file and each field path.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: spec file not found")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(doc, dict):
-        raise SpecError(f"{path}: expected a mapping at the top level")
+    doc = _read_mapping(path, "spec file not found")
     for key, value in (overrides or {}).items():
         _apply_override(doc, key, value)
     return spec_from_dict(doc, source=str(path))
@@ -526,14 +532,7 @@ def load_policy(path: str | Path) -> PromotionPolicy:
         SpecError: the file is missing, is not YAML, or does not validate.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: policy file not found (one per model: registry/<model>.yaml)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(doc, dict):
-        raise SpecError(f"{path}: expected a mapping at the top level")
+    doc = _read_mapping(path, "policy file not found (one per model: registry/<model>.yaml)")
     try:
         return PromotionPolicy.model_validate(doc)
     except ValidationError as exc:
