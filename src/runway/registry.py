@@ -475,7 +475,7 @@ def _check_move(mv: ModelVersion, target: Stage) -> None:
             f"{name} v{version} is in {stage}; promote it to Staging first "
             "(Production takes versions from Staging)"
         )
-    if target == "Archived" and stage == "Production":
+    if target != "Production" and stage == "Production":
         raise RegistryError(
             f"{name} v{version} is the Production version; promote another version or "
             f"use `runway registry rollback {name}`, so that one stays in Production"

@@ -259,13 +259,16 @@ def test_bad_input_is_refused_and_changes_nothing(store, client, tmp_path):
     assert _snapshot(client) == before
 
 
-def test_rollback_needs_a_previous_champion(store, client, tmp_path):
+def test_rollback_needs_a_previous_champion_and_the_champion_stays(store, client, tmp_path):
     _policy(tmp_path)
     strong = _register(store.strong)
     _to_production(strong)
     before = _snapshot(client)
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback(MODEL)
+    for stage in ("Staging", "Archived"):  # the champion only leaves by being replaced
+        with pytest.raises(RegistryError, match="is the Production version"):
+            registry.promote(MODEL, strong, stage)
     assert _snapshot(client) == before
 
 
