@@ -36,9 +36,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from runway import tracking
+from runway.contract import CheckPolicy
 from runway.errors import RunwayError, SpecError
 from runway.gates import GateReport, ModelFacts, Stage, judge, reviewer_rules
-from runway.settings import Settings
+from runway.settings import Settings, get_settings
 from runway.spec import PromotionPolicy, load_policy
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,49 @@ def register_version(
 
 
 # --- reading the registry ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One concrete registered version: what serving and batch scoring load."""
+
+    name: str
+    version: str
+    stage: str
+    run_id: str | None
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``: pinned, so a promotion mid-load cannot switch it."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def resolve(
+    model: str,
+    stage: str | None = "Production",
+    version: str | int | None = None,
+    settings: Settings | None = None,
+) -> ResolvedModel:
+    """The version of ``model`` to score with: ``version`` if given, else the one in ``stage``.
+
+    For Staging, the newest Staging version (what ``models:/M/Staging`` means).
+    Serving and batch scoring both resolve here, so they agree on "the model".
+    """
+    settings = tracking.configure(settings)
+    client = _client(settings)
+    if version is not None:
+        mv = _version(client, model, str(version))
+    else:
+        target = _target_stage(stage or "Production")
+        in_stage = _in_stage(_versions(client, model), target)
+        if not in_stage:
+            reviewer = " --reviewer <name>" if target == "Production" else ""
+            raise RegistryError(
+                f"{model} has no {target} version; promote one with "
+                f"`runway registry promote {model} <version> --to {target}{reviewer}`"
+            )
+        mv = in_stage[-1]
+    return ResolvedModel(model, str(mv.version), mv.current_stage, mv.run_id)
 
 
 def _versions(client: mlflow.MlflowClient, model: str) -> list[ModelVersion]:
@@ -309,6 +353,20 @@ def _report_text(run_id: str) -> str:
 def policy_path(model: str, settings: Settings) -> Path:
     """Where ``model``'s promotion policy lives."""
     return Path(settings.registry_dir) / f"{model}.yaml"
+
+
+def input_policy(model: str, settings: Settings | None = None) -> CheckPolicy:
+    """How scoring treats input the contract did not see: the policy's ``input`` section.
+
+    A model without a policy file gets the strict defaults (reject unknown
+    columns and unseen categories, let the pipeline impute missing values).
+    """
+    settings = settings or get_settings()
+    path = policy_path(model, settings)
+    if not path.is_file():
+        return CheckPolicy()
+    rules = load_policy(path).input
+    return CheckPolicy(rules.unknown_columns, rules.unseen_categories, rules.missing_values)
 
 
 def promote(

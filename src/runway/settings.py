@@ -57,6 +57,53 @@ class Settings(BaseSettings):
         description="Seconds a promotion waits for another promotion of the same model.",
     )
 
+    prediction_log: str = Field(
+        default="predictions",
+        description=(
+            "Where scored rows are recorded for monitoring: a directory (Parquet part "
+            "files), a database URL (sqlite:///..., postgresql://...) or 'off'."
+        ),
+    )
+    prediction_log_sample: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Fraction of served requests recorded in the prediction log.",
+    )
+
+    serve_tokens: str = Field(
+        default="",
+        description=(
+            "Comma-separated bearer tokens the serving gateway accepts on /invocations "
+            "and /metrics; empty: no authentication."
+        ),
+    )
+    serve_allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,[::1]",
+        description="Comma-separated Host header values the gateway answers ('*': any).",
+    )
+    serve_max_body_mb: float = Field(
+        default=5.0, gt=0, description="Largest request body the gateway accepts (413 above)."
+    )
+    serve_max_concurrency: int = Field(
+        default=32,
+        gt=0,
+        description="Requests the gateway scores at once; more are shed with 503.",
+    )
+    serve_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request may take before the gateway answers 504."
+    )
+    serve_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the gateway checks the registry for a new Production version.",
+    )
+    serve_start_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        description="Seconds a new backend may take to load its model and answer /ping.",
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:

@@ -497,6 +497,21 @@ class ProductionGates(_Strict):
     )
 
 
+class InputPolicy(_Strict):
+    """What serving and batch scoring do with input the training data never had."""
+
+    unknown_columns: Literal["reject", "pass"] = Field(
+        default="reject", description="A column the model was not trained on."
+    )
+    unseen_categories: Literal["reject", "pass"] = Field(
+        default="reject",
+        description="A category value absent from the training data (pass: the encoder ignores it).",
+    )
+    missing_values: Literal["reject", "pass"] = Field(
+        default="pass", description="A null value (pass: the pipeline imputes it)."
+    )
+
+
 class PromotionPolicy(_Strict):
     """The gates of one registered model: ``registry/<model>.yaml``."""
 
@@ -504,6 +519,10 @@ class PromotionPolicy(_Strict):
     description: str = ""
     staging: StagingGates = StagingGates()
     production: ProductionGates
+    input: InputPolicy = Field(
+        default_factory=InputPolicy,
+        description="Input checks against the data contract, when serving and batch scoring.",
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> PromotionPolicy:

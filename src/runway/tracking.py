@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import re
 import subprocess
@@ -30,6 +31,8 @@ from runway.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 ERROR_TAG = "runway.error"
+CONTRACT_ARTIFACT = "contract/contract.json"  # data.infer_contract, per run
+PROFILE_ARTIFACT = "contract/reference_profile.json"  # data.infer_profile, per run
 MAX_TAG_CHARS = 5000
 
 
@@ -286,3 +289,27 @@ def run_url(run_id: str, experiment_id: str, ui_base: str = "http://127.0.0.1:50
     tracking_uri = mlflow.get_tracking_uri()
     base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else ui_base
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def load_contract(run_id: str) -> dict[str, Any]:
+    """The data contract a model's training run recorded: what input it may be given."""
+    return load_json_artifact(run_id, CONTRACT_ARTIFACT)
+
+
+def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
+    """A JSON artifact of a run (the data contract, the reference profile), parsed."""
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+    except MlflowException as exc:
+        raise TrackingError(
+            f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
+        ) from exc
+    return json.loads(text)
+
+
+def download_model(model_uri: str, dst: str | Path) -> Path:
+    """Copy a logged or registered model's files (MLmodel, input example) to ``dst``."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    except MlflowException as exc:
+        raise TrackingError(f"cannot download {model_uri}: {exc.message}") from exc

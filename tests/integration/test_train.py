@@ -10,7 +10,8 @@ import pytest
 
 from runway.data import load_dataset, prepare
 from runway.spec import load_spec
-from runway.train import CONTRACT_ARTIFACT, PROFILE_ARTIFACT, SPEC_ARTIFACT, train
+from runway.tracking import CONTRACT_ARTIFACT, PROFILE_ARTIFACT
+from runway.train import SPEC_ARTIFACT, train
 from tests.conftest import EXPERIMENTS
 from tests.helpers import write_spec
 
