@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway.contract import CheckPolicy, check_frame
+from runway.contract import CheckPolicy, check_frame, check_records
 from runway.data import infer_contract
 
 TRAIN = pd.DataFrame(
@@ -87,3 +87,43 @@ def test_bad_rows_are_set_aside_and_the_rest_kept(contract):
     assert len(result.rejected[3]) == 2  # every reason of a row, not just the first
     assert len(result.valid) == 2 and list(result.valid.index) == [0, 2]
     assert len(result.valid) + len(result.rejected) == len(frame)
+
+
+AGREEMENT_CASES = [
+    {},
+    {"income": 10},
+    {"income": None},
+    {"income": float("nan")},
+    {"visits": 1.7},
+    {"visits": 4.0},
+    {"visits": 3_000_000_000},
+    {"visits": -3_000_000_000},
+    {"income": "lots"},
+    {"income": "12.5"},
+    {"income": True},
+    {"income": float("inf")},
+    {"income": [1]},
+    {"plan": "platinum"},
+    {"plan": ["pro"]},
+    {"plan": 3},
+    {"plan": None},
+    {"plan": False},
+]
+
+
+@pytest.mark.parametrize("policy", [CheckPolicy(), CheckPolicy("pass", "pass", "reject")])
+@pytest.mark.parametrize("changes", AGREEMENT_CASES, ids=repr)
+def test_record_checks_agree_with_frame_checks(contract, changes, policy):
+    """Serving checks rows one value at a time, batch column-wise: same verdict, same words."""
+    record = {"income": 1500.0, "visits": 4, "plan": "pro", **changes}
+    problems, rejected = check_records([record], contract, policy)
+    result = check_frame(pd.DataFrame([record]), contract, policy)
+    assert problems == result.problems
+    assert rejected == result.rejected
+
+
+def test_record_checks_name_a_column_missing_from_one_row(contract):
+    rows = [{"income": 1.0, "visits": 1, "plan": "pro"}, {"income": 1.0, "plan": "pro"}]
+    problems, rejected = check_records(rows, contract)
+    assert problems == []
+    assert rejected == {1: ["column 'visits': required, missing from the row"]}
