@@ -287,6 +287,21 @@ def _columns(names: list[str], limit: int = 8) -> str:
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
+# --- serve -------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runway.serve import ServeOptions, serve
+
+    options = ServeOptions(args.model, host=args.host, port=args.port, workers=args.workers)
+    if args.log_dir:
+        options.log_dir = Path(args.log_dir)
+    serve(options)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -353,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", action="store_true", help="print each attempt's gate report")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_registry_history)
+
+    p = sub.add_parser(
+        "serve", help="serve MODEL's Production version over REST; follows promotions"
+    )
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--port", type=int, default=8080, help="public port (default 8080)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1 only)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="single-worker `mlflow models serve` backends behind the gateway (default 1)",
+    )
+    p.add_argument("--log-dir", help="where backend logs go (default <tmp>/runway-serve)")
+    p.set_defaults(func=_cmd_serve)
 
     spec = sub.add_parser("spec", help="inspect experiment specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="SUBCOMMAND")

@@ -97,11 +97,16 @@ def column_problems(
     policy = policy or CheckPolicy()
     columns: dict[str, Any] = contract["columns"]
     present = set(names)
-    problems = [
-        f"column {name!r}: required, missing from the input"
-        for name in columns
-        if name not in present
-    ]
+    missing = [name for name in columns if name not in present]
+    problems = []
+    if missing:
+        more = (
+            f" ({len(missing)} required columns missing: {', '.join(map(repr, missing[:10]))}"
+            + (" ...)" if len(missing) > 10 else ")")
+            if len(missing) > 1
+            else ""
+        )
+        problems.append(f"column {missing[0]!r}: required, missing from the input{more}")
     unknown = [c for c in names if c not in columns]
     if unknown and policy.unknown_columns == "reject":
         problems.append(
@@ -161,7 +166,7 @@ def value_problem(
         number = float(value)
         if number in (float("inf"), float("-inf")):
             return f"column {name!r}: expected a finite number"
-        dtype = str(entry["dtype"])
+        dtype = _source_dtype(entry)
         if dtype.startswith(("int", "uint", "Int", "UInt")):
             if number % 1 != 0:
                 return f"column {name!r}: expected an integer, got {number:g}"
@@ -169,7 +174,7 @@ def value_problem(
             if not info.min <= int(value) <= info.max:
                 return _out_of_range(name, number, dtype, info)
         return None
-    if str(entry["dtype"]) == "bool":
+    if _source_dtype(entry) == "bool":
         if isinstance(value, (bool, np.bool_)):
             return None
         return f"column {name!r}: expected true or false, got {value!r}"
@@ -194,6 +199,11 @@ def _unseen(name: Any, text: str, known: list[str]) -> str:
     return f"column {name!r}: category {text!r} never seen in training; expected one of {shown}"
 
 
+def _source_dtype(entry: Mapping[str, Any]) -> str:
+    """The column's dtype in the training data (the model may see it as float64)."""
+    return str(entry.get("source_dtype", entry["dtype"]))
+
+
 Bad = list[tuple[int, str]]
 
 
@@ -203,7 +213,7 @@ def _merge(bad: Bad, mask: np.ndarray, reason: str) -> Bad:
 
 def _numeric(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Series, Bad]:
     name = series.name
-    dtype = str(entry["dtype"])
+    dtype = _source_dtype(entry)
     bad: Bad = []
     if pd.api.types.is_bool_dtype(series):
         return series.astype("float64"), _merge(
@@ -244,7 +254,7 @@ def _categorical(
     series: pd.Series, entry: Mapping[str, Any], policy: CheckPolicy
 ) -> tuple[pd.Series, Bad]:
     name = series.name
-    dtype = str(entry["dtype"])
+    dtype = _source_dtype(entry)
     bad: Bad = []
     present = series.notna().to_numpy()
     if dtype == "bool":

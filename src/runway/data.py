@@ -60,6 +60,8 @@ class Split:
     y_train: pd.Series
     y_holdout: pd.Series
     features: dict[str, FeatureKind] = field(default_factory=dict)
+    # dtypes as read, before numerics became float64: an int32 column stays "int32" here
+    source_dtypes: dict[str, str] = field(default_factory=dict)
 
     @property
     def numeric(self) -> list[str]:
@@ -143,6 +145,7 @@ def prepare(spec: ExperimentSpec, dataset: Dataset) -> Split:
         frame = frame.loc[~missing_target]
         target = target.loc[~missing_target]
     X = frame[list(features)].copy()
+    source_dtypes = {column: str(X[column].dtype) for column in features}
     for column, kind in features.items():
         if kind == "numeric":
             # float64 throughout: an integer column cannot hold a missing value at
@@ -172,7 +175,7 @@ def prepare(spec: ExperimentSpec, dataset: Dataset) -> Split:
         random_state=spec.split.seed,
         stratify=stratify,
     )
-    return Split(X_train, X_holdout, y_train, y_holdout, features)
+    return Split(X_train, X_holdout, y_train, y_holdout, features, source_dtypes)
 
 
 def _check_classes(target: pd.Series, spec: ExperimentSpec, source: str) -> None:
@@ -225,11 +228,17 @@ def _preview(columns: list[Any], limit: int = 12) -> str:
     return shown + (f", ... ({len(columns)} in all)" if len(columns) > limit else "")
 
 
-def infer_contract(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str, Any]:
+def infer_contract(
+    X: pd.DataFrame,
+    features: dict[str, FeatureKind],
+    source_dtypes: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The column contract serving and batch scoring check inputs against.
 
-    Records, per column: kind, pandas dtype, whether it is required, the missing
-    rate seen in training, numeric ranges and integrality, and categories.
+    Records, per column: kind, the dtype the model sees, the dtype the data had
+    (``source_dtype``: an int32 column only takes integers in int32's range,
+    though the model gets it as float64), the missing rate seen in training,
+    numeric ranges and integrality, and categories.
     """
     columns: dict[str, Any] = {}
     for name, kind in features.items():
@@ -237,6 +246,7 @@ def infer_contract(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[st
         entry: dict[str, Any] = {
             "kind": kind,
             "dtype": str(series.dtype),
+            "source_dtype": (source_dtypes or {}).get(name, str(series.dtype)),
             "missing_rate": float(series.isna().mean()),
             "nullable": bool(series.isna().any()),
         }

@@ -197,7 +197,7 @@ class BackgroundWriter:
         self,
         model: str,
         version: str,
-        rows: list[Mapping[str, Any]],
+        rows: list[Mapping[str, Any]] | pd.DataFrame,
         response: bytes,
         request_id: str | None,
     ) -> None:
@@ -235,9 +235,8 @@ class BackgroundWriter:
         for model, version, rows, response, request_id, when in pending:
             try:
                 predictions = _predictions(response)
-                frame = _frame(
-                    pd.DataFrame(list(rows)), predictions, model, version, "serve", request_id, when
-                )
+                inputs = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+                frame = _frame(inputs, predictions, model, version, "serve", request_id, when)
             except Exception as exc:  # one odd response must not lose the others
                 log.warning("prediction log: skipped request %s: %s", request_id, exc)
                 continue

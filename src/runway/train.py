@@ -155,7 +155,10 @@ def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) ->
     The contract, the reference profile, the plots and the model itself: shared by
     ``train`` and the refit of a sweep's best trial.
     """
-    mlflow.log_dict(infer_contract(split.X_train, split.features), tracking.CONTRACT_ARTIFACT)
+    mlflow.log_dict(
+        infer_contract(split.X_train, split.features, split.source_dtypes),
+        tracking.CONTRACT_ARTIFACT,
+    )
     mlflow.log_dict(infer_profile(split.X_train, split.features), tracking.PROFILE_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
         for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):

@@ -102,6 +102,7 @@ def test_inferred_kinds_drop_and_dtypes(tmp_path):
     assert split.features == {"x": "numeric", "c": "categorical"}
     assert split.X_train["x"].dtype == "float64"
     assert split.X_train["c"].dtype == object
+    assert split.source_dtypes["x"] == str(_frame()["x"].dtype)  # as read, before the cast
 
 
 def test_rows_without_target_are_dropped(tmp_path):
@@ -136,6 +137,7 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
     assert cols["x"] == {
         "kind": "numeric",
         "dtype": "float64",
+        "source_dtype": "float64",
         "missing_rate": 0.25,
         "nullable": True,
         "min": 1.0,
@@ -143,6 +145,10 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
         "integer": True,
     }
     assert cols["n"]["nullable"] is False
+    assert cols["n"]["source_dtype"] == "int64"
+    as_read = infer_contract(frame.astype({"n": "float64"}), features, {"n": "int32"})
+    assert as_read["columns"]["n"]["dtype"] == "float64"
+    assert as_read["columns"]["n"]["source_dtype"] == "int32"  # the model sees float64
     assert cols["c"]["categories"] == ["a", "b"]
     assert cols["c"]["missing_rate"] == 0.25
     profile = infer_profile(frame, features)["features"]

@@ -1,0 +1,659 @@
+"""`runway serve` over real HTTP: a gateway and real `mlflow models serve` backends on loopback.
+
+One deployment per module (training and backend start-up take seconds): two
+versions of a churn model trained on a Parquet copy of data/churn.csv whose
+integer columns are int32, version 1 in Production, the server started with
+`python -m runway serve`. Promotions and rollbacks go through the CLI, as a
+reviewer would run them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import yaml
+
+from runway import registry
+from runway.settings import Settings
+from runway.spec import spec_from_dict
+from runway.train import train
+from tests.conftest import REPO
+from tests.helpers import free_port, stop_process_group, wait_http
+
+pytestmark = pytest.mark.slow
+
+MODEL = "churn-serve"
+TOKEN = "s3cret-token"
+FEATURES = {
+    "age": "numeric",
+    "tenure_months": "numeric",
+    "monthly_charges": "numeric",
+    "support_calls": "numeric",
+    "contract": "categorical",
+    "payment_method": "categorical",
+    "region": "categorical",
+}
+MAX_BODY_MB = 0.25
+
+
+@dataclass
+class Deployment:
+    root: Path
+    env: dict[str, str]
+    url: str
+    proc: subprocess.Popen
+    rows: pd.DataFrame  # feature rows to score
+    expected: dict[str, list]  # version -> in-process predictions of `rows`
+    log: Path
+
+    def post(self, body: bytes | str, content_type: str | None = "application/json", **kw):
+        headers = {"Authorization": f"Bearer {TOKEN}", **kw.pop("headers", {})}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        return requests.post(
+            f"{self.url}/invocations", data=body, headers=headers, timeout=30, **kw
+        )
+
+    def runway(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "runway", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready records (NaN -> null, numpy scalars -> Python)."""
+    return json.loads(rows.to_json(orient="records"))
+
+
+def _spec(data: Path, c: float) -> dict:
+    return {
+        "experiment": "serving-tests",
+        "task": "classification",
+        "model_name": MODEL,
+        "data": {"source": str(data), "target": "churned", "features": FEATURES},
+        "estimator": {"name": "LogisticRegression", "params": {"max_iter": 300, "C": c}},
+        "split": {"holdout": 0.25, "cv_folds": 2, "seed": 5},
+        "metrics": ["roc_auc"],
+        "primary_metric": {"name": "roc_auc"},
+    }
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("serving")
+    frame = pd.read_csv(REPO / "data" / "churn.csv")
+    frame = frame.astype({"tenure_months": "int32", "support_calls": "int32"})
+    data = root / "churn.parquet"
+    frame.to_parquet(data, index=False)
+    (root / "registry").mkdir()
+    policy = {
+        "model": MODEL,
+        "staging": {"thresholds": ["roc_auc >= 0.5"]},
+        "production": {"reviewers": ["alice"], "four_eyes": False},
+        "input": {"unseen_categories": "reject", "unknown_columns": "reject"},
+    }
+    (root / "registry" / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    settings = Settings(
+        MLFLOW_TRACKING_URI=uri,
+        artifact_root=str(root / "mlruns"),
+        registry_dir=str(root / "registry"),
+    )
+    versions = []
+    for c in (1.0, 0.01):  # two versions that score differently
+        result = train(spec_from_dict(_spec(data, c)), settings=settings)
+        versions.append(
+            registry.register_version(
+                MODEL, result.model_uri, run_id=result.run_id, tags={}
+            ).version
+        )
+    registry.promote(MODEL, versions[0], "Staging", settings=settings)
+    registry.promote(MODEL, versions[0], "Production", reviewer="alice", settings=settings)
+
+    rows = frame.drop(columns=["churned", "customer_id"]).iloc[[0, 1, 2, 5, 8, 13]]
+    rows = rows.reset_index(drop=True)
+    expected = {
+        v: mlflow.pyfunc.load_model(f"models:/{MODEL}/{v}").predict(rows).tolist() for v in versions
+    }
+
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "RUNWAY_REGISTRY_DIR": str(root / "registry"),
+        "RUNWAY_ARTIFACT_ROOT": str(root / "mlruns"),
+        "RUNWAY_PREDICTION_LOG": str(root / "predictions"),
+        "RUNWAY_SERVE_POLL_SECONDS": "1",
+        "RUNWAY_SERVE_TOKENS": f"other-token,{TOKEN}",
+        "RUNWAY_SERVE_MAX_BODY_MB": str(MAX_BODY_MB),
+        "PYTHONPATH": str(REPO),
+    }
+    port = free_port()
+    log = root / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runway",
+                "serve",
+                MODEL,
+                "--port",
+                str(port),
+                "--log-dir",
+                str(root / "logs"),
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ready", proc, timeout=180)
+        yield Deployment(root, env, url, proc, rows, expected, log)
+    finally:
+        backends = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # as a service manager (or Ctrl-C) stops it
+        try:
+            code = proc.wait(60)
+        finally:
+            stop_process_group(proc)
+        # The gateway stops its backends before it exits: none outlives it.
+        assert code == 0, deployment_log(log)
+        assert backends and not set(backends) & set(_descendants(1, all_=True)), backends
+
+
+def deployment_log(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def _descendants(pid: int, all_: bool = False) -> list[int]:
+    """Processes below ``pid`` (every process when ``all_``)."""
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    pairs = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
+    if all_:
+        return [child for child, _ in pairs]
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in pairs if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _scoring_servers(deployment: Deployment) -> list[int]:
+    """The uvicorn scoring-server processes under this deployment's gateway."""
+    found = []
+    for pid in _descendants(deployment.proc.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"mlflow.pyfunc.scoring_server" in command:
+            found.append(pid)
+    return found
+
+
+def _version(response: requests.Response) -> str:
+    return response.headers["X-Runway-Model-Version"]
+
+
+def test_start_up_prints_the_url_version_and_a_curl_line(deployment):
+    text = deployment.log.read_text()
+    assert f"serving {MODEL} v1 at {deployment.url}/invocations" in text
+    assert "curl -s" in text and "Content-Type: application/json" in text
+    ready = requests.get(f"{deployment.url}/ready", timeout=5)
+    assert ready.json() == {"status": "ready", "model": MODEL, "version": "1", "backends": 1}
+
+
+def _formats(rows: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
+    records = _records(rows)
+    columns = list(rows.columns)
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in records]}
+    columnar = {c: [r[c] for r in records] for c in columns}
+    parquet = io.BytesIO()
+    rows.to_parquet(parquet, index=False)
+    return {
+        "dataframe_split": (json.dumps({"dataframe_split": split}).encode(), "application/json"),
+        "dataframe_records": (
+            json.dumps({"dataframe_records": records}).encode(),
+            "application/json",
+        ),
+        "instances": (json.dumps({"instances": records}).encode(), "application/json"),
+        "inputs (columns)": (json.dumps({"inputs": columnar}).encode(), "application/json"),
+        "inputs (records)": (json.dumps({"inputs": records}).encode(), "application/json"),
+        "csv": (rows.to_csv(index=False).encode(), "text/csv"),
+        "parquet": (parquet.getvalue(), "application/vnd.apache.parquet"),
+    }
+
+
+def test_every_input_format_scores_like_the_model_in_process(deployment):
+    for name, (body, content_type) in _formats(deployment.rows).items():
+        response = deployment.post(body, content_type)
+        assert response.status_code == 200, (name, response.text)
+        assert response.headers["X-Runway-Model"] == MODEL
+        version = _version(response)
+        assert response.json() == {"predictions": deployment.expected[version]}, name
+
+
+def _good(deployment: Deployment) -> None:
+    response = deployment.post(json.dumps({"dataframe_records": _records(deployment.rows)}))
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == deployment.expected[_version(response)]
+
+
+def _one(deployment: Deployment, **changes) -> bytes:
+    record = {**_records(deployment.rows.head(1))[0], **changes}
+    return json.dumps({"dataframe_records": [record]}).encode()
+
+
+def _without(deployment: Deployment, column: str) -> bytes:
+    record = _records(deployment.rows.head(1))[0]
+    record.pop(column)
+    return json.dumps({"dataframe_records": [record]}).encode()
+
+
+BAD_INPUTS = [
+    # (name, body or callable(deployment) -> body, content type, extra, status, message)
+    ("malformed JSON", b'{"dataframe_records": [', "application/json", {}, 400, "malformed JSON"),
+    ("top-level list", b"[1, 2]", "application/json", {}, 400, "expected a JSON object"),
+    ("unknown format key", b'{"rows": []}', "application/json", {}, 400, "expected exactly one of"),
+    (
+        "two format keys",
+        b'{"inputs": [], "instances": []}',
+        "application/json",
+        {},
+        400,
+        "exactly one",
+    ),
+    ("empty body", b"", "application/json", {}, 400, "empty request body"),
+    ("no rows", b'{"dataframe_records": []}', "application/json", {}, 400, "no rows to score"),
+    ("missing Content-Type", lambda d: _one(d), None, {}, 415, "missing Content-Type"),
+    (
+        "wrong Content-Type",
+        lambda d: _one(d),
+        "text/plain",
+        {},
+        415,
+        "unsupported Content-Type 'text/plain'",
+    ),
+    (
+        "non-UTF-8 charset",
+        lambda d: _one(d),
+        "application/json; charset=latin-1",
+        {},
+        415,
+        "charset",
+    ),
+    (
+        "body over the limit",
+        b"x" * int(MAX_BODY_MB * 1024 * 1024 + 10),
+        "application/json",
+        {},
+        413,
+        "over",
+    ),
+    (
+        "missing required column",
+        lambda d: _without(d, "region"),
+        "application/json",
+        {},
+        422,
+        "column 'region': required",
+    ),
+    (
+        "unknown column",
+        lambda d: _one(d, coupon="X1"),
+        "application/json",
+        {},
+        422,
+        "column 'coupon': unknown",
+    ),
+    (
+        "text in a numeric column",
+        lambda d: _one(d, monthly_charges="cheap"),
+        "application/json",
+        {},
+        422,
+        "column 'monthly_charges': expected a number, got text 'cheap'",
+    ),
+    (
+        "boolean in a numeric column",
+        lambda d: _one(d, age=True),
+        "application/json",
+        {},
+        422,
+        "column 'age': expected a number, got a boolean",
+    ),
+    (
+        "fraction in an integer column",
+        lambda d: _one(d, tenure_months=1.7),
+        "application/json",
+        {},
+        422,
+        "column 'tenure_months': expected an integer, got 1.7",
+    ),
+    (
+        "int32 out of range",
+        lambda d: _one(d, support_calls=3_000_000_000),
+        "application/json",
+        {},
+        422,
+        "column 'support_calls': 3000000000 is out of range for int32",
+    ),
+    (
+        "infinity",
+        lambda d: _one(d, monthly_charges=float("inf")),
+        "application/json",
+        {},
+        422,
+        "column 'monthly_charges': expected a finite number",
+    ),
+    (
+        "unseen category",
+        lambda d: _one(d, region="mars"),
+        "application/json",
+        {},
+        422,
+        "column 'region': category 'mars' never seen in training",
+    ),
+    (
+        "list as a category",
+        lambda d: _one(d, contract=["one-year"]),
+        "application/json",
+        {},
+        422,
+        "column 'contract': expected a category (text), got list",
+    ),
+    (
+        "split row too short",
+        b'{"dataframe_split": {"columns": ["age", "region"], "data": [[1]]}}',
+        "application/json",
+        {},
+        400,
+        "dataframe_split.data[0]: expected 2 values",
+    ),
+    (
+        "record not an object",
+        b'{"dataframe_records": [[1, 2]]}',
+        "application/json",
+        {},
+        400,
+        "dataframe_records[0]: expected an object",
+    ),
+    (
+        "CSV with text in a number column",
+        b"age,tenure_months,monthly_charges,support_calls,contract,payment_method,region\nold,1,2.0,0,one-year,card,east\n",
+        "text/csv",
+        {},
+        422,
+        "column 'age': expected a number, got text 'old'",
+    ),
+    (
+        "missing token",
+        lambda d: _one(d),
+        "application/json",
+        {"headers": {"Authorization": ""}},
+        401,
+        "bearer token",
+    ),
+    (
+        "wrong token",
+        lambda d: _one(d),
+        "application/json",
+        {"headers": {"Authorization": "Bearer nope"}},
+        401,
+        "bearer token",
+    ),
+    (
+        "Host not allowed",
+        lambda d: _one(d),
+        "application/json",
+        {"headers": {"Host": "evil.example"}},
+        400,
+        "Host 'evil.example' is not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "extra", "status", "message"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_input_gets_a_clean_4xx_and_the_server_stays_healthy(
+    deployment, body, content_type, extra, status, message
+):
+    body = body(deployment) if callable(body) else body
+    response = deployment.post(body, content_type, **extra)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert message in error["message"], error
+    assert set(error) <= {"error_code", "message", "errors"}
+    assert "Traceback" not in response.text and "stack_trace" not in response.text
+    assert requests.get(f"{deployment.url}/health", timeout=5).status_code == 200
+    _good(deployment)
+
+
+def test_wrong_method_and_path_are_clean_and_missing_values_are_imputed(deployment):
+    get = requests.get(f"{deployment.url}/invocations", timeout=5)
+    assert get.status_code == 405 and "POST" in get.json()["message"]
+    missing = requests.get(f"{deployment.url}/nope", timeout=5)
+    assert missing.status_code == 404
+    # A missing value passes by the policy's default: the pipeline imputes it.
+    response = deployment.post(_one(deployment, tenure_months=None, region=None))
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1
+
+
+def test_metrics_count_requests_and_name_the_version(deployment):
+    _good(deployment)
+    unauthenticated = requests.get(f"{deployment.url}/metrics", timeout=5)
+    assert unauthenticated.status_code == 401
+    text = requests.get(
+        f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).text
+    assert 'runway_requests_total{path="/invocations",code="200"}' in text
+    assert 'runway_requests_total{path="/invocations",code="422"}' in text
+    assert f'runway_model_info{{model="{MODEL}",version="' in text
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("runway_request_duration_seconds_count")
+    )
+    assert int(count.split()[1]) > 0
+
+
+def test_predictions_are_logged_for_monitoring(deployment):
+    from runway.predlog import read_predictions
+
+    _good(deployment)
+    target = str(deployment.root / "predictions")
+    deadline = time.monotonic() + 15
+    logged = read_predictions(MODEL, target)
+    while len(logged) < len(deployment.rows) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        logged = read_predictions(MODEL, target)
+    assert len(logged) >= len(deployment.rows)
+    assert {"timestamp", "model", "version", "request_id", "input.region", "prediction"} <= set(
+        logged.columns
+    )
+    assert set(logged["model"]) == {MODEL}
+    assert set(logged["source"]) == {"serve"}
+
+
+class Traffic:
+    """Clients sending good requests back to back, recording status and version."""
+
+    def __init__(self, deployment: Deployment, clients: int) -> None:
+        self.deployment = deployment
+        self.stop = threading.Event()
+        self.results: list[tuple[float, int, str]] = []
+        self.errors: list[str] = []
+        self.latencies: list[float] = []
+        self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        session = requests.Session()
+        body = json.dumps({"dataframe_records": _records(self.deployment.rows.head(1))})
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                r = session.post(
+                    f"{self.deployment.url}/invocations", data=body, headers=headers, timeout=30
+                )
+            except requests.RequestException as exc:
+                self.errors.append(repr(exc))
+                continue
+            self.latencies.append(time.perf_counter() - started)
+            self.results.append(
+                (time.monotonic(), r.status_code, r.headers.get("X-Runway-Model-Version", ""))
+            )
+            if r.status_code != 200:
+                self.errors.append(f"{r.status_code} {r.text[:200]}")
+
+    def __enter__(self) -> Traffic:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def wait_for_version(self, version: str, since: float, limit: float = 30.0) -> float:
+        """Seconds from ``since`` until responses name ``version``."""
+        deadline = since + limit + 30  # look a little past the limit to report how late
+        while time.monotonic() < deadline:
+            for at, _, v in list(self.results):
+                if v == version and at >= since:
+                    return at - since
+            time.sleep(0.2)
+        return float("inf")
+
+
+def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_request(deployment):
+    with Traffic(deployment, clients=2) as traffic:
+        time.sleep(1)
+        promoted = deployment.runway("registry", "promote", MODEL, "2", "--to", "Staging")
+        assert promoted.returncode == 0, promoted.stderr
+        promoted = deployment.runway(
+            "registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice"
+        )
+        assert promoted.returncode == 0, promoted.stderr
+        switched = traffic.wait_for_version("2", since=time.monotonic())
+        rolled = deployment.runway("registry", "rollback", MODEL, "--reviewer", "alice")
+        assert rolled.returncode == 0, rolled.stderr
+        back = traffic.wait_for_version("1", since=time.monotonic())
+        time.sleep(2)  # the old backend drains and stops while traffic goes on
+    assert switched < 30 and back < 30, (switched, back)
+    assert traffic.errors == []
+    versions = [v for _, _, v in traffic.results]
+    assert Counter(versions)["2"] > 0 and versions[-1] == "1"
+    assert len(traffic.results) > 50
+    text = deployment.log.read_text()
+    assert "switched to" in text
+
+
+def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deployment, tmp_path):
+    """Production set (outside runway's gates) to a version whose model raises: traffic stays."""
+    source = tmp_path / "broken.py"
+    source.write_text(
+        "import mlflow.pyfunc\n"
+        "class Broken(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        raise RuntimeError('this model is broken')\n"
+        "mlflow.models.set_model(Broken())\n"
+    )
+    uri = deployment.env["MLFLOW_TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    contract_run = client.get_model_version(MODEL, "1").run_id
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = client.get_experiment_by_name("serving-tests").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        contract = mlflow.artifacts.load_dict(f"runs:/{contract_run}/contract/contract.json")
+        mlflow.log_dict(contract, "contract/contract.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(source),
+            input_example=deployment.rows.head(2),
+            pip_requirements=[],
+        )
+    broken = mlflow.register_model(info.model_uri, MODEL).version
+    with Traffic(deployment, clients=1) as traffic:
+        client.transition_model_version_stage(
+            MODEL, broken, "Production", archive_existing_versions=True
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "failed to start" not in deployment.log.read_text():
+            time.sleep(0.5)
+        time.sleep(1)
+    assert f"v{broken} failed to start; traffic stays on v1" in deployment.log.read_text()
+    assert traffic.errors == []
+    assert {v for _, _, v in traffic.results} == {"1"}
+    metrics = requests.get(
+        f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).text
+    assert "runway_model_switch_failures_total 1" in metrics
+    # Put v1 back in Production for the tests that follow.
+    client.transition_model_version_stage(MODEL, "1", "Production", archive_existing_versions=True)
+
+
+def test_a_crashed_backend_is_replaced(deployment):
+    ready = requests.get(f"{deployment.url}/ready", timeout=5).json()
+    version = ready["version"]
+    pids = _scoring_servers(deployment)
+    assert len(pids) == 1, pids
+    for pid in pids:  # the scoring server itself dies, as a crash in predict would take it
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    status = 0
+    while time.monotonic() < deadline:
+        try:
+            status = deployment.post(_one(deployment)).status_code
+        except requests.RequestException:
+            status = -1
+        if status == 200:
+            break
+        assert status in (503, -1) or status == 200, status  # never a hang or a 500
+        time.sleep(0.5)
+    assert status == 200
+    assert requests.get(f"{deployment.url}/ready", timeout=5).json()["version"] == version
+    metrics = requests.get(
+        f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).text
+    assert "runway_backend_restarts_total 1" in metrics
+
+
+def test_eight_clients_for_ten_seconds_get_no_errors(deployment):
+    with Traffic(deployment, clients=8) as traffic:
+        time.sleep(10)
+    assert traffic.errors == []
+    assert len(traffic.results) > 100
+    p99 = float(np.percentile(traffic.latencies, 99)) * 1000
+    print(f"8 clients x 10 s: {len(traffic.results)} requests, p99 {p99:.1f} ms")
