@@ -25,7 +25,9 @@ STAGE ?=
 REVIEWER ?=
 COMMENT ?=
 
-.PHONY: help install train sweep ui status promote rollback history test bench lint format data lock clean
+PORT ?= 8080
+
+.PHONY: help install train sweep ui status promote rollback history serve test bench lint format data lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,11 +65,16 @@ history: $(INSTALL) ## every recorded transition of MODEL=
 	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<name>" >&2; exit 2; }
 	$(BIN)/runway registry history "$(MODEL)"
 
+serve: $(INSTALL) ## serve the Production version of MODEL= on http://127.0.0.1:PORT (8080), following promotions (WORKERS=)
+	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<name> [PORT=8080] [WORKERS=1]" >&2; exit 2; }
+	$(BIN)/runway serve "$(MODEL)" --port $(PORT) --workers $(WORKERS)
+
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/serving.py
 
 lint: $(INSTALL) ## ruff lint and format check
 	$(BIN)/ruff check src tests scripts benchmarks

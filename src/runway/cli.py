@@ -295,6 +295,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from runway.serve import ServeOptions, serve
 
+    if args.workers < 1:
+        raise RunwayError(f"--workers must be at least 1, got {args.workers}")
     options = ServeOptions(args.model, host=args.host, port=args.port, workers=args.workers)
     if args.log_dir:
         options.log_dir = Path(args.log_dir)
