@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from sklearn.datasets import load_breast_cancer
 
 from tests.conftest import REPO
 from tests.helpers import free_port, stop_process_group, wait_http, write_spec
@@ -209,3 +210,31 @@ def test_train_sweep_promote_to_production_then_status(tmp_path):
         ["promote", version, "None", "Staging", "applied"],
         ["promote", version, "Staging", "Production", "applied"],
     ]
+
+    # The service owner serves it; an application scores a row over REST.
+    port = free_port()
+    server = subprocess.Popen(
+        ["make", "-s", "serve", f"MODEL={model}", f"PORT={port}", f"VENV={VENV}", "INSTALL="],
+        cwd=project,
+        env=_user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", server, timeout=180)
+        row = load_breast_cancer(as_frame=True).data.head(1)
+        body = json.dumps({"dataframe_records": row.to_dict("records")}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["X-Runway-Model-Version"] == version
+            assert json.load(response)["predictions"] in ([0], [1])
+    finally:
+        stop_process_group(server)
+    printed = server.stdout.read()
+    assert f"serving {model} v{version} at http://127.0.0.1:{port}/invocations" in printed
