@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_LISTED_ERRORS = 20
 THREAD_CHECK_VALUES = 20_000  # bigger requests are checked off the event loop
+KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics"})
 
 
 @dataclass
@@ -200,7 +201,8 @@ class Gateway:
             elif exc.status == 503:
                 more.append((b"retry-after", b"1"))
             status = await _send_json(send, exc.status, exc.body(), more)
-        self.metrics.observe(path, status, time.perf_counter() - started)
+        known = path if path in KNOWN_PATHS else "other"  # bounded label values
+        self.metrics.observe(known, status, time.perf_counter() - started)
 
     def _check_host(self, headers: dict[bytes, bytes]) -> None:
         if self.any_host:
@@ -245,6 +247,7 @@ class Gateway:
         extra: list[tuple[bytes, bytes]],
     ) -> int:
         if scope["method"] != "POST":
+            extra.append((b"allow", b"POST"))
             raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
         self._check_token(headers)
         if self.active >= self.max_concurrency:

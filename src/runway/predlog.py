@@ -243,6 +243,12 @@ class BackgroundWriter:
             by_model.setdefault(model, []).append(frame)
         for model, frames in by_model.items():
             frame = pd.concat(frames, ignore_index=True)
+            outputs = frame["prediction"]
+            if outputs.dtype == object and outputs.map(type).nunique() > 1:
+                # scalars next to multi-output JSON: one type per column, or Parquet refuses it
+                frame["prediction"] = outputs.map(
+                    lambda v: v if isinstance(v, str) else json.dumps(v)
+                )
             try:
                 self.sink.write_frame(model, frame)
                 self.written += len(frame)

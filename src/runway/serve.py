@@ -65,6 +65,7 @@ class Server:
         self.gateway = gateway
         self.failed: set[str] = set()  # versions that would not start: not retried in a loop
         self._draining: set[asyncio.Task] = set()
+        self._last_problem = ""
 
     async def build(self, model: ResolvedModel) -> Slot:
         """Start and warm ``model``'s backends; stop them all again if one fails."""
@@ -110,8 +111,11 @@ class Server:
                 registry.resolve, self.options.model, "Production", None, self.settings
             )
         except RunwayError as exc:
-            log.warning("keeping %s: %s", _name(current), exc)
+            if str(exc) != self._last_problem:  # once per new problem, not every poll
+                log.warning("keeping %s: %s", _name(current), exc)
+                self._last_problem = str(exc)
             return
+        self._last_problem = ""
         if current is not None and latest.version == current.model.version:
             return
         if latest.version in self.failed:

@@ -459,7 +459,7 @@ def test_bad_input_gets_a_clean_4xx_and_the_server_stays_healthy(
 
 def test_wrong_method_and_path_are_clean_and_missing_values_are_imputed(deployment):
     get = requests.get(f"{deployment.url}/invocations", timeout=5)
-    assert get.status_code == 405 and "POST" in get.json()["message"]
+    assert get.status_code == 405 and get.headers["Allow"] == "POST"
     missing = requests.get(f"{deployment.url}/nope", timeout=5)
     assert missing.status_code == 404
     # A missing value passes by the policy's default: the pipeline imputes it.

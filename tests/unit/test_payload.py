@@ -1,0 +1,109 @@
+"""Request bodies are read the way `mlflow models serve` reads them, or refused with a reason."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from runway.payload import BadRequest, media_type, parse
+
+COLUMNS = {"x": {"kind": "numeric"}, "plan": {"kind": "categorical"}}
+ROWS = [{"x": 1.5, "plan": "pro"}, {"x": 2, "plan": "basic"}]
+
+
+def _json(doc) -> bytes:
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _json({"dataframe_records": ROWS}),
+        _json(
+            {"dataframe_split": {"columns": ["x", "plan"], "data": [[1.5, "pro"], [2, "basic"]]}}
+        ),
+        _json(
+            {
+                "dataframe_split": {
+                    "index": [7, 8],
+                    "columns": ["x", "plan"],
+                    "data": [[1.5, "pro"], [2, "basic"]],
+                }
+            }
+        ),
+        _json({"instances": ROWS}),
+        _json({"inputs": ROWS}),
+        _json({"inputs": {"x": [1.5, 2], "plan": ["pro", "basic"]}}),
+        _json({"inputs": ROWS, "params": {}}),
+    ],
+)
+def test_every_json_format_gives_the_same_records(body):
+    assert parse(body, "application/json", COLUMNS).records == ROWS
+
+
+def test_csv_keeps_text_as_text_and_numbers_as_numbers():
+    frame = parse(b"x,plan\n1.5,pro\n2,007\n", "text/csv", COLUMNS).frame
+    assert frame["plan"].tolist() == ["pro", "007"]  # a category that looks like a number
+    assert frame["x"].tolist() == [1.5, 2.0]
+
+
+def test_parquet_is_read():
+    buffer = io.BytesIO()
+    pd.DataFrame(ROWS).to_parquet(buffer)
+    assert len(parse(buffer.getvalue(), "application/vnd.apache.parquet", COLUMNS)) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"   ", "empty request body"),
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (_json({"inputs": {"x": [1, 2], "plan": ["a"]}}), "lists of equal length"),
+        (_json({"dataframe_split": {"columns": "x", "data": []}}), "list of column names"),
+        (_json({"dataframe_split": [1]}), "dataframe_split: expected"),
+        (_json({"instances": {"x": 1}}), "instances: expected a list of rows; got an object"),
+        (_json({"dataframe_records": ROWS, "extra": 1}), "unexpected key 'extra'"),
+        (_json("text"), "got a string"),
+    ],
+)
+def test_unreadable_json_is_a_400_naming_the_problem(body, message):
+    with pytest.raises(BadRequest) as bad:
+        parse(body, "application/json", COLUMNS)
+    assert bad.value.status == 400
+    assert message in bad.value.message
+
+
+def test_bad_parquet_and_csv_are_400s():
+    with pytest.raises(BadRequest, match="malformed Parquet"):
+        parse(b"not parquet", "application/vnd.apache.parquet", COLUMNS)
+    with pytest.raises(BadRequest, match="malformed CSV"):
+        parse(b'x,plan\n"unterminated', "text/csv", COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("application/json", "application/json"),
+        ("Application/JSON; charset=UTF-8", "application/json"),
+        ("text/csv", "text/csv"),
+    ],
+)
+def test_media_types_accepted(header, expected):
+    assert media_type(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing Content-Type"),
+        ("text/plain", "unsupported Content-Type"),
+        ("application/json; charset=latin-1", "charset"),
+    ],
+)
+def test_media_types_refused_with_415(header, message):
+    with pytest.raises(BadRequest) as bad:
+        media_type(header)
+    assert bad.value.status == 415 and message in bad.value.message
