@@ -173,26 +173,8 @@ class LoadedModel:
         return [PREDICTION, *probas]
 
     def cast(self, valid: pd.DataFrame) -> pd.DataFrame:
-        """Checked rows in the signature's column order and types.
-
-        The contract check gives numeric columns as float64, so integers read
-        from a file never meet pyfunc's "cannot safely convert int64 to
-        float64"; integer signature columns become int64 again (kept float64
-        when a value is missing, which the pipeline's imputer handles).
-        """
-        columns = list(self.input_types) or self.features
-        out = {}
-        for name in columns:
-            series = valid[name]
-            kind = self.input_types.get(name)
-            if kind in {"long", "integer"} and not series.isna().any():
-                series = series.astype("int64" if kind == "long" else "int32")
-            elif kind == "float":
-                series = series.astype("float32")
-            elif kind == "double" and series.dtype != np.float64:
-                series = series.astype("float64")
-            out[name] = series
-        return pd.DataFrame(out, index=valid.index)
+        """Checked rows in the signature's column order and types (:func:`cast_to_signature`)."""
+        return cast_to_signature(valid, self.input_types, self.features)
 
     def predict(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions and, for classifiers with ``proba``, class probabilities."""
@@ -214,6 +196,30 @@ class LoadedModel:
         else:
             labels = np.asarray(self.estimator.predict(X))
         return labels, probabilities
+
+
+def cast_to_signature(
+    valid: pd.DataFrame, input_types: dict[str, str], features: list[str]
+) -> pd.DataFrame:
+    """Checked rows in the signature's column order and types.
+
+    The contract check gives numeric columns as float64, so integers read from
+    a file never meet pyfunc's "cannot safely convert int64 to float64";
+    integer signature columns become int64 again (kept float64 when a value is
+    missing, which the pipeline's imputer handles).
+    """
+    out = {}
+    for name in list(input_types) or features:
+        series = valid[name]
+        kind = input_types.get(name)
+        if kind in {"long", "integer"} and not series.isna().any():
+            series = series.astype("int64" if kind == "long" else "int32")
+        elif kind == "float":
+            series = series.astype("float32")
+        elif kind == "double" and series.dtype != np.float64:
+            series = series.astype("float64")
+        out[name] = series
+    return pd.DataFrame(out, index=valid.index)
 
 
 def _final_name(estimator: Any) -> str:
