@@ -25,7 +25,14 @@ STAGE ?=
 REVIEWER ?=
 COMMENT ?=
 
+# batch scoring (make score)
+INPUT ?=
+OUTPUT ?=
+CHUNK_ROWS ?=
+ENGINE ?= pandas
+
 .PHONY: help install train sweep ui status promote rollback history test bench lint format data lock clean
+.PHONY: score
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,11 +70,16 @@ history: $(INSTALL) ## every recorded transition of MODEL=
 	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<name>" >&2; exit 2; }
 	$(BIN)/runway registry history "$(MODEL)"
 
+score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version of MODEL= [VERSION= STAGE= CHUNK_ROWS= ENGINE=spark]
+	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
+	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) --engine $(ENGINE)
+
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/batch.py
 
 lint: $(INSTALL) ## ruff lint and format check
 	$(BIN)/ruff check src tests scripts benchmarks
