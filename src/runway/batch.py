@@ -429,53 +429,64 @@ def _score_pandas(
     settings: Settings,
     progress: bool,
 ) -> None:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from runway.predlog import PredictionLog
 
     out_format = batch_io.file_format(result.output)
     with batch_io.local_copy(result.input) as local:
-        in_format = batch_io.file_format(local)
-        text = frozenset(c for c in pd.read_csv(local, nrows=0).columns if c not in loaded.numeric) if in_format == "csv" else frozenset()  # fmt: skip
-        reader = batch_io.ChunkReader(local, in_format, chunk_rows, text)
+        reader = batch_io.ChunkReader(
+            local, batch_io.file_format(local), chunk_rows, frozenset(loaded.numeric)
+        )
         passthrough = check_columns(loaded, reader.columns, key_columns, result.input)
         out_file = batch_io.AtomicFile(result.output)
         rej_file = batch_io.AtomicFile(result.rejects)
         plog = PredictionLog(settings.prediction_log)
         bar = _progress(reader.total_rows, progress)
         started = time.perf_counter()
+        out = batch_io.TableWriter(out_file.local, out_format)
+        rej = batch_io.TableWriter(rej_file.local, out_format, _rejects_schema(reader))
+
+        def write(out_table: pa.Table, rej_table: pa.Table, logged: pd.DataFrame) -> None:
+            out.write(out_table)
+            rej.write(rej_table)
+            plog.write_frame(result.model, logged)
+
+        # One writer thread: chunk i is written while chunk i+1 is checked and scored
+        # (pyarrow and scikit-learn release the GIL). At most one chunk waits, so
+        # memory stays bounded by the chunk size.
+        pending: Future[None] | None = None
         try:
-            out = batch_io.TableWriter(out_file.local, out_format)
-            rej = batch_io.TableWriter(rej_file.local, out_format, _rejects_schema(reader))
-            for chunk in reader:
-                features = chunk.frame[loaded.features]
-                if chunk.table is None:
-                    features = _parse_numbers(features, loaded.numeric)
-                check = check_frame(features, loaded.contract, loaded.policy)
-                if check.problems:  # pragma: no cover - check_columns caught these
-                    raise ScoringError(f"{result.input}: {check.problems[0]}")
-                valid_pos = check.valid.index.to_numpy()
-                labels, probabilities = loaded.predict(loaded.cast(check.valid))
-                out.write(
-                    _output_table(loaded, result, chunk, check, passthrough, labels, probabilities)
-                )
-                rej.write(_rejects_table(reader, chunk, check))
-                plog.append(
-                    check.valid,
-                    labels,
-                    model=result.model,
-                    version=result.version,
-                    source="batch",
-                    request_id=result.batch_id,
-                    timestamp=result.scored_at,
-                )
-                _count(result, len(chunk.frame), len(valid_pos), check)
-                bar.update(len(chunk.frame))
-                if bar.disable:
-                    elapsed = time.perf_counter() - started
-                    log.info(
-                        "%s rows done (%s rows/s)",
-                        f"{result.rows_in:,}",
-                        f"{result.rows_in / elapsed:,.0f}" if elapsed else "-",
+            with ThreadPoolExecutor(1, thread_name_prefix="runway-score-writer") as writer:
+                for chunk in reader:
+                    features = chunk.frame[loaded.features]
+                    if chunk.table is None:
+                        features = _parse_numbers(features, loaded.numeric)
+                    check = check_frame(features, loaded.contract, loaded.policy)
+                    if check.problems:  # pragma: no cover - check_columns caught these
+                        raise ScoringError(f"{result.input}: {check.problems[0]}")
+                    labels, probabilities = loaded.predict(loaded.cast(check.valid))
+                    tables = (
+                        _output_table(
+                            loaded, result, chunk, check, passthrough, labels, probabilities
+                        ),
+                        _rejects_table(reader, chunk, check),
+                        _log_frame(check.valid, labels, result) if plog.enabled else pd.DataFrame(),
                     )
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(write, *tables)
+                    _count(result, len(chunk.frame), len(check.valid), check)
+                    bar.update(len(chunk.frame))
+                    if bar.disable:
+                        elapsed = time.perf_counter() - started
+                        log.info(
+                            "%s rows done (%s rows/s)",
+                            f"{result.rows_in:,}",
+                            f"{result.rows_in / elapsed:,.0f}" if elapsed else "-",
+                        )
+                if pending is not None:
+                    pending.result()
             out.close()
             rej.close()
             bar.close()
@@ -485,6 +496,25 @@ def _score_pandas(
             out_file.discard()
             rej_file.discard()
             raise
+
+
+def _log_frame(valid: pd.DataFrame, labels: np.ndarray, result: BatchResult) -> pd.DataFrame:
+    """Scored rows in the prediction log's shape (see :mod:`runway.predlog`), built columnwise."""
+    from runway.predlog import INPUT_PREFIX
+
+    n = len(valid)
+    when = np.datetime64(result.scored_at.replace(tzinfo=None), "us")
+    columns: dict[str, Any] = {
+        "timestamp": pd.Series(np.full(n, when)).dt.tz_localize("UTC"),
+        "model": np.full(n, result.model, dtype=object),
+        "version": np.full(n, result.version, dtype=object),
+        "source": np.full(n, "batch", dtype=object),
+        "request_id": np.full(n, result.batch_id, dtype=object),
+    }
+    for name in valid.columns:
+        columns[f"{INPUT_PREFIX}{name}"] = valid[name].to_numpy()
+    columns["prediction"] = labels
+    return pd.DataFrame(columns)
 
 
 def _parse_numbers(frame: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:

@@ -149,18 +149,22 @@ class Chunk:
 class ChunkReader:
     """Reads a local CSV or Parquet file ``chunk_rows`` rows at a time.
 
-    CSV columns named in ``text_columns`` are read as text (identifiers keep
-    their leading zeros, categories are compared as written); the rest are
-    inferred per chunk and checked against the contract afterwards.
+    CSV columns not named in ``numeric_columns`` are read as text (identifiers
+    keep their leading zeros, categories are compared as written); numeric ones
+    are inferred per chunk and checked against the contract afterwards.
     """
 
     def __init__(
-        self, path: Path, fmt: Format, chunk_rows: int, text_columns: frozenset[str] = frozenset()
+        self,
+        path: Path,
+        fmt: Format,
+        chunk_rows: int,
+        numeric_columns: frozenset[str] = frozenset(),
     ) -> None:
         self.path = path
         self.format = fmt
         self.chunk_rows = chunk_rows
-        self.text_columns = text_columns
+        self.numeric_columns = numeric_columns
         self.arrow_schema: pa.Schema | None = None
         self.total_rows: int | None = None
         if fmt == "parquet":
@@ -193,7 +197,7 @@ class ChunkReader:
                 yield Chunk(table.to_pandas(), offset, table)
                 offset += batch.num_rows
             return
-        dtypes = {c: "str" for c in self.columns if c in self.text_columns}
+        dtypes = {c: "str" for c in self.columns if c not in self.numeric_columns}
         try:
             reader = pd.read_csv(self.path, chunksize=self.chunk_rows, dtype=dtypes)
             for frame in reader:
@@ -242,7 +246,16 @@ class TableWriter:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self.path, schema, compression="snappy")
+            # Dictionary-encode text only: on float columns it is tried, fails and costs
+            # half the write time (measured on 20 float features, 100k-row chunks).
+            text = [
+                f.name
+                for f in schema
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]
+            self._writer = pq.ParquetWriter(
+                self.path, schema, compression="snappy", use_dictionary=text or False
+            )
         else:
             import pyarrow.csv as pacsv
 

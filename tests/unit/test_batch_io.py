@@ -46,7 +46,7 @@ def test_chunks_cover_every_row_with_their_offsets(tmp_path):
     frame.to_csv(tmp_path / "f.csv", index=False)
     frame.to_parquet(tmp_path / "f.parquet")
     for name, fmt in (("f.csv", "csv"), ("f.parquet", "parquet")):
-        reader = batch_io.ChunkReader(tmp_path / name, fmt, 10, frozenset({"id"}))
+        reader = batch_io.ChunkReader(tmp_path / name, fmt, 10, frozenset({"x"}))
         chunks = list(reader)
         assert [c.offset for c in chunks] == [0, 10, 20]
         assert [len(c.frame) for c in chunks] == [10, 10, 5]
