@@ -171,7 +171,9 @@ class ChunkReader:
             import pyarrow.parquet as pq
 
             try:
-                self._parquet = pq.ParquetFile(path)
+                # Buffered, not pre-buffered: a row group is read a page at a time,
+                # so a file written as one 1M-row group still streams in chunks.
+                self._parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
             except Exception as exc:
                 raise ScoringError(f"{path}: cannot read as Parquet: {exc}") from exc
             self.arrow_schema = self._parquet.schema_arrow
