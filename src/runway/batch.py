@@ -502,19 +502,35 @@ def _log_frame(valid: pd.DataFrame, labels: np.ndarray, result: BatchResult) -> 
     """Scored rows in the prediction log's shape (see :mod:`runway.predlog`), built columnwise."""
     from runway.predlog import INPUT_PREFIX
 
-    n = len(valid)
-    when = np.datetime64(result.scored_at.replace(tzinfo=None), "us")
-    columns: dict[str, Any] = {
-        "timestamp": pd.Series(np.full(n, when)).dt.tz_localize("UTC"),
-        "model": np.full(n, result.model, dtype=object),
-        "version": np.full(n, result.version, dtype=object),
-        "source": np.full(n, "batch", dtype=object),
-        "request_id": np.full(n, result.batch_id, dtype=object),
-    }
+    columns: dict[str, Any] = dict(_log_constants(result, len(valid)))
     for name in valid.columns:
         columns[f"{INPUT_PREFIX}{name}"] = valid[name].to_numpy()
     columns["prediction"] = labels
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)
+
+
+_constants_cache: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _log_constants(result: BatchResult, n: int) -> dict[str, Any]:
+    """The per-run columns of ``n`` log rows; built once per run and chunk size (read-only)."""
+    key = (result.batch_id, n)
+    if key not in _constants_cache:
+        _constants_cache.clear()
+        when = np.datetime64(result.scored_at.astimezone(UTC).replace(tzinfo=None), "us")
+        _constants_cache[key] = {
+            "timestamp": pd.array(np.full(n, when), dtype="datetime64[us]").tz_localize("UTC"),
+            **{
+                name: pd.array(np.full(n, value, dtype=object), dtype="str")
+                for name, value in (
+                    ("model", result.model),
+                    ("version", result.version),
+                    ("source", "batch"),
+                    ("request_id", result.batch_id),
+                )
+            },
+        }
+    return _constants_cache[key]
 
 
 def _parse_numbers(frame: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
