@@ -96,6 +96,8 @@ def _session(master: str, progress: bool) -> tuple[SparkSession, bool]:
         ) from exc
     # pyspark warns about pandas 3 at every UDF; what we use of it works (tests compare engines).
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    # py4j logs "Closing down clientserver connection" at INFO, even from __del__ at exit.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # Workers run this interpreter (its venv has runway, mlflow and the model's libraries).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
