@@ -29,6 +29,7 @@ COMMENT ?=
 INPUT ?=
 OUTPUT ?=
 CHUNK_ROWS ?=
+KEY ?=
 ENGINE ?= pandas
 
 .PHONY: help install train sweep ui status promote rollback history test bench lint format data lock clean
@@ -70,9 +71,9 @@ history: $(INSTALL) ## every recorded transition of MODEL=
 	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<name>" >&2; exit 2; }
 	$(BIN)/runway registry history "$(MODEL)"
 
-score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version of MODEL= [VERSION= STAGE= CHUNK_ROWS= ENGINE=spark]
-	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
-	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) --engine $(ENGINE)
+score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version of MODEL= [VERSION= STAGE= KEY= CHUNK_ROWS= ENGINE=spark]
+	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [KEY=<id column>] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
+	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) $(foreach k,$(KEY),--key-column $(k)) --engine $(ENGINE)
 
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
