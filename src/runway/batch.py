@@ -333,6 +333,8 @@ def score_file(
     if engine == "pandas":
         batch_io.file_format(input)
         batch_io.file_format(output)
+        if not batch_io.is_s3(input):
+            batch_io.require_file(input)  # before the model is downloaded
     if batch_io.is_s3(output) == batch_io.is_s3(input) and _same_path(input, output):
         raise ScoringError(f"{output}: the output would overwrite the input")
     scored_at = (scored_at or datetime.now(UTC)).astimezone(UTC)
@@ -357,9 +359,13 @@ def score_file(
             max_reject_rate=threshold,
         )
         log.info(
-            "scoring %s with %s v%s (%s) -> %s", input, resolved.name, resolved.version,
-            resolved.stage, output,
-        )  # fmt: skip
+            "scoring %s with %s v%s (%s) -> %s",
+            input,
+            resolved.name,
+            resolved.version,
+            resolved.stage,
+            output,
+        )
         if engine == "spark":
             from runway.batch_spark import score_spark
 
@@ -629,7 +635,9 @@ def _output_table(
             if name in loaded.numeric:
                 columns.append(pa.array(check.valid[name].to_numpy(), type=pa.float64()))
             else:
-                columns.append(pa.array(frame[name].to_numpy(dtype=object), type=pa.string(), from_pandas=True))  # fmt: skip
+                columns.append(
+                    pa.array(frame[name].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+                )
             names.append(name)
     if n and labels.dtype == object:
         labels = labels.astype(str) if isinstance(labels[0], str) else labels

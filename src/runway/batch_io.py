@@ -80,16 +80,21 @@ def sibling(uri: str, tag: str) -> str:
     return f"{head}/{name}" if head else name
 
 
+def require_file(uri: str) -> Path:
+    """``uri`` as a local path, if it is an existing file."""
+    path = Path(uri).expanduser()
+    if not path.is_file():
+        raise ScoringError(
+            f"{uri}: input file not found (relative paths are read from {Path.cwd()})"
+        )
+    return path
+
+
 @contextlib.contextmanager
 def local_copy(uri: str) -> Iterator[Path]:
     """A local path holding ``uri``'s bytes: the file itself, or a downloaded S3 object."""
     if not is_s3(uri):
-        path = Path(uri).expanduser()
-        if not path.is_file():
-            raise ScoringError(
-                f"{uri}: input file not found (relative paths are read from {Path.cwd()})"
-            )
-        yield path
+        yield require_file(uri)
         return
     bucket, key = split_s3(uri)
     with tempfile.TemporaryDirectory(prefix="runway-in-") as tmp:

@@ -341,23 +341,29 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "--stage", default="Production", choices=["Production", "Staging"],
+        "--stage",
+        default="Production",
+        choices=["Production", "Staging"],
         help="score with the version in this stage (default Production)",
-    )  # fmt: skip
+    )
     which.add_argument("--version", help="score with this version instead of a stage")
     p.add_argument(
-        "--chunk-rows", type=int,
+        "--chunk-rows",
+        type=int,
         help="rows per chunk; memory grows with it (default RUNWAY_BATCH_CHUNK_ROWS or 100000)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--key-column", action="append", metavar="COLUMN",
+        "--key-column",
+        action="append",
+        metavar="COLUMN",
         help="carry only this input column (repeatable) into the output, not all of them",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--max-reject-rate", type=float,
+        "--max-reject-rate",
+        type=float,
         help="fail (exit 7, output not written) above this rejected fraction "
         "(default RUNWAY_BATCH_MAX_REJECT_RATE or 0.05)",
-    )  # fmt: skip
+    )
     p.add_argument("--no-proba", action="store_true", help="no proba_<class> columns")
     p.add_argument(
         "--scored-at",

@@ -191,7 +191,9 @@ def test_integers_are_scored_against_a_float_signature(store, tmp_path):
     _write(integers, tmp_path / "ints.parquet")
 
     for source in ("ints.csv", "ints.parquet"):
-        result = score_file(MODEL, tmp_path / source, tmp_path / f"{source}.out.parquet", key_columns=["id"])  # fmt: skip
+        result = score_file(
+            MODEL, tmp_path / source, tmp_path / f"{source}.out.parquet", key_columns=["id"]
+        )
         assert result.rows_rejected == 0, result.reasons
         out = pd.read_parquet(tmp_path / f"{source}.out.parquet")
         expected = _sklearn_model().predict(integers[features].astype("float64"))
@@ -201,7 +203,9 @@ def test_integers_are_scored_against_a_float_signature(store, tmp_path):
 def test_scored_rows_go_to_the_prediction_log(store, tmp_path):
     _write(_rows(), tmp_path / "in.parquet")
 
-    result = score_file(MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", key_columns=["id"], chunk_rows=200)  # fmt: skip
+    result = score_file(
+        MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", key_columns=["id"], chunk_rows=200
+    )
 
     logged = read_predictions(MODEL)
     assert len(logged) == result.rows_scored == 569
@@ -257,7 +261,22 @@ def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
 
 def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     _write(_rows(repeat=300), tmp_path / "big.csv")  # 170,700 rows
-    cmd = [python, "-m", "runway", "-q", "score", MODEL, "--input", "big.csv", "--output", "out.csv", "--key-column", "id", "--chunk-rows", "1000"]  # fmt: skip
+    cmd = [
+        python,
+        "-m",
+        "runway",
+        "-q",
+        "score",
+        MODEL,
+        "--input",
+        "big.csv",
+        "--output",
+        "out.csv",
+        "--key-column",
+        "id",
+        "--chunk-rows",
+        "1000",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.csv.tmp-*")):  # the first chunk is being written
@@ -272,7 +291,24 @@ def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     assert not (tmp_path / "out.csv").exists()
     assert not (tmp_path / "out.rejects.csv").exists()
     # The next run cleans up the dead run's temporary file and completes.
-    assert main(["-q", "score", MODEL, "--input", "big.csv", "--output", "out.csv", "--key-column", "id", "--chunk-rows", "50000"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "-q",
+                "score",
+                MODEL,
+                "--input",
+                "big.csv",
+                "--output",
+                "out.csv",
+                "--key-column",
+                "id",
+                "--chunk-rows",
+                "50000",
+            ]
+        )
+        == 0
+    )
     assert not list(tmp_path.glob(".out.csv.tmp-*"))
     assert len(pd.read_csv(tmp_path / "out.csv")) == 170_700
 
@@ -292,7 +328,10 @@ def test_clear_errors_for_a_missing_model_version_input_or_column(store, tmp_pat
     assert "error: gone.csv: input file not found" in capsys.readouterr().err
 
     _write(_rows().drop(columns=["mean radius"]), tmp_path / "narrow.csv")
-    assert main(["score", MODEL, "--input", "narrow.csv", "--output", "out.csv", "--key-column", "id"]) == 7  # fmt: skip
+    assert (
+        main(["score", MODEL, "--input", "narrow.csv", "--output", "out.csv", "--key-column", "id"])
+        == 7
+    )
     assert "required column(s) ['mean radius'] missing" in capsys.readouterr().err
 
     assert main(["score", MODEL, "--input", "in.csv", "--output", "out.csv"]) == 7

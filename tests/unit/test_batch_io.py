@@ -95,7 +95,9 @@ def test_atomic_file_appears_only_on_commit(tmp_path):
 
 
 def test_temporaries_of_dead_runs_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     stale = tmp_path / f".out.csv.tmp-{dead.stdout.strip()}"
     live = tmp_path / f".out.csv.tmp-{os.getpid()}"
     stale.write_text("x")
@@ -137,4 +139,10 @@ def test_mlproject_score_entry_point_parses_as_a_cli_command():
     argv = argv.replace("$(test -n '3' && echo --version '3')", "--version 3")
     argv = argv.replace("$(test -n '' && echo --chunk-rows '')", "")
     args = build_parser().parse_args(shlex.split(argv))
-    assert (args.command, args.model, args.input, args.output, args.version) == ("score", "m", "in.csv", "o.parquet", "3")  # fmt: skip
+    assert (args.command, args.model, args.input, args.output, args.version) == (
+        "score",
+        "m",
+        "in.csv",
+        "o.parquet",
+        "3",
+    )
