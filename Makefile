@@ -25,9 +25,17 @@ STAGE ?=
 REVIEWER ?=
 COMMENT ?=
 
+# serving (make serve)
 PORT ?= 8080
 
-.PHONY: help install train sweep ui status promote rollback history serve test bench lint format data lock clean
+# batch scoring (make score)
+INPUT ?=
+OUTPUT ?=
+CHUNK_ROWS ?=
+KEY ?=
+ENGINE ?= pandas
+
+.PHONY: help install train sweep ui status promote rollback history serve score test bench lint format data lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +76,9 @@ history: $(INSTALL) ## every recorded transition of MODEL=
 serve: $(INSTALL) ## serve the Production version of MODEL= on http://127.0.0.1:PORT (8080), following promotions (WORKERS=)
 	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<name> [PORT=8080] [WORKERS=1]" >&2; exit 2; }
 	$(BIN)/runway serve "$(MODEL)" --port $(PORT) --workers $(WORKERS)
+score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version of MODEL= [VERSION= STAGE= KEY= CHUNK_ROWS= ENGINE=spark]
+	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [KEY=<id column>] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
+	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) $(foreach k,$(KEY),--key-column $(k)) --engine $(ENGINE)
 
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -75,6 +86,7 @@ test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/batch.py
 
 lint: $(INSTALL) ## ruff lint and format check
 	$(BIN)/ruff check src tests scripts benchmarks

@@ -304,6 +304,98 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- batch scoring: runway score ---------------------------------------------------------
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from runway.batch import RejectRateExceeded, score_file
+
+    scored_at = None
+    if args.scored_at:
+        try:
+            scored_at = datetime.fromisoformat(args.scored_at)
+        except ValueError as exc:
+            raise RunwayError(f"--scored-at: not an ISO date or time: {args.scored_at!r}") from exc
+        if scored_at.tzinfo is None:
+            from datetime import UTC
+
+            scored_at = scored_at.replace(tzinfo=UTC)
+    try:
+        result = score_file(
+            args.model,
+            args.input,
+            args.output,
+            stage=None if args.version else args.stage,
+            version=args.version,
+            chunk_rows=args.chunk_rows,
+            engine=args.engine,
+            key_columns=args.key_column or (),
+            max_reject_rate=args.max_reject_rate,
+            proba=not args.no_proba,
+            scored_at=scored_at,
+            progress=not args.quiet,
+            spark_master=args.spark_master,
+        )
+    except RejectRateExceeded as failed:
+        print("\n".join(failed.result.summary_lines()))
+        raise
+    print("\n".join(result.summary_lines()))
+    return 0
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score", help="batch-score a CSV/Parquet file (local or s3://) with a registered model"
+    )
+    p.add_argument("model", help="registered model name")
+    p.add_argument(
+        "--input", required=True, help="CSV or Parquet file, local path or s3://bucket/key"
+    )
+    p.add_argument(
+        "--output", required=True, help="where scores go (.csv or .parquet, local or s3://)"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stage",
+        default="Production",
+        choices=["Production", "Staging"],
+        help="score with the version in this stage (default Production)",
+    )
+    which.add_argument("--version", help="score with this version instead of a stage")
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        help="rows per chunk; memory grows with it (default RUNWAY_BATCH_CHUNK_ROWS or 100000)",
+    )
+    p.add_argument(
+        "--key-column",
+        action="append",
+        metavar="COLUMN",
+        help="carry only this input column (repeatable) into the output, not all of them",
+    )
+    p.add_argument(
+        "--max-reject-rate",
+        type=float,
+        help="fail (exit 7, output not written) above this rejected fraction "
+        "(default RUNWAY_BATCH_MAX_REJECT_RATE or 0.05)",
+    )
+    p.add_argument("--no-proba", action="store_true", help="no proba_<class> columns")
+    p.add_argument(
+        "--scored-at",
+        help="the scored_at value, ISO time (default now); a scheduler passes its logical "
+        "time so a retry writes identical output",
+    )
+    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas", help="default pandas")
+    p.add_argument(
+        "--spark-master",
+        default="local[*]",
+        help="Spark master for --engine spark (default local[*])",
+    )
+    p.set_defaults(func=_cmd_score)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -397,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
     p.add_argument("--no-data", action="store_true", help="validate the spec file only")
     p.set_defaults(func=_cmd_spec_check)
+
+    _add_score_parser(sub)  # batch scoring
     return parser
 
 

@@ -29,3 +29,12 @@ class TrackingError(RunwayError):
     """MLflow tracking is misconfigured or unreachable."""
 
     exit_code = 4
+
+
+# --- batch scoring ----------------------------------------------------------------------
+
+
+class ScoringError(RunwayError):
+    """Batch scoring cannot start or did not pass: bad input file, or too many rejects."""
+
+    exit_code = 7

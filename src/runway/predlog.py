@@ -93,7 +93,9 @@ class PredictionLog:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"part-{stamp}-{os.getpid()}-{next(_counter)}.parquet"
         partial = folder / f".{name}.tmp"
-        frame.to_parquet(partial, index=False)
+        text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        # Dictionary-encode text only: tried on float features it fails and doubles the write.
+        frame.to_parquet(partial, index=False, use_dictionary=text or False)
         partial.replace(folder / name)  # readers never see half a part file
 
     def _write_sql(self, model: str, frame: pd.DataFrame) -> None:

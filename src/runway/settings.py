@@ -104,6 +104,22 @@ class Settings(BaseSettings):
         description="Seconds a new backend may take to load its model and answer /ping.",
     )
 
+    # --- batch scoring (runway score) ---
+    batch_chunk_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="Rows `runway score` reads, checks and scores at a time (memory grows with it).",
+    )
+    batch_max_reject_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description=(
+            "Largest fraction of input rows `runway score` may reject before it fails "
+            "(exit 7, output not published)."
+        ),
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:
