@@ -89,12 +89,12 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/batch.py
 
 lint: $(INSTALL) ## ruff lint and format check
-	$(BIN)/ruff check src tests scripts benchmarks
-	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks dags
+	$(BIN)/ruff format --check src tests scripts benchmarks dags
 
 format: $(INSTALL) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests scripts benchmarks
-	$(BIN)/ruff format src tests scripts benchmarks
+	$(BIN)/ruff check --fix src tests scripts benchmarks dags
+	$(BIN)/ruff format src tests scripts benchmarks dags
 
 data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv

@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--throughput-seconds", type=float, default=15)
     parser.add_argument("--load-seconds", type=float, default=60)
     args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     with tempfile.TemporaryDirectory(prefix="runway-bench-serving-") as tmp:
         root = Path(tmp)
