@@ -579,6 +579,7 @@ def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_req
     assert "switched to" in text
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints about the toy model
 def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deployment, tmp_path):
     """Production set (outside runway's gates) to a version whose model raises: traffic stays."""
     source = tmp_path / "broken.py"
