@@ -37,6 +37,7 @@ from runway.settings import Settings
 log = logging.getLogger(__name__)
 
 EXAMPLE_FILE = "serving_input_example.json"
+RETRY_FAILED_AFTER = 300.0  # seconds before a version that failed to start is tried again
 
 
 class ServeError(RunwayError):
@@ -63,7 +64,7 @@ class Server:
         self.options = options
         self.settings = settings
         self.gateway = gateway
-        self.failed: set[str] = set()  # versions that would not start: not retried in a loop
+        self.failed: dict[str, float] = {}  # version -> when it failed to start (monotonic)
         self._draining: set[asyncio.Task] = set()
         self._last_problem = ""
 
@@ -118,13 +119,14 @@ class Server:
         self._last_problem = ""
         if current is not None and latest.version == current.model.version:
             return
-        if latest.version in self.failed:
-            return
+        failed_at = self.failed.get(latest.version)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER:
+            return  # not every poll: a broken version would start a backend every few seconds
         log.info("Production is now v%s: starting it next to %s", latest.version, _name(current))
         try:
             slot = await self.build(latest)
         except (BackendError, RunwayError, OSError) as exc:
-            self.failed.add(latest.version)
+            self.failed[latest.version] = time.monotonic()
             self.gateway.metrics.switch_failures += 1
             log.error(
                 "v%s failed to start; traffic stays on %s: %s", latest.version, _name(current), exc
@@ -261,7 +263,7 @@ async def _announce(web: object, options: ServeOptions, slot: Slot, sink: Predic
         await asyncio.sleep(0.05)
     host = f"[{options.host}]" if ":" in options.host else options.host
     url = f"http://{host}:{options.port}"
-    example = slot.example.decode()
+    example = _one_row(slot.example)
     print(
         f"serving {slot.model.name} v{slot.model.version} at {url}/invocations\n"
         f"  backends   {len(slot.backends)} x mlflow models serve on 127.0.0.1 "
@@ -273,6 +275,16 @@ async def _announce(web: object, options: ServeOptions, slot: Slot, sink: Predic
         f"-d {shlex.quote(example)}",
         flush=True,
     )
+
+
+def _one_row(example: bytes) -> str:
+    """The input example cut to its first row: a curl line one can read."""
+    doc = json.loads(example)
+    split = doc.get("dataframe_split") if isinstance(doc, dict) else None
+    if isinstance(split, dict) and isinstance(split.get("data"), list):
+        split["data"] = split["data"][:1]
+        split.pop("index", None)
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def _bind(host: str, port: int) -> socket.socket:
