@@ -36,6 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' set-up helper
+from tests.helpers import ship
+
 MODEL = "bench-batch"
 TRAIN_ROWS = 20_000
 FEATURES = 20
@@ -54,18 +57,8 @@ def make_rows(n: int, seed: int) -> tuple:
 
 def setup_store(root: Path) -> None:
     """Train, register and promote the benchmark model in ``root``'s store."""
-    import yaml
-
-    from runway import registry
-    from runway.settings import Settings
-    from runway.spec import spec_from_dict
-    from runway.train import train
-
     X, y = make_rows(TRAIN_ROWS, seed=1)
     X.assign(target=y).to_parquet(root / "train.parquet")
-    settings = Settings(
-        MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"], artifact_root=str(root / "mlruns")
-    )
     spec = {
         "experiment": "bench-batch",
         "task": "classification",
@@ -79,27 +72,7 @@ def setup_store(root: Path) -> None:
         "metrics": ["roc_auc"],
         "primary_metric": {"name": "roc_auc"},
     }
-    result = train(spec_from_dict(spec), settings=settings)
-    import mlflow
-
-    model_id = mlflow.MlflowClient().get_run(result.run_id).outputs.model_outputs[0].model_id
-    version = registry.register_version(
-        MODEL, f"models:/{model_id}", run_id=result.run_id, tags={}
-    ).version
-    policy = root / "policy.yaml"
-    policy.write_text(
-        yaml.safe_dump(
-            {
-                "model": MODEL,
-                "staging": {"max_latency_ms": 60_000, "max_model_size_mb": 1000},
-                "production": {"reviewers": ["bench"], "four_eyes": False},
-            }
-        )
-    )
-    registry.promote(MODEL, version, "Staging", policy_file=policy, settings=settings)
-    registry.promote(
-        MODEL, version, "Production", reviewer="bench", policy_file=policy, settings=settings
-    )
+    ship(root, spec, reviewer="bench")
 
 
 def run_runway(source: Path, out_dir: Path, chunk_rows: int) -> tuple[float, int]:

@@ -28,32 +28,16 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.helpers.ship: the same set-up as the serving tests
+
+from tests.helpers import ship  # noqa: E402
+
 MODEL = "bench-serving"
 
 
 def _setup(root: Path) -> dict[str, str]:
     """Train, register and promote one model in a fresh store; the env to serve it."""
-    from runway import registry
-    from runway.settings import Settings
-    from runway.spec import spec_from_dict
-    from runway.train import train
-
-    (root / "registry").mkdir()
-    policy = {
-        "model": MODEL,
-        "staging": {},
-        "production": {"reviewers": ["bench"], "four_eyes": False},
-    }
-    (root / "registry" / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    settings = Settings(
-        MLFLOW_TRACKING_URI=uri,
-        artifact_root=str(root / "mlruns"),
-        registry_dir=str(root / "registry"),
-    )
     spec = {
         "experiment": "bench-serving",
         "task": "classification",
@@ -67,12 +51,8 @@ def _setup(root: Path) -> dict[str, str]:
         "metrics": ["roc_auc"],
         "primary_metric": {"name": "roc_auc"},
     }
-    result = train(spec_from_dict(spec), settings=settings)
-    version = registry.register_version(
-        MODEL, result.model_uri, run_id=result.run_id, tags={}
-    ).version
-    registry.promote(MODEL, version, "Staging", settings=settings)
-    registry.promote(MODEL, version, "Production", reviewer="bench", settings=settings)
+    settings, _, _ = ship(root, spec, reviewer="bench")
+    uri = settings.tracking_uri
     return {
         **os.environ,
         "MLFLOW_TRACKING_URI": uri,

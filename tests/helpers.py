@@ -67,3 +67,47 @@ def stop_process_group(proc: Any) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=15)
+
+
+def ship(
+    root: Path,
+    spec: dict[str, Any],
+    *,
+    production: bool = True,
+    reviewer: str = "ci",
+    input_policy: dict[str, str] | None = None,
+) -> tuple[Any, str, str]:
+    """Train ``spec`` into the SQLite store under ``root``, register it, and put it in Production.
+
+    The promotion goes through runway's own gates, under a permissive policy
+    written to ``root/registry/<model>.yaml`` (with ``input_policy`` as its
+    ``input`` section). Serving and batch tests and benchmarks all start here.
+    Returns (settings, version, run_id).
+    """
+    from runway import registry
+    from runway.settings import Settings
+    from runway.spec import spec_from_dict
+    from runway.train import train
+
+    model = spec["model_name"]
+    settings = Settings(
+        MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "mlruns"),
+        registry_dir=str(root / "registry"),
+    )
+    policy = {
+        "model": model,
+        "staging": {"max_latency_ms": 60_000, "max_model_size_mb": 1000},
+        "production": {"reviewers": [reviewer], "four_eyes": False},
+        **({"input": input_policy} if input_policy else {}),
+    }
+    (root / "registry").mkdir(exist_ok=True)
+    (root / "registry" / f"{model}.yaml").write_text(yaml.safe_dump(policy))
+    result = train(spec_from_dict(spec), settings=settings)
+    version = registry.register_version(
+        model, result.model_uri, run_id=result.run_id, tags={}
+    ).version
+    if production:
+        registry.promote(model, version, "Staging", settings=settings)
+        registry.promote(model, version, "Production", reviewer=reviewer, settings=settings)
+    return settings, version, result.run_id

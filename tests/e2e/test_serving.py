@@ -26,14 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-import yaml
 
-from runway import registry
-from runway.settings import Settings
-from runway.spec import spec_from_dict
-from runway.train import train
 from tests.conftest import REPO
-from tests.helpers import free_port, stop_process_group, wait_http
+from tests.helpers import free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -105,30 +100,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
     frame = frame.astype({"tenure_months": "int32", "support_calls": "int32"})
     data = root / "churn.parquet"
     frame.to_parquet(data, index=False)
-    (root / "registry").mkdir()
-    policy = {
-        "model": MODEL,
-        "staging": {"thresholds": ["roc_auc >= 0.5"]},
-        "production": {"reviewers": ["alice"], "four_eyes": False},
-        "input": {"unseen_categories": "reject", "unknown_columns": "reject"},
-    }
-    (root / "registry" / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
+    rules = {"unseen_categories": "reject", "unknown_columns": "reject"}
+    versions = [
+        ship(root, _spec(data, c), production=(c == 1.0), reviewer="alice", input_policy=rules)[1]
+        for c in (1.0, 0.01)  # two versions; the first in Production
+    ]
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    settings = Settings(
-        MLFLOW_TRACKING_URI=uri,
-        artifact_root=str(root / "mlruns"),
-        registry_dir=str(root / "registry"),
-    )
-    versions = []
-    for c in (1.0, 0.01):  # two versions that score differently
-        result = train(spec_from_dict(_spec(data, c)), settings=settings)
-        versions.append(
-            registry.register_version(
-                MODEL, result.model_uri, run_id=result.run_id, tags={}
-            ).version
-        )
-    registry.promote(MODEL, versions[0], "Staging", settings=settings)
-    registry.promote(MODEL, versions[0], "Production", reviewer="alice", settings=settings)
 
     rows = frame.drop(columns=["churned", "customer_id"]).iloc[[0, 1, 2, 5, 8, 13]]
     rows = rows.reset_index(drop=True)

@@ -14,17 +14,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.datasets import load_breast_cancer
 
-from runway import registry
 from runway.batch import RejectRateExceeded, score_file
 from runway.cli import main
 from runway.predlog import read_predictions
-from runway.settings import Settings
-from runway.spec import spec_from_dict
-from runway.train import train
-from tests.helpers import free_port, stop_process_group
+from tests.helpers import free_port, ship, stop_process_group
 
 MODEL = "cancer-batch"
 LINEAGE = ["model", "model_version", "run_id", "scored_at"]
@@ -40,8 +35,6 @@ class Store:
 def _production(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """A breast-cancer classifier trained, registered and promoted to Production once."""
     root = tmp_path_factory.mktemp("batch-store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    settings = Settings(MLFLOW_TRACKING_URI=uri, artifact_root=str(root / "mlruns"))
     spec = {
         "experiment": "batch-tests",
         "task": "classification",
@@ -52,25 +45,7 @@ def _production(tmp_path_factory: pytest.TempPathFactory) -> Store:
         "metrics": ["roc_auc"],
         "primary_metric": {"name": "roc_auc"},
     }
-    run_id = train(spec_from_dict(spec), settings=settings).run_id
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    model_id = mlflow.MlflowClient(uri).get_run(run_id).outputs.model_outputs[0].model_id
-    version = registry.register_version(MODEL, f"models:/{model_id}", run_id=run_id, tags={})
-    policy = root / "policy.yaml"
-    policy.write_text(
-        yaml.safe_dump(
-            {
-                "model": MODEL,
-                "staging": {"max_latency_ms": 10_000, "max_model_size_mb": 500},
-                "production": {"reviewers": ["ci"], "four_eyes": False},
-            }
-        )
-    )
-    registry.promote(MODEL, version.version, "Staging", policy_file=policy, settings=settings)
-    registry.promote(
-        MODEL, version.version, "Production", reviewer="ci", policy_file=policy, settings=settings
-    )
+    _, _, run_id = ship(root, spec)
     return Store(root / "mlflow.db", run_id)
 
 
@@ -261,22 +236,8 @@ def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
 
 def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     _write(_rows(repeat=300), tmp_path / "big.csv")  # 170,700 rows
-    cmd = [
-        python,
-        "-m",
-        "runway",
-        "-q",
-        "score",
-        MODEL,
-        "--input",
-        "big.csv",
-        "--output",
-        "out.csv",
-        "--key-column",
-        "id",
-        "--chunk-rows",
-        "1000",
-    ]
+    args = ["-q", "score", MODEL, "--input", "big.csv", "--output", "out.csv", "--key-column", "id"]
+    cmd = [python, "-m", "runway", *args, "--chunk-rows", "1000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.csv.tmp-*")):  # the first chunk is being written
@@ -291,24 +252,7 @@ def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     assert not (tmp_path / "out.csv").exists()
     assert not (tmp_path / "out.rejects.csv").exists()
     # The next run cleans up the dead run's temporary file and completes.
-    assert (
-        main(
-            [
-                "-q",
-                "score",
-                MODEL,
-                "--input",
-                "big.csv",
-                "--output",
-                "out.csv",
-                "--key-column",
-                "id",
-                "--chunk-rows",
-                "50000",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--chunk-rows", "50000"]) == 0
     assert not list(tmp_path.glob(".out.csv.tmp-*"))
     assert len(pd.read_csv(tmp_path / "out.csv")) == 170_700
 

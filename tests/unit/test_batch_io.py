@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 
@@ -11,12 +10,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import yaml
 
 from runway import batch_io
 from runway.batch import _parse_numbers, cast_to_signature
 from runway.errors import ScoringError
-from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(
@@ -126,23 +123,3 @@ def test_cast_to_signature_types():
     assert list(cast.columns) == ["s", "n", "m", "f"]  # the signature's order
     assert cast["n"].dtype == "int64" and cast["f"].dtype == "float64"
     assert cast["m"].dtype == "float64"  # a missing value stays NaN for the imputer
-
-
-def test_mlproject_score_entry_point_parses_as_a_cli_command():
-    from runway.cli import build_parser
-
-    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["score"]
-    command = entry["command"].format(
-        model="m", input="in.csv", output="o.parquet", version="3", chunk_rows=""
-    )
-    argv = command.split("python -m runway ", 1)[1]
-    argv = argv.replace("$(test -n '3' && echo --version '3')", "--version 3")
-    argv = argv.replace("$(test -n '' && echo --chunk-rows '')", "")
-    args = build_parser().parse_args(shlex.split(argv))
-    assert (args.command, args.model, args.input, args.output, args.version) == (
-        "score",
-        "m",
-        "in.csv",
-        "o.parquet",
-        "3",
-    )

@@ -50,16 +50,25 @@ def test_mlproject_entry_points_call_the_cli():
     assert "python -m runway sweep {spec}" in sweep["command"]
 
 
-def test_mlproject_promote_entry_point_parses_as_a_cli_command():
+def _entry_point_args(name: str, **params: str):
+    """Parse an MLproject entry point's command, with these parameters, by runway's own CLI."""
     from runway.cli import build_parser
 
-    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["promote"]
-    command = entry["command"].format(
-        model="m", version="3", stage="Production", reviewer="alice", comment="ok"
+    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"][name]
+    argv = entry["command"].format(**params).split("python -m runway ", 1)[1]
+    # What the shell makes of $(test -n 'v' && echo --flag 'v'): the flag only when v is set.
+    argv = re.sub(
+        r"\$\(test -n '([^']*)' && echo (--[\w-]+) '[^']*'\)",
+        lambda m: f"{m.group(2)} {m.group(1)}" if m.group(1) else "",
+        argv,
     )
-    argv = command.split("python -m runway ", 1)[1]
-    argv = argv.replace("$(test -n 'alice' && echo --reviewer 'alice')", "--reviewer alice")
-    args = build_parser().parse_args(shlex.split(argv))
+    return build_parser().parse_args(shlex.split(argv))
+
+
+def test_mlproject_promote_entry_point_parses_as_a_cli_command():
+    args = _entry_point_args(
+        "promote", model="m", version="3", stage="Production", reviewer="alice", comment="ok"
+    )
     assert (args.model, args.version, args.to, args.reviewer, args.comment) == (
         "m",
         "3",
@@ -67,3 +76,22 @@ def test_mlproject_promote_entry_point_parses_as_a_cli_command():
         "alice",
         "ok",
     )
+
+
+def test_mlproject_score_entry_point_parses_as_a_cli_command():
+    args = _entry_point_args(
+        "score", model="m", input="in.csv", output="o.parquet", version="3", chunk_rows=""
+    )
+    assert (args.command, args.model, args.input, args.output, args.version) == (
+        "score",
+        "m",
+        "in.csv",
+        "o.parquet",
+        "3",
+    )
+    assert args.chunk_rows is None
+
+
+def test_mlproject_serve_entry_point_parses_as_a_cli_command():
+    args = _entry_point_args("serve", model="m", port="9000", workers="2")
+    assert (args.command, args.model, args.port, args.workers) == ("serve", "m", 9000, 2)
