@@ -366,7 +366,7 @@ def input_policy(model: str, settings: Settings | None = None) -> CheckPolicy:
     if not path.is_file():
         return CheckPolicy()
     rules = load_policy(path).input
-    return CheckPolicy(rules.unknown_columns, rules.unseen_categories, rules.missing_values)
+    return CheckPolicy(**rules.model_dump())
 
 
 def promote(
