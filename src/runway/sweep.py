@@ -356,15 +356,28 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _fail_stale(study: optuna.Study, client: mlflow.MlflowClient) -> int:
-    """Trials left RUNNING by a killed sweep become FAIL, their child runs KILLED."""
+def _fail_stale(study: optuna.Study, client: mlflow.MlflowClient, parent_id: str) -> int:
+    """Trials left RUNNING by a killed sweep become FAIL, their child runs KILLED.
+
+    Child runs are found by parent and trial number, not by the run id the trial
+    records: a sweep killed between creating a trial's run and recording its id
+    leaves a run the trial does not name.
+    """
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id:
-            client.set_tag(run_id, "optuna.trial_state", "FAIL (interrupted)")
-            client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    numbers = {str(t.number) for t in stale}
+    if numbers:
+        experiment_id = client.get_run(parent_id).info.experiment_id
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in children:
+            if run.data.tags.get("optuna.trial_number") in numbers:
+                client.set_tag(run.info.run_id, "optuna.trial_state", "FAIL (interrupted)")
+                client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
     if stale:
         log.warning(
             "marked %d interrupted trial(s) as FAIL: %s",
@@ -470,7 +483,7 @@ def sweep(
 
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if resume and parent_id:
-        _fail_stale(study, client)
+        _fail_stale(study, client, parent_id)
         log.info("resuming study %r (%s) in parent run %s", name, _counts(study), parent_id)
     tags = {
         **run_tags(spec, dataset, spec_path),

@@ -234,6 +234,31 @@ def test_two_workers_share_one_study_without_lost_or_duplicated_trials(client, t
     assert len(client.search_model_versions("name = 'test-exp'")) == 1
 
 
+def test_resume_kills_a_child_run_its_trial_never_named(client, tmp_path):
+    """Killed between creating a trial's run and recording its id: the run still ends KILLED."""
+    path = _spec(tmp_path, {**CHOICE, "trials": 2})
+    first = sweep(load_spec(path), spec_path=str(path))
+    name = default_study_name(load_spec(path))
+    study = optuna.load_study(study_name=name, storage=_journal(tmp_path / "optuna.journal"))
+    orphan_trial = study.ask()  # RUNNING, no mlflow_run_id recorded
+    parent = client.get_run(first.parent_run_id)
+    orphan = client.create_run(
+        parent.info.experiment_id,
+        tags={
+            "mlflow.parentRunId": parent.info.run_id,
+            "optuna.trial_number": str(orphan_trial.number),
+        },
+    )
+
+    assert main(["sweep", str(path), "--resume", "--trials", "3"]) == 0
+
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert (
+        client.get_run(orphan.info.run_id).data.tags["optuna.trial_state"] == "FAIL (interrupted)"
+    )
+    assert _trials(name, tmp_path / "optuna.journal")[orphan_trial.number].state.name == "FAIL"
+
+
 def test_killed_sweep_resumes_keeping_finished_trials(client, tmp_path, python, mlflow_store):
     slow = {
         "model__n_estimators": {"type": "int", "low": 40, "high": 80},
