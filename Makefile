@@ -88,9 +88,11 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
 
-lint: $(INSTALL) ## ruff lint and format check
+lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags
 	$(BIN)/ruff format --check src tests scripts benchmarks dags
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(INSTALL) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts benchmarks dags

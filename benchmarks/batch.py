@@ -3,7 +3,7 @@
 1. Throughput on 1,000,000 generated rows (20 numeric features, Parquet):
    - raw: ``model.predict(X)`` of the same fitted Pipeline on the same rows,
      already in memory as a DataFrame (reading the file is NOT timed);
-   - runway: ``runway.batch.score_file`` end to end, in-process: resolve and
+   - runway: ``runway.scoring.batch.score_file`` end to end, in-process: resolve and
      load the model, read the Parquet file in chunks, check every row against
      the contract, cast, predict, write the output (input columns, prediction,
      class probabilities, lineage) and the rejects file atomically, append to
@@ -77,13 +77,14 @@ def setup_store(root: Path) -> None:
 
 def run_runway(source: Path, out_dir: Path, chunk_rows: int) -> tuple[float, int]:
     """One ``score_file`` run into a fresh output and prediction log; (seconds, rows scored)."""
-    from runway.batch import score_file
+    from runway.scoring.batch import ScoringOptions, score_file
 
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     os.environ["RUNWAY_PREDICTION_LOG"] = str(out_dir / "predictions")
     started = time.perf_counter()
-    result = score_file(MODEL, source, out_dir / "scores.parquet", chunk_rows=chunk_rows)
+    options = ScoringOptions(chunk_rows=chunk_rows)
+    result = score_file(MODEL, source, out_dir / "scores.parquet", options)
     seconds = time.perf_counter() - started
     assert result.rows_in == result.rows_scored, result
     return seconds, result.rows_scored
@@ -97,6 +98,10 @@ def run_raw(model, X) -> float:
 
 def child(source: str, out_dir: str, chunk_rows: int) -> None:
     """``--child``: one scoring run in a fresh process; print its peak RSS."""
+    from runway.settings import get_settings
+    from runway.store import tracking
+
+    tracking.configure(get_settings())
     seconds, rows = run_runway(Path(source), Path(out_dir), chunk_rows)
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": _peak_rss_kb() / 1024}))
 
@@ -183,7 +188,7 @@ def main() -> None:
             (args.rows, args.chunk_rows, peak_memory(big, root / "mem", args.chunk_rows)),
         ]
 
-    from runway.tables import format_table
+    from runway.core.text import format_table
 
     print()
     print(

@@ -24,19 +24,14 @@ from pathlib import Path
 import mlflow
 import optuna
 
-from runway.data import load_dataset, prepare
-from runway.evaluate import holdout_metrics
-from runway.spec import spec_from_dict
-from runway.sweep import (
-    _params_of,
-    _sampler,
-    build_trial_pipeline,
-    evaluate_trial,
-    open_storage,
-    suggest,
-    sweep,
-    trial_spec,
-)
+from runway.core.data import load_dataset, prepare
+from runway.core.evaluate import cross_validate, holdout_metrics
+from runway.core.spec import spec_from_dict
+from runway.jobs.register import register_sweep
+from runway.jobs.study import open_storage, params_of, sampler_seed, suggest, trial_spec
+from runway.jobs.sweep import build_trial_pipeline, sweep
+from runway.settings import get_settings
+from runway.store import tracking
 
 
 def bench_spec(trials: int) -> dict:
@@ -72,16 +67,18 @@ def bare_optuna(doc: dict, journal: Path) -> tuple[float, float]:
 
     def objective(trial: optuna.Trial) -> float:
         estimator, params = suggest(trial, spec)
-        folds = evaluate_trial(spec, split, build_trial_pipeline(spec, split, estimator, params))
-        return sum(folds["roc_auc"]) / len(folds["roc_auc"])
+        pipeline = build_trial_pipeline(spec, split, estimator, params)
+        return cross_validate(spec, pipeline, split.X_train, split.y_train).mean("roc_auc")
 
     started = time.perf_counter()
     study = optuna.create_study(
-        storage=open_storage(str(journal)), sampler=_sampler(spec), direction="maximize"
+        storage=open_storage(str(journal)),
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed(spec)),
+        direction="maximize",
     )
     study.optimize(objective, n_trials=doc["sweep"]["trials"])
     study_seconds = time.perf_counter() - started
-    estimator, params = _params_of(spec, study.best_trial)
+    estimator, params = params_of(spec, study.best_trial)
     best = build_trial_pipeline(spec, split, estimator, params).fit(split.X_train, split.y_train)
     holdout_metrics(trial_spec(spec, estimator), best, split.X_holdout, split.y_holdout)
     return time.perf_counter() - started, study_seconds
@@ -93,9 +90,13 @@ def runway_sweep(doc: dict, workdir: Path, workers: int) -> tuple[float, float]:
     os.environ["RUNWAY_ARTIFACT_ROOT"] = str(workdir / "mlruns")
     # A team's store already exists: create it (MLflow's migrations) outside the timing.
     mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_experiments()
+    settings = tracking.configure(get_settings())
     spec = spec_from_dict(doc)
     started = time.perf_counter()
-    result = sweep(spec, workers=workers, storage=str(workdir / "optuna.journal"))
+    result = sweep(
+        spec, workers=workers, storage=str(workdir / "optuna.journal"), settings=settings
+    )
+    register_sweep(result)  # as `runway sweep` does
     return time.perf_counter() - started, result.optimize_seconds
 
 

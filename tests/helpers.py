@@ -7,6 +7,10 @@ from typing import Any
 
 import yaml
 
+from runway.net import free_port
+
+__all__ = ["free_port", "ship", "stop_process_group", "wait_http", "write_spec"]
+
 
 def write_spec(path: Path, **changes: Any) -> Path:
     """Write a small, fast classification spec, with top-level sections replaced."""
@@ -22,15 +26,6 @@ def write_spec(path: Path, **changes: Any) -> Path:
     doc.update(changes)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, proc: Any, timeout: float = 90.0) -> None:
@@ -84,10 +79,12 @@ def ship(
     ``input`` section). Serving and batch tests and benchmarks all start here.
     Returns (settings, version, run_id).
     """
-    from runway import registry
+    from runway.core.spec import spec_from_dict
+    from runway.jobs.promote import promote
+    from runway.jobs.register import register_training
+    from runway.jobs.train import train
     from runway.settings import Settings
-    from runway.spec import spec_from_dict
-    from runway.train import train
+    from runway.store import tracking
 
     model = spec["model_name"]
     settings = Settings(
@@ -103,11 +100,10 @@ def ship(
     }
     (root / "registry").mkdir(exist_ok=True)
     (root / "registry" / f"{model}.yaml").write_text(yaml.safe_dump(policy))
+    tracking.configure(settings)  # this helper stands for a process's start
     result = train(spec_from_dict(spec), settings=settings)
-    version = registry.register_version(
-        model, result.model_uri, run_id=result.run_id, tags={}
-    ).version
+    version = register_training(result, model).version
     if production:
-        registry.promote(model, version, "Staging", settings=settings)
-        registry.promote(model, version, "Production", reviewer=reviewer, settings=settings)
+        promote(model, version, "Staging", settings=settings)
+        promote(model, version, "Production", reviewer=reviewer, settings=settings)
     return settings, version, result.run_id

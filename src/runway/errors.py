@@ -1,40 +1,119 @@
-"""Errors a user can act on.
+"""Errors a user can act on, and the exit code of each: the one table.
 
-The CLI prints these as one line without a traceback and exits non-zero;
-anything else is a bug and keeps its traceback.
+The CLI prints these as ``error: ...`` lines without a traceback and exits with
+the class's code; anything else is a bug and keeps its traceback (exit 1).
+
+======  ==========================  =====================================================
+code    class                       meaning
+======  ==========================  =====================================================
+0       -                           success
+1       (any other exception)       a bug: the traceback is printed
+2       :class:`UsageError`         bad command-line arguments (as argparse's own exit 2)
+3       :class:`DataError`          the data cannot be used as the spec describes
+4       :class:`TrackingError`      the MLflow store is misconfigured or unreachable
+5       :class:`SweepError`         a sweep cannot start or ended with no usable trial
+6       :class:`RegistryError`      a registry operation was refused (gates, reviewer, lock)
+7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
+8       :class:`ServeError`         the endpoint could not be started
+9       :class:`SpecError`          an experiment spec or a policy file is invalid
+130     -                           interrupted (Ctrl-C)
+======  ==========================  =====================================================
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, Protocol
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``runway`` (documented in the README)."""
+
+    OK = 0
+    BUG = 1
+    USAGE = 2
+    DATA = 3
+    TRACKING = 4
+    SWEEP = 5
+    REGISTRY = 6
+    SCORING = 7
+    SERVE = 8
+    SPEC = 9
+    INTERRUPTED = 130
 
 
 class RunwayError(Exception):
     """Base class: the message says what was wrong and what to do."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.BUG
 
 
-class SpecError(RunwayError):
-    """An experiment spec (or an override of it) is invalid."""
+class UsageError(RunwayError):
+    """A command-line argument is out of range or inconsistent."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class DataError(RunwayError):
     """The data a spec points at cannot be used as described."""
 
-    exit_code = 3
+    exit_code = ExitCode.DATA
 
 
 class TrackingError(RunwayError):
     """MLflow tracking is misconfigured or unreachable."""
 
-    exit_code = 4
+    exit_code = ExitCode.TRACKING
 
 
-# --- batch scoring ----------------------------------------------------------------------
+class SweepError(RunwayError):
+    """A sweep cannot start, or ended without a usable trial."""
+
+    exit_code = ExitCode.SWEEP
+
+
+class RegistryError(RunwayError):
+    """A registry operation was refused or failed; nothing changed."""
+
+    exit_code = ExitCode.REGISTRY
+
+
+class LockTimeout(RegistryError):
+    """Another promotion of the same model held the lock for longer than we would wait."""
+
+
+class _Report(Protocol):
+    model: str
+    version: str
+
+    @property
+    def failures(self) -> list[Any]: ...
+
+    def render(self) -> str: ...
+
+
+class GateFailure(RegistryError):
+    """The candidate did not pass its gates; nothing changed, the report is recorded."""
+
+    def __init__(self, report: _Report) -> None:
+        failed = ", ".join(rule.name for rule in report.failures)
+        super().__init__(f"{report.model} v{report.version} stays in its stage: failed {failed}")
+        self.report = report
 
 
 class ScoringError(RunwayError):
     """Batch scoring cannot start or did not pass: bad input file, or too many rejects."""
 
-    exit_code = 7
+    exit_code = ExitCode.SCORING
+
+
+class ServeError(RunwayError):
+    """The endpoint could not be started."""
+
+    exit_code = ExitCode.SERVE
+
+
+class SpecError(RunwayError):
+    """An experiment spec, a policy file, or an override of one is invalid."""
+
+    exit_code = ExitCode.SPEC

@@ -12,6 +12,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# URL schemes of databases SQLAlchemy reaches (a "+driver" suffix is allowed).
+DB_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+
+
+def is_database_url(url: str) -> bool:
+    """True for ``sqlite:///...``, ``postgresql+psycopg://...`` and the like."""
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in DB_SCHEMES
 
 
 class Settings(BaseSettings):
@@ -55,6 +62,14 @@ class Settings(BaseSettings):
         default=120.0,
         gt=0,
         description="Seconds a promotion waits for another promotion of the same model.",
+    )
+    lock_lease: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds a promotion lock stays valid without renewal; the holder renews it "
+            "every third of that while it works, so only a dead holder's lock runs out."
+        ),
     )
 
     prediction_log: str = Field(
@@ -128,12 +143,7 @@ class Settings(BaseSettings):
 
     def tracking_is_local_db(self) -> bool:
         """True when runway, not a tracking server, decides where artifacts go."""
-        return self.tracking_uri.split(":", 1)[0] in {
-            "sqlite",
-            "postgresql",
-            "mysql",
-            "mssql",
-        }
+        return is_database_url(self.tracking_uri)
 
 
 def get_settings() -> Settings:

@@ -464,7 +464,7 @@ def test_metrics_count_requests_and_name_the_version(deployment):
 
 
 def test_predictions_are_logged_for_monitoring(deployment):
-    from runway.predlog import read_predictions
+    from runway.store.predlog import read_predictions
 
     _good(deployment)
     target = str(deployment.root / "predictions")

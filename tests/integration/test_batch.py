@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from runway.batch import RejectRateExceeded, score_file
 from runway.cli import main
-from runway.predlog import read_predictions
+from runway.scoring.batch import RejectRateExceeded, ScoringOptions, score_file
+from runway.scoring.spark import SparkEngine
+from runway.store.predlog import read_predictions
 from tests.helpers import free_port, ship, stop_process_group
 
 MODEL = "cancer-batch"
@@ -89,7 +90,10 @@ def test_scores_csv_and_parquet_in_and_out(store, tmp_path, src, dst):
     source = _write(rows, tmp_path / f"in.{src}")
 
     result = score_file(
-        MODEL, source, tmp_path / f"scores.{dst}", key_columns=["id"], chunk_rows=100
+        MODEL,
+        source,
+        tmp_path / f"scores.{dst}",
+        ScoringOptions(key_columns=["id"], chunk_rows=100),
     )
 
     out = _read(tmp_path / f"scores.{dst}")
@@ -112,7 +116,9 @@ def test_all_input_columns_pass_through_without_a_key_column(store, tmp_path):
     rows = _rows().drop(columns="id")
     _write(rows, tmp_path / "in.parquet")
 
-    score_file(MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", proba=False)
+    score_file(
+        MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", ScoringOptions(proba=False)
+    )
 
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out.columns) == [*rows.columns, "prediction", *LINEAGE]
@@ -131,9 +137,7 @@ def test_rejects_carry_row_and_reason_and_every_row_is_accounted_for(store, tmp_
         MODEL,
         tmp_path / "in.csv",
         tmp_path / "out.csv",
-        key_columns=["id"],
-        chunk_rows=50,
-        max_reject_rate=1.0,
+        ScoringOptions(key_columns=["id"], chunk_rows=50, max_reject_rate=1.0),
     )
 
     rejects = pd.read_csv(tmp_path / "out.rejects.csv", dtype={"mean radius": str})
@@ -167,7 +171,10 @@ def test_integers_are_scored_against_a_float_signature(store, tmp_path):
 
     for source in ("ints.csv", "ints.parquet"):
         result = score_file(
-            MODEL, tmp_path / source, tmp_path / f"{source}.out.parquet", key_columns=["id"]
+            MODEL,
+            tmp_path / source,
+            tmp_path / f"{source}.out.parquet",
+            ScoringOptions(key_columns=["id"]),
         )
         assert result.rows_rejected == 0, result.reasons
         out = pd.read_parquet(tmp_path / f"{source}.out.parquet")
@@ -179,7 +186,10 @@ def test_scored_rows_go_to_the_prediction_log(store, tmp_path):
     _write(_rows(), tmp_path / "in.parquet")
 
     result = score_file(
-        MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", key_columns=["id"], chunk_rows=200
+        MODEL,
+        tmp_path / "in.parquet",
+        tmp_path / "out.parquet",
+        ScoringOptions(key_columns=["id"], chunk_rows=200),
     )
 
     logged = read_predictions(MODEL)
@@ -292,7 +302,12 @@ def test_a_file_of_only_rejects_still_writes_both_files(store, tmp_path):
     _write(rows, tmp_path / "in.parquet")
 
     with pytest.raises(RejectRateExceeded) as failed:
-        score_file(MODEL, tmp_path / "in.parquet", tmp_path / "out.parquet", key_columns=["id"])
+        score_file(
+            MODEL,
+            tmp_path / "in.parquet",
+            tmp_path / "out.parquet",
+            ScoringOptions(key_columns=["id"]),
+        )
     assert failed.value.exit_code == 7
     assert failed.value.result.rows_rejected == failed.value.result.rows_in == 569
 
@@ -300,8 +315,7 @@ def test_a_file_of_only_rejects_still_writes_both_files(store, tmp_path):
         MODEL,
         tmp_path / "in.parquet",
         tmp_path / "out.parquet",
-        key_columns=["id"],
-        max_reject_rate=1,
+        ScoringOptions(key_columns=["id"], max_reject_rate=1),
     )
     assert result.rows_scored == 0
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == 0
@@ -357,7 +371,10 @@ def test_s3_input_and_output(store, tmp_path, s3):
     s3.upload_file(str(tmp_path / "in.csv"), "scores", "incoming/day1.csv")
 
     result = score_file(
-        MODEL, "s3://scores/incoming/day1.csv", "s3://scores/out/day1.parquet", key_columns=["id"]
+        MODEL,
+        "s3://scores/incoming/day1.csv",
+        "s3://scores/out/day1.parquet",
+        ScoringOptions(key_columns=["id"]),
     )
 
     assert (result.rows_scored, result.rows_rejected) == (568, 1)
@@ -385,16 +402,15 @@ def test_spark_engine_on_local2_matches_pandas(store, tmp_path):
     rows.loc[[4, 900], "worst texture"] = -np.inf  # Parquet is typed: bad values are numbers
     rows.loc[10, "symmetry error"] = np.inf
     _write(rows, tmp_path / "in.parquet")
-    common = {"key_columns": ["id"], "scored_at": pd.Timestamp("2026-01-01", tz="UTC")}
+    common = ScoringOptions(key_columns=["id"], scored_at=pd.Timestamp("2026-01-01", tz="UTC"))
 
-    pandas = score_file(MODEL, tmp_path / "in.parquet", tmp_path / "pandas.parquet", **common)
+    pandas = score_file(MODEL, tmp_path / "in.parquet", tmp_path / "pandas.parquet", common)
     spark = score_file(
         MODEL,
         tmp_path / "in.parquet",
         tmp_path / "spark.parquet",
-        engine="spark",
-        spark_master="local[2]",
-        **common,
+        common,
+        engine=SparkEngine("local[2]"),
     )
 
     assert (spark.rows_in, spark.rows_scored, spark.rows_rejected) == (
@@ -424,7 +440,7 @@ def test_the_pandas_engine_does_not_load_the_spark_engine(store, tmp_path, pytho
         "import sys; from runway.cli import main; "
         "rc = main(['-q', 'score', 'cancer-batch', '--input', 'in.parquet', '--output', "
         "'o.parquet', '--key-column', 'id']); "
-        "assert 'runway.batch_spark' not in sys.modules, 'spark engine imported'; "
+        "assert 'runway.scoring.spark' not in sys.modules, 'spark engine imported'; "
         "ctx = sys.modules.get('pyspark.core.context'); "
         "assert ctx is None or ctx.SparkContext._active_spark_context is None, 'Spark started'; "
         "sys.exit(rc)"

@@ -84,7 +84,7 @@ def test_typo_field_through_the_real_command(tmp_path, python):
     proc = subprocess.run(
         [python, "-m", "runway", "train", str(spec)], capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 9  # SpecError
     assert proc.stderr.strip() == (
         f"error: {spec}: estimator.params.max_depht: unknown field (did you mean 'max_depth'?)"
     )

@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 import requests
 
-from runway.backends import Backend
-from runway.contract import CheckPolicy
-from runway.data import infer_contract
-from runway.gateway import Gateway, Slot
-from runway.registry import ResolvedModel
+from runway.core.contract import infer_contract
+from runway.core.policy import InputPolicy
+from runway.serving.backends import Backend
+from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings
+from runway.store.registry import ResolvedModel
 from tests.helpers import free_port, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory):
     )
     gateway = Gateway(settings)
     gateway.slot = Slot(
-        ResolvedModel("toy", "7", "Production", None), contract, CheckPolicy(), [backend], b"", 0
+        ResolvedModel("toy", "7", "Production", None), contract, InputPolicy(), [backend], b"", 0
     )
     server = uvicorn.Server(
         uvicorn.Config(gateway, host="127.0.0.1", port=port, lifespan="off", log_level="warning")

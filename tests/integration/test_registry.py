@@ -12,12 +12,13 @@ import mlflow
 import pytest
 import yaml
 
-from runway import registry
-from runway.errors import SpecError
-from runway.registry import GateFailure, RegistryError
+from runway.core.spec import spec_from_dict
+from runway.errors import GateFailure, RegistryError, SpecError
+from runway.jobs.promote import promote, rollback
+from runway.jobs.status import history, status
+from runway.jobs.train import train
 from runway.settings import Settings
-from runway.spec import spec_from_dict
-from runway.train import train
+from runway.store import registry, tracking
 
 MODEL = "cancer"
 
@@ -51,6 +52,7 @@ def _trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
         artifact_root=str(root / "mlruns"),
     )
+    tracking.configure(settings)  # the session's store; each test then points at its copy
     runs = [
         train(spec_from_dict(_spec(name, params)), settings=settings).run_id
         for name, params in [
@@ -72,7 +74,7 @@ def store(_trained: Trained, mlflow_store: str, tmp_path: Path) -> Trained:
 def _register(run_id: str) -> str:
     client = mlflow.MlflowClient()
     model_id = client.get_run(run_id).outputs.model_outputs[0].model_id
-    return registry.register_version(MODEL, f"models:/{model_id}", run_id=run_id, tags={}).version
+    return registry.register_version(MODEL, f"models:/{model_id}", tags={}).version
 
 
 def _policy(tmp_path: Path, **staging) -> Path:
@@ -113,14 +115,14 @@ def test_failing_threshold_stays_put_and_is_recorded(store, client, tmp_path):
     before = _snapshot(client)
 
     with pytest.raises(GateFailure) as failure:
-        registry.promote(MODEL, weak, "Staging")
+        promote(MODEL, weak, "Staging")
 
     assert [r.name for r in failure.value.report.failures] == ["holdout roc_auc"]
     assert _snapshot(client) == before
-    [entry] = registry.history(MODEL)
+    [entry] = history(MODEL)
     assert (entry.outcome, entry.to_stage, entry.version) == ("refused", "Staging", weak)
     assert "holdout roc_auc" in entry.reason
-    [with_report] = registry.history(MODEL, reports=True)
+    [with_report] = history(MODEL, reports=True)
     assert "result: FAIL" in with_report.report and "holdout roc_auc" in with_report.report
     reports = [a.path for a in client.list_artifacts(store.weak, "registry")]
     assert any(p.endswith(".txt") for p in reports) and any(p.endswith(".json") for p in reports)
@@ -130,7 +132,7 @@ def test_passing_candidate_reaches_staging_with_its_alias(store, client, tmp_pat
     _policy(tmp_path, thresholds=["roc_auc >= 0.97", "accuracy >= 0.9"])
     strong = _register(store.strong)
 
-    result = registry.promote(MODEL, strong, "Staging", comment="looks good")
+    result = promote(MODEL, strong, "Staging", comment="looks good")
 
     assert result.applied and result.report.passed
     rules = {r.name: r for r in result.report.rules}
@@ -145,16 +147,16 @@ def test_dry_run_reports_and_changes_nothing(store, client, tmp_path):
     _policy(tmp_path, thresholds=["roc_auc >= 0.97"])
     weak = _register(store.weak)
     before = _snapshot(client)
-    result = registry.promote(MODEL, weak, "Staging", dry_run=True)
+    result = promote(MODEL, weak, "Staging", dry_run=True)
     assert not result.applied and not result.report.passed
     assert _snapshot(client) == before
-    assert registry.history(MODEL) == []
+    assert history(MODEL) == []
 
 
 def test_production_requires_a_listed_reviewer_other_than_the_author(store, client, tmp_path):
     _policy(tmp_path)
     strong = _register(store.strong)
-    registry.promote(MODEL, strong, "Staging")
+    promote(MODEL, strong, "Staging")
     before = _snapshot(client)
     author = client.get_run(store.strong).data.tags["mlflow.user"]
 
@@ -163,16 +165,16 @@ def test_production_requires_a_listed_reviewer_other_than_the_author(store, clie
         ("mallory", "'mallory' is not listed"),
     ]:
         with pytest.raises(RegistryError, match=message):
-            registry.promote(MODEL, strong, "Production", reviewer=reviewer)
+            promote(MODEL, strong, "Production", reviewer=reviewer)
     four_eyes = _policy(tmp_path)
     doc = yaml.safe_load(four_eyes.read_text())
     doc["production"]["reviewers"].append(author)
     four_eyes.write_text(yaml.safe_dump(doc))
     with pytest.raises(RegistryError, match="four-eyes"):
-        registry.promote(MODEL, strong, "Production", reviewer=author)
+        promote(MODEL, strong, "Production", reviewer=author)
     assert _snapshot(client) == before
 
-    result = registry.promote(MODEL, strong, "Production", reviewer="alice", comment="ship it")
+    result = promote(MODEL, strong, "Production", reviewer="alice", comment="ship it")
 
     assert result.applied
     mv = client.get_model_version(MODEL, strong)
@@ -183,17 +185,17 @@ def test_production_requires_a_listed_reviewer_other_than_the_author(store, clie
 
 
 def _to_production(version: str) -> None:
-    registry.promote(MODEL, version, "Staging")
-    registry.promote(MODEL, version, "Production", reviewer="alice")
+    promote(MODEL, version, "Staging")
+    promote(MODEL, version, "Production", reviewer="alice")
 
 
 def test_better_model_replaces_champion_then_rollback_restores_it(store, client, tmp_path):
     _policy(tmp_path, improvement={"min_absolute": 0.01})
     weak, strong = _register(store.weak), _register(store.strong)
     _to_production(weak)
-    registry.promote(MODEL, strong, "Staging")
+    promote(MODEL, strong, "Staging")
 
-    result = registry.promote(MODEL, strong, "Production", reviewer="bob")
+    result = promote(MODEL, strong, "Production", reviewer="bob")
 
     assert result.archived == [weak]
     rules = {r.name: r for r in result.report.rules}
@@ -202,21 +204,21 @@ def test_better_model_replaces_champion_then_rollback_restores_it(store, client,
     assert client.get_model_version(MODEL, weak).current_stage == "Archived"
     _assert_aliases_match_stages(client)
 
-    back = registry.rollback(MODEL, reviewer="alice", comment="strong misbehaves")
+    back = rollback(MODEL, reviewer="alice", comment="strong misbehaves")
 
     assert (back.version, back.archived) == (weak, [strong])
     assert client.get_model_version(MODEL, weak).current_stage == "Production"
     assert client.get_model_version(MODEL, strong).current_stage == "Archived"
     assert str(client.get_model_version_by_alias(MODEL, "production").version) == weak
     _assert_aliases_match_stages(client)
-    last = registry.history(MODEL)[-1]
+    last = history(MODEL)[-1]
     assert (last.action, last.version, last.replaced, last.actor) == (
         "rollback",
         weak,
         strong,
         "alice",
     )
-    assert all(not row.unaudited for row in registry.status(MODEL))
+    assert all(not row.unaudited for row in status(MODEL))
 
 
 def test_a_worse_candidate_cannot_replace_the_champion(store, client, tmp_path):
@@ -224,7 +226,7 @@ def test_a_worse_candidate_cannot_replace_the_champion(store, client, tmp_path):
     weak, strong = _register(store.weak), _register(store.strong)
     _to_production(strong)
     with pytest.raises(GateFailure) as failure:
-        registry.promote(MODEL, weak, "Staging")
+        promote(MODEL, weak, "Staging")
     rule = {r.name: r for r in failure.value.report.rules}["improvement in roc_auc"]
     assert not rule.passed and "not enough" in rule.detail
     assert client.get_model_version(MODEL, strong).current_stage == "Production"
@@ -233,29 +235,29 @@ def test_a_worse_candidate_cannot_replace_the_champion(store, client, tmp_path):
 def test_bad_input_is_refused_and_changes_nothing(store, client, tmp_path):
     policy = _policy(tmp_path)
     weak, strong = _register(store.weak), _register(store.strong)
-    registry.promote(MODEL, strong, "Staging")
+    promote(MODEL, strong, "Staging")
     before = _snapshot(client)
     cases = [
-        (lambda: registry.promote("nope", "1", "Staging"), RegistryError, "unknown model 'nope'"),
-        (lambda: registry.promote(MODEL, "99", "Staging"), RegistryError, "has no version '99'"),
-        (lambda: registry.promote(MODEL, strong, "Staging"), RegistryError, "already in Staging"),
-        (lambda: registry.promote(MODEL, weak, "Live"), RegistryError, "unknown stage 'Live'"),
+        (lambda: promote("nope", "1", "Staging"), RegistryError, "unknown model 'nope'"),
+        (lambda: promote(MODEL, "99", "Staging"), RegistryError, "has no version '99'"),
+        (lambda: promote(MODEL, strong, "Staging"), RegistryError, "already in Staging"),
+        (lambda: promote(MODEL, weak, "Live"), RegistryError, "unknown stage 'Live'"),
         (
-            lambda: registry.promote(MODEL, weak, "Production", reviewer="alice"),
+            lambda: promote(MODEL, weak, "Production", reviewer="alice"),
             RegistryError,
             "promote it to Staging first",
         ),
-        (lambda: registry.rollback(MODEL), RegistryError, "no Production version"),
+        (lambda: rollback(MODEL), RegistryError, "no Production version"),
     ]
     for call, kind, message in cases:
         with pytest.raises(kind, match=message):
             call()
     policy.write_text(policy.read_text() + "gates: {}\n")
     with pytest.raises(SpecError, match="gates: unknown field"):
-        registry.promote(MODEL, weak, "Staging")
+        promote(MODEL, weak, "Staging")
     policy.unlink()
     with pytest.raises(SpecError, match="policy file not found"):
-        registry.promote(MODEL, weak, "Staging")
+        promote(MODEL, weak, "Staging")
     assert _snapshot(client) == before
 
 
@@ -265,20 +267,20 @@ def test_rollback_needs_a_previous_champion_and_the_champion_stays(store, client
     _to_production(strong)
     before = _snapshot(client)
     with pytest.raises(RegistryError, match="nothing to roll back to"):
-        registry.rollback(MODEL)
+        rollback(MODEL)
     for stage in ("Staging", "Archived"):  # the champion only leaves by being replaced
         with pytest.raises(RegistryError, match="is the Production version"):
-            registry.promote(MODEL, strong, stage)
+            promote(MODEL, strong, stage)
     assert _snapshot(client) == before
 
 
 def test_transition_outside_runway_is_flagged_unaudited(store, client, tmp_path):
     _policy(tmp_path)
     strong, other = _register(store.strong), _register(store.other)
-    registry.promote(MODEL, strong, "Staging")
+    promote(MODEL, strong, "Staging")
     client.transition_model_version_stage(MODEL, other, "Production")  # e.g. in the MLflow UI
 
-    rows = {r.version: r for r in registry.status(MODEL)}
+    rows = {r.version: r for r in status(MODEL)}
 
     assert rows[strong].unaudited == ""
     assert "Production set outside runway" in rows[other].unaudited
@@ -288,8 +290,8 @@ def test_transition_outside_runway_is_flagged_unaudited(store, client, tmp_path)
 def test_racing_promotions_end_with_one_production_version(store, client, tmp_path):
     _policy(tmp_path)
     a, b = _register(store.strong), _register(store.other)
-    registry.promote(MODEL, a, "Staging")
-    registry.promote(MODEL, b, "Staging")
+    promote(MODEL, a, "Staging")
+    promote(MODEL, b, "Staging")
     command = [sys.executable, "-m", "runway", "-q", "registry", "promote", MODEL]
     procs = [
         subprocess.Popen(
@@ -306,7 +308,7 @@ def test_racing_promotions_end_with_one_production_version(store, client, tmp_pa
     production = client.get_latest_versions(MODEL, ["Production"])
     versions = client.search_model_versions(f"name = '{MODEL}'")
     assert [v.current_stage for v in versions].count("Production") == 1, outputs
-    attempts = [e for e in registry.history(MODEL) if e.to_stage == "Production"]
+    attempts = [e for e in history(MODEL) if e.to_stage == "Production"]
     assert sorted(e.version for e in attempts) == sorted([a, b])
     # Each process's exit code agrees with what the history says happened to it.
     for version, code in zip((a, b), codes, strict=True):
@@ -319,7 +321,7 @@ def test_racing_promotions_end_with_one_production_version(store, client, tmp_pa
         assert applied[1].replaced == applied[0].version
         assert client.get_model_version(MODEL, applied[0].version).current_stage == "Archived"
     _assert_aliases_match_stages(client)
-    assert all(not row.unaudited for row in registry.status(MODEL))
+    assert all(not row.unaudited for row in status(MODEL))
     assert not [m for m in client.search_registered_models() if m.name.endswith("lock")]
 
 

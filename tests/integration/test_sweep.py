@@ -12,9 +12,11 @@ import optuna
 import pytest
 
 from runway.cli import main
+from runway.core.spec import load_spec
 from runway.errors import SpecError
-from runway.spec import load_spec
-from runway.sweep import default_study_name, sweep
+from runway.jobs.register import register_sweep
+from runway.jobs.study import default_study_name
+from runway.jobs.sweep import sweep
 from tests.helpers import write_spec
 
 pytestmark = pytest.mark.slow
@@ -58,6 +60,8 @@ def _journal(path):
 def test_small_sweep_records_parent_children_plots_and_one_version(client, tmp_path):
     path = _spec(tmp_path)
     result = sweep(load_spec(path), spec_path=str(path))
+    assert not client.search_model_versions("name = 'test-exp'")  # registering is a step of its own
+    registered = register_sweep(result)
 
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
@@ -97,7 +101,7 @@ def test_small_sweep_records_parent_children_plots_and_one_version(client, tmp_p
     versions = client.search_model_versions("name = 'test-exp'")
     assert len(versions) == 1
     version = versions[0]
-    assert version.current_stage == "None"
+    assert str(version.version) == registered.version and version.current_stage == "None"
     assert version.tags["sweep_parent_run_id"] == result.parent_run_id
     assert version.tags["trial_number"] == str(result.best_trial)
     assert version.tags["spec_hash"] == load_spec(path).spec_hash()
@@ -185,7 +189,7 @@ def test_bad_search_spaces_are_refused_before_anything_runs(tmp_path, section, e
 
 def test_cli_refusals_leave_no_runs_and_no_versions(client, tmp_path, capsys):
     path = _spec(tmp_path)
-    assert main(["sweep", str(path), "--trials", "0"]) == 2
+    assert main(["sweep", str(path), "--trials", "0"]) == 9
     assert "sweep.trials: Input should be greater than or equal to 1" in capsys.readouterr().err
     bad_storage = f"sqlite:///{tmp_path}/no/such/dir/optuna.db"
     assert main(["sweep", str(path), "--storage", bad_storage]) == 5
@@ -226,6 +230,7 @@ def test_existing_study_needs_resume(tmp_path, capsys):
 def test_two_workers_share_one_study_without_lost_or_duplicated_trials(client, tmp_path):
     path = _spec(tmp_path, {**CHOICE, "trials": 8})
     result = sweep(load_spec(path), workers=2)
+    register_sweep(result)
     numbers = [t.number for t in _trials(result.study_name, tmp_path / "optuna.journal")]
     assert sorted(numbers) == list(range(8))
     children = _children(client, result.parent_run_id)

@@ -8,10 +8,10 @@ import mlflow
 import numpy as np
 import pytest
 
-from runway.data import load_dataset, prepare
-from runway.spec import load_spec
-from runway.tracking import CONTRACT_ARTIFACT, PROFILE_ARTIFACT
-from runway.train import SPEC_ARTIFACT, train
+from runway.core.data import load_dataset, prepare
+from runway.core.spec import SPEC_ARTIFACT, load_spec
+from runway.jobs.train import train
+from runway.store.tracking import CONTRACT_ARTIFACT, PROFILE_ARTIFACT
 from tests.conftest import EXPERIMENTS
 from tests.helpers import write_spec
 

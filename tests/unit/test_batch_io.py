@@ -11,9 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from runway import batch_io
-from runway.batch import _parse_numbers, cast_to_signature
 from runway.errors import ScoringError
+from runway.scoring import io as batch_io
+from runway.scoring.model import cast_to_signature
+from runway.scoring.pandas_engine import parse_numbers as _parse_numbers
 
 
 @pytest.mark.parametrize(

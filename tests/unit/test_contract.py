@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway.contract import CheckPolicy, check_frame, check_records
-from runway.data import infer_contract
+from runway.core.contract import check_frame, check_records, infer_contract
+from runway.core.policy import InputPolicy
 
 TRAIN = pd.DataFrame(
     {
@@ -66,17 +66,17 @@ def test_missing_and_unknown_columns_reject_the_frame(contract):
     assert missing.problems == ["column 'plan': required, missing from the input"]
     unknown = check_frame(row(extra=1), contract)
     assert unknown.problems[0].startswith("column 'extra': unknown")
-    ignored = check_frame(row(extra=1), contract, CheckPolicy(unknown_columns="pass"))
+    ignored = check_frame(row(extra=1), contract, InputPolicy(unknown_columns="pass"))
     assert ignored.ok and list(ignored.valid.columns) == ["income", "visits", "plan"]
 
 
 def test_unseen_categories_may_pass_by_policy(contract):
-    result = check_frame(row(plan="platinum"), contract, CheckPolicy(unseen_categories="pass"))
+    result = check_frame(row(plan="platinum"), contract, InputPolicy(unseen_categories="pass"))
     assert result.ok
 
 
 def test_missing_values_may_be_rejected_by_policy(contract):
-    result = check_frame(row(income=None), contract, CheckPolicy(missing_values="reject"))
+    result = check_frame(row(income=None), contract, InputPolicy(missing_values="reject"))
     assert result.first_error() == "row 0: column 'income': missing value"
 
 
@@ -111,7 +111,13 @@ AGREEMENT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("policy", [CheckPolicy(), CheckPolicy("pass", "pass", "reject")])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        InputPolicy(),
+        InputPolicy(unknown_columns="pass", unseen_categories="pass", missing_values="reject"),
+    ],
+)
 @pytest.mark.parametrize("changes", AGREEMENT_CASES, ids=repr)
 def test_record_checks_agree_with_frame_checks(contract, changes, policy):
     """Serving checks rows one value at a time, batch column-wise: same verdict, same words."""

@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway.data import frame_digest, infer_contract, infer_profile, load_dataset, prepare
+from runway.core.contract import infer_contract
+from runway.core.data import frame_digest, load_dataset, prepare
+from runway.core.profile import infer_profile
+from runway.core.spec import load_spec
 from runway.errors import DataError
-from runway.spec import load_spec
 from tests.conftest import EXPERIMENTS, REPO
 from tests.helpers import write_spec
 

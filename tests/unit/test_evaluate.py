@@ -3,15 +3,11 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from runway.data import load_dataset, prepare
-from runway.evaluate import (
-    cross_validate_pipeline,
-    feature_importances,
-    holdout_metrics,
-    make_plots,
-)
-from runway.pipeline import build_pipeline
-from runway.spec import load_spec
+from runway.core.data import load_dataset, prepare
+from runway.core.evaluate import cross_validate, holdout_metrics
+from runway.core.pipeline import build_pipeline
+from runway.core.plots import feature_importances, make_plots
+from runway.core.spec import load_spec
 from tests.helpers import write_spec
 
 
@@ -31,7 +27,7 @@ def test_regression_metrics_are_reported_in_natural_sign(tmp_path):
         metrics=["rmse", "r2"],
         primary_metric={"name": "rmse"},
     )
-    cv = cross_validate_pipeline(spec, pipe, split.X_train, split.y_train)
+    cv = cross_validate(spec, pipe, split.X_train, split.y_train)
     assert len(cv.folds["rmse"]) == spec.split.cv_folds
     assert all(v > 0 for v in cv.folds["rmse"])
     assert cv.summary()["cv_rmse_mean"] == pytest.approx(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from runway.core.gates import GateReport, ModelFacts, judge
+from runway.core.policy import PromotionPolicy, load_policy
 from runway.errors import SpecError
-from runway.gates import GateReport, ModelFacts, judge
-from runway.spec import PromotionPolicy, load_policy
 
 COLUMNS = {"age": "double", "plan": "string"}
 

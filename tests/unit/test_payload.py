@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from runway.payload import BadRequest, media_type, parse
+from runway.serving.payload import BadRequest, media_type, parse
 
 COLUMNS = {"x": {"kind": "numeric"}, "plan": {"kind": "categorical"}}
 ROWS = [{"x": 1.5, "plan": "pro"}, {"x": 2, "plan": "basic"}]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from runway.predlog import BackgroundWriter, PredictionLog, read_predictions
+from runway.store.predlog import BackgroundWriter, PredictionLog, read_predictions
 
 INPUTS = pd.DataFrame({"x": [1.0, 2.0, 3.0], "plan": ["a", "b", None]})
 

@@ -15,7 +15,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from runway.tracking import skops_trusted_types
+from runway.store.models import skops_trusted_types
 
 
 def _full_dump_types(model) -> list[str]:
@@ -59,15 +59,15 @@ def test_a_missed_type_falls_back_to_the_full_dump(monkeypatch, mlflow_store):
     import mlflow
     import pandas as pd
 
-    from runway import tracking
+    from runway.store import models
 
     X, y = make_classification(n_samples=60, n_features=4, random_state=0)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(frame, y)
-    monkeypatch.setattr(tracking, "skops_trusted_types", lambda model: [])
+    monkeypatch.setattr(models, "skops_trusted_types", lambda model: [])
 
     with mlflow.start_run():
-        uri = tracking.log_sklearn_model(forest, frame)
+        uri = models.log_sklearn_model(forest, frame)
 
     flavor = mlflow.models.get_model_info(uri).flavors["sklearn"]
     assert "sklearn.tree._tree.Tree" in flavor["skops_trusted_types"]

@@ -1,0 +1,66 @@
+"""The ``runway`` command: parse, call the API, print.
+
+Errors users can act on (:class:`~runway.errors.RunwayError`) are printed as
+``error: ...`` without a traceback and exit with their class's code (the table
+in :mod:`runway.errors`); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from runway import __version__
+from runway.cli import common, deploy, experiments, registry
+from runway.errors import ExitCode, RunwayError
+
+_QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "skops", "git")
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="runway", description="MLflow experiment-to-deployment: train, sweep, promote, serve."
+    )
+    parser.add_argument("--version", action="version", version=f"runway {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    experiments.add_parsers(sub)
+    registry.add_parsers(sub)
+    deploy.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for ``runway`` and ``python -m runway``."""
+    args = build_parser().parse_args(argv)
+    common.store.cache_clear()  # one command, one configuration (tests call main() repeatedly)
+    _configure_logging(-1 if args.quiet else args.verbose)
+    # Our own progress lines say what is happening; MLflow's per-download bars are noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        return int(args.func(args))
+    except RunwayError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)

@@ -1,0 +1,139 @@
+"""``runway serve`` and ``runway score``: the Production model meets data."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from runway.cli.common import store
+from runway.errors import UsageError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from runway.serving.serve import ServeOptions, serve
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    options = ServeOptions(args.model, host=args.host, port=args.port, workers=args.workers)
+    if args.log_dir:
+        options.log_dir = Path(args.log_dir)
+    serve(options, store())
+    return 0
+
+
+def _scored_at(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--scored-at: not an ISO date or time: {text!r}") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from runway.scoring.batch import Engine, RejectRateExceeded, ScoringOptions, score_file
+
+    options = ScoringOptions(
+        key_columns=tuple(args.key_column or ()),
+        chunk_rows=args.chunk_rows,
+        max_reject_rate=args.max_reject_rate,
+        proba=not args.no_proba,
+        scored_at=_scored_at(args.scored_at),
+        progress=not args.quiet,
+    )
+    engine: Engine | None = None
+    if args.engine == "spark":
+        from runway.scoring.spark import SparkEngine
+
+        engine = SparkEngine(args.spark_master, progress=not args.quiet)
+    try:
+        result = score_file(
+            args.model,
+            args.input,
+            args.output,
+            options,
+            stage=None if args.version else args.stage,
+            version=args.version,
+            engine=engine,
+            settings=store(),
+        )
+    except RejectRateExceeded as failed:
+        print("\n".join(failed.result.summary_lines()))
+        raise
+    print("\n".join(result.summary_lines()))
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """``serve`` and ``score``."""
+    p = sub.add_parser(
+        "serve", help="serve MODEL's Production version over REST; follows promotions"
+    )
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--port", type=int, default=8080, help="public port (default 8080)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1 only)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="single-worker `mlflow models serve` backends behind the gateway (default 1)",
+    )
+    p.add_argument("--log-dir", help="where backend logs go (default <tmp>/runway-serve)")
+    p.set_defaults(func=_serve)
+    _add_score_parser(sub)
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score", help="batch-score a CSV/Parquet file (local or s3://) with a registered model"
+    )
+    p.add_argument("model", help="registered model name")
+    p.add_argument(
+        "--input", required=True, help="CSV or Parquet file, local path or s3://bucket/key"
+    )
+    p.add_argument(
+        "--output", required=True, help="where scores go (.csv or .parquet, local or s3://)"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stage",
+        default="Production",
+        choices=["Production", "Staging"],
+        help="score with the version in this stage (default Production)",
+    )
+    which.add_argument("--version", help="score with this version instead of a stage")
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        help="rows per chunk; memory grows with it (default RUNWAY_BATCH_CHUNK_ROWS or 100000)",
+    )
+    p.add_argument(
+        "--key-column",
+        action="append",
+        metavar="COLUMN",
+        help="carry only this input column (repeatable) into the output, not all of them",
+    )
+    p.add_argument(
+        "--max-reject-rate",
+        type=float,
+        help="fail (exit 7, output not written) above this rejected fraction "
+        "(default RUNWAY_BATCH_MAX_REJECT_RATE or 0.05)",
+    )
+    p.add_argument("--no-proba", action="store_true", help="no proba_<class> columns")
+    p.add_argument(
+        "--scored-at",
+        help="the scored_at value, ISO time (default now); a scheduler passes its logical "
+        "time so a retry writes identical output",
+    )
+    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas", help="default pandas")
+    p.add_argument(
+        "--spark-master",
+        default="local[*]",
+        help="Spark master for --engine spark (default local[*])",
+    )
+    p.set_defaults(func=_score)

@@ -1,0 +1,142 @@
+"""``runway train``, ``runway sweep`` and ``runway spec``: the data scientist's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from runway.cli.common import add_set_option, columns, store
+
+
+def _train(args: argparse.Namespace) -> int:
+    from runway.core.spec import load_spec, parse_overrides
+    from runway.jobs.register import register_training
+    from runway.jobs.train import train
+
+    spec = load_spec(args.spec, parse_overrides(args.set or []))
+    result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
+    primary = f"holdout_{result.primary_metric}"
+    print(f"run {result.run_id} FINISHED in experiment {result.experiment_name!r}")
+    width = max(len(k) for k in result.metrics)
+    for name in [
+        primary,
+        *sorted(k for k in result.metrics if k.startswith("holdout_") and k != primary),
+    ]:
+        note = f"  (primary, {spec.primary_metric.direction})" if name == primary else ""
+        print(f"  {name:<{width}}  {result.metrics[name]:.4f}{note}")
+    for metric in spec.metrics:
+        mean, std = result.metrics[f"cv_{metric}_mean"], result.metrics[f"cv_{metric}_std"]
+        print(f"  {f'cv_{metric}':<{width}}  {mean:.4f} ± {std:.4f}  ({spec.split.cv_folds} folds)")
+    print(f"model  {result.model_uri}")
+    if args.register:
+        version = register_training(result, spec.registered_model_name)
+        print(f"registered {version.name} version {version.version} (stage None)")
+    print(f"look   make ui, then {result.url}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from runway.cli.registry import promote_and_print
+    from runway.core.spec import load_spec, parse_overrides
+    from runway.jobs.register import register_sweep
+    from runway.jobs.sweep import sweep
+
+    overrides: dict[str, Any] = parse_overrides(args.set or [])
+    if args.trials is not None:
+        overrides["sweep.trials"] = args.trials
+    if args.timeout is not None:
+        overrides["sweep.timeout"] = args.timeout
+    spec = load_spec(args.spec, overrides)
+    result = sweep(
+        spec,
+        settings=store(),
+        spec_path=args.spec,
+        workers=args.workers,
+        resume=args.resume,
+        study_name=args.study_name,
+        storage=args.storage,
+    )
+    version = register_sweep(result)
+    trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
+    print(f"sweep {result.study_name!r}: {trials}")
+    print(f"  parent run  {result.parent_run_id}")
+    print(
+        f"  best trial  #{result.best_trial}  cv_{spec.primary_metric.name}={result.best_value:.4f}"
+    )
+    print(f"  params      {result.best_params}")
+    for name, value in result.holdout.items():
+        print(f"  {name:<11} {value:.4f}")
+    print(f"registered {version.name} version {version.version} (stage None)")
+    if args.promote_to:
+        return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
+    return 0
+
+
+def _spec_schema(args: argparse.Namespace) -> int:
+    from runway.core.spec import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
+    return 0
+
+
+def _spec_check(args: argparse.Namespace) -> int:
+    from runway.core.data import load_dataset, prepare
+    from runway.core.spec import load_spec, parse_overrides
+
+    spec = load_spec(args.spec, parse_overrides(args.set or []))
+    print(f"{args.spec}: spec ok (hash {spec.spec_hash()[:12]})")
+    if args.no_data:
+        return 0
+    split = prepare(spec, load_dataset(spec.data))
+    if spec.sweep is not None:
+        from runway.jobs.sweep import check_space
+
+        check_space(spec, split)
+    print(
+        f"{spec.data.source}: data ok, {len(split.X_train)} training + {len(split.X_holdout)} "
+        f"holdout rows; numeric: {columns(split.numeric)}; categorical: {columns(split.categorical)}"
+    )
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """``train``, ``sweep`` and ``spec check|schema``."""
+    p = sub.add_parser("train", help="train one spec as one MLflow run")
+    p.add_argument("spec", help="experiment spec (experiments/*.yaml)")
+    add_set_option(p)
+    p.add_argument("--run-name", help="MLflow run name (default: generated)")
+    p.add_argument(
+        "--register", action="store_true", help="register the model as a new version (stage None)"
+    )
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sweep", help="Optuna sweep of a spec's search space; registers the best")
+    p.add_argument("spec", help="experiment spec with a sweep section")
+    p.add_argument("--trials", type=int, help="number of trials (overrides sweep.trials)")
+    p.add_argument("--timeout", type=float, help="time budget in seconds (overrides sweep.timeout)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on one study")
+    p.add_argument("--resume", action="store_true", help="continue the study of this spec")
+    p.add_argument("--study-name", help="study name (default: <experiment>-<spec hash>)")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: journal file or RDB URL "
+        "(default: RUNWAY_OPTUNA_STORAGE or optuna.journal)",
+    )
+    add_set_option(p)
+    p.add_argument(
+        "--promote-to",
+        choices=["Staging"],
+        help="then put the registered version through the Staging gates",
+    )
+    p.set_defaults(func=_sweep)
+
+    spec = sub.add_parser("spec", help="inspect experiment specs")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="SUBCOMMAND")
+    p = spec_sub.add_parser("schema", help="print the JSON schema of a spec")
+    p.set_defaults(func=_spec_schema)
+    p = spec_sub.add_parser("check", help="validate a spec and the data it points at")
+    p.add_argument("spec")
+    add_set_option(p)
+    p.add_argument("--no-data", action="store_true", help="validate the spec file only")
+    p.set_defaults(func=_spec_check)

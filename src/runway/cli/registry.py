@@ -1,0 +1,178 @@
+"""``runway registry ...``: the reviewer's commands (status, promote, rollback, history)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from runway.cli.common import store
+from runway.core.text import format_table
+from runway.errors import ExitCode, GateFailure
+
+
+def promote_and_print(
+    model: str,
+    version: str,
+    to: str,
+    reviewer: str | None,
+    comment: str,
+    dry_run: bool,
+    policy: str | None = None,
+) -> int:
+    """Promote, print the gate report and what changed; the exit code."""
+    from runway.jobs.promote import promote
+
+    try:
+        result = promote(
+            model,
+            version,
+            to,
+            settings=store(),
+            reviewer=reviewer,
+            comment=comment,
+            dry_run=dry_run,
+            policy_file=policy,
+        )
+    except GateFailure as failure:
+        print(failure.report.render())
+        raise
+    if result.report is not None:
+        print(result.report.render())
+    if dry_run:
+        passes = result.report is None or result.report.passed
+        verdict = "would pass" if passes else "would FAIL"
+        print(
+            f"dry run: {model} v{version} {result.from_stage} -> {result.to_stage} {verdict}; "
+            "nothing changed"
+        )
+        return 0 if passes else int(ExitCode.REGISTRY)
+    archived = f"; archived v{', v'.join(result.archived)}" if result.archived else ""
+    print(
+        f"{model} v{version}: {result.from_stage} -> {result.to_stage}{archived} "
+        f"(audit run {result.audit_run_id})"
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    return promote_and_print(
+        args.model,
+        args.version,
+        args.to,
+        args.reviewer,
+        args.comment or "",
+        args.dry_run,
+        args.policy,
+    )
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from runway.jobs.promote import rollback
+
+    result = rollback(
+        args.model, settings=store(), reviewer=args.reviewer, comment=args.comment or ""
+    )
+    print(
+        f"{args.model}: v{result.version} back in Production; archived "
+        f"v{', v'.join(result.archived)} (audit run {result.audit_run_id})"
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from runway.jobs.status import status
+
+    store()
+    rows = status(args.model)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no registered models")
+        return 0
+    header = ("model", "version", "stage", "aliases", "primary metric", "run", "approved by")
+    table: list[tuple[str, ...]] = [(*header, "approved at", "audit")]
+    for r in rows:
+        metric = f"{r.metric}={r.value:.4f}" if r.value is not None else "-"
+        table.append(
+            (
+                r.model,
+                r.version,
+                r.stage,
+                ",".join(r.aliases) or "-",
+                metric,
+                (r.run_id or "-")[:12],
+                r.approved_by or "-",
+                r.approved_at or "-",
+                f"UNAUDITED: {r.unaudited}" if r.unaudited else "ok",
+            )
+        )
+    print("\n".join(format_table(table)))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from runway.jobs.status import history
+
+    entries = history(args.model, store(), reports=args.reports)
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"{args.model}: no recorded transitions")
+        return 0
+    table = [("when", "action", "version", "from", "to", "outcome", "by", "replaced", "comment")]
+    for e in entries:
+        table.append(
+            (
+                e.when,
+                e.action,
+                e.version,
+                e.from_stage,
+                e.to_stage,
+                e.outcome,
+                e.actor,
+                e.replaced or "-",
+                e.comment or "-",
+            )
+        )
+    print("\n".join(format_table(table)))
+    for e in entries:
+        if e.reason:
+            print(f"  {e.when} v{e.version} refused: {e.reason}")
+        if e.report:
+            print(
+                f"\n{e.when} {e.action} v{e.version} -> {e.to_stage} (audit run {e.audit_run_id})"
+            )
+            print(e.report)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """``registry status|promote|rollback|history``."""
+    reg = sub.add_parser("registry", help="promote, inspect and roll back registered models")
+    reg_sub = reg.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")
+    p = reg_sub.add_parser("status", help="versions with stage, aliases, metric and approval")
+    p.add_argument("model", nargs="?", help="registered model (default: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_status)
+    p = reg_sub.add_parser("promote", help="judge a version's gates and move it to a stage")
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--to", required=True, help="Staging, Production or Archived")
+    p.add_argument("--reviewer", help="who approves (required for Production)")
+    p.add_argument("--comment", help="why; recorded in the audit trail")
+    p.add_argument("--dry-run", action="store_true", help="print the gate report, change nothing")
+    p.add_argument("--policy", help="policy file (default: registry/<model>.yaml)")
+    p.set_defaults(func=_promote)
+    p = reg_sub.add_parser("rollback", help="put the previous Production version back")
+    p.add_argument("model")
+    p.add_argument("--reviewer", help="who rolls back (default: your user name)")
+    p.add_argument("--comment", help="why; recorded in the audit trail")
+    p.set_defaults(func=_rollback)
+    p = reg_sub.add_parser("history", help="every recorded transition of a model")
+    p.add_argument("model")
+    p.add_argument("--reports", action="store_true", help="print each attempt's gate report")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_history)

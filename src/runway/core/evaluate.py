@@ -1,0 +1,97 @@
+"""Cross-validation and holdout metrics: pure scikit-learn, no MLflow.
+
+Metric values are reported in their natural sign (RMSE 3.2, not -3.2), the
+catalog says which way is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from runway.core.catalog import METRICS
+from runway.core.spec import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Per-fold scores for each metric, in natural sign."""
+
+    folds: dict[str, list[float]]
+
+    def mean(self, metric: str) -> float:
+        """Mean over folds."""
+        return float(np.mean(self.folds[metric]))
+
+    def std(self, metric: str) -> float:
+        """Standard deviation over folds."""
+        return float(np.std(self.folds[metric]))
+
+    def summary(self) -> dict[str, float]:
+        """``cv_<metric>_mean`` and ``cv_<metric>_std`` for every metric."""
+        out: dict[str, float] = {}
+        for metric in self.folds:
+            out[f"cv_{metric}_mean"] = self.mean(metric)
+            out[f"cv_{metric}_std"] = self.std(metric)
+        return out
+
+
+def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:
+    """The fold generator the spec asks for, seeded."""
+    if spec.task == "classification" and spec.split.stratify:
+        return StratifiedKFold(spec.split.cv_folds, shuffle=True, random_state=spec.split.seed)
+    return KFold(spec.split.cv_folds, shuffle=True, random_state=spec.split.seed)
+
+
+FoldReport = Callable[[float, int, dict[str, list[float]]], None]
+
+
+def cross_validate(
+    spec: ExperimentSpec,
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    report: FoldReport | None = None,
+) -> CVResult:
+    """Cross-validate an unfitted pipeline on the training split, fold by fold.
+
+    The one cross-validation routine: training runs call it plainly; sweep
+    trials pass ``report(mean_of_primary_so_far, fold, scores_so_far)``, which
+    may raise to stop early (pruning). Errors in a fold are raised, not turned
+    into NaN scores: a run whose folds fail must fail.
+    """
+    folds: dict[str, list[float]] = {m: [] for m in spec.metrics}
+    scorers = {m: get_scorer(METRICS[m].scorer) for m in spec.metrics}
+    primary = spec.primary_metric.name
+    for fold, (train_idx, valid_idx) in enumerate(cv_splitter(spec).split(X, y)):
+        fitted = clone(pipeline).fit(X.iloc[train_idx], y.iloc[train_idx])
+        X_valid, y_valid = X.iloc[valid_idx], y.iloc[valid_idx]
+        for metric, scorer in scorers.items():
+            folds[metric].append(float(scorer(fitted, X_valid, y_valid)) * METRICS[metric].sign)
+        if report is not None:
+            report(float(np.mean(folds[primary])), fold, folds)
+    return CVResult(folds=folds)
+
+
+def holdout_metrics(
+    spec: ExperimentSpec,
+    fitted: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric.
+
+    ``metrics`` defaults to the spec's (the registry adds those its policy gates on).
+    """
+    return {
+        f"holdout_{m}": float(get_scorer(METRICS[m].scorer)(fitted, X, y)) * METRICS[m].sign
+        for m in (metrics if metrics is not None else spec.metrics)
+    }

@@ -1,0 +1,159 @@
+"""Promotion policies (``registry/<model>.yaml``): the gates, the reviewers, the input rules.
+
+Validated like specs (strict, frozen, every problem named by file and field).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from runway.core.catalog import METRICS
+from runway.core.validation import Strict, fail, format_validation_error, hint, read_mapping
+from runway.errors import SpecError
+
+_THRESHOLD = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(>=|<=|>|<)\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+class Threshold(Strict):
+    """``<metric> <op> <value>`` on the candidate's holdout metrics."""
+
+    metric: str
+    op: Literal[">=", ">", "<=", "<"]
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        """Whether ``observed`` satisfies the threshold."""
+        return {
+            ">=": observed >= self.value,
+            ">": observed > self.value,
+            "<=": observed <= self.value,
+            "<": observed < self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class Improvement(Strict):
+    """How much better than the current Production version, on the same data."""
+
+    metric: str | None = Field(
+        default=None, description="Defaults to the candidate's primary metric."
+    )
+    min_absolute: float | None = Field(default=None, description="e.g. 0.002 (roc_auc points).")
+    min_relative: float | None = Field(default=None, description="e.g. 0.01 for 1% better.")
+
+
+class StagingGates(Strict):
+    """What a version must show to enter Staging (and, again, Production)."""
+
+    thresholds: tuple[Threshold, ...] = Field(
+        default=(), description="Strings such as 'roc_auc >= 0.95'."
+    )
+    improvement: Improvement | None = None
+    allow_breaking_signature: bool = Field(
+        default=False,
+        description="Let the candidate's required input columns/types differ from Production's.",
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Median single-row predict latency, in-process."
+    )
+    max_model_size_mb: float | None = Field(default=None, gt=0)
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            return value
+        parsed = []
+        for item in value:
+            if isinstance(item, str):
+                match = _THRESHOLD.match(item)
+                if not match:
+                    raise PydanticCustomError(
+                        "threshold",
+                        "{message}",
+                        {
+                            "message": f"{item!r}: expected '<metric> <op> <number>', op one of "
+                            ">= > <= <"
+                        },
+                    )
+                metric, op, number = match.groups()
+                item = {"metric": metric, "op": op, "value": float(number)}
+            parsed.append(item)
+        return parsed
+
+
+class ProductionGates(Strict):
+    """Who may approve a version into Production."""
+
+    reviewers: tuple[str, ...] = Field(min_length=1, description="Names allowed to approve.")
+    four_eyes: bool = Field(
+        default=True, description="The reviewer may not be the author of the candidate's run."
+    )
+
+
+class InputPolicy(Strict):
+    """What serving and batch scoring do with input the training data never had."""
+
+    unknown_columns: Literal["reject", "pass"] = Field(
+        default="reject", description="A column the model was not trained on."
+    )
+    unseen_categories: Literal["reject", "pass"] = Field(
+        default="reject",
+        description="A category value absent from the training data (pass: the encoder ignores it).",
+    )
+    missing_values: Literal["reject", "pass"] = Field(
+        default="pass", description="A null value (pass: the pipeline imputes it)."
+    )
+
+
+class PromotionPolicy(Strict):
+    """The gates of one registered model: ``registry/<model>.yaml``."""
+
+    model: str = Field(min_length=1, description="The registered model name.")
+    description: str = ""
+    staging: StagingGates = StagingGates()
+    production: ProductionGates
+    input: InputPolicy = Field(
+        default_factory=InputPolicy,
+        description="Input checks against the data contract, when serving and batch scoring.",
+    )
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> PromotionPolicy:
+        for i, rule in enumerate(self.staging.thresholds):
+            if rule.metric not in METRICS:
+                fail(
+                    f"staging.thresholds.{i}",
+                    f"unknown metric {rule.metric!r}{hint(rule.metric, METRICS)}",
+                )
+        improvement = self.staging.improvement
+        if improvement is not None:
+            if improvement.metric is not None and improvement.metric not in METRICS:
+                fail(
+                    "staging.improvement.metric",
+                    f"unknown metric {improvement.metric!r}{hint(improvement.metric, METRICS)}",
+                )
+            if improvement.min_absolute is None and improvement.min_relative is None:
+                fail("staging.improvement", "give min_absolute and/or min_relative")
+        return self
+
+
+def load_policy(path: str | Path) -> PromotionPolicy:
+    """Read and validate a promotion policy file.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or does not validate.
+    """
+    path = Path(path)
+    doc = read_mapping(path, "policy file not found (one per model: registry/<model>.yaml)")
+    try:
+        return PromotionPolicy.model_validate(doc)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, str(path))) from None

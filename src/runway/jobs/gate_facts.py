@@ -1,0 +1,132 @@
+"""Gathering the facts the gates judge: both versions scored on the same holdout rows.
+
+The candidate's holdout is rebuilt from the spec its run logged; the candidate
+and the current Production version are downloaded, loaded and scored on it,
+then :func:`runway.core.gates.judge` decides. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from runway.core.catalog import BINARY_ONLY_METRICS, METRICS
+from runway.core.data import load_dataset, prepare
+from runway.core.evaluate import holdout_metrics
+from runway.core.gates import GateReport, ModelFacts, judge
+from runway.core.policy import PromotionPolicy
+from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
+from runway.errors import RegistryError, TrackingError
+from runway.store import models
+from runway.store.registry import Stage, VersionInfo, run_author
+from runway.store.tracking import download_artifact
+
+
+def evaluate(
+    policy: PromotionPolicy,
+    candidate: VersionInfo,
+    baseline: VersionInfo | None,
+    target: Stage,
+    reviewer: str | None,
+    comment: str,
+) -> GateReport:
+    """Load both versions, score them on the candidate's holdout, judge the policy."""
+    if not candidate.run_id:
+        raise RegistryError(f"{candidate.name} v{candidate.version} has no source run to gate")
+    with tempfile.TemporaryDirectory(prefix="runway-gates-") as tmp:
+        try:
+            spec_file = download_artifact(candidate.run_id, SPEC_ARTIFACT, tmp)
+        except TrackingError as exc:
+            raise RegistryError(
+                f"{candidate.name} v{candidate.version}: run {candidate.run_id} has no "
+                f"{SPEC_ARTIFACT}; runway gates versions trained by `runway train`/`sweep`"
+            ) from exc
+        spec = load_spec(spec_file)
+        split = prepare(spec, load_dataset(spec.data))
+        X, y = split.X_holdout, split.y_holdout
+        evaluation = (
+            f"{len(X)} holdout rows of {spec.data.source} (seed {spec.split.seed}, "
+            f"holdout {spec.split.holdout:g}) from the candidate's spec"
+        )
+        metrics = gate_metrics(spec, policy, y)
+        facts = _facts(candidate, spec, metrics, X, y, Path(tmp) / "candidate")
+        base = (
+            _facts(baseline, spec, metrics, X, y, Path(tmp) / "baseline")
+            if baseline is not None
+            else None
+        )
+    rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
+    return GateReport(
+        model=candidate.name,
+        version=candidate.version,
+        target=target,
+        baseline_version=baseline.version if baseline else None,
+        evaluation=evaluation,
+        rules=rules,
+        reviewer=reviewer,
+        comment=comment,
+    )
+
+
+def gate_metrics(spec: ExperimentSpec, policy: PromotionPolicy, y: pd.Series) -> list[str]:
+    """The spec's metrics plus those the policy gates on, where they apply to the task."""
+    wanted = [*spec.metrics, *(t.metric for t in policy.staging.thresholds)]
+    improvement = policy.staging.improvement
+    if improvement is not None and improvement.metric:
+        wanted.append(improvement.metric)
+    binary = y.nunique() == 2
+    return [
+        m
+        for m in dict.fromkeys(wanted)
+        if METRICS[m].task == spec.task and (binary or m not in BINARY_ONLY_METRICS)
+    ]
+
+
+def _facts(
+    mv: VersionInfo,
+    spec: ExperimentSpec,
+    metrics: list[str],
+    X: pd.DataFrame,
+    y: pd.Series,
+    where: Path,
+) -> ModelFacts:
+    local = models.download_model(f"models:/{mv.name}/{mv.version}", where)
+    scores: dict[str, float] = {}
+    latency = error = None
+    try:
+        model = models.load_sklearn(local)
+        measured = holdout_metrics(spec, model, X, y, metrics)
+        scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}
+        latency = latency_ms(local, X)
+    except Exception as exc:  # the baseline may not read the candidate's columns
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return ModelFacts(
+        version=mv.version,
+        stage=mv.stage,
+        run_id=mv.run_id,
+        author=run_author(mv.run_id),
+        metrics=scores,
+        score_error=error,
+        inputs=models.signature_inputs(local, required_only=True),
+        latency_ms=latency,
+        size_mb=models.size_mb(local),
+    )
+
+
+def latency_ms(local: Path, X: Any, repeats: int = 30) -> float:
+    """Median in-process single-row predict time through pyfunc (schema checks included)."""
+    model = models.load_pyfunc(local)
+    row = X.head(1)
+    for _ in range(3):
+        model.predict(row)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict(row)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)

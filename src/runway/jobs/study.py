@@ -1,0 +1,290 @@
+"""The Optuna side of a sweep: search space, storage, study, progress.
+
+Pure Optuna and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
+against what is set up here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from runway.core.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
+from runway.errors import SweepError
+
+log = logging.getLogger(__name__)
+
+ESTIMATOR_CHOICE = "estimator"
+PARENT_ATTR = "mlflow_parent_run_id"
+SPEC_HASH_ATTR = "spec_hash"
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def sweep_of(spec: ExperimentSpec) -> SweepSpec:
+    """The spec's sweep section; a clear error when it has none."""
+    if spec.sweep is None:
+        raise SweepError("the spec has no sweep section; add sweep.space (see runway spec schema)")
+    return spec.sweep
+
+
+# --- the search space ------------------------------------------------------------
+
+
+def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, dict[str, Any]]:
+    """Sample the estimator name and its ``step__param`` values for one trial."""
+    sweep = sweep_of(spec)
+    name = spec.estimator.name
+    dims: dict[str, ParamSpace] = dict(sweep.space)
+    if sweep.estimators:
+        name = trial.suggest_categorical(ESTIMATOR_CHOICE, list(sweep.estimators))
+        # Conditional: each estimator's params are distinct Optuna dimensions.
+        dims.update(sweep.estimators[name])
+    params: dict[str, Any] = {}
+    for key, dim in dims.items():
+        params[key] = _suggest_one(trial, _dimension_name(key, name, sweep.estimators), dim)
+    return name, params
+
+
+def _dimension_name(key: str, estimator: str, estimators: dict[str, Any] | None) -> str:
+    if estimators and key.startswith("model__"):
+        return f"{estimator}:{key}"
+    return key
+
+
+def _suggest_one(trial: optuna.Trial, name: str, dim: ParamSpace) -> Any:
+    if dim.type == "categorical":
+        return trial.suggest_categorical(name, list(dim.choices or ()))
+    assert dim.low is not None and dim.high is not None  # validated by ParamSpace
+    if dim.type == "int":
+        return trial.suggest_int(
+            name, int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log
+        )
+    return trial.suggest_float(name, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
+
+
+def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
+    """A finished trial's estimator and ``step__param`` values (undoing conditional names)."""
+    params = dict(trial.params)
+    estimator = (
+        params.pop(ESTIMATOR_CHOICE, spec.estimator.name)
+        if sweep_of(spec).estimators
+        else spec.estimator.name
+    )
+    return estimator, {k.split(":", 1)[1] if ":" in k else k: v for k, v in params.items()}
+
+
+def trial_spec(spec: ExperimentSpec, estimator: str) -> ExperimentSpec:
+    """The spec with the trial's estimator (its params come from the trial)."""
+    if estimator == spec.estimator.name:
+        return spec
+    doc = spec.model_dump(mode="json")
+    doc["estimator"] = {"name": estimator, "params": {}}
+    return spec_from_dict(doc)
+
+
+# --- storage and study --------------------------------------------------------------
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a journal file path or an RDB URL."""
+    try:
+        if "://" in url:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+        path = Path(url).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # whatever the driver raises, the URL is the problem
+        message = f"optuna storage {redact(url)!r} cannot be opened: {exc}"
+        raise SweepError(message.splitlines()[0]) from exc
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, for tags and messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+def default_study_name(spec: ExperimentSpec) -> str:
+    """Same spec, same study: what ``--resume`` finds again.
+
+    The trial count and time budget are left out of the hash, so a resumed sweep
+    may ask for more trials or time than the first attempt.
+    """
+    doc = spec.model_dump(mode="json")
+    doc["sweep"].pop("trials")
+    doc["sweep"].pop("timeout")
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return f"{spec.experiment}-{digest[:10]}"
+
+
+def sampler_seed(spec: ExperimentSpec) -> int:
+    """The TPE seed: ``sweep.seed``, else ``split.seed``."""
+    sweep = sweep_of(spec)
+    return sweep.seed if sweep.seed is not None else spec.split.seed
+
+
+def _sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=sampler_seed(spec))
+
+
+def _pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
+    if sweep_of(spec).pruning:
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(spec: ExperimentSpec, storage: Any, name: str) -> optuna.Study:
+    """An existing study, with the spec's sampler and pruner (what a worker process opens)."""
+    return optuna.load_study(
+        study_name=name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec)
+    )
+
+
+def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: str) -> optuna.Study:
+    """Create the study, or continue it with ``resume``; an existing one is refused otherwise."""
+    try:
+        existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
+    except Exception as exc:  # a storage that opened lazily fails here
+        raise SweepError(
+            f"optuna storage {redact(url)!r} cannot be read: {exc}".splitlines()[0]
+        ) from exc
+    if name in existing and not resume:
+        done = existing[name].n_trials
+        raise SweepError(
+            f"study {name!r} already exists in {redact(url)} ({done} trials); "
+            "pass --resume to continue it or --study-name NAME to start another"
+        )
+    if resume and name not in existing:
+        log.warning("no study %r in %s yet: starting it", name, redact(url))
+    study = optuna.create_study(
+        study_name=name,
+        storage=store,
+        sampler=_sampler(spec),
+        pruner=_pruner(spec),
+        direction=spec.primary_metric.direction,
+        load_if_exists=True,
+    )
+    study.set_user_attr(SPEC_HASH_ATTR, spec.spec_hash())
+    return study
+
+
+def fail_running(study: optuna.Study) -> list[int]:
+    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers."""
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    for trial in stale:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return [t.number for t in stale]
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that reached an end state (complete, pruned or failed)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES)
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state name, states with none left out."""
+    tally = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        tally[t.state.name] += 1
+    return {k: v for k, v in tally.items() if v}
+
+
+def best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed trial, if there is one."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+class Progress:
+    """Trials done, the current best value and its params: a bar on a terminal, lines otherwise."""
+
+    def __init__(self, total: int, done: int, metric: str):
+        self.total, self.metric, self.last = total, metric, done
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=done, unit="trial", file=sys.stderr, dynamic_ncols=True
+            )
+
+    def update(self, study: optuna.Study) -> None:
+        """Report trials finished since the last call."""
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES]
+        done = len(trials)
+        if done == self.last:
+            return
+        top = best(study)
+        summary = (
+            f"best {self.metric}={top.value:.4f} (trial {top.number}) {top.params}"
+            if top is not None and top.value is not None
+            else "no completed trial yet"
+        )
+        if self.bar is not None:
+            self.bar.update(done - self.last)
+            self.bar.set_postfix_str(summary, refresh=True)
+        else:
+            latest = max(trials, key=lambda t: t.number)
+            value = f"{latest.value:.4f}" if latest.value is not None else "-"
+            log.info(
+                "trial %d/%d done (#%d %s %s) | %s",
+                done,
+                self.total,
+                latest.number,
+                latest.state.name,
+                value,
+                summary,
+            )
+        self.last = done
+
+    def close(self) -> None:
+        """Close the bar, if there is one."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Optimization history, parameter importances and parallel coordinates as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    makers: dict[str, Callable[[optuna.Study], Any]] = {
+        "optimization_history.png": ovm.plot_optimization_history,
+        "param_importances.png": ovm.plot_param_importances,
+        "parallel_coordinate.png": ovm.plot_parallel_coordinate,
+    }
+    written = []
+    for filename, plot in makers.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = plot(study)
+            fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
+            fig.set_size_inches(9, 5.5)
+            fig.tight_layout()
+            fig.savefig(out_dir / filename, dpi=100)
+            plt.close(fig)
+            written.append(out_dir / filename)
+        except Exception as exc:  # e.g. importances need two completed trials
+            log.warning("study plot %s skipped: %s", filename, exc)
+            plt.close("all")
+    return written

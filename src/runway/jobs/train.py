@@ -1,0 +1,178 @@
+"""One spec -> one MLflow run -> a :class:`TrainResult`.
+
+Everything that can be checked without a run (the spec, the data file, the
+columns, the classes) is checked before the run starts, so bad input leaves no
+run behind; anything failing later marks the run FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sklearn.pipeline import Pipeline
+
+from runway import __version__
+from runway.core.contract import infer_contract
+from runway.core.data import Dataset, Split, frame_digest, load_dataset, prepare
+from runway.core.evaluate import cross_validate, holdout_metrics
+from runway.core.pipeline import build_pipeline, loggable_params
+from runway.core.plots import make_plots
+from runway.core.profile import infer_profile
+from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec
+from runway.settings import Settings, get_settings
+from runway.store import models, tracking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced, and where to find it."""
+
+    run_id: str
+    experiment_id: str
+    experiment_name: str
+    model_uri: str
+    primary_metric: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    spec_hash: str = ""
+    url: str = ""
+
+    @property
+    def primary_value(self) -> float:
+        """The holdout value of the spec's primary metric."""
+        return self.metrics[f"holdout_{self.primary_metric}"]
+
+
+def run_tags(spec: ExperimentSpec, dataset: Dataset, spec_path: str | None) -> dict[str, str]:
+    """What every model run is tagged with: spec hash, commit, task, estimator, data digest."""
+    commit, dirty = tracking.git_commit()
+    tags = {
+        **spec.tags,
+        "spec_hash": spec.spec_hash(),
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "mlflow.source.git.commit": commit,
+        "runway.version": __version__,
+        "runway.task": spec.task,
+        "runway.estimator": spec.estimator.name,
+        "runway.primary_metric": spec.primary_metric.name,
+        "runway.registered_model_name": spec.registered_model_name,
+        "data_digest": dataset.digest,
+    }
+    if spec_path:
+        tags["runway.spec_path"] = spec_path
+    return tags
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    spec_path: str | None = None,
+    run_name: str | None = None,
+    settings: Settings | None = None,
+) -> TrainResult:
+    """Train, evaluate and log one pipeline as one MLflow run (in the configured store).
+
+    Raises:
+        DataError: the data cannot be used as the spec describes (no run is created).
+        TrackingError: the tracking store cannot be used (no run is created).
+    """
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    log.info("loading data from %s", spec.data.source)
+    dataset = load_dataset(spec.data)
+    split = prepare(spec, dataset)
+    log.info(
+        "%d training rows, %d holdout rows, %d numeric + %d categorical features",
+        *(len(split.X_train), len(split.X_holdout), len(split.numeric), len(split.categorical)),
+    )
+    pipeline = build_pipeline(spec, split.numeric, split.categorical)
+    experiment_id = tracking.ensure_experiment(spec.experiment, settings)
+
+    with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
+        run_id = active.info.run_id
+        log.info("run %s in experiment %r", run_id, spec.experiment)
+        log_spec(spec, spec_path)
+        tracking.log_params({**split_params(spec), **loggable_params(pipeline)})
+        log_lineage(spec, dataset, split)
+
+        log.info("cross-validating %s over %d folds", spec.estimator.name, spec.split.cv_folds)
+        cv = cross_validate(spec, pipeline, split.X_train, split.y_train)
+        tracking.log_fold_metrics(cv.folds)
+        metrics = cv.summary()
+
+        log.info("fitting on the training split and scoring the holdout")
+        fitted = pipeline.fit(split.X_train, split.y_train)
+        metrics.update(holdout_metrics(spec, fitted, split.X_holdout, split.y_holdout))
+        tracking.log_metrics(metrics)
+
+        model_uri = log_evaluated_model(spec, split, fitted)
+        tracking.log_metrics({"train_seconds": time.perf_counter() - started})
+
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=active.info.experiment_id,
+        experiment_name=spec.experiment,
+        model_uri=model_uri,
+        primary_metric=spec.primary_metric.name,
+        metrics=metrics,
+        spec_hash=spec.spec_hash(),
+        url=tracking.run_url(run_id, active.info.experiment_id),
+    )
+
+
+def split_params(spec: ExperimentSpec) -> dict[str, float | int]:
+    """The split settings as run params (``split.holdout``, ``split.cv_folds``, ``split.seed``)."""
+    return {
+        "split.holdout": spec.split.holdout,
+        "split.cv_folds": spec.split.cv_folds,
+        "split.seed": spec.split.seed,
+    }
+
+
+def log_spec(spec: ExperimentSpec, spec_path: str | None) -> None:
+    """The resolved spec, and the file as written, as artifacts of the active run."""
+    tracking.log_text(spec.to_yaml(), SPEC_ARTIFACT)
+    if spec_path and Path(spec_path).is_file():
+        tracking.log_artifact(spec_path, "spec/original")
+
+
+def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) -> str:
+    """Log what every model run carries into the active run; return the model URI.
+
+    The contract, the reference profile, the plots and the model itself: shared by
+    ``train`` and the refit of a sweep's best trial.
+    """
+    tracking.log_dict(
+        infer_contract(split.X_train, split.features, split.source_dtypes),
+        tracking.CONTRACT_ARTIFACT,
+    )
+    tracking.log_dict(infer_profile(split.X_train, split.features), tracking.PROFILE_ARTIFACT)
+    with tempfile.TemporaryDirectory() as tmp:
+        for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):
+            tracking.log_artifact(png, "plots")
+    log.info("logging the model")
+    return models.log_sklearn_model(fitted, split.X_train)
+
+
+def log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:
+    """The training and holdout rows as dataset inputs of the active run (source, digest)."""
+    target = spec.data.target
+    for context, X, y in (
+        ("training", split.X_train, split.y_train),
+        ("holdout", split.X_holdout, split.y_holdout),
+    ):
+        frame = X.assign(**{target: y.to_numpy()})
+        tracking.log_dataset(
+            frame,
+            source=dataset.source,
+            name=f"{dataset.name}-{context}",
+            digest=frame_digest(frame),
+            context=context,
+            targets=target,
+        )

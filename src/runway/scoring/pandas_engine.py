@@ -1,0 +1,194 @@
+"""The default batch engine: pandas chunks in this process, one writer thread beside them.
+
+Memory is bounded by the chunk: CSV is read with ``read_csv(chunksize=)``,
+Parquet page by page; chunk i is written while chunk i+1 is checked and scored.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from runway.core.contract import CheckResult, check_frame
+from runway.errors import ScoringError
+from runway.scoring import io as batch_io
+from runway.scoring.model import LoadedModel
+from runway.scoring.result import BatchResult, reason_kind
+from runway.scoring.tables import log_frame, output_table, rejects_schema, rejects_table
+from runway.settings import Settings
+from runway.store.predlog import PredictionLog
+
+log = logging.getLogger(__name__)
+
+
+class PandasEngine:
+    """Score a local or S3 CSV/Parquet file ``chunk_rows`` rows at a time."""
+
+    name = "pandas"
+
+    def __init__(self, chunk_rows: int, *, progress: bool = False) -> None:
+        self.chunk_rows = chunk_rows
+        self.progress = progress
+
+    def check_paths(self, input: str, output: str) -> None:
+        """Both files have a known format; a local input exists (before the model downloads)."""
+        batch_io.file_format(input)
+        batch_io.file_format(output)
+        if not batch_io.is_s3(input):
+            batch_io.require_file(input)
+
+    def run(
+        self,
+        loaded: LoadedModel,
+        result: BatchResult,
+        key_columns: Sequence[str],
+        settings: Settings,
+    ) -> None:
+        """Score every chunk, write output and rejects, publish both (see :mod:`runway.scoring.batch`)."""
+        out_format = batch_io.file_format(result.output)
+        with batch_io.local_copy(result.input) as local:
+            reader = batch_io.ChunkReader(
+                local, batch_io.file_format(local), self.chunk_rows, frozenset(loaded.numeric)
+            )
+            passthrough = loaded.passthrough(reader.columns, key_columns, result.input)
+            out_file = batch_io.AtomicFile(result.output)
+            rej_file = batch_io.AtomicFile(result.rejects)
+            bar = _progress(reader.total_rows, self.progress)
+            out = batch_io.TableWriter(out_file.local, out_format)
+            rej = batch_io.TableWriter(rej_file.local, out_format, rejects_schema(reader))
+            try:
+                self._chunks(loaded, result, reader, passthrough, (out, rej), settings, bar)
+                out.close()
+                rej.close()
+                bar.close()
+                _publish(result, out_file, rej_file)
+            except BaseException:
+                bar.close()
+                out_file.discard()
+                rej_file.discard()
+                raise
+
+    def _chunks(
+        self,
+        loaded: LoadedModel,
+        result: BatchResult,
+        reader: batch_io.ChunkReader,
+        passthrough: list[str],
+        writers: tuple[batch_io.TableWriter, batch_io.TableWriter],
+        settings: Settings,
+        bar: Any,
+    ) -> None:
+        plog = PredictionLog(settings.prediction_log)
+        out, rej = writers
+        started = time.perf_counter()
+
+        def write(out_table: pa.Table, rej_table: pa.Table, logged: pd.DataFrame) -> None:
+            out.write(out_table)
+            rej.write(rej_table)
+            plog.write_frame(result.model, logged)
+
+        # One writer thread: chunk i is written while chunk i+1 is checked and scored
+        # (pyarrow and scikit-learn release the GIL). At most one chunk waits, so
+        # memory stays bounded by the chunk size.
+        pending: Future[None] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="runway-score-writer") as writer:
+            for chunk in reader:
+                features = chunk.frame[loaded.features]
+                if chunk.table is None:
+                    features = parse_numbers(features, loaded.numeric)
+                check = check_frame(features, loaded.contract, loaded.policy)
+                if check.problems:  # pragma: no cover - passthrough() caught these
+                    raise ScoringError(f"{result.input}: {check.problems[0]}")
+                labels, probabilities = loaded.predict(loaded.cast(check.valid))
+                tables = (
+                    output_table(loaded, result, chunk, check, passthrough, labels, probabilities),
+                    rejects_table(reader, chunk, check),
+                    log_frame(check.valid, labels, result) if plog.enabled else pd.DataFrame(),
+                )
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, *tables)
+                count(result, len(chunk.frame), len(check.valid), check)
+                bar.update(len(chunk.frame))
+                if bar.disable:
+                    elapsed = time.perf_counter() - started
+                    rate = f"{result.rows_in / elapsed:,.0f}" if elapsed else "-"
+                    log.info("%s rows done (%s rows/s)", f"{result.rows_in:,}", rate)
+            if pending is not None:
+                pending.result()
+
+
+def parse_numbers(frame: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
+    """CSV columns that should be numbers but were read as text (one bad cell does that).
+
+    Values that parse become numbers; the others stay as they were written, so
+    the contract check rejects exactly those rows, naming the value.
+    """
+    text = [
+        c for c in frame.columns if c in numeric and not pd.api.types.is_numeric_dtype(frame[c])
+    ]
+    if not text:
+        return frame
+    frame = frame.copy()
+    for name in text:
+        original = frame[name].astype(object)
+        numbers = pd.to_numeric(original, errors="coerce")
+        unparsed = numbers.isna().to_numpy() & original.notna().to_numpy()
+        if unparsed.any():
+            mixed = numbers.astype(object)
+            mixed[unparsed] = original[unparsed]
+            frame[name] = mixed
+        else:
+            frame[name] = numbers
+    return frame
+
+
+def count(result: BatchResult, rows: int, scored: int, check: CheckResult) -> None:
+    """Add one chunk's rows to the run's counts (rows in = scored + rejected, asserted)."""
+    rejected = len(check.rejected)
+    if rows != scored + rejected:
+        raise AssertionError(f"chunk of {rows} rows: {scored} scored + {rejected} rejected")
+    result.rows_in += rows
+    result.rows_scored += scored
+    result.rows_rejected += rejected
+    for reasons in check.rejected.values():
+        key = reason_kind(reasons[0])
+        result.reasons[key] = result.reasons.get(key, 0) + 1
+
+
+def _publish(
+    result: BatchResult, out_file: batch_io.AtomicFile, rej_file: batch_io.AtomicFile
+) -> None:
+    """Rejects first, then the output (so a visible output always has its rejects beside it)."""
+    rej_file.commit()
+    if result.reject_rate > result.max_reject_rate:
+        out_file.discard()
+        if batch_io.exists(result.output):
+            log.warning("removing %s from an earlier run: this run did not pass", result.output)
+            batch_io.remove(result.output)
+        return
+    if batch_io.exists(result.output):
+        log.info("replacing %s", result.output)
+    out_file.commit()
+    result.published = True
+
+
+def _progress(total: int | None, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="rows",
+        unit_scale=True,
+        desc="scoring",
+        file=sys.stderr,
+        disable=not (enabled and sys.stderr.isatty()),
+        dynamic_ncols=True,
+    )

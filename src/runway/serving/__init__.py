@@ -1,0 +1,1 @@
+"""``runway serve``: the Production model over REST, behind a gateway that follows the registry."""

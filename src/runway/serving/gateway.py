@@ -1,0 +1,343 @@
+"""The public side of ``runway serve``: a thin ASGI app in front of the backends.
+
+It owns what the bare scoring server lacks: the Host allow-list, bearer
+tokens, body-size and concurrency limits, a request timeout, input checks
+against the training contract, clean JSON errors (never a stack trace), the
+model-version header, ``/health`` ``/ready`` ``/metrics`` and the prediction
+log. Scoring itself is forwarded, body untouched, to a backend of the
+:class:`Slot` currently live; :mod:`runway.serving.serve` swaps slots when the registry's
+Production version changes.
+
+The request path is kept to plain Python on already-parsed data: a handful of
+dictionary lookups, the per-value contract check, one loopback round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runway.core.contract import check_frame, check_records
+from runway.core.policy import InputPolicy
+from runway.serving import payload
+from runway.serving.backends import Backend, BackendError
+from runway.serving.metrics import Metrics, Served
+from runway.serving.payload import BadRequest
+from runway.settings import Settings
+from runway.store.predlog import BackgroundWriter
+from runway.store.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+MAX_LISTED_ERRORS = 20
+THREAD_CHECK_VALUES = 20_000  # bigger requests are checked off the event loop
+KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics"})
+
+
+@dataclass
+class Slot:
+    """One model version being served: its backends, contract and input policy."""
+
+    model: ResolvedModel
+    contract: dict[str, Any]
+    policy: InputPolicy
+    backends: list[Backend]
+    example: bytes
+    example_rows: int
+    inflight: int = 0  # requests that took this slot and have not answered yet
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.headers = [
+            (b"x-runway-model", self.model.name.encode()),
+            (b"x-runway-model-version", self.model.version.encode()),
+        ]
+
+    def pick(self, avoid: Backend | None = None) -> Backend | None:
+        """The live backend with the fewest requests in flight."""
+        live = [b for b in self.backends if b.alive and b is not avoid]
+        return min(live, key=lambda b: b.inflight) if live else None
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Gateway:
+    """The ASGI application. ``slot`` is swapped by the server; everything else is fixed."""
+
+    def __init__(self, settings: Settings, writer: BackgroundWriter | None = None) -> None:
+        self.slot: Slot | None = None
+        self.metrics = Metrics()
+        self.writer = writer
+        self.sample = settings.prediction_log_sample
+        self.tokens = [t.strip().encode() for t in settings.serve_tokens.split(",") if t.strip()]
+        hosts = [h.strip().lower() for h in settings.serve_allowed_hosts.split(",") if h.strip()]
+        self.any_host = "*" in hosts
+        self.hosts = set(hosts)
+        self.max_body = int(settings.serve_max_body_mb * 1024 * 1024)
+        self.max_concurrency = settings.serve_max_concurrency
+        self.timeout = settings.serve_timeout
+        self.active = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":  # nothing to set up: serve.py owns start-up
+                message = await receive()
+                await send({"type": f"{message['type']}.complete"})
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        headers = dict(scope["headers"])
+        slot = self.slot
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        extra = [(b"x-request-id", request_id.encode("latin-1"))]
+        try:
+            self._check_host(headers)
+            if path == "/invocations":
+                status = await self._invocations(scope, receive, send, headers, request_id, extra)
+            elif path in ("/health", "/ping"):
+                status = await _send_json(send, 200, {"status": "ok"}, extra)
+            elif path == "/ready":
+                status = await self._ready(send, extra)
+            elif path == "/metrics":
+                self._check_token(headers)
+                served = (
+                    Served(slot.model.name, slot.model.version, sum(b.alive for b in slot.backends))
+                    if slot is not None
+                    else None
+                )
+                dropped = self.writer.dropped if self.writer else 0
+                text = self.metrics.render(self.active, dropped, served)
+                status = await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", extra)
+            else:
+                raise BadRequest(
+                    404,
+                    f"no such path {path!r}; POST /invocations, GET /health /ready /metrics",
+                    "NOT_FOUND",
+                )
+        except BadRequest as exc:
+            more = [*extra, *(slot.headers if slot else [])]
+            if exc.status == 401:
+                more.append((b"www-authenticate", b'Bearer realm="runway"'))
+            elif exc.status == 503:
+                more.append((b"retry-after", b"1"))
+            status = await _send_json(send, exc.status, exc.body(), more)
+        known = path if path in KNOWN_PATHS else "other"  # bounded label values
+        self.metrics.observe(known, status, time.perf_counter() - started)
+
+    def _check_host(self, headers: dict[bytes, bytes]) -> None:
+        if self.any_host:
+            return
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name not in self.hosts:
+            raise BadRequest(
+                400,
+                f"Host {host!r} is not allowed; set RUNWAY_SERVE_ALLOWED_HOSTS to accept it",
+                "INVALID_HOST",
+            )
+
+    def _check_token(self, headers: dict[bytes, bytes]) -> None:
+        if not self.tokens:
+            return
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not any(
+            hmac.compare_digest(token.strip(), t) for t in self.tokens
+        ):
+            raise BadRequest(401, "missing or invalid bearer token", "UNAUTHENTICATED")
+
+    async def _ready(self, send: Any, extra: list[tuple[bytes, bytes]]) -> int:
+        slot = self.slot
+        if slot is None or slot.pick() is None:
+            raise BadRequest(503, "no model version is loaded and answering", "NOT_READY")
+        body = {
+            "status": "ready",
+            "model": slot.model.name,
+            "version": slot.model.version,
+            "backends": sum(b.alive for b in slot.backends),
+        }
+        return await _send_json(send, 200, body, [*extra, *slot.headers])
+
+    async def _invocations(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        if scope["method"] != "POST":
+            extra.append((b"allow", b"POST"))
+            raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
+        self._check_token(headers)
+        if self.active >= self.max_concurrency:
+            raise BadRequest(
+                503, f"busy: {self.active} requests in flight; retry shortly", "OVERLOADED"
+            )
+        self.active += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._score(receive, send, headers, request_id, extra)
+        except TimeoutError:
+            raise BadRequest(
+                504, f"no answer within {self.timeout:g}s (RUNWAY_SERVE_TIMEOUT)", "TIMEOUT"
+            ) from None
+        finally:
+            self.active -= 1
+
+    async def _score(
+        self,
+        receive: Any,
+        send: Any,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        kind = payload.media_type(content_type)
+        body = await self._body(receive, headers)
+        slot = self.slot
+        if slot is None:
+            raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
+        slot.inflight += 1  # from here the slot's backends are not stopped under us
+        try:
+            rows = payload.parse(body, kind, slot.contract["columns"])
+            await self._check(rows, slot)
+            answer = await self._forward(slot, body, content_type)
+            if answer.status != 200:
+                return await self._backend_error(send, answer, [*extra, *slot.headers])
+            self.metrics.rows_scored += len(rows)
+            await _send(send, 200, answer.body, b"application/json", [*extra, *slot.headers])
+        finally:
+            slot.inflight -= 1
+        if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
+            self.writer.submit(
+                slot.model.name, slot.model.version, rows.data(), answer.body, request_id
+            )
+        return 200
+
+    async def _body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise self._too_large()
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest(400, "client disconnected", "DISCONNECTED")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _too_large(self) -> BadRequest:
+        limit = self.max_body / 1024 / 1024
+        return BadRequest(
+            413,
+            f"request body over {limit:g} MB (RUNWAY_SERVE_MAX_BODY_MB); send fewer rows per request",
+            "PAYLOAD_TOO_LARGE",
+        )
+
+    async def _check(self, rows: payload.Payload, slot: Slot) -> None:
+        data = rows.data()
+        if isinstance(data, list):
+            size = len(data) * len(slot.contract["columns"])
+            if size > THREAD_CHECK_VALUES:
+                problems, rejected = await asyncio.to_thread(
+                    check_records, data, slot.contract, slot.policy
+                )
+            else:
+                problems, rejected = check_records(data, slot.contract, slot.policy)
+        else:
+            result = await asyncio.to_thread(check_frame, data, slot.contract, slot.policy)
+            problems, rejected = result.problems, result.rejected
+        if problems:
+            self.metrics.rows_rejected += len(rows)
+            raise BadRequest(422, problems[0], "INVALID_INPUT", [{"message": p} for p in problems])
+        if rejected:
+            self.metrics.rows_rejected += len(rows)
+            first = min(rejected)
+            errors = [
+                {"row": row, "message": reason}
+                for row, reasons in list(rejected.items())[:MAX_LISTED_ERRORS]
+                for reason in reasons
+            ]
+            more = f" ({len(rejected)} of {len(rows)} rows rejected)" if len(rejected) > 1 else ""
+            raise BadRequest(
+                422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors
+            )
+
+    async def _forward(self, slot: Slot, body: bytes, content_type: str) -> Any:
+        """Score on the least busy backend; a backend that drops the connection gets one retry elsewhere."""
+        tried: Backend | None = None
+        for _ in range(2):
+            backend = slot.pick(avoid=tried)
+            if backend is None:
+                break
+            backend.inflight += 1
+            try:
+                answer = await backend.request("POST", "/invocations", body, content_type)
+                backend.served += 1
+                return answer
+            except BackendError as exc:
+                log.warning("backend failed: %s", exc)
+                tried = backend
+            finally:
+                backend.inflight -= 1
+        raise BadRequest(
+            503,
+            f"no backend of {slot.model.name} v{slot.model.version} is answering",
+            "UNAVAILABLE",
+        )
+
+    async def _backend_error(
+        self, send: Any, answer: Any, headers: list[tuple[bytes, bytes]]
+    ) -> int:
+        """The model refused or failed: pass the status on, without MLflow's stack trace."""
+        try:
+            doc = json.loads(answer.body)
+            message = str(doc.get("message", "")) if isinstance(doc, dict) else ""
+            code = str(doc.get("error_code", "MODEL_ERROR")) if isinstance(doc, dict) else ""
+        except ValueError:
+            message, code = answer.body.decode("utf-8", "replace"), "MODEL_ERROR"
+        log.warning("backend answered %d: %s", answer.status, message[:2000])
+        first = next((line for line in message.splitlines() if line.strip()), "the model failed")
+        status = answer.status if answer.status < 500 else 502
+        body = {"error_code": code or "MODEL_ERROR", "message": f"model error: {first[:300]}"}
+        return await _send_json(send, status, body, headers)
+
+
+async def _send(
+    send: Any, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]]
+) -> int:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+async def _send_json(
+    send: Any, status: int, doc: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> int:
+    return await _send(send, status, json.dumps(doc).encode(), b"application/json", headers)

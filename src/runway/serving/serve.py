@@ -1,0 +1,316 @@
+"""``runway serve``: the Production model as a REST endpoint that follows the registry.
+
+Start-up resolves the Production version, starts its backend(s), waits until
+they answer ``/ping`` and score the model's logged input example, and only then
+opens the public port. A watcher then polls the registry: when another version
+becomes Production (a promotion or a rollback) it goes blue/green: start and
+warm the new version's backends, switch the gateway to them, let requests on the
+old ones finish, stop the old ones. A new version that fails to start or to
+score its example is logged and skipped; traffic stays where it was. A backend
+that dies is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from runway.errors import RunwayError, ServeError
+from runway.serving.backends import Backend, BackendError, start
+from runway.serving.gateway import Gateway, Slot
+from runway.serving.payload import JSON_TYPE, parse
+from runway.settings import Settings
+from runway.store import models, registry, tracking
+from runway.store.models import EXAMPLE_FILE
+from runway.store.predlog import BackgroundWriter, PredictionLog
+from runway.store.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+RETRY_FAILED_AFTER = 300.0  # seconds before a version that failed to start is tried again
+
+
+@dataclass
+class ServeOptions:
+    """How ``runway serve`` runs."""
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    log_dir: Path = Path(tempfile.gettempdir()) / "runway-serve"
+
+
+class Server:
+    """Owns the gateway's slot: builds, switches, drains and repairs backends."""
+
+    def __init__(self, options: ServeOptions, settings: Settings, gateway: Gateway) -> None:
+        self.options = options
+        self.settings = settings
+        self.gateway = gateway
+        self.failed: dict[str, float] = {}  # version -> when it failed to start (monotonic)
+        self._draining: set[asyncio.Task] = set()
+        self._last_problem = ""
+
+    async def build(self, model: ResolvedModel) -> Slot:
+        """Start and warm ``model``'s backends; stop them all again if one fails."""
+        if not model.run_id:
+            raise ServeError(f"{model.name} v{model.version} has no source run (no data contract)")
+        contract = await asyncio.to_thread(tracking.load_contract, model.run_id)
+        policy = await asyncio.to_thread(registry.applied_input_policy, model.name, model.version)
+        example, rows = await asyncio.to_thread(_input_example, model, contract)
+        backends: list[Backend] = []
+        try:
+            for _ in range(self.options.workers):
+                backends.append(
+                    start(
+                        model.name, model.version, self.options.log_dir, self.settings.serve_timeout
+                    )
+                )
+            await asyncio.gather(
+                *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
+            )
+        except BaseException:
+            await asyncio.to_thread(_stop_all, backends)
+            raise
+        return Slot(model, contract, policy, backends, example, rows)
+
+    async def watch(self) -> None:
+        """Poll the registry; switch to a new Production version; replace dead backends."""
+        while True:
+            await asyncio.sleep(self.settings.serve_poll_seconds)
+            try:
+                await self._repair()
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the watcher must outlive any one bad poll
+                log.exception(
+                    "registry watch failed; retrying in %gs", self.settings.serve_poll_seconds
+                )
+
+    async def _follow(self) -> None:
+        current = self.gateway.slot
+        try:
+            latest = await asyncio.to_thread(registry.resolve, self.options.model, "Production")
+        except RunwayError as exc:
+            if str(exc) != self._last_problem:  # once per new problem, not every poll
+                log.warning("keeping %s: %s", _name(current), exc)
+                self._last_problem = str(exc)
+            return
+        self._last_problem = ""
+        if current is not None and latest.version == current.model.version:
+            return
+        failed_at = self.failed.get(latest.version)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER:
+            return  # not every poll: a broken version would start a backend every few seconds
+        log.info("Production is now v%s: starting it next to %s", latest.version, _name(current))
+        try:
+            slot = await self.build(latest)
+        except (BackendError, RunwayError, OSError) as exc:
+            self.failed[latest.version] = time.monotonic()
+            self.gateway.metrics.switch_failures += 1
+            log.error(
+                "v%s failed to start; traffic stays on %s: %s", latest.version, _name(current), exc
+            )
+            return
+        self.gateway.slot = slot
+        self.gateway.metrics.switches += 1
+        log.info("switched to %s v%s", latest.name, latest.version)
+        if current is not None:
+            task = asyncio.create_task(self._drain(current))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
+
+    async def _drain(self, slot: Slot) -> None:
+        """Let the old version answer what it holds, then stop it."""
+        deadline = time.monotonic() + self.settings.serve_timeout + 5
+        while slot.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(_stop_all, slot.backends)
+        log.info("stopped v%s after draining", slot.model.version)
+
+    async def _repair(self) -> None:
+        slot = self.gateway.slot
+        if slot is None:
+            return
+        for i, backend in enumerate(list(slot.backends)):
+            if backend.alive:
+                continue
+            log.warning(
+                "backend %s exited with %s; starting a replacement",
+                backend,
+                backend.process.returncode,
+            )
+            fresh = start(
+                slot.model.name,
+                slot.model.version,
+                self.options.log_dir,
+                self.settings.serve_timeout,
+            )
+            try:
+                await fresh.warm(slot.example, slot.example_rows, self.settings.serve_start_timeout)
+            except BackendError as exc:
+                await asyncio.to_thread(fresh.stop)
+                log.error("replacement backend failed: %s", exc)
+                continue
+            slot.backends[i] = fresh
+            self.gateway.metrics.backend_restarts += 1
+
+    async def stop(self) -> None:
+        """Stop every backend (current and draining)."""
+        for task in list(self._draining):
+            task.cancel()
+        slot = self.gateway.slot
+        if slot is not None:
+            await asyncio.to_thread(_stop_all, slot.backends)
+
+
+def serve(options: ServeOptions, settings: Settings) -> None:
+    """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on the configured store."""
+    model = registry.resolve(options.model, "Production")
+    sock = _bind(options.host, options.port)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_main(options, settings, model, sock))
+
+
+async def _main(
+    options: ServeOptions, settings: Settings, model: ResolvedModel, sock: socket.socket
+) -> None:
+    sink = PredictionLog(settings.prediction_log)
+    writer = BackgroundWriter(sink) if sink.enabled else None
+    gateway = Gateway(settings, writer)
+    server = Server(options, settings, gateway)
+    print(
+        f"starting {options.workers} backend(s) for {model.name} v{model.version} (Production); "
+        f"model load takes a few seconds",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        gateway.slot = await server.build(model)
+    except BackendError as exc:
+        if writer:
+            writer.close()
+        raise ServeError(f"{model.name} v{model.version} failed to start: {exc}") from None
+    config = uvicorn.Config(
+        gateway,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    web = _Web(config)
+    watcher = asyncio.create_task(server.watch())
+    announcer = asyncio.create_task(_announce(web, options, gateway.slot, sink))
+    try:
+        await web.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        announcer.cancel()
+        await server.stop()
+        if writer:
+            await asyncio.to_thread(writer.close)
+
+
+class _Web(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal once it has stopped.
+
+    uvicorn re-raises SIGTERM/SIGINT after its own shutdown, which would kill the
+    process before runway stops its backends and flushes the prediction log.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        log.info("stopping (signal %d): finishing requests, then stopping the backends", sig)
+
+
+async def _announce(
+    web: uvicorn.Server, options: ServeOptions, slot: Slot, sink: PredictionLog
+) -> None:
+    while not web.started:
+        await asyncio.sleep(0.05)
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    url = f"http://{host}:{options.port}"
+    example = _one_row(slot.example)
+    print(
+        f"serving {slot.model.name} v{slot.model.version} at {url}/invocations\n"
+        f"  backends   {len(slot.backends)} x mlflow models serve on 127.0.0.1 "
+        f"(ports {', '.join(str(b.port) for b in slot.backends)})\n"
+        f"  follows    the registry's Production version (checked every few seconds)\n"
+        f"  health     {url}/health  {url}/ready  {url}/metrics\n"
+        f"  logging    predictions to {sink.target}\n"
+        f"  try        curl -s {url}/invocations -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(example)}",
+        flush=True,
+    )
+
+
+def _one_row(example: bytes) -> str:
+    """The input example cut to its first row: a curl line one can read."""
+    doc = json.loads(example)
+    split = doc.get("dataframe_split") if isinstance(doc, dict) else None
+    if isinstance(split, dict) and isinstance(split.get("data"), list):
+        split["data"] = split["data"][:1]
+        split.pop("index", None)
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Claim the public port before any backend starts, so a clash fails in a second."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; pick --port") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def _input_example(model: ResolvedModel, contract: dict) -> tuple[bytes, int]:
+    """The model's logged serving example (what warm-up scores) and its row count."""
+    with tempfile.TemporaryDirectory(prefix="runway-serve-") as tmp:
+        local = models.download_model(model.uri, tmp)
+        path = local / EXAMPLE_FILE
+        if not path.is_file():
+            raise ServeError(
+                f"{model.name} v{model.version} was logged without an input example ({EXAMPLE_FILE}); "
+                "runway needs one to check a backend before sending it traffic"
+            )
+        example = path.read_bytes()
+    rows = parse(example, JSON_TYPE, contract["columns"])
+    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
+
+
+def _stop_all(backends: list[Backend]) -> None:
+    for backend in backends:
+        backend.stop()
+
+
+def _name(slot: Slot | None) -> str:
+    return f"v{slot.model.version}" if slot else "nothing"

@@ -1,0 +1,169 @@
+"""Logging, finding and loading models: the MLflow model flavors runway uses.
+
+Models are logged with skops (never pickle), an explicit signature and input
+example, pinned pip requirements and exactly the skops types they hold.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from runway.errors import TrackingError
+from runway.store.tracking import quiet_schema_hints
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_FILE = "serving_input_example.json"
+
+
+def skops_trusted_types(model: Any) -> list[str]:
+    """Exactly the types in this model that skops does not trust by default.
+
+    Passing these (and only these) lets MLflow load the model back without
+    turning skops' check off wholesale. skops can only tell by dumping, so this
+    dumps a skeleton with one member of each type per ensemble (one tree of a
+    400-tree forest): the same types, a fraction of the time.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(_type_skeleton(model))))
+
+
+def _type_skeleton(value: Any) -> Any:
+    """A copy of ``value`` keeping one member of each type in lists of estimators.
+
+    Only containers are copied; the leaves are the model's own objects, so the
+    skeleton never holds a type the model does not.
+    """
+    from sklearn.base import BaseEstimator
+
+    if isinstance(value, BaseEstimator):
+        twin = copy.copy(value)
+        twin.__dict__ = {k: _type_skeleton(v) for k, v in vars(value).items()}
+        return twin
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        members = _one_of_each(list(value.ravel()), BaseEstimator)
+        out = np.empty(len(members), dtype=object)
+        out[:] = [_type_skeleton(m) for m in members]
+        return out
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_type_skeleton(m) for m in _one_of_each(list(value), BaseEstimator))
+    if isinstance(value, dict):
+        twin = copy.copy(value)  # keeps dict subclasses such as sklearn's Bunch
+        for key, item in value.items():
+            twin[key] = _type_skeleton(item)
+        return twin
+    return value
+
+
+def _one_of_each(items: list[Any], kind: type) -> list[Any]:
+    """The first item of each type, when every item is a ``kind``; else all items."""
+    if not items or not all(isinstance(i, kind) for i in items):
+        return items
+    firsts: dict[type, Any] = {}
+    for item in items:
+        firsts.setdefault(type(item), item)
+    return list(firsts.values())
+
+
+def pip_requirements() -> list[str]:
+    """Explicit, pinned requirements for a logged scikit-learn model (no inference)."""
+    from importlib.metadata import version
+
+    packages = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle"]
+    return [f"{p}=={version(p)}" for p in packages]
+
+
+def log_sklearn_model(model: Any, X_example: pd.DataFrame, name: str = "model") -> str:
+    """Log a fitted scikit-learn model into the active run with signature and input example.
+
+    Returns the logged model's URI.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = X_example.head(5)
+    with quiet_schema_hints():
+        signature = infer_signature(X_example, model.predict(X_example))
+
+    def log_with(trusted: list[str]) -> str:
+        with quiet_schema_hints():
+            return str(
+                mlflow.sklearn.log_model(
+                    model,
+                    name=name,
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=pip_requirements(),
+                    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+                    skops_trusted_types=trusted,
+                ).model_uri
+            )
+
+    try:
+        return log_with(skops_trusted_types(model))
+    except MlflowException as exc:
+        # MLflow loads the dump back with our list; should the skeleton ever
+        # miss a type, fall back to the exact (slower) answer from a full dump.
+        if "untrusted types" not in str(exc):
+            raise
+        import skops.io
+
+        log.warning("skops type skeleton missed a type; using a full dump")
+        return log_with(sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model))))
+
+
+def download_model(model_uri: str, dst: str | Path) -> Path:
+    """Copy a logged or registered model's files (MLmodel, input example) to ``dst``."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    except MlflowException as exc:
+        raise TrackingError(f"cannot download {model_uri}: {exc.message}") from exc
+
+
+def size_mb(local: Path) -> float:
+    """The size of a downloaded model folder, in MB."""
+    return sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 1e6
+
+
+def signature_inputs(local: Path, required_only: bool = False) -> dict[str, str]:
+    """Input column -> MLflow type name, from a downloaded model's signature."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(local / "MLmodel")).signature
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return {}
+    return {
+        str(col.name): str(getattr(col.type, "name", col.type))
+        for col in signature.inputs.inputs
+        if not required_only or getattr(col, "required", True)
+    }
+
+
+def load_sklearn(local: Path) -> Any:
+    """The scikit-learn object of a downloaded model."""
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(local))
+
+
+def load_pyfunc(local: Path) -> Any:
+    """A downloaded model as MLflow's pyfunc (schema enforcement included)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(str(local))
+
+
+def spark_udf(spark: Any, local: Path, result_type: str) -> Any:
+    """A Spark UDF scoring with a downloaded model (``mlflow.pyfunc.spark_udf``)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.spark_udf(spark, str(local), result_type=result_type, env_manager="local")

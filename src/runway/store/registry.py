@@ -1,0 +1,272 @@
+"""The only module that calls Model Registry APIs: reading versions and writing stages.
+
+Stages (None -> Staging -> Production -> Archived) are what users see; every
+stage write (:func:`transition`, the one place that calls MLflow's deprecated
+stage API) is followed by :func:`sync_aliases`, so ``models:/M@production`` and
+``models:/M/Production`` always name the same version (``@staging`` names the
+newest Staging version, as ``models:/M/Staging`` does). Promotion rules live in
+:mod:`runway.jobs.promote`; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from runway.core.policy import InputPolicy
+from runway.errors import RegistryError
+from runway.store.tracking import MAX_TAG_CHARS, client, run_metrics, run_tags
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["None", "Staging", "Production", "Archived"]
+STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
+ALIASES = {"Staging": "staging", "Production": "production"}
+LOCK_SUFFIX = ".runway-lock"
+STAGE_TAG = "runway.stage"  # the stage runway last set: a mismatch means "unaudited"
+POLICY_TAG = "runway.policy"  # the promotion policy applied, as JSON
+POLICY_HASH_TAG = "runway.policy.sha256"
+INPUT_POLICY_TAG = "runway.policy.input"  # what serving and batch scoring apply
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version, as runway reads it."""
+
+    name: str
+    version: str
+    stage: str
+    run_id: str | None
+    source: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, mv: ModelVersion) -> VersionInfo:
+        """From MLflow's entity."""
+        return cls(
+            mv.name,
+            str(mv.version),
+            str(mv.current_stage),
+            mv.run_id or None,
+            str(mv.source or ""),
+            dict(mv.tags or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One concrete registered version: what serving and batch scoring load."""
+
+    name: str
+    version: str
+    stage: str
+    run_id: str | None
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``: pinned, so a promotion mid-load cannot switch it."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def target_stage(to: str) -> Stage:
+    """A stage name as users type it (any case) -> the registry's spelling."""
+    for stage in STAGES[1:]:
+        if to.casefold() == stage.casefold():
+            return stage
+    raise RegistryError(f"unknown stage {to!r}; expected Staging, Production or Archived")
+
+
+def register_version(
+    name: str, model_uri: str, *, tags: Mapping[str, str], description: str = ""
+) -> VersionInfo:
+    """Register ``model_uri`` as a new version of ``name`` (created on first use), stage None."""
+    import mlflow
+
+    try:
+        mv = mlflow.register_model(model_uri, name, tags={**tags, STAGE_TAG: "None"})
+    except MlflowException as exc:
+        raise RegistryError(f"cannot register {model_uri} as {name!r}: {exc.message}") from exc
+    if description:
+        client().update_model_version(name, mv.version, description=description)
+    log.info("registered %s version %s (stage None)", name, mv.version)
+    return VersionInfo.of(mv)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def versions(model: str) -> list[VersionInfo]:
+    """Every version of ``model``, oldest first; a clear error for an unknown model."""
+    mlflow_client = client()
+    try:
+        mlflow_client.get_registered_model(model)
+    except MlflowException as exc:
+        known = model_names()
+        hint = f"; registered models: {', '.join(known)}" if known else ""
+        raise RegistryError(f"unknown model {model!r}{hint}") from exc
+    found = mlflow_client.search_model_versions(f"name = '{quote(model)}'")
+    return sorted((VersionInfo.of(mv) for mv in found), key=lambda v: int(v.version))
+
+
+def get_version(model: str, number: str | int) -> VersionInfo:
+    """One version of ``model``; the error lists the versions there are."""
+    listed = versions(model)
+    for mv in listed:
+        if mv.version == str(number):
+            return mv
+    known = ", ".join(mv.version for mv in listed) or "none"
+    raise RegistryError(f"{model} has no version {str(number)!r}; versions: {known}")
+
+
+def in_stage(listed: list[VersionInfo], stage: str) -> list[VersionInfo]:
+    """The versions in ``stage``, oldest first."""
+    return [mv for mv in listed if mv.stage == stage]
+
+
+def model_names() -> list[str]:
+    """Every registered model but runway's locks, sorted."""
+    return sorted(m.name for m in client().search_registered_models() if not is_lock(m.name))
+
+
+def is_lock(name: str) -> bool:
+    """True for the registered models runway uses as promotion locks."""
+    return name.endswith(LOCK_SUFFIX)
+
+
+def quote(value: str) -> str:
+    """A value for an MLflow search filter, single quotes escaped."""
+    return value.replace("'", "\\'")
+
+
+def aliases(model: str) -> dict[str, str]:
+    """Alias -> version of ``model``."""
+    return {a: str(v) for a, v in (client().get_registered_model(model).aliases or {}).items()}
+
+
+def resolve(
+    model: str, stage: str | None = "Production", version: str | int | None = None
+) -> ResolvedModel:
+    """The version of ``model`` to score with: ``version`` if given, else the one in ``stage``.
+
+    For Staging, the newest Staging version (what ``models:/M/Staging`` means).
+    Serving and batch scoring both resolve here, so they agree on "the model".
+    """
+    if version is not None:
+        mv = get_version(model, version)
+    else:
+        target = target_stage(stage or "Production")
+        found = in_stage(versions(model), target)
+        if not found:
+            reviewer = " --reviewer <name>" if target == "Production" else ""
+            raise RegistryError(
+                f"{model} has no {target} version; promote one with "
+                f"`runway registry promote {model} <version> --to {target}{reviewer}`"
+            )
+        mv = found[-1]
+    return ResolvedModel(model, mv.version, mv.stage, mv.run_id)
+
+
+def run_author(run_id: str | None) -> str | None:
+    """Who made a run (its ``mlflow.user`` tag), if known."""
+    return run_tags(run_id).get("mlflow.user") if run_id else None
+
+
+def primary_metric(run_id: str | None) -> tuple[str, float | None]:
+    """A run's primary metric name and holdout value (what ``status`` shows)."""
+    if not run_id:
+        return "", None
+    metric = run_tags(run_id).get("runway.primary_metric", "")
+    return metric, run_metrics(run_id).get(f"holdout_{metric}") if metric else None
+
+
+# --- the input policy a version carries ------------------------------------------------------
+
+
+def policy_tags(policy_doc: Mapping[str, Any], input_policy: InputPolicy) -> dict[str, str]:
+    """The tags that record an applied promotion policy on a version (content and hash)."""
+    canonical = json.dumps(policy_doc, sort_keys=True, separators=(",", ":"))
+    tags = {
+        POLICY_HASH_TAG: hashlib.sha256(canonical.encode()).hexdigest(),
+        INPUT_POLICY_TAG: json.dumps(input_policy.model_dump(), sort_keys=True),
+    }
+    if len(canonical) <= MAX_TAG_CHARS:
+        tags[POLICY_TAG] = canonical
+    return tags
+
+
+def input_policy(mv: VersionInfo) -> InputPolicy | None:
+    """The input policy recorded on ``mv`` when it was promoted, or None if none was."""
+    recorded = mv.tags.get(INPUT_POLICY_TAG)
+    if not recorded:
+        return None
+    try:
+        return InputPolicy.model_validate(json.loads(recorded))
+    except ValueError as exc:
+        raise RegistryError(
+            f"{mv.name} v{mv.version}: tag {INPUT_POLICY_TAG} is not a valid input policy: {exc}"
+        ) from exc
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def transition(model: str, number: str, stage: Stage) -> None:
+    """The one stage write. Stages are deprecated (MLflow 2.9) but are what users see;
+    the alias mirror is what keeps working after them, so the warning is noise here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client().transition_model_version_stage(
+            model, number, stage, archive_existing_versions=False
+        )
+
+
+def set_version_tags(model: str, number: str, tags: Mapping[str, str]) -> None:
+    """Tags on one version."""
+    mlflow_client = client()
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(model, number, key, value)
+
+
+def sync_aliases(model: str) -> None:
+    """``@production`` -> the Production version, ``@staging`` -> the newest Staging one."""
+    listed = versions(model)
+    current = aliases(model)
+    mlflow_client = client()
+    for stage, alias in ALIASES.items():
+        holders = in_stage(listed, stage)
+        if holders:
+            wanted = holders[-1].version
+            if current.get(alias) != wanted:
+                mlflow_client.set_registered_model_alias(model, alias, wanted)
+        elif alias in current:
+            mlflow_client.delete_registered_model_alias(model, alias)
+
+
+def applied_input_policy(model: str, number: str) -> InputPolicy:
+    """The input rules for scoring with ``model`` v``number``: recorded at its promotion.
+
+    Never read from the current directory, so what a served model accepts does
+    not depend on where the command started. A version promoted before runway
+    recorded policies (or never promoted) gets the defaults, with a warning.
+    """
+    mv = get_version(model, number)
+    recorded = input_policy(mv)
+    if recorded is None:
+        default = InputPolicy()
+        log.warning(
+            "%s v%s has no input policy recorded (it was not promoted by this runway); "
+            "using the defaults: %s",
+            model,
+            number,
+            ", ".join(f"{k}={v}" for k, v in default.model_dump().items()),
+        )
+        return default
+    return recorded
