@@ -1,0 +1,159 @@
+"""The promotion lock holds while its holder works, and the input policy travels with the version.
+
+Both on a real MLflow store: the lock test makes one promotion's gate evaluation
+slower than several leases and sends a second promotion at it; the policy test
+promotes under one directory's policy and scores from another directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from runway.core.policy import InputPolicy
+from runway.errors import LockTimeout, ScoringError, SpecError
+from runway.jobs import gate_facts
+from runway.jobs.promote import promote
+from runway.jobs.register import register_training
+from runway.jobs.status import history
+from runway.jobs.train import train
+from runway.scoring.batch import ScoringOptions, score_file
+from runway.settings import Settings, get_settings
+from runway.store import registry
+from runway.store.lock import HOLDER_TAG
+from tests.helpers import write_spec
+
+MODEL = "safety"
+
+
+def _policy(root: Path, **sections) -> Path:
+    path = root / "registry" / f"{MODEL}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    doc = {
+        "model": MODEL,
+        "staging": {"max_latency_ms": 60_000, "max_model_size_mb": 1000},
+        "production": {"reviewers": ["alice"], "four_eyes": False},
+        **sections,
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _version(tmp_path: Path, **spec) -> str:
+    from runway.core.spec import load_spec
+
+    path = write_spec(tmp_path / "s.yaml", model_name=MODEL, **spec)
+    return register_training(train(load_spec(path)), MODEL).version
+
+
+def _lock_holder(client: mlflow.MlflowClient) -> str | None:
+    try:
+        return client.get_registered_model(f"{MODEL}.runway-lock").tags.get(HOLDER_TAG)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def test_a_slow_holder_keeps_the_lock_past_its_lease(client, tmp_path, monkeypatch):
+    _policy(tmp_path)
+    a, b = _version(tmp_path), _version(tmp_path, estimator={"name": "DecisionTreeClassifier"})
+    promote(MODEL, a, "Staging")
+    promote(MODEL, b, "Staging")
+    # A lease of 1 s, a wait of 3 s, and a gate evaluation of version a that takes 6 s.
+    settings = Settings(lock_lease=1.0, lock_timeout=3.0)
+    real = gate_facts.evaluate
+
+    def slow_for_a(policy, candidate, *args):
+        if candidate.version == a:
+            time.sleep(6)
+        return real(policy, candidate, *args)
+
+    monkeypatch.setattr(gate_facts, "evaluate", slow_for_a)
+    outcome: dict[str, object] = {}
+
+    def attempt(version: str) -> None:
+        try:
+            outcome[version] = promote(
+                MODEL, version, "Production", reviewer="alice", settings=settings
+            )
+        except Exception as exc:
+            outcome[version] = exc
+
+    first = threading.Thread(target=attempt, args=(a,))
+    first.start()
+    deadline = time.monotonic() + 30
+    while _lock_holder(client) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    holder = _lock_holder(client)
+    assert holder, "the first promotion never took the lock"
+    second = threading.Thread(target=attempt, args=(b,))
+    second.start()
+    holders = set()
+    while second.is_alive():
+        holders.add(_lock_holder(client))
+        time.sleep(0.1)
+    first.join(60)
+
+    # The second neither entered nor broke the first's lock (held across 6 leases).
+    assert isinstance(outcome[b], LockTimeout), outcome[b]
+    assert holders == {holder}
+    assert not isinstance(outcome[a], Exception), outcome[a]
+    production = [
+        v.version
+        for v in client.search_model_versions(f"name = '{MODEL}'")
+        if v.current_stage == "Production"
+    ]
+    assert production == [int(a)]
+    assert _lock_holder(client) is None  # released by its holder
+    # The attempt that gave up on the lock is in the audit trail too.
+    gave_up = [e for e in history(MODEL) if e.version == b and e.to_stage == "Production"]
+    assert [(e.outcome, "holds" in e.reason) for e in gave_up] == [("failed", True)]
+
+
+def test_the_input_policy_travels_with_the_version(client, tmp_path, monkeypatch, caplog):
+    lenient = {"unknown_columns": "pass", "unseen_categories": "pass", "missing_values": "reject"}
+    _policy(tmp_path, input=lenient)
+    version = _version(tmp_path)
+    promote(MODEL, version, "Staging")
+    promote(MODEL, version, "Production", reviewer="alice")
+    from sklearn.datasets import load_breast_cancer
+
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(20)
+    rows["comment"] = "an extra column the model never saw"
+    rows.loc[3, "mean radius"] = None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rows.to_parquet(elsewhere / "in.parquet", index=False)
+    monkeypatch.chdir(elsewhere)  # no registry/ folder here: the version must carry its policy
+
+    recorded = registry.applied_input_policy(MODEL, version)
+    result = score_file(MODEL, "in.parquet", "out.parquet", ScoringOptions(max_reject_rate=1.0))
+
+    assert recorded == InputPolicy(**lenient)
+    assert (result.rows_scored, result.rows_rejected) == (19, 1)  # the extra column passed
+    rejects = pd.read_parquet(elsewhere / "out.rejects.parquet")
+    assert rejects["row"].tolist() == [3] and "missing value" in rejects["reason"][0]
+    tags = client.get_model_version(MODEL, version).tags
+    assert len(tags["runway.policy.sha256"]) == 64 and "unknown_columns" in tags["runway.policy"]
+
+    # A version promoted without a recorded policy gets the defaults, and says so.
+    other = _version(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert registry.applied_input_policy(MODEL, other) == InputPolicy()
+    assert "no input policy recorded" in caplog.text
+    with pytest.raises(ScoringError, match="not model inputs"):
+        score_file(MODEL, "in.parquet", "out2.parquet", version=other)
+
+
+def test_promotion_without_a_policy_file_names_the_expected_path(client, tmp_path):
+    version = _version(tmp_path)
+    with pytest.raises(SpecError) as missing:
+        promote(MODEL, version, "Staging")
+    expected = Path(get_settings().registry_dir) / f"{MODEL}.yaml"
+    assert f"{expected}: policy file not found" in str(missing.value)

@@ -1,0 +1,60 @@
+"""The package keeps the shape ARCHITECTURE.md describes: layer folders, small modules, short functions.
+
+The import rules themselves are checked by the import contract in ``make lint``
+(``lint-imports``, configured in pyproject.toml); these tests keep the sizes
+that let a reader hold a module or a function in mind.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "src" / "runway"
+LAYERS = ("cli", "serving", "scoring", "jobs", "store", "core")
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_lives_in_a_layer_folder_or_is_a_base_module():
+    base = {"__init__.py", "__main__.py", "errors.py", "settings.py", "net.py"}
+    for path in _modules():
+        relative = path.relative_to(PACKAGE)
+        if len(relative.parts) == 1:
+            assert relative.name in base, f"{relative}: put it in one of {LAYERS}"
+        else:
+            assert relative.parts[0] in LAYERS, relative
+
+
+def test_no_module_is_longer_than_the_limit():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in _modules()
+        if (n := p.read_text().count("\n")) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules (over {MAX_MODULE_LINES} lines): {long}"
+
+
+def test_no_function_is_longer_than_the_limit():
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({lines} lines)")
+    assert not long, f"split these functions (over {MAX_FUNCTION_LINES} lines): {long}"
+
+
+def test_the_import_contract_names_every_layer():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
+    named = {part.strip() for layer in layers["layers"] for part in layer.split("|")}
+    assert {f"runway.{layer}" for layer in LAYERS} <= named
