@@ -32,7 +32,7 @@ from runway.serving.backends import Backend, BackendError
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
-from runway.store.predlog import BackgroundWriter
+from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class Gateway:
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
             rows = payload.parse(body, kind, slot.contract["columns"])
-            await self._check(rows, slot)
+            await self._check(rows, slot, request_id)
             answer = await self._forward(slot, body, content_type)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
@@ -250,7 +250,7 @@ class Gateway:
             "PAYLOAD_TOO_LARGE",
         )
 
-    async def _check(self, rows: payload.Payload, slot: Slot) -> None:
+    async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> None:
         data = rows.data()
         if isinstance(data, list):
             size = len(data) * len(slot.contract["columns"])
@@ -265,9 +265,11 @@ class Gateway:
             problems, rejected = result.problems, result.rejected
         if problems:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, dict.fromkeys(range(len(rows)), problems), slot, request_id)
             raise BadRequest(422, problems[0], "INVALID_INPUT", [{"message": p} for p in problems])
         if rejected:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, rejected, slot, request_id)
             first = min(rejected)
             errors = [
                 {"row": row, "message": reason}
@@ -277,6 +279,16 @@ class Gateway:
             more = f" ({len(rejected)} of {len(rows)} rows rejected)" if len(rejected) > 1 else ""
             raise BadRequest(
                 422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors
+            )
+
+    def _log_rejected(
+        self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
+    ) -> None:
+        """Rows the contract refused go to the prediction log too, with their reasons."""
+        if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
+            model = slot.model
+            self.writer.submit_rejected(
+                model.name, model.version, rows.data(), rejected, request_id
             )
 
     async def _forward(self, slot: Slot, body: bytes, content_type: str) -> Any:
