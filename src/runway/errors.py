@@ -18,6 +18,9 @@ code    class                       meaning
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
 10      -                           ``runway monitor``: a policy threshold was crossed
 11      :class:`MonitorError`       ``runway monitor``: the window could not be judged
+12      :class:`NotAuthenticated`   the tracking server wants valid credentials (HTTP 401)
+13      :class:`PermissionDenied`   the tracking server refused this user the operation (403)
+14      :class:`TeamError`          ``runway team``: the team stack could not start or stop
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
 """
@@ -43,6 +46,9 @@ class ExitCode(IntEnum):
     SPEC = 9
     THRESHOLD_CROSSED = 10
     NOT_JUDGED = 11
+    NOT_AUTHENTICATED = 12
+    PERMISSION_DENIED = 13
+    TEAM = 14
     INTERRUPTED = 130
 
 
@@ -70,6 +76,18 @@ class TrackingError(RunwayError):
     exit_code = ExitCode.TRACKING
 
 
+class NotAuthenticated(TrackingError):
+    """The tracking server refused the request without valid credentials (HTTP 401)."""
+
+    exit_code = ExitCode.NOT_AUTHENTICATED
+
+
+class PermissionDenied(TrackingError):
+    """The tracking server does not let this user do the operation (HTTP 403)."""
+
+    exit_code = ExitCode.PERMISSION_DENIED
+
+
 class SweepError(RunwayError):
     """A sweep cannot start, or ended without a usable trial."""
 
@@ -82,7 +100,11 @@ class RegistryError(RunwayError):
     exit_code = ExitCode.REGISTRY
 
 
-class LockTimeout(RegistryError):
+class LockError(RegistryError):
+    """The promotion lock could not be taken or was lost; the attempt failed, nothing more written."""
+
+
+class LockTimeout(LockError):
     """Another promotion of the same model held the lock for longer than we would wait."""
 
 
@@ -130,3 +152,9 @@ class MonitorError(RunwayError):
     """
 
     exit_code = ExitCode.NOT_JUDGED
+
+
+class TeamError(RunwayError):
+    """The team stack (PostgreSQL, S3, the MLflow server) could not be started or stopped."""
+
+    exit_code = ExitCode.TEAM

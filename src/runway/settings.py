@@ -149,6 +149,44 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- team mode: a shared tracking server, studies across machines ---
+    http_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a failed request to a tracking server (MLflow's default: 7).",
+    )
+    http_backoff: float = Field(
+        default=1.0,
+        ge=0,
+        le=120,
+        description="Backoff factor between those retries: waits 0, 2x, 4x... seconds.",
+    )
+    http_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a tracking server may stay silent on one request (MLflow's: 120).",
+    )
+    sweep_heartbeat: int = Field(
+        default=10,
+        ge=1,
+        description="Seconds between a sweep worker's heartbeats on an RDB study (all workers alike).",
+    )
+    sweep_grace: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds without a heartbeat after which a trial's worker counts as dead "
+        "and the trial is retried; far above any pause a live worker may take.",
+    )
+    sweep_retries: int = Field(
+        default=3, ge=0, description="Times a trial whose worker died is run again."
+    )
+    serve_backend_ports: str = Field(
+        default="",
+        description="Port range (e.g. 20000-20099) for `runway serve` backends on loopback; "
+        "empty: any free port.",
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:

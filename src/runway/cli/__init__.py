@@ -33,6 +33,21 @@ def _configure_logging(verbosity: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
+def _report(exc: RunwayError) -> int:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
+def _remote(exc: Exception) -> RunwayError | None:
+    """What a failure of the MLflow client means, if it is about reaching the server."""
+    if type(exc).__module__.split(".")[0] not in {"mlflow", "requests", "urllib3"}:
+        return None
+    from runway.store.http import explain
+
+    return explain(exc)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -59,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RunwayError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"error: {line}", file=sys.stderr)
-        return int(exc.exit_code)
+        return _report(exc)
+    except Exception as exc:  # a tracking server's 401, 403, silence: one line, not a traceback
+        known = _remote(exc)
+        if known is None:
+            raise
+        return _report(known)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)

@@ -22,7 +22,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from runway.core.policy import InputPolicy
-from runway.errors import RegistryError
+from runway.errors import PermissionDenied, RegistryError
+from runway.store.http import explain
+from runway.store.identity import whoami
 from runway.store.tracking import MAX_TAG_CHARS, client, run_metrics, run_tags
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,14 @@ def register_version(
     import mlflow
 
     try:
-        mv = mlflow.register_model(model_uri, name, tags={**tags, STAGE_TAG: "None"})
+        registered_by = {"runway.registered_by": whoami().user}
+        mv = mlflow.register_model(
+            model_uri, name, tags={**tags, **registered_by, STAGE_TAG: "None"}
+        )
     except MlflowException as exc:
-        raise RegistryError(f"cannot register {model_uri} as {name!r}: {exc.message}") from exc
+        raise explain(exc) or RegistryError(
+            f"cannot register {model_uri} as {name!r}: {exc.message}"
+        ) from exc
     if description:
         client().update_model_version(name, mv.version, description=description)
     log.info("registered %s version %s (stage None)", name, mv.version)
@@ -109,6 +116,12 @@ def versions(model: str) -> list[VersionInfo]:
     try:
         mlflow_client.get_registered_model(model)
     except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and (problem := explain(exc)):
+            if isinstance(
+                problem, PermissionDenied
+            ):  # the server answers 403 for a missing name too
+                problem = PermissionDenied(f"{problem}; or there is no model {model!r}")
+            raise problem from exc
         known = model_names()
         hint = f"; registered models: {', '.join(known)}" if known else ""
         raise RegistryError(f"unknown model {model!r}{hint}") from exc

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from runway.core.text import slug
 from runway.errors import TrackingError
 from runway.settings import Settings
+from runway.store.http import configure_http, explain
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ _BATCH = 1000  # metrics per log_batch call
 
 
 def configure(settings: Settings) -> Settings:
-    """Point MLflow's tracking and registry clients at the configured store (once per process)."""
+    """Point MLflow's tracking and registry clients at the configured store (once per process).
+
+    Also bounds the client's HTTP retries and timeouts (:mod:`runway.store.http`).
+    """
+    configure_http(settings)
     configure_uri(settings.tracking_uri)
     return settings
 
@@ -77,7 +82,7 @@ def ensure_experiment(name: str, settings: Settings) -> str:
             log.info("creating experiment %r (artifacts: %s)", name, location or "server default")
             return str(mlflow_client.create_experiment(name, artifact_location=location))
     except MlflowException as exc:
-        raise TrackingError(
+        raise explain(exc) or TrackingError(
             f"tracking store {tracking_uri()}: cannot open experiment {name!r}: {exc.message}"
         ) from exc
     if experiment.lifecycle_stage == "deleted":
@@ -322,7 +327,12 @@ def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
     """A JSON artifact of a run (the data contract, the reference profile), parsed."""
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-    except MlflowException as exc:
+    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
+        known = explain(exc)
+        if known is not None:
+            raise known from exc
+        if not isinstance(exc, MlflowException):
+            raise
         raise TrackingError(
             f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
         ) from exc
@@ -336,7 +346,12 @@ def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
     """One artifact of a run, copied under ``dst``; its local path."""
     try:
         return Path(client().download_artifacts(run_id, path, str(dst)))
-    except MlflowException as exc:
+    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
+        known = explain(exc)
+        if known is not None:
+            raise known from exc
+        if not isinstance(exc, MlflowException):
+            raise
         raise TrackingError(f"run {run_id} has no {path}: {exc.message}") from exc
 
 

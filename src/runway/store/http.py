@@ -1,0 +1,111 @@
+"""A tracking server over HTTP: bounded retries, and its failures as one line each.
+
+MLflow's client retries a refused connection for about four minutes by
+default and a silent server for up to twenty; :func:`configure_http` bounds
+both from settings (``RUNWAY_HTTP_RETRIES``, ``RUNWAY_HTTP_BACKOFF``,
+``RUNWAY_HTTP_TIMEOUT``), unless MLflow's own variables are set. :func:`explain`
+turns what the client raises for 401, 403, an unreachable or silent server, and
+artifacts only a server can reach into runway's errors with their exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import read_mlflow_creds
+
+from runway.errors import NotAuthenticated, PermissionDenied, RunwayError, TrackingError
+from runway.settings import Settings
+
+_ENDPOINT = re.compile(r"(/api/[\w./-]+|/ajax-api/[\w./-]+)")
+
+
+def configure_http(settings: Settings) -> None:
+    """MLflow's HTTP retry and timeout variables from runway's settings (theirs win if set).
+
+    Also, where the store is a server: artifacts go through it rather than to
+    presigned S3 URLs (``MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD``), and the
+    client does not print a "View run" link for every run it ends.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.http_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", f"{settings.http_backoff:g}")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", f"{settings.http_timeout:g}")
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def explain(exc: BaseException) -> RunwayError | None:
+    """The runway error for a failure talking to the tracking server, or None if not one."""
+    if isinstance(exc, RunwayError):
+        return exc
+    status, text = _status_and_text(exc)
+    server, user = _server(), read_mlflow_creds().username or "anonymous"
+    if status == 401:
+        return NotAuthenticated(
+            f"not authenticated: {server} refused the request as {user} (HTTP 401); set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account "
+            '(for the local team stack: eval "$(make team-env)")'
+        )
+    if status == 403:
+        found = _ENDPOINT.search(text)
+        what = f" ({found.group(1)})" if found else ""
+        return PermissionDenied(
+            f"permission denied: {server} does not let {user} do this{what} (HTTP 403); "
+            "ask an MLflow admin for the grant your role needs (README: Team deployment)"
+        )
+    if "mlflow-artifacts" in text and "tracking URI must be" in text:
+        return TrackingError(
+            f"artifacts are stored as mlflow-artifacts:/... and only the tracking server can "
+            f"read them, but MLFLOW_TRACKING_URI is {_server()}; set it to the server's "
+            "http(s) URL instead of its database"
+        )
+    return _network(text)
+
+
+def _network(text: str) -> RunwayError | None:
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+    timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
+    if "Read timed out" in text or "ReadTimeout" in text or "ConnectTimeout" in text:
+        return TrackingError(
+            f"the tracking server {_server()} did not answer within {timeout}s "
+            f"({retries} retries; RUNWAY_HTTP_TIMEOUT, RUNWAY_HTTP_RETRIES); is it overloaded?"
+        )
+    if any(
+        sign in text
+        for sign in ("NewConnectionError", "Connection refused", "Failed to establish", "Errno -2")
+    ):
+        return TrackingError(
+            f"cannot reach the tracking server {_server()}: connection refused "
+            f"({retries} retries; RUNWAY_HTTP_RETRIES); is it running? "
+            "(the local team stack: make team-up)"
+        )
+    return None
+
+
+def _status_and_text(exc: BaseException) -> tuple[int | None, str]:
+    """The HTTP status an exception carries (MLflow's or requests'), and its text."""
+    text = str(exc)
+    if isinstance(exc, MlflowException):
+        code = exc.error_code
+        if code in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"):
+            return 401, text
+        if code == "PERMISSION_DENIED":
+            return 403, text
+        return None, text
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return (status if isinstance(status, int) else None), text
+
+
+def _server() -> str:
+    """The tracking URI without credentials, for messages."""
+    uri = str(mlflow.get_tracking_uri())
+    parts = urlsplit(uri)
+    if parts.password:
+        return uri.replace(f":{parts.password}@", ":***@")
+    return uri
