@@ -157,3 +157,63 @@ def test_promotion_without_a_policy_file_names_the_expected_path(client, tmp_pat
         promote(MODEL, version, "Staging")
     expected = Path(get_settings().registry_dir) / f"{MODEL}.yaml"
     assert f"{expected}: policy file not found" in str(missing.value)
+
+
+def _lock_create_fails(monkeypatch, error_code: str, times: int) -> list[str]:
+    """The promotion lock's client, whose first ``times`` creates fail with ``error_code``
+    as a tracking server answers them (RestException); everything else is the real store."""
+    from mlflow.exceptions import RestException
+
+    from runway.store import lock as lock_module
+
+    real, failed = lock_module.client, []
+
+    class Client:
+        def __init__(self) -> None:
+            self._real = real()
+
+        def __getattr__(self, name: str):
+            return getattr(self._real, name)
+
+        def create_registered_model(self, name: str, **kwargs):
+            if len(failed) < times:
+                failed.append(name)
+                raise RestException({"error_code": error_code, "message": f"{name}: {error_code}"})
+            return self._real.create_registered_model(name, **kwargs)
+
+    monkeypatch.setattr(lock_module, "client", Client)
+    return failed
+
+
+def test_a_lock_create_that_loses_the_race_to_a_release_is_tried_again(
+    client, tmp_path, monkeypatch
+):
+    """Seen on `mlflow server` in ~1% of conflicting creates: MLflow looks the name up
+    again after the conflict, the holder has just deleted it, and the create answers
+    RESOURCE_DOES_NOT_EXIST. That is a busy lock, not a failure."""
+    _policy(tmp_path)
+    version = _version(tmp_path)
+    failed = _lock_create_fails(monkeypatch, "RESOURCE_DOES_NOT_EXIST", times=1)
+
+    result = promote(MODEL, version, "Staging")
+
+    assert result.applied and failed == [f"{MODEL}.runway-lock"]
+    assert [e.outcome for e in history(MODEL)] == ["applied"]
+
+
+def test_a_lock_the_server_will_not_create_is_one_failed_audit_record(
+    client, tmp_path, monkeypatch
+):
+    from runway.errors import PermissionDenied
+
+    _policy(tmp_path)
+    version = _version(tmp_path)
+    _lock_create_fails(monkeypatch, "PERMISSION_DENIED", times=1000)
+
+    with pytest.raises(PermissionDenied, match="permission denied"):
+        promote(MODEL, version, "Staging")
+
+    [entry] = history(MODEL)
+    assert (entry.outcome, entry.to_stage) == ("failed", "Staging")
+    assert "permission denied" in entry.reason
+    assert client.get_model_version(MODEL, version).current_stage == "None"

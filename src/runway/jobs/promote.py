@@ -4,15 +4,17 @@ A promotion judges the candidate against its policy (``registry/<model>.yaml``)
 with the current Production version as baseline, under the model's promotion
 lock, deciding everything again once the lock is held; so two promotions
 racing each other end with exactly one Production version. Every attempt,
-applied, refused or failed (including giving up on the lock), is one audit
-record. On success the policy that was applied is recorded on the version, and
-serving and batch scoring read their input rules from there.
+applied, refused or failed (including giving up on the lock, and a write the
+tracking server refused), is one audit record, written once the outcome is known
+(:mod:`runway.jobs.attempts`). Behind an authenticating server the actor and the
+reviewer are the logged-in user (:mod:`runway.store.identity`). On success the
+policy that was applied is recorded on the version, and serving and batch
+scoring read their input rules from there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,11 +23,14 @@ from pathlib import Path
 
 from runway.core.gates import GateReport, ModelFacts, reviewer_rules
 from runway.core.policy import PromotionPolicy, load_policy
-from runway.errors import GateFailure, LockTimeout, RegistryError, SpecError
+from runway.errors import GateFailure, RegistryError, SpecError
 from runway.jobs import gate_facts
+from runway.jobs.attempts import Recorder, recorded
 from runway.settings import Settings, get_settings
 from runway.store import audit, registry
 from runway.store.audit import Attempt
+from runway.store.http import explain
+from runway.store.identity import reviewer_and_actor, whoami
 from runway.store.lock import PromotionLock
 from runway.store.registry import STAGE_TAG, Stage, VersionInfo
 from runway.store.tracking import log_run_text
@@ -84,34 +89,41 @@ def promote(
     target = registry.target_stage(to)
     candidate = registry.get_version(model, version)
     policy = read_policy(model, settings, policy_file)
-    check_move(candidate, target)
-    actor = reviewer or getpass.getuser()
-    if target == "Production":
-        _check_reviewer(policy, candidate, reviewer)
-    if target == "Archived":
-        return _archive(settings, candidate, actor, comment, dry_run)
-
-    with _hold(settings, candidate, target, actor, comment, dry_run) as lock:
-        # Decide again under the lock: another promotion may have just landed.
-        candidate = registry.get_version(model, version)
+    with recorded(settings, candidate, target, whoami().user, comment, dry_run=dry_run) as rec:
+        reviewer, rec.actor = reviewer_and_actor(reviewer)
         check_move(candidate, target)
-        listed = registry.versions(model)
-        champions = registry.in_stage(listed, "Production")
-        baseline = champions[-1] if champions else None
-        report = gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment)
-        result = Promotion(model, version, candidate.stage, target, report, False)
-        if dry_run or lock is None:
-            return result
-        _log_report(candidate, report)
-        lock.check()
-        audit_id = audit.record(settings, candidate, _attempt(report, champions, actor, comment))
-        if not report.passed:
-            raise GateFailure(report)
-        tags = registry.policy_tags(policy.model_dump(mode="json"), policy.input)
-        result.archived = _move(candidate, target, actor, comment, audit_id, lock, tags)
-        result.applied, result.audit_run_id = True, audit_id
+        if target == "Production":
+            _check_reviewer(policy, candidate, reviewer)
+        if target == "Archived":
+            return _archive(rec, candidate, dry_run)
+        with _hold(settings, candidate, dry_run) as lock:
+            # Decide again under the lock: another promotion may have just landed.
+            candidate = registry.get_version(model, version)
+            check_move(candidate, target)
+            champions = registry.in_stage(registry.versions(model), "Production")
+            baseline = champions[-1] if champions else None
+            report = gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment)
+            result = Promotion(model, version, candidate.stage, target, report, False)
+            if dry_run or lock is None:
+                return result
+            _log_report(candidate, report)
+            lock.check()
+            attempt = _attempt(report, champions, rec.actor, comment)
+            if not report.passed:
+                rec.write(attempt)
+                raise GateFailure(report)
+            tags = registry.policy_tags(policy.model_dump(mode="json"), policy.input)
+            result.archived = _move(candidate, target, rec.actor, comment, lock, tags)
+            result.applied, result.audit_run_id = True, _record_applied(rec, candidate, attempt)
     log.info("%s v%s: %s -> %s", model, version, result.from_stage, target)
     return result
+
+
+def _record_applied(rec: Recorder, mv: VersionInfo, attempt: Attempt) -> str:
+    """The applied attempt's record, then its id on the version (the registry moved first)."""
+    audit_id = rec.write(attempt)
+    registry.set_version_tags(mv.name, mv.version, {"runway.audit_run_id": audit_id})
+    return audit_id
 
 
 def _attempt(report: GateReport, champions: list[VersionInfo], actor: str, comment: str) -> Attempt:
@@ -149,27 +161,13 @@ def _check_reviewer(policy: PromotionPolicy, mv: VersionInfo, reviewer: str | No
 
 
 @contextlib.contextmanager
-def _hold(
-    settings: Settings,
-    mv: VersionInfo,
-    target: str,
-    actor: str,
-    comment: str,
-    dry_run: bool,
-    action: str = "promote",
-) -> Iterator[PromotionLock | None]:
-    """The model's promotion lock (none for a dry run); giving up on it is audited too."""
+def _hold(settings: Settings, mv: VersionInfo, dry_run: bool) -> Iterator[PromotionLock | None]:
+    """The model's promotion lock (none for a dry run); a failure to take it is the attempt's."""
     if dry_run:
         yield None
         return
     lock = PromotionLock(mv.name, wait=settings.lock_timeout, lease=settings.lock_lease)
-    try:
-        lock.acquire()
-    except LockTimeout as exc:
-        audit.record(
-            settings, mv, Attempt(action, target, "failed", actor, comment, reason=str(exc))
-        )
-        raise
+    lock.acquire()
     try:
         yield lock
     finally:
@@ -192,36 +190,46 @@ def rollback(
         RegistryError: no Production version, or none to roll back to.
     """
     settings = settings or get_settings()
-    listed = registry.versions(model)
+    champions = registry.in_stage(registry.versions(model), "Production")
+    if not champions:
+        raise RegistryError(f"{model} has no Production version to roll back")
+    target: Stage = "Production"
+    with recorded(
+        settings, champions[-1], target, whoami().user, comment, action="rollback"
+    ) as rec:
+        _, rec.actor = reviewer_and_actor(reviewer)
+        with _hold(settings, champions[-1], False) as lock:
+            assert lock is not None
+            listed = registry.versions(model)
+            current, back = _rollback_pair(model, listed, settings)
+            rec.mv = back
+            lock.check()
+            replaced = ",".join(mv.version for mv in registry.in_stage(listed, "Production"))
+            rec.comment = comment or f"rollback from v{current.version}"
+            archived = _move(back, target, rec.actor, comment, lock)
+            audit_id = _record_applied(rec, back, rec.outcome("applied", replaced=replaced))
+    log.info("%s: rolled back v%s -> v%s", model, current.version, back.version)
+    return Promotion(model, back.version, back.stage, target, None, True, archived, audit_id)
+
+
+def _rollback_pair(
+    model: str, listed: list[VersionInfo], settings: Settings
+) -> tuple[VersionInfo, VersionInfo]:
+    """The current champion and the version it replaced (from the audit trail)."""
     champions = registry.in_stage(listed, "Production")
     if not champions:
         raise RegistryError(f"{model} has no Production version to roll back")
-    actor = reviewer or getpass.getuser()
-    with _hold(settings, champions[-1], "Production", actor, comment, False, "rollback") as lock:
-        assert lock is not None
-        listed = registry.versions(model)
-        champions = registry.in_stage(listed, "Production")
-        if not champions:
-            raise RegistryError(f"{model} has no Production version to roll back")
-        current = champions[-1]
-        previous = previous_champion(model, current.version, settings)
-        if not previous:
-            raise RegistryError(
-                f"{model} v{current.version} replaced no earlier Production version "
-                "(audit trail); there is nothing to roll back to"
-            )
-        back = next((mv for mv in listed if mv.version == previous), None)
-        if back is None:
-            raise RegistryError(f"{model} v{previous} (the previous champion) no longer exists")
-        lock.check()
-        replaced = ",".join(mv.version for mv in champions)
-        note = comment or f"rollback from v{current.version}"
-        audit_id = audit.record(
-            settings, back, Attempt("rollback", "Production", "applied", actor, note, replaced)
+    current = champions[-1]
+    previous = previous_champion(model, current.version, settings)
+    if not previous:
+        raise RegistryError(
+            f"{model} v{current.version} replaced no earlier Production version "
+            "(audit trail); there is nothing to roll back to"
         )
-        archived = _move(back, "Production", actor, comment, audit_id, lock)
-    log.info("%s: rolled back v%s -> v%s", model, current.version, previous)
-    return Promotion(model, previous, back.stage, "Production", None, True, archived, audit_id)
+    back = next((mv for mv in listed if mv.version == previous), None)
+    if back is None:
+        raise RegistryError(f"{model} v{previous} (the previous champion) no longer exists")
+    return current, back
 
 
 def previous_champion(model: str, version: str, settings: Settings) -> str:
@@ -252,23 +260,19 @@ def check_move(mv: VersionInfo, target: Stage) -> None:
         )
 
 
-def _archive(
-    settings: Settings, mv: VersionInfo, actor: str, comment: str, dry_run: bool
-) -> Promotion:
+def _archive(rec: Recorder, mv: VersionInfo, dry_run: bool) -> Promotion:
     """Retire a None/Staging version: no gates."""
     result = Promotion(mv.name, mv.version, mv.stage, "Archived", None, False)
     if dry_run:
         return result
-    with _hold(settings, mv, "Archived", actor, comment, False) as lock:
+    with _hold(rec.settings, mv, False) as lock:
         assert lock is not None
         mv = registry.get_version(mv.name, mv.version)
         check_move(mv, "Archived")
         lock.check()
-        audit_id = audit.record(
-            settings, mv, Attempt("promote", "Archived", "applied", actor, comment)
-        )
-        _move(mv, "Archived", actor, comment, audit_id, lock)
-    result.applied, result.audit_run_id = True, audit_id
+        _move(mv, "Archived", rec.actor, rec.comment, lock)
+        result.audit_run_id = _record_applied(rec, mv, rec.outcome("applied"))
+    result.applied = True
     return result
 
 
@@ -277,35 +281,44 @@ def _move(
     target: Stage,
     actor: str,
     comment: str,
-    audit_id: str,
     lock: PromotionLock,
     extra_tags: dict[str, str] | None = None,
 ) -> list[str]:
     """The writes of one transition (under the lock); returns the versions archived.
 
     The candidate moves first, then the old champion is archived: serving may
-    briefly see two Production versions, never none.
+    briefly see two Production versions, never none. A write refused part-way
+    says what had been written.
     """
     listed = registry.versions(mv.name)
-    lock.check()
-    registry.transition(mv.name, mv.version, target)
-    tags = {STAGE_TAG: target, "runway.audit_run_id": audit_id, **(extra_tags or {})}
-    if target == "Production":
-        tags |= {
-            "approved_by": actor,
-            "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "approval_comment": comment,
-        }
-    registry.set_version_tags(mv.name, mv.version, tags)
-    archived = []
-    if target == "Production":
-        for old in registry.in_stage(listed, "Production"):
-            if old.version != mv.version:
-                lock.check()
-                registry.transition(mv.name, old.version, "Archived")
-                registry.set_version_tags(mv.name, old.version, {STAGE_TAG: "Archived"})
-                archived.append(old.version)
-    registry.sync_aliases(mv.name)
+    done: list[str] = []
+    try:
+        lock.check()
+        registry.transition(mv.name, mv.version, target)
+        done.append(f"v{mv.version} -> {target}")
+        tags = {STAGE_TAG: target, **(extra_tags or {})}
+        if target == "Production":
+            tags |= {
+                "approved_by": actor,
+                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "approval_comment": comment,
+            }
+        registry.set_version_tags(mv.name, mv.version, tags)
+        archived = []
+        if target == "Production":
+            for old in registry.in_stage(listed, "Production"):
+                if old.version != mv.version:
+                    lock.check()
+                    registry.transition(mv.name, old.version, "Archived")
+                    registry.set_version_tags(mv.name, old.version, {STAGE_TAG: "Archived"})
+                    archived.append(old.version)
+                    done.append(f"v{old.version} -> Archived")
+        registry.sync_aliases(mv.name)
+    except Exception as exc:
+        if not done:
+            raise
+        problem = explain(exc) or exc
+        raise RegistryError(f"partly applied ({', '.join(done)}), then: {problem}") from exc
     return archived
 
 

@@ -7,13 +7,13 @@ the tracking store the team shares (so the MLflow UI shows it too).
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlflow.entities import RunStatus
 
 from runway.settings import Settings
+from runway.store.identity import whoami
 from runway.store.registry import VersionInfo, quote
 from runway.store.tracking import (
     MAX_TAG_CHARS,
@@ -77,7 +77,7 @@ def record(settings: Settings, mv: VersionInfo, attempt: Attempt) -> str:
         f"{AUDIT}replaced": attempt.replaced,
         f"{AUDIT}reason": attempt.reason[:MAX_TAG_CHARS],
         f"{AUDIT}source_run_id": mv.run_id or "",
-        "mlflow.user": getpass.getuser(),
+        "mlflow.user": whoami().user,  # who wrote the record: the server's user, if it says
         "mlflow.note.content": f"{attempt.action} {mv.name} v{mv.version} {mv.stage} -> "
         f"{attempt.to_stage}: {attempt.outcome} by {attempt.actor}"
         + (f" ({attempt.comment})" if attempt.comment else ""),

@@ -15,12 +15,15 @@ Three rules keep two promotions from ever being inside at once:
 - release deletes the lock only if the holder tag is still ours;
 - :meth:`PromotionLock.check` runs before each registry write, so a holder whose
   lease was broken (it stalled past the lease) stops before writing anything.
+
+On a tracking server a create that lost the race can also come back as
+RESOURCE_DOES_NOT_EXIST (MLflow looks the name up again after the conflict and
+the holder has just deleted it): that is a busy lock too, tried again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import os
 import socket
@@ -31,7 +34,9 @@ from types import TracebackType
 
 from mlflow.exceptions import MlflowException
 
-from runway.errors import LockTimeout, RegistryError
+from runway.errors import LockError, LockTimeout
+from runway.store.http import explain
+from runway.store.identity import whoami
 from runway.store.registry import LOCK_SUFFIX
 from runway.store.tracking import client
 
@@ -49,9 +54,7 @@ class PromotionLock:
         self.name = f"{model}{LOCK_SUFFIX}"
         self.wait = wait
         self.lease = lease
-        self.holder = (
-            f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        )
+        self.holder = f"{whoami().user}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lost = ""
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -72,7 +75,10 @@ class PromotionLock:
         """Create the lock, waiting up to ``wait`` seconds; start renewing it."""
         deadline = time.monotonic() + self.wait
         while not self._try_create():
-            self._break_if_expired()
+            tags = self._tags()
+            if tags.get(HOLDER_TAG) == self.holder:  # our create landed; a retry reported it
+                break
+            self._break_if_expired(tags)
             if time.monotonic() > deadline:
                 held_by = self._tags().get(HOLDER_TAG, "another promotion")
                 raise LockTimeout(
@@ -89,11 +95,11 @@ class PromotionLock:
     def check(self) -> None:
         """Raise unless this process still holds the lock (call before each registry write)."""
         if self.lost:
-            raise RegistryError(f"lost the promotion lock {self.name!r}: {self.lost}")
+            raise LockError(f"lost the promotion lock {self.name!r}: {self.lost}")
         holder = self._tags().get(HOLDER_TAG)
         if holder != self.holder:
             self.lost = f"it is now held by {holder or 'nobody'}"
-            raise RegistryError(
+            raise LockError(
                 f"lost the promotion lock {self.name!r}: {self.lost}; nothing more was written"
             )
 
@@ -120,9 +126,13 @@ class PromotionLock:
         except MlflowException as exc:
             text = str(exc)
             held = exc.error_code == "RESOURCE_ALREADY_EXISTS" or "already exists" in text
+            raced = exc.error_code == "RESOURCE_DOES_NOT_EXIST"  # the holder deleted it meanwhile
             busy = "locked" in text.lower()  # SQLite busy: just retry
-            if not (held or busy):
-                raise RegistryError(f"cannot take the promotion lock {self.name!r}: {exc}") from exc
+            if not (held or raced or busy):
+                problem = explain(exc)
+                if problem is not None:
+                    raise problem from exc
+                raise LockError(f"cannot take the promotion lock {self.name!r}: {exc}") from exc
             return False
 
     def _tags(self) -> dict[str, str]:
@@ -131,9 +141,8 @@ class PromotionLock:
         except MlflowException:
             return {}
 
-    def _break_if_expired(self) -> None:
+    def _break_if_expired(self, tags: dict[str, str]) -> None:
         """Delete a lock whose lease ran out (its holder died), re-reading it first."""
-        tags = self._tags()
         if not _expired(tags):
             return
         again = self._tags()  # the holder may have renewed, or another waiter broken it
