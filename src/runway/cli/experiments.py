@@ -48,6 +48,8 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.timeout is not None:
         overrides["sweep.timeout"] = args.timeout
     spec = load_spec(args.spec, overrides)
+    if args.join:
+        return _join(args, spec)
     result = sweep(
         spec,
         settings=store(),
@@ -70,6 +72,25 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"registered {version.name} version {version.version} (stage None)")
     if args.promote_to:
         return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
+    return 0
+
+
+def _join(args: argparse.Namespace, spec: Any) -> int:
+    from runway.errors import UsageError
+    from runway.jobs.join import join
+
+    if args.resume or args.promote_to:
+        raise UsageError("--join runs trials only; --resume and --promote-to are the owner's")
+    result = join(
+        spec,
+        settings=store(),
+        workers=args.workers,
+        study_name=args.study_name,
+        storage=args.storage,
+    )
+    trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
+    print(f"joined sweep {result.study_name!r} (parent run {result.parent_run_id}): {trials}")
+    print("  the study's owner refits and registers the best trial")
     return 0
 
 
@@ -117,6 +138,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, help="time budget in seconds (overrides sweep.timeout)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on one study")
     p.add_argument("--resume", action="store_true", help="continue the study of this spec")
+    p.add_argument(
+        "--join",
+        action="store_true",
+        help="add workers to this spec's study running elsewhere (same RDB storage): "
+        "trials only, no refit or registration",
+    )
     p.add_argument("--study-name", help="study name (default: <experiment>-<spec hash>)")
     p.add_argument(
         "--storage",

@@ -12,11 +12,13 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
@@ -28,7 +30,18 @@ log = logging.getLogger(__name__)
 ESTIMATOR_CHOICE = "estimator"
 PARENT_ATTR = "mlflow_parent_run_id"
 SPEC_HASH_ATTR = "spec_hash"
+TARGET_ATTR = "runway.trials"  # how many trials the study's owner asked for, all workers together
+KEY_ATTR = "runway.study_key"  # the spec's study name: who joins must bring the same spec
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna's heartbeats on an RDB study; every worker of a study must use the same."""
+
+    interval: int
+    grace: int
+    retries: int
 
 
 def sweep_of(spec: ExperimentSpec) -> SweepSpec:
@@ -96,17 +109,83 @@ def trial_spec(spec: ExperimentSpec, estimator: str) -> ExperimentSpec:
 # --- storage and study --------------------------------------------------------------
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a journal file path or an RDB URL."""
+def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a journal file path or an RDB URL.
+
+    With ``heartbeat`` (RDB only), a running trial's worker reports every
+    ``interval`` seconds; a trial silent for ``grace`` seconds is marked FAIL by
+    the next worker that looks and queued to run again (up to ``retries`` times).
+    """
     try:
         if "://" in url:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+            if heartbeat is None:
+                return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat.interval,
+                    grace_period=heartbeat.grace,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=heartbeat.retries
+                    ),
+                )
         path = Path(url).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except ImportError as exc:  # optuna hides the missing driver's name in the cause
+        cause = exc.__cause__ or exc
+        raise SweepError(
+            f"optuna storage {redact(url)!r}: its database driver is not installed ({cause}); "
+            "for PostgreSQL: pip install 'runway[team]' and use postgresql+psycopg://"
+        ) from exc
     except Exception as exc:  # whatever the driver raises, the URL is the problem
         message = f"optuna storage {redact(url)!r} cannot be opened: {exc}"
         raise SweepError(message.splitlines()[0]) from exc
+
+
+def has_heartbeats(study: optuna.Study) -> bool:
+    """True when dead workers' trials are found and retried (an RDB study with heartbeats)."""
+    storage = study._storage
+    return (
+        isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval is not None
+    )
+
+
+def reap_stale(study: optuna.Study) -> None:
+    """Mark the trials of workers whose heartbeat stopped FAIL, and queue them again."""
+    if has_heartbeats(study):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count towards the study's target: finished ones, except a dead
+    worker's trial that was queued again (its retry counts instead)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in (t.system_attrs.get("retry_history") or [])}
+    return sum(
+        1
+        for t in trials
+        if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
+    )
+
+
+def target(study: optuna.Study, default: int) -> int:
+    """How many trials the study's owner asked for (``default`` before it said)."""
+    return int(study.user_attrs.get(TARGET_ATTR, default))
+
+
+class StopAtTarget:
+    """An ``optimize`` callback: stop this worker once the study has its trials, whoever ran them."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if counted(study) >= self.total:
+            study.stop()
 
 
 def redact(url: str) -> str:
@@ -179,11 +258,41 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
         load_if_exists=True,
     )
     study.set_user_attr(SPEC_HASH_ATTR, spec.spec_hash())
+    study.set_user_attr(KEY_ATTR, default_study_name(spec))
+    return study
+
+
+def load_existing(spec: ExperimentSpec, store: Any, name: str, url: str) -> optuna.Study:
+    """A running study another machine started (``--join``), checked to be of ``spec``."""
+    try:
+        study = load_study(spec, store, name)
+    except KeyError as exc:
+        raise SweepError(
+            f"no study {name!r} in {redact(url)}; start the sweep first (runway sweep SPEC on "
+            "any machine, same RUNWAY_OPTUNA_STORAGE), then --join it"
+        ) from exc
+    key = study.user_attrs.get(KEY_ATTR)
+    if key is not None and key != default_study_name(spec):
+        raise SweepError(
+            f"study {name!r} was started from a different spec (search space, data or "
+            "split differ); join it with the spec file its owner used"
+        )
+    if PARENT_ATTR not in study.user_attrs:
+        raise SweepError(f"study {name!r} has no parent run yet; its owner is still starting")
     return study
 
 
 def fail_running(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers."""
+    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers.
+
+    With heartbeats only trials whose worker stopped beating are (and they are
+    queued again): another machine's live trial is never touched.
+    """
+    if has_heartbeats(study):
+        before = {t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL}
+        reap_stale(study)
+        after = {t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL}
+        return sorted(after - before)
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

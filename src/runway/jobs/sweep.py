@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
+import os
+import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,16 @@ from runway.core.pipeline import build_pipeline, loggable_params
 from runway.core.spec import ExperimentSpec, spec_from_dict
 from runway.errors import SweepError
 from runway.jobs import study as studies
+from runway.jobs import workers as pool
 from runway.jobs.study import PARENT_ATTR, params_of, sweep_of, trial_spec
 from runway.jobs.train import log_evaluated_model, log_lineage, log_spec, run_tags
 from runway.settings import Settings, get_settings
 from runway.store import tracking
+from runway.store.identity import user_tag
 
 log = logging.getLogger(__name__)
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class _Context:
     parent_run_id: str
     study_name: str
     storage_url: str
+    heartbeat: studies.Heartbeat | None = None
 
 
 def build_trial_pipeline(
@@ -112,9 +118,11 @@ def _objective(ctx: _Context) -> Any:
                 "optuna.study": ctx.study_name,
                 "optuna.trial_number": str(trial.number),
                 "runway.estimator": estimator,
+                **user_tag(),
             },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("runway.worker", WORKER)
         folds: dict[str, list[float]] = {}
         state, error = "FAILED", ""
 
@@ -168,26 +176,28 @@ def _log_trial(
 
 def _worker_main(
     spec_doc: dict[str, Any],
-    ctx_fields: dict[str, str],
+    ctx_fields: dict[str, Any],
     n_trials: int,
     timeout: float | None,
     tracking_uri: str,
 ) -> None:
     """A sweep worker process: its own data split, storage handle and MLflow configuration."""
+    global WORKER
+    WORKER = f"{socket.gethostname()}:{os.getpid()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
-    ctx = _Context(spec, split, **ctx_fields)
-    study = studies.load_study(spec, studies.open_storage(ctx.storage_url), ctx.study_name)
-    _freeze_heap()
-    study.optimize(
-        _objective(ctx),
-        n_trials=n_trials,
-        timeout=timeout,
-        catch=(Exception,),
-        gc_after_trial=False,
+    heartbeat = ctx_fields.pop("heartbeat")
+    ctx = _Context(
+        spec, split, heartbeat=studies.Heartbeat(*heartbeat) if heartbeat else None, **ctx_fields
     )
+    study = studies.load_study(
+        spec, studies.open_storage(ctx.storage_url, ctx.heartbeat), ctx.study_name
+    )
+    _freeze_heap()
+    total = studies.target(study, sweep_of(spec).trials)
+    pool.run_share(study, _objective(ctx), n_trials, timeout, total)
 
 
 def _freeze_heap() -> None:
@@ -201,40 +211,40 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _optimize(ctx: _Context, study: optuna.Study, workers: int) -> None:
-    """Run the remaining trials: this process takes the first share, N-1 spawned workers the rest."""
+def _optimize(ctx: _Context, study: optuna.Study, n_workers: int, owner: bool = True) -> None:
+    """Run the remaining trials: this process takes the first share, N-1 spawned workers the
+    rest; the owner then runs what dead workers left and waits for other machines."""
     sweep = sweep_of(ctx.spec)
-    done = studies.finished(study)
-    remaining = max(sweep.trials - done, 0)
-    progress = studies.Progress(sweep.trials, done, ctx.spec.primary_metric.name)
+    total = studies.target(study, sweep.trials)
+    done = studies.counted(study)
+    remaining = max(total - done, 0)
+    progress = studies.Progress(total, done, ctx.spec.primary_metric.name)
     log.info(
-        "study %r: %d of %d trials to run on %d worker(s)",
+        "study %r: %d of %d trials to run on %d worker(s)%s",
         ctx.study_name,
         remaining,
-        sweep.trials,
-        workers,
+        total,
+        n_workers,
+        "" if owner else " (joined)",
     )
-    if remaining == 0:
-        progress.close()
-        return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # A spawned worker pays seconds of imports, so N workers means N-1 new processes.
-    shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
-    procs = _workers(ctx, shares[1:])
+    shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
+    procs = pool.spawn(_worker_main, _worker_jobs(ctx, [s for s in shares[1:] if s]))
     try:
         for proc in procs:
             proc.start()
-        study.optimize(
+        pool.run_share(
+            study,
             _objective(ctx),
-            n_trials=shares[0],
-            timeout=sweep.timeout,
-            catch=(Exception,),
-            callbacks=[lambda s, t: progress.update(s)],
-            gc_after_trial=False,
+            shares[0],
+            sweep.timeout,
+            total,
+            [lambda s, t: progress.update(s)],
         )
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
-            progress.update(study)
+        pool.wait(procs, lambda: progress.update(study))
+        if owner:
+            pool.drain(study, _objective(ctx), total, sweep.timeout, lambda: progress.update(study))
     except BaseException:
         for proc in procs:
             proc.terminate()
@@ -244,48 +254,36 @@ def _optimize(ctx: _Context, study: optuna.Study, workers: int) -> None:
             proc.join()
         progress.update(study)
         progress.close()
-    failed = [f"{p.name}={p.exitcode}" for p in procs if p.exitcode]
-    if failed:
-        log.warning("%d worker(s) exited with errors: %s", len(failed), ", ".join(failed))
 
 
-def _workers(ctx: _Context, shares: list[int]) -> list[multiprocessing.process.BaseProcess]:
-    """Spawned (not started) worker processes, one per non-empty share of trials."""
-    spawn = multiprocessing.get_context("spawn")
+def _worker_jobs(ctx: _Context, shares: list[int]) -> list[tuple[Any, ...]]:
+    """The arguments of one spawned worker per share of trials."""
     fields = ("experiment_id", "parent_run_id", "study_name", "storage_url")
-    ctx_fields = {k: getattr(ctx, k) for k in fields}
+    ctx_fields: dict[str, Any] = {k: getattr(ctx, k) for k in fields}
+    ctx_fields["heartbeat"] = astuple(ctx.heartbeat) if ctx.heartbeat else None
     spec_doc = ctx.spec.model_dump(mode="json")
     timeout = sweep_of(ctx.spec).timeout
     return [
-        spawn.Process(
-            target=_worker_main,
-            args=(spec_doc, ctx_fields, share, timeout, tracking.tracking_uri()),
-            name=f"runway-sweep-worker-{i}",
-        )
-        for i, share in enumerate(shares, start=1)
-        if share
+        (spec_doc, dict(ctx_fields), share, timeout, tracking.tracking_uri()) for share in shares
     ]
 
 
 def _fail_stale(study: optuna.Study, parent_id: str) -> None:
-    """Trials a killed sweep left RUNNING become FAIL, their child runs KILLED.
+    """Trials a killed sweep left RUNNING become FAIL (with heartbeats: only those whose
+    worker stopped beating, queued again), their child runs KILLED."""
+    numbers = studies.fail_running(study)
+    if numbers:
+        log.warning(
+            "marked %d interrupted trial(s) as FAIL: %s", len(numbers), ", ".join(map(str, numbers))
+        )
+    pool.close_lost_runs(study, parent_id)
 
-    Child runs are found by parent and trial number, not by the run id the trial
-    records: a sweep killed between creating a trial's run and recording its id
-    leaves a run the trial does not name.
-    """
-    numbers = {str(n) for n in studies.fail_running(study)}
-    if not numbers:
-        return
-    for run_id, tags in tracking.child_runs(parent_id, status="RUNNING"):
-        if tags.get("optuna.trial_number") in numbers:
-            tracking.set_run_tag(run_id, "optuna.trial_state", "FAIL (interrupted)")
-            tracking.terminate(run_id, "KILLED")
-    log.warning(
-        "marked %d interrupted trial(s) as FAIL: %s",
-        len(numbers),
-        ", ".join(sorted(numbers, key=int)),
-    )
+
+def heartbeat(settings: Settings, storage_url: str) -> studies.Heartbeat | None:
+    """The heartbeat settings every worker of an RDB study uses (none for a journal file)."""
+    if "://" not in storage_url:
+        return None
+    return studies.Heartbeat(settings.sweep_heartbeat, settings.sweep_grace, settings.sweep_retries)
 
 
 # --- the sweep -------------------------------------------------------------------------
@@ -316,7 +314,11 @@ def sweep(
     check_space(spec, split)
     storage_url = storage or settings.optuna_storage
     name = study_name or studies.default_study_name(spec)
-    study = studies.open_study(spec, studies.open_storage(storage_url), name, resume, storage_url)
+    beat = heartbeat(settings, storage_url)
+    study = studies.open_study(
+        spec, studies.open_storage(storage_url, beat), name, resume, storage_url
+    )
+    study.set_user_attr(studies.TARGET_ATTR, sweep_of(spec).trials)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if resume and parent_id:
@@ -330,7 +332,7 @@ def sweep(
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
         ctx = _Context(
-            spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url
+            spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url, beat
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):
@@ -339,6 +341,9 @@ def sweep(
         started = time.perf_counter()
         _freeze_heap()
         _optimize(ctx, study, workers)
+        lost = pool.close_lost_runs(study, ctx.parent_run_id)
+        if lost:
+            log.warning("trial(s) %s lost their worker and ran again", ", ".join(lost))
         seconds = time.perf_counter() - started
         result = _finish(ctx, study, dataset, seconds)
     return result
