@@ -42,15 +42,15 @@ WINDOW ?=
 LABELS ?=
 DATA ?=
 
-.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test bench lint format data lock clean
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test bench lint format data lock clean team-up team-down team-env
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,team]'
 	@touch $@
 
 install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
@@ -62,8 +62,9 @@ sweep: $(INSTALL) ## Optuna sweep of SPEC's search space (TRIALS=, WORKERS=, RES
 	$(BIN)/runway sweep $(SPEC) $(if $(TRIALS),--trials $(TRIALS)) --workers $(WORKERS) $(if $(RESUME),--resume) $(foreach s,$(SET),--set $(s))
 
 ui: $(INSTALL) ## open the MLflow UI on 127.0.0.1 (UI_PORT=5000) over the tracking store
-	@echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
+	@case "$(MLFLOW_TRACKING_URI)" in http://*|https://*) echo "the tracking server serves its own MLflow UI: open $(MLFLOW_TRACKING_URI)"; exit 0;; esac; \
+	echo "MLflow UI on http://127.0.0.1:$(UI_PORT) (store: $(MLFLOW_TRACKING_URI)); Ctrl-C stops it"; \
+	exec $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root ./mlruns --host 127.0.0.1 --port $(UI_PORT)
 
 status: $(INSTALL) ## registered versions: stage, aliases, metric, approval (MODEL= for one)
 	$(BIN)/runway registry status $(MODEL)
@@ -94,6 +95,15 @@ monitor: $(INSTALL) ## judge a window of MODEL='s prediction log [SINCE= UNTIL= 
 retrain: $(INSTALL) ## retrain MODEL='s Production spec on fresh data up to Staging [DATA= | LABELS= KEY= SINCE= WINDOW=]
 	@test -n "$(MODEL)" || { echo "usage: make retrain MODEL=<name> [DATA=<file>] [LABELS=<file> KEY=<column> SINCE=<time> WINDOW=1d]" >&2; exit 2; }
 	$(BIN)/runway retrain "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k)) $(if $(SINCE),--since "$(SINCE)") $(if $(WINDOW),--window "$(WINDOW)")
+
+team-up: $(INSTALL) ## start the team stack on loopback: PostgreSQL, S3 (moto), MLflow server with basic-auth (idempotent)
+	$(BIN)/runway team up
+
+team-down: ## stop the team stack (data kept in .team/); checks that nothing is left running
+	$(BIN)/runway team down
+
+team-env: ## print the export lines of a member's shell, for eval (MEMBER=name; default: admin)
+	@$(BIN)/runway team env $(if $(MEMBER),--user $(MEMBER))
 
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

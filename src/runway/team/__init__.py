@@ -1,0 +1,1 @@
+"""The team stack: PostgreSQL, S3 and a shared ``mlflow server`` on one machine."""

@@ -1,0 +1,93 @@
+"""The shared ``mlflow server``: PostgreSQL for runs and the registry, S3 for artifacts.
+
+Lean by design: one uvicorn worker and MLflow's job runner off is 2 processes
+(~0.5 GB) where the defaults start 13 (~3 GB) and lost workers under load.
+Artifacts go through the server (``--serve-artifacts``), so members need no
+S3 credentials. With ``--app-name basic-auth`` users need a password, nobody
+has a permission until granted one (``default_permission = NO_PERMISSIONS``),
+and the admin is created on the first start from the stack's secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from runway.team import procs
+
+ADMIN = "admin"
+# Each authenticated request otherwise re-hashes the password (~0.3 s on 2 cores);
+# with one worker, password and admin changes still invalidate the cache at once.
+AUTH_CACHE_SECONDS = 60
+
+
+def auth_ini(path: Path, database_uri: str, admin_password: str) -> Path:
+    """MLflow's basic-auth configuration (0600: it holds the admin's first password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = {database_uri}\n"
+        f"admin_username = {ADMIN}\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def command(host: str, port: int, backend_uri: str, artifacts: str, auth: bool) -> list[str]:
+    """``mlflow server`` as the stack runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts,
+        *(["--app-name", "basic-auth"] if auth else []),
+    ]
+
+
+def environment(
+    base: Mapping[str, str], extra: Mapping[str, str], auth_config: Path | None
+) -> dict[str, str]:
+    """The server's environment: ours without any client identity, plus the stack's."""
+    env = {k: v for k, v in base.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env.update(extra)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    # `mlflow server` runs uvicorn by name: this environment's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if auth_config is not None:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config)
+    return env
+
+
+def ready(url: str) -> bool:
+    """True when the server answers ``/health``."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def start(
+    cmd: list[str], env: Mapping[str, str], url: str, log_file: Path, pidfile: Path, timeout: float
+) -> float:
+    """Start the server; seconds until ``/health`` answers."""
+    proc = procs.spawn(cmd, log_file, pidfile, env=env)
+    return procs.wait_ready("mlflow server", proc, lambda: ready(url), timeout, log_file)
