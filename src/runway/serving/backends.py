@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runway.net import free_port
+from runway.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,10 @@ def start(
     model: str, version: str, log_dir: Path, timeout: float, env: dict[str, str] | None = None
 ) -> Backend:
     """Start ``mlflow models serve`` for ``models:/model/version`` (not warm yet: see ``warm``)."""
-    port = free_port()
+    try:
+        port = free_port(port_range=get_settings().serve_backend_ports)
+    except ValueError as exc:  # RUNWAY_SERVE_BACKEND_PORTS
+        raise BackendError(f"RUNWAY_SERVE_BACKEND_PORTS: {exc}") from None
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"backend-{model}-v{version}-{port}.log"
     child_env = {**os.environ, **(env or {})}
