@@ -108,3 +108,33 @@ def test_mlproject_monitor_and_retrain_entry_points_parse_as_cli_commands():
     )
     args = _entry_point_args("retrain", model="m", data="fresh.csv")
     assert (args.command, args.model, args.data) == ("retrain", "m", "fresh.csv")
+
+
+def test_the_readme_shows_the_grants_each_role_is_given():
+    from runway.team import grants
+
+    readme = (REPO / "README.md").read_text()
+    missing = [line for line in grants.markdown() if line not in readme]
+    assert not missing, missing
+
+
+def test_the_exit_codes_in_the_readme_are_the_ones_in_errors_py():
+    from runway.errors import ExitCode
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert documented == {int(code) for code in ExitCode}
+
+
+def test_the_team_extra_is_pinned_in_the_lock():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in extras["team"]} == {
+        "psycopg",
+        "mlflow",
+        "moto",
+    }
+    lock = _lock()
+    # psycopg[binary] and mlflow[auth] bring these: without them a postgresql:// store or the
+    # basic-auth server fail at start.
+    assert {"psycopg", "psycopg-binary", "flask-wtf", "moto"} <= set(lock)

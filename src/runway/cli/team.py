@@ -13,7 +13,7 @@ def _up(args: argparse.Namespace) -> int:
 
     for line in Stack().up():
         print(line, flush=True)
-    print('members: eval "$(make team-env)"  (or: runway team env --user NAME)')
+    print('members: eval "$(make -s team-env)"  (or: runway team env --user NAME)')
     return 0
 
 

@@ -182,8 +182,6 @@ def _worker_main(
     tracking_uri: str,
 ) -> None:
     """A sweep worker process: its own data split, storage handle and MLflow configuration."""
-    global WORKER
-    WORKER = f"{socket.gethostname()}:{os.getpid()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)

@@ -26,6 +26,7 @@ class routes:
     GET_CURRENT_USER = f"{_V2}/users/current"
     UPDATE_USER_PASSWORD = f"{_V2}/users/update-password"
     GRANT_USER_PERMISSION = f"{_V3}/users/permissions/grant"
+    REVOKE_USER_PERMISSION = f"{_V3}/users/permissions/revoke"
     LIST_USER_PERMISSIONS = f"{_V3}/users/permissions/list"
     LIST_ROLES = f"{_V3}/roles/list"
     CREATE_ROLE = f"{_V3}/roles/create"
@@ -83,6 +84,16 @@ class Admin:
         held = self.permission(username, resource_type, resource_id)
         if held is not None and LEVELS.index(held) >= LEVELS.index(permission):
             return held
+        if held is not None:  # the server refuses a second grant: revoke the lower one first
+            self._call(
+                routes.REVOKE_USER_PERMISSION,
+                "POST",
+                json={
+                    "username": username,
+                    "resource_type": resource_type,
+                    "resource_id": resource_id,
+                },
+            )
         self._call(
             routes.GRANT_USER_PERMISSION,
             "POST",

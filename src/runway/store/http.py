@@ -21,6 +21,7 @@ from mlflow.utils.credentials import read_mlflow_creds
 from runway.errors import NotAuthenticated, PermissionDenied, RunwayError, TrackingError
 from runway.settings import Settings
 
+_SET_BY_US: dict[str, str] = {}  # what configure_http last put in the environment
 _ENDPOINT = re.compile(r"(/api/[\w./-]+|/ajax-api/[\w./-]+)")
 
 
@@ -31,12 +32,17 @@ def configure_http(settings: Settings) -> None:
     presigned S3 URLs (``MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD``), and the
     client does not print a "View run" link for every run it ends.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.http_retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", f"{settings.http_backoff:g}")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", f"{settings.http_timeout:g}")
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.http_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": f"{settings.http_backoff:g}",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{settings.http_timeout:g}",
+    }
     if settings.tracking_uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        wanted["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
+        wanted["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    for name, value in wanted.items():
+        if os.environ.get(name, _SET_BY_US.get(name)) == _SET_BY_US.get(name):  # not the user's
+            os.environ[name] = _SET_BY_US[name] = value
 
 
 def explain(exc: BaseException) -> RunwayError | None:

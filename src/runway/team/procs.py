@@ -56,13 +56,21 @@ def spawn(
     return proc
 
 
-def read_pid(pidfile: Path) -> int | None:
-    """The live pid recorded in ``pidfile``; a stale file is removed."""
+def read_pid(pidfile: Path, command: str = "") -> int | None:
+    """The live pid recorded in ``pidfile`` whose command line holds ``command``.
+
+    A stale file (the process is gone, or the pid now belongs to another
+    program) is removed, so a stop never signals a stranger.
+    """
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    if not alive([pid]):
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    if not alive([pid]) or command not in cmdline:
         pidfile.unlink(missing_ok=True)
         return None
     return pid
@@ -99,12 +107,12 @@ def tree(root: int) -> list[int]:
     return found
 
 
-def stop(pidfile: Path, sig: int, timeout: float = 30.0) -> int:
+def stop(pidfile: Path, sig: int, command: str = "", timeout: float = 30.0) -> int:
     """Signal the group recorded in ``pidfile`` and wait for its whole tree; returns its size.
 
     What is still alive after ``timeout`` is killed (SIGKILL). 0 when nothing ran.
     """
-    pid = read_pid(pidfile)
+    pid = read_pid(pidfile, command)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return 0

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("pg", "s3", "mlflow")  # start order; stop goes backwards
 _STOP_SIGNAL = {"pg": signal.SIGINT, "s3": signal.SIGTERM, "mlflow": signal.SIGTERM}
+_COMMAND = {"pg": "postgres", "s3": "moto.server", "mlflow": "mlflow"}  # in each one's cmdline
 
 
 class Stack:
@@ -61,7 +62,7 @@ class Stack:
 
     def pid(self, service: str) -> int | None:
         """``service``'s live pid, if it runs."""
-        return procs.read_pid(self.pidfile(service))
+        return procs.read_pid(self.pidfile(service), _COMMAND[service])
 
     def running(self) -> list[str]:
         """The services whose process is alive."""
@@ -294,7 +295,7 @@ class Stack:
             if service == "s3" and self.pid("s3") is not None:
                 saved = objectstore.save(self.s3_client(), self.settings.bucket, self.dir / "s3")
                 lines.append(f"s3        saved {saved} objects to {self.dir / 's3'}")
-            count = procs.stop(self.pidfile(service), _STOP_SIGNAL[service])
+            count = procs.stop(self.pidfile(service), _STOP_SIGNAL[service], _COMMAND[service])
             lines.append(
                 f"{service:<9} {'stopped ' + str(count) + ' processes' if count else 'not running'}"
             )
