@@ -161,7 +161,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("version")
     p.add_argument("--to", required=True, help="Staging, Production or Archived")
-    p.add_argument("--reviewer", help="who approves (required for Production)")
+    p.add_argument(
+        "--reviewer",
+        help="who approves (required for Production); behind an authenticating server "
+        "it is the logged-in user, and only that name is accepted",
+    )
     p.add_argument("--comment", help="why; recorded in the audit trail")
     p.add_argument("--dry-run", action="store_true", help="print the gate report, change nothing")
     p.add_argument("--policy", help="policy file (default: registry/<model>.yaml)")
