@@ -128,7 +128,9 @@ def test_the_exit_codes_in_the_readme_are_the_ones_in_errors_py():
 
 
 def test_the_team_extra_is_pinned_in_the_lock():
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     assert {re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in extras["team"]} == {
         "psycopg",
         "mlflow",
