@@ -206,8 +206,9 @@ def test_train_sweep_promote_to_production_then_status(tmp_path):
     ]
     assert "Production" in row and "production" in row and "alice" in row and row.endswith("ok")
     history = _make(project, "history", f"MODEL={model}")
-    assert [line.split()[1:6] for line in history.stdout.splitlines()[1:]] == [
+    assert [line.split()[1:6] for line in history.stdout.splitlines()[1:4]] == [
         ["promote", version, "None", "Staging", "applied"],
+        ["promote", version, "Staging", "Production", "refused"],  # no --reviewer: recorded too
         ["promote", version, "Staging", "Production", "applied"],
     ]
 
