@@ -18,9 +18,9 @@ code    class                       meaning
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
 10      -                           ``runway monitor``: a policy threshold was crossed
 11      :class:`MonitorError`       ``runway monitor``: the window could not be judged
-12      :class:`NotAuthenticated`   the tracking server wants valid credentials (HTTP 401)
-13      :class:`PermissionDenied`   the tracking server refused this user the operation (403)
-14      :class:`TeamError`          ``runway team``: the team stack could not start or stop
+13      :class:`NotAuthenticated`   the tracking server wants valid credentials (HTTP 401)
+14      :class:`PermissionDenied`   the tracking server refused this user the operation (403)
+15      :class:`TeamError`          ``runway team``: the team stack could not start or stop
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
 """
@@ -46,9 +46,9 @@ class ExitCode(IntEnum):
     SPEC = 9
     THRESHOLD_CROSSED = 10
     NOT_JUDGED = 11
-    NOT_AUTHENTICATED = 12
-    PERMISSION_DENIED = 13
-    TEAM = 14
+    NOT_AUTHENTICATED = 13
+    PERMISSION_DENIED = 14
+    TEAM = 15
     INTERRUPTED = 130
 
 

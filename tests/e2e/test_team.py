@@ -243,14 +243,14 @@ def test_team_up_again_changes_nothing_and_the_server_is_lean(team):
     assert 1 <= processes <= 3, mlflow_line  # `mlflow server`'s defaults start 13
 
 
-def test_anonymous_and_unknown_users_get_one_line_with_exit_12(team):
+def test_anonymous_and_unknown_users_get_one_line_with_exit_13(team):
     anonymous = team.runway(None, "registry", "status")
-    assert anonymous.returncode == 12, anonymous.stderr
+    assert anonymous.returncode == 13, anonymous.stderr
     [line] = _error_lines(anonymous)
     assert "not authenticated" in line and "MLFLOW_TRACKING_USERNAME" in line
 
     wrong = team.runway("carol", "registry", "status", MLFLOW_TRACKING_PASSWORD="not-her-password")
-    assert wrong.returncode == 12, wrong.stderr
+    assert wrong.returncode == 13, wrong.stderr
     assert len(_error_lines(wrong)) == 1
 
 
@@ -440,7 +440,7 @@ def test_a_reviewer_with_the_documented_grants_promotes_to_staging_and_productio
 
 def test_a_write_the_server_refuses_is_recorded_as_failed(team, monkeypatch):
     refused = team.runway("dave", "registry", "promote", MODEL, "2", "--to", "Archived")
-    assert refused.returncode == 13, refused.stdout + refused.stderr
+    assert refused.returncode == 14, refused.stdout + refused.stderr
     [line] = _error_lines(refused)
     assert line.startswith("error: permission denied") and "dave" in line
 
@@ -571,7 +571,7 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
     assert len(logged) == 43, logged.tail()
     # Read-only: the same account may not change the registry.
     archived = team.runway("svc", "registry", "promote", MODEL, "2", "--to", "Archived")
-    assert archived.returncode == 13, archived.stderr
+    assert archived.returncode == 14, archived.stderr
 
 
 def _production(team: Team, monkeypatch: pytest.MonkeyPatch) -> str:
