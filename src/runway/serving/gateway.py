@@ -27,7 +27,7 @@ from typing import Any
 
 from runway.core.contract import check_frame, check_records
 from runway.core.policy import InputPolicy
-from runway.serving import payload
+from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 20
 THREAD_CHECK_VALUES = 20_000  # bigger requests are checked off the event loop
-KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics"})
+KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics", *docs.PATHS})
 
 
 @dataclass
@@ -104,7 +104,7 @@ class Gateway:
             if path == "/invocations":
                 status = await self._invocations(scope, receive, send, headers, request_id, extra)
             elif path in ("/health", "/ping"):
-                status = await _send_json(send, 200, {"status": "ok"}, extra)
+                status = await _send_json(send, 200, {"status": "ok"}, [*extra, *_named(slot)])
             elif path == "/ready":
                 status = await self._ready(send, extra)
             elif path == "/metrics":
@@ -116,11 +116,16 @@ class Gateway:
                 )
                 dropped = self.writer.dropped if self.writer else 0
                 text = self.metrics.render(self.active, dropped, served)
-                status = await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", extra)
+                status = await _send(
+                    send, 200, text.encode(), b"text/plain; version=0.0.4", [*extra, *_named(slot)]
+                )
+            elif path in docs.PATHS:
+                status = await self._docs(scope, send, headers, extra)
             else:
                 raise BadRequest(
                     404,
-                    f"no such path {path!r}; POST /invocations, GET /health /ready /metrics",
+                    f"no such path {path!r}; POST /invocations, GET / /docs /openapi.json "
+                    "/version /health /ping /ready /metrics",
                     "NOT_FOUND",
                 )
         except BadRequest as exc:
@@ -153,6 +158,27 @@ class Gateway:
             hmac.compare_digest(token.strip(), t) for t in self.tokens
         ):
             raise BadRequest(401, "missing or invalid bearer token", "UNAUTHENTICATED")
+
+    async def _docs(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        """``/``, ``/docs``, ``/openapi.json``, ``/version``: see :mod:`runway.serving.docs`."""
+        slot = self.slot
+        if slot is None:
+            raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
+        if scope["method"] != "GET":
+            extra.append((b"allow", b"GET"))
+        described = docs.Described(
+            slot.model, slot.contract, slot.policy, slot.example, bool(self.tokens)
+        )
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
+        body, kind = docs.answer(scope["path"], scope["method"], accept, host, described)
+        return await _send(send, 200, body, kind, [*extra, *slot.headers])
 
     async def _ready(self, send: Any, extra: list[tuple[bytes, bytes]]) -> int:
         slot = self.slot
@@ -329,6 +355,11 @@ class Gateway:
         status = answer.status if answer.status < 500 else 502
         body = {"error_code": code or "MODEL_ERROR", "message": f"model error: {first[:300]}"}
         return await _send_json(send, status, body, headers)
+
+
+def _named(slot: Slot | None) -> list[tuple[bytes, bytes]]:
+    """The X-Runway-Model* headers of the version served, on every response."""
+    return slot.headers if slot is not None else []
 
 
 async def _send(
