@@ -240,10 +240,13 @@ def test_train_sweep_promote_to_production_then_status(tmp_path):
     ]
     assert "Production" in row and "production" in row and "alice" in row and row.endswith("ok")
     history = _make(project, "history", f"MODEL={model}")
-    assert [line.split()[1:6] for line in history.stdout.splitlines()[1:]] == [
+    rows = [line for line in history.stdout.splitlines()[1:] if not line.startswith(" ")]
+    assert [line.split()[1:6] for line in rows] == [
         ["promote", version, "None", "Staging", "applied"],
+        ["promote", version, "Staging", "Production", "refused"],  # no reviewer: audited too
         ["promote", version, "Staging", "Production", "applied"],
     ]
+    assert "refused: " in history.stdout and "--reviewer" in history.stdout
 
     # The service owner serves it; an application scores a row over REST.
     port = free_port()
