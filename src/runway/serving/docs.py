@@ -163,7 +163,7 @@ def _lines(served: Described, host: str) -> dict[str, Any]:
     return {
         "title": f"{model.name} version {model.version}",
         "what": f"runway serves {model.name} version {model.version} ({model.stage} when "
-        f"loaded; run {model.run_id}) with `mlflow models serve` behind a gateway that checks "
+        f"loaded; run {model.run_id}) with mlflow models serve behind a gateway that checks "
         "each row against the model's data contract first.",
         "curl": curl_line(served, host),
         "formats": f"{JSON_TYPE} (dataframe_records, dataframe_split, instances or inputs), "

@@ -191,9 +191,7 @@ def _pages(auth: bool) -> dict[str, Any]:
             "The model version served", {"200": _answer("Versions", _json("Version"))}, "version"
         ),
         "/health": _get("Alive (the gateway answers)", _ok(), "health"),
-        "/ping": _get(
-            "Alive: the same as /health, as `mlflow models serve` names it", _ok(), "ping"
-        ),
+        "/ping": _get("Alive: the same as /health, as mlflow models serve names it", _ok(), "ping"),
         "/ready": _get(
             "A model version is loaded and answering",
             {"200": _answer("Ready", _json("Ready")), **_errors("503")},
