@@ -16,6 +16,8 @@ code    class                       meaning
 7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
 8       :class:`ServeError`         the endpoint could not be started
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
+10      :class:`TrustError`         a model version, or the record of it, failed runway's
+                                    trust checks (provenance, contents, audit chain)
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
 """
@@ -39,6 +41,7 @@ class ExitCode(IntEnum):
     SCORING = 7
     SERVE = 8
     SPEC = 9
+    TRUST = 10
     INTERRUPTED = 130
 
 
@@ -117,3 +120,17 @@ class SpecError(RunwayError):
     """An experiment spec, a policy file, or an override of one is invalid."""
 
     exit_code = ExitCode.SPEC
+
+
+class TrustError(RunwayError):
+    """A model version, or the registry's record of it, is not what runway vouched for."""
+
+    exit_code = ExitCode.TRUST
+
+
+class UntrustedModel(TrustError):
+    """A version's source or files failed the checks made before loading it; nothing ran."""
+
+
+class AuditUnverified(TrustError):
+    """The audit chain is broken, or does not explain a version's stage, aliases or approval."""

@@ -137,7 +137,12 @@ def score_file(
 
     with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
         loaded = load_model(
-            model, stage=stage, version=version, workdir=Path(tmp), proba=options.proba
+            model,
+            stage=stage,
+            version=version,
+            workdir=Path(tmp),
+            proba=options.proba,
+            settings=settings,
         )
         resolved = loaded.resolved
         result = BatchResult(

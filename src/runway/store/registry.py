@@ -69,6 +69,7 @@ class ResolvedModel:
     version: str
     stage: str
     run_id: str | None
+    source: str = ""
 
     @property
     def uri(self) -> str:
@@ -171,7 +172,7 @@ def resolve(
                 f"`runway registry promote {model} <version> --to {target}{reviewer}`"
             )
         mv = found[-1]
-    return ResolvedModel(model, mv.version, mv.stage, mv.run_id)
+    return ResolvedModel(model, mv.version, mv.stage, mv.run_id, mv.source)
 
 
 def run_author(run_id: str | None) -> str | None:
