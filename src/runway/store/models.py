@@ -167,3 +167,23 @@ def spark_udf(spark: Any, local: Path, result_type: str) -> Any:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.spark_udf(spark, str(local), result_type=result_type, env_manager="local")
+
+
+# --- MLflow's scoring server, run by serving's backends -------------------------------------
+
+# MLflow's own scoring app (the one `mlflow models serve` execs uvicorn on); it loads
+# the model folder named by SCORING_MODEL_ENV when imported. The names are spelled
+# out rather than imported (importing the scoring server costs the gateway seconds);
+# tests/unit/test_trust.py checks them against the pinned mlflow.
+SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
+SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
+SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
+
+
+def scoring_server_env(model_dir: Path, timeout: float) -> dict[str, str]:
+    """What MLflow's scoring app reads: the model folder and its request timeout.
+
+    The same two variables ``mlflow models serve`` sets before it execs uvicorn
+    (``mlflow.pyfunc.scoring_server.get_cmd``).
+    """
+    return {SCORING_MODEL_ENV: str(model_dir), SCORING_TIMEOUT_ENV: str(int(max(timeout, 1)))}
