@@ -189,10 +189,9 @@ def _hold(
     lock = PromotionLock(mv.name, wait=settings.lock_timeout, lease=settings.lock_lease)
     try:
         lock.acquire()
-    except LockTimeout as exc:
-        audit.record(
-            settings, mv, Attempt(action, target, "failed", actor, comment, reason=str(exc))
-        )
+    except LockTimeout as exc:  # recorded without the lock, so off the chain
+        failed = Attempt(action, target, "failed", actor, comment, reason=str(exc))
+        audit.record(settings, mv, failed, chained=False)
         raise
     try:
         yield lock

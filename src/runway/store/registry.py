@@ -21,6 +21,7 @@ from typing import Any, Literal
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from runway.core.chain import ALIASES, STAGE_TAG
 from runway.core.policy import InputPolicy
 from runway.errors import RegistryError
 from runway.store.tracking import MAX_TAG_CHARS, client, run_metrics, run_tags
@@ -29,9 +30,7 @@ log = logging.getLogger(__name__)
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
-ALIASES = {"Staging": "staging", "Production": "production"}
 LOCK_SUFFIX = ".runway-lock"
-STAGE_TAG = "runway.stage"  # the stage runway last set: a mismatch means "unaudited"
 POLICY_TAG = "runway.policy"  # the promotion policy applied, as JSON
 POLICY_HASH_TAG = "runway.policy.sha256"
 INPUT_POLICY_TAG = "runway.policy.input"  # what serving and batch scoring apply
