@@ -154,9 +154,9 @@ def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
     if not isinstance(flavors, dict):
         return Verdict(("MLmodel has no flavors",))
     code = _runs_code(flavors)
-    if code:
-        return Verdict((), runs_code=True) if allow_pickle else Verdict(tuple(code))
-    problems = _flavor_problems(flavors)
+    if code and allow_pickle:
+        return Verdict((), runs_code=True)
+    problems = [*code, *_flavor_problems(flavors)]
     files = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
     unexpected = sorted(files - EXPECTED_FILES)
     if unexpected:
