@@ -35,7 +35,7 @@ CHUNK_ROWS ?=
 KEY ?=
 ENGINE ?= pandas
 
-.PHONY: help install train sweep ui status promote rollback history serve score test bench lint format data lock clean
+.PHONY: help install train sweep ui status promote rollback history serve score test bench lint format data allowlist lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +100,9 @@ format: $(INSTALL) ## apply ruff's fixes and formatting
 
 data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv
+
+allowlist: $(INSTALL) ## regenerate src/runway/core/skops_types.txt, the types runway loads (review the diff)
+	$(BIN)/python scripts/skops_allowlist.py
 
 lock: $(INSTALL) ## re-pin requirements.lock from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^runway' > requirements.lock

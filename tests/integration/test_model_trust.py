@@ -242,6 +242,7 @@ def test_promote_refuses_a_tampered_version_and_runs_none_of_it(store, version):
     assert store.markers == []
     assert result.returncode == 10, result.stdout + result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    print(line)
     assert f"refusing {MODEL} v{version}: " in line and REFUSALS[version] in line
     history = store.runway("registry", "history", MODEL)
     assert f"promote  {version}  " in history.stdout and "refused" in history.stdout
@@ -280,7 +281,9 @@ def test_serve_refuses_a_tampered_production_version_and_runs_none_of_it(store, 
             time.sleep(0.5)
     finally:
         stop_process_group(proc)
-        client.transition_model_version_stage(MODEL, "1", "Production")
+        client.transition_model_version_stage(
+            MODEL, "1", "Production", archive_existing_versions=True
+        )
     assert store.markers == []
     assert proc.returncode == 10, log.read_text()[-2000:]
     assert f"refusing {MODEL} v{version}: " in log.read_text()

@@ -196,10 +196,11 @@ def _runs_code(flavors: dict[str, Any]) -> list[str]:
         fmt = sklearn_flavor.get("serialization_format", "pickle")
         if fmt != "skops":
             reasons.append(f"serialized with {fmt!r}, which runs code while loading")
-    for name in ("python_function", "sklearn"):
-        conf = flavors.get(name) or {}
-        if conf.get("code"):
-            reasons.append(f"{name}.code {conf['code']!r} puts the model's own modules on sys.path")
+    code = sorted({str(c) for c in (pyfunc.get("code"), sklearn_flavor.get("code")) if c})
+    if code:
+        reasons.append(
+            f"a code directory {', '.join(code)} puts the model's own modules on sys.path"
+        )
     return reasons
 
 

@@ -93,7 +93,7 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         raise UntrustedModel(
             f"refusing {label}: {'; '.join(verdict.problems)}; nothing from it was loaded. "
             "runway loads skops models of the types it builds: retrain it with `runway train`, "
-            f"or, if you vouch for these types, add them to {ALLOWLIST_FILE.name} (one line each) "
+            f"or, if you vouch for these types, add them to runway/core/{ALLOWLIST_FILE.name} (one line each) "
             "in a reviewed change; RUNWAY_ALLOW_PICKLE_MODELS=true admits code-running models"
         )
     if verdict.runs_code:
