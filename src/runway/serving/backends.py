@@ -73,6 +73,7 @@ class Backend:
     served: int = 0
     _idle: deque = field(default_factory=deque)
     _pidfd: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None  # the loop its connections and watch live on
 
     @property
     def alive(self) -> bool:
@@ -86,9 +87,10 @@ class Backend:
         """Call ``callback`` on ``loop`` the moment the process exits (Linux pidfd; no-op elsewhere)."""
         if self._pidfd is not None or not hasattr(os, "pidfd_open"):
             return
+        self._loop = loop
 
         def exited() -> None:  # readable for good once it exits: stop watching, then tell
-            self._unwatch(loop)
+            self._unwatch()
             callback()
 
         try:
@@ -96,17 +98,41 @@ class Backend:
             loop.add_reader(self._pidfd, exited)
         except (OSError, NotImplementedError) as exc:  # an exited pid, or a loop without readers
             log.debug("no exit notice for %s: %s", self, exc)
-            self._unwatch(loop)
+            self._unwatch()
 
-    def _unwatch(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def _unwatch(self) -> None:
+        """Stop watching the pidfd and close it (on the loop's thread: the reader is the loop's)."""
         if self._pidfd is None:
             return
-        if loop is not None:
+        if self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(Exception):
-                loop.remove_reader(self._pidfd)
+                self._loop.remove_reader(self._pidfd)
         with contextlib.suppress(OSError):
             os.close(self._pidfd)
         self._pidfd = None
+
+    def _detach(self) -> None:
+        """Drop pooled connections and the exit watch: both belong to the loop that made them."""
+        self.close_connections()
+        self._unwatch()
+
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the backend's event loop thread (now, if this is it).
+
+        :meth:`stop` runs in a worker thread; a transport or a reader touched
+        from there corrupts the loop's state (a pidfd closed under a live reader
+        left a reused fd number wired to the old callback, and a later
+        connection never saw its reply).
+        """
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or loop.is_closed():
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
 
     async def request(
         self, method: str, path: str, body: bytes = b"", content_type: str = ""
@@ -142,6 +168,7 @@ class Backend:
         raise BackendError(f"{self}: no connection")  # pragma: no cover
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self._loop = asyncio.get_running_loop()
         try:
             return await asyncio.open_unix_connection(str(self.path))
         except OSError as exc:
@@ -182,16 +209,12 @@ class Backend:
             )
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the process group (the mlflow CLI and its uvicorn child); kill after ``grace``.
+        """Stop the scoring server's process group; kill it after ``grace``.
 
-        Returns once every process of the group is gone, so a port and ~300 MB
-        are really free when a switch reports the old version stopped.
+        Returns once every process of the group is gone, so its memory is really
+        free when a switch reports the old version stopped. Safe from any thread.
         """
-        self.close_connections()
-        loop = None
-        with contextlib.suppress(RuntimeError):
-            loop = asyncio.get_running_loop()
-        self._unwatch(loop)
+        self._on_loop(self._detach)
         group = self.process.pid
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGTERM)

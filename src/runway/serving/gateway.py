@@ -109,6 +109,9 @@ class Gateway:
             if len(headers) != len(raw):
                 _check_duplicates(raw)
             self._check_host(headers)
+            if known == "/invocations" and scope["method"] != "POST":
+                extra.append((b"allow", b"POST"))
+                raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
             if known in ("/invocations", "/metrics"):
                 self._check_token(headers)
                 authed = True
@@ -211,9 +214,6 @@ class Gateway:
         request_id: str,
         extra: list[tuple[bytes, bytes]],
     ) -> int:
-        if scope["method"] != "POST":
-            extra.append((b"allow", b"POST"))
-            raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
         kind = payload.media_type(headers.get(b"content-type", b"").decode("latin-1"))
         # The body first, under its own deadline, and only then a concurrency slot:
         # a client that trickles its body in holds a socket, never a slot.

@@ -75,6 +75,7 @@ class Server:
         self._draining: set[asyncio.Task] = set()
         self._last_problem = ""
         self._wake = asyncio.Event()  # a backend died: repair now, not at the next poll
+        self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
 
     async def build(self, model: ResolvedModel) -> Slot:
         """Fetch and check ``model``, start and warm its backends; undo it all if one step fails."""
@@ -163,8 +164,12 @@ class Server:
     async def _drain(self, slot: Slot) -> None:
         """Let the old version answer what it holds, then stop it."""
         deadline = time.monotonic() + self.settings.serve_timeout + 5
-        while slot.inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        try:
+            while slot.inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:  # shutting down: stop them now, not never
+            _stop_all(slot.backends, self._folder(slot))
+            raise
         await asyncio.to_thread(_stop_all, slot.backends, self._folder(slot))
         log.info("stopped v%s after draining", slot.model.version)
 
@@ -181,12 +186,15 @@ class Server:
                 backend.process.returncode,
             )
             fresh = self._start(slot.model.name, slot.model.version, slot.model_dir)
+            self._starting[id(fresh)] = fresh
             try:
                 await fresh.warm(slot.example, slot.example_rows, self.settings.serve_start_timeout)
             except BackendError as exc:
                 await asyncio.to_thread(fresh.stop)
                 log.error("replacement backend failed: %s", exc)
                 continue
+            finally:
+                self._starting.pop(id(fresh), None)
             slot.backends[i] = fresh
             self.gateway.metrics.backend_restarts += 1
 
@@ -195,8 +203,9 @@ class Server:
         for task in list(self._draining):
             task.cancel()
         slot = self.gateway.slot
+        starting = list(self._starting.values())
         if slot is not None:
-            await asyncio.to_thread(_stop_all, slot.backends, self._folder(slot))
+            await asyncio.to_thread(_stop_all, [*slot.backends, *starting], self._folder(slot))
 
 
 def serve(options: ServeOptions, settings: Settings) -> None:
