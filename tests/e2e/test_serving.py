@@ -122,7 +122,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_SERVE_POLL_SECONDS": "1",
         "RUNWAY_SERVE_TOKENS": f"other-token,{TOKEN}",
         "RUNWAY_SERVE_MAX_BODY_MB": str(MAX_BODY_MB),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
     }
     port = free_port()
     log = root / "serve.log"
