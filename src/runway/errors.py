@@ -16,7 +16,9 @@ code    class                       meaning
 7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
 8       :class:`ServeError`         the endpoint could not be started
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
-10      :class:`TrustError`         a model version, or the record of it, failed runway's
+10      -                           ``runway monitor``: a policy threshold was crossed
+11      :class:`MonitorError`       ``runway monitor``: the window could not be judged
+12      :class:`TrustError`         a model version, or the record of it, failed runway's
                                     trust checks (provenance, contents, audit chain)
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
@@ -41,7 +43,9 @@ class ExitCode(IntEnum):
     SCORING = 7
     SERVE = 8
     SPEC = 9
-    TRUST = 10
+    THRESHOLD_CROSSED = 10
+    NOT_JUDGED = 11
+    TRUST = 12
     INTERRUPTED = 130
 
 
@@ -134,3 +138,12 @@ class UntrustedModel(TrustError):
 
 class AuditUnverified(TrustError):
     """The audit chain is broken, or does not explain a version's stage, aliases or approval."""
+
+
+class MonitorError(RunwayError):
+    """A monitoring window cannot be judged (no rows, no reference, labels that match nothing).
+
+    Nothing is retrained on such a window.
+    """
+
+    exit_code = ExitCode.NOT_JUDGED

@@ -12,7 +12,7 @@ built in a separate process (so this one never imports the attacker's code):
 
 Each payload writes a marker file when it runs. A control loads v2 and v3 the
 way MLflow does (in a subprocess) and sees the markers appear: the versions are
-armed. Then every runway command that would load them is refused with exit 10,
+armed. Then every runway command that would load them is refused with exit 12,
 and no marker appears.
 """
 
@@ -240,7 +240,7 @@ REFUSALS = {
 def test_promote_refuses_a_tampered_version_and_runs_none_of_it(store, version):
     result = store.runway("registry", "promote", MODEL, version, "--to", "Staging")
     assert store.markers == []
-    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.returncode == 12, result.stdout + result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     print(line)
     assert f"refusing {MODEL} v{version}: " in line and REFUSALS[version] in line
@@ -255,7 +255,7 @@ def test_score_refuses_a_tampered_version_and_runs_none_of_it(store, version):
         "score", MODEL, "--version", version, "--input", str(store.rows), "--output", str(out)
     )
     assert store.markers == [] and not out.exists()
-    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.returncode == 12, result.stdout + result.stderr
     assert f"refusing {MODEL} v{version}: " in result.stderr and REFUSALS[version] in result.stderr
 
 
@@ -285,7 +285,7 @@ def test_serve_refuses_a_tampered_production_version_and_runs_none_of_it(store, 
             MODEL, "1", "Production", archive_existing_versions=True
         )
     assert store.markers == []
-    assert proc.returncode == 10, log.read_text()[-2000:]
+    assert proc.returncode == 12, log.read_text()[-2000:]
     assert f"refusing {MODEL} v{version}: " in log.read_text()
 
 

@@ -371,7 +371,7 @@ def test_a_stage_and_approval_forged_with_plain_mlflow_calls_are_flagged(store, 
     rows = {r.version: r for r in status(MODEL)}
     assert "Production set outside runway (the audit chain says None)" in rows[other].unaudited
     assert "Archived set outside runway (the audit chain says Production)" in rows[strong].unaudited
-    assert main(["registry", "history", MODEL, "--verify"]) == 10
+    assert main(["registry", "history", MODEL, "--verify"]) == 12
 
 
 def test_forged_approval_tag_and_alias_alone_are_flagged(store, client, tmp_path):

@@ -21,7 +21,7 @@ from runway.core.data import Dataset, Split, frame_digest, load_dataset, prepare
 from runway.core.evaluate import cross_validate, holdout_metrics
 from runway.core.pipeline import build_pipeline, loggable_params
 from runway.core.plots import make_plots
-from runway.core.profile import infer_profile
+from runway.core.profile import infer_profile, prediction_profile
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec
 from runway.settings import Settings, get_settings
 from runway.store import models, tracking
@@ -152,7 +152,9 @@ def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) ->
         infer_contract(split.X_train, split.features, split.source_dtypes),
         tracking.CONTRACT_ARTIFACT,
     )
-    tracking.log_dict(infer_profile(split.X_train, split.features), tracking.PROFILE_ARTIFACT)
+    profile = infer_profile(split.X_train, split.features)
+    profile["predictions"] = prediction_profile(fitted, split.X_holdout)
+    tracking.log_dict(profile, tracking.PROFILE_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
         for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):
             tracking.log_artifact(png, "plots")

@@ -34,7 +34,7 @@ from runway.serving.backends import Backend, BackendError
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
-from runway.store.predlog import BackgroundWriter
+from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class Gateway:
         try:
             try:
                 rows = payload.parse(body, kind, slot.contract["columns"])
-                await self._check(rows, slot)
+                await self._check(rows, slot, request_id)
             except RecursionError:  # a value nested deep enough to break a repr
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
             # The media type as checked, not the client's spelling of it: MLflow takes
@@ -301,7 +301,7 @@ class Gateway:
             "PAYLOAD_TOO_LARGE",
         )
 
-    async def _check(self, rows: payload.Payload, slot: Slot) -> None:
+    async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> None:
         data = rows.data()
         if isinstance(data, list):
             size = len(data) * len(slot.contract["columns"])
@@ -316,9 +316,11 @@ class Gateway:
             problems, rejected = result.problems, result.rejected
         if problems:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, dict.fromkeys(range(len(rows)), problems), slot, request_id)
             raise BadRequest(422, problems[0], "INVALID_INPUT", [{"message": p} for p in problems])
         if rejected:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, rejected, slot, request_id)
             first = min(rejected)
             errors = [
                 {"row": row, "message": reason}
@@ -328,6 +330,16 @@ class Gateway:
             more = f" ({len(rejected)} of {len(rows)} rows rejected)" if len(rejected) > 1 else ""
             raise BadRequest(
                 422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors
+            )
+
+    def _log_rejected(
+        self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
+    ) -> None:
+        """Rows the contract refused go to the prediction log too, with their reasons."""
+        if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
+            model = slot.model
+            self.writer.submit_rejected(
+                model.name, model.version, rows.data(), rejected, request_id
             )
 
     async def _forward(self, slot: Slot, body: bytes, content_type: str) -> Any:

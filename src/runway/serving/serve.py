@@ -42,7 +42,8 @@ from runway.serving.protocol import guarded_protocol
 from runway.settings import Settings
 from runway.store import registry, tracking, trust
 from runway.store.models import EXAMPLE_FILE
-from runway.store.predlog import BackgroundWriter, PredictionLog
+from runway.store.predlog import PredictionLog
+from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
