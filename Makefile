@@ -47,7 +47,7 @@ WINDOW ?=
 LABELS ?=
 DATA ?=
 
-.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data lock clean
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data allowlist lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,9 +92,9 @@ history: $(INSTALL) ## every recorded transition of MODEL=
 	@test -n "$(MODEL)" || { echo "usage: make history MODEL=<name>" >&2; exit 2; }
 	$(BIN)/runway registry history "$(MODEL)"
 
-serve: $(INSTALL) ## serve the Production version of MODEL= on http://127.0.0.1:PORT (8080), following promotions (WORKERS=)
-	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<name> [PORT=8080] [WORKERS=1]" >&2; exit 2; }
-	$(BIN)/runway serve "$(MODEL)" --port $(PORT) --workers $(WORKERS)
+serve: $(INSTALL) ## serve the Production version of MODEL= on http://127.0.0.1:PORT (8080), following promotions (WORKERS=2 backends)
+	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<name> [PORT=8080] [WORKERS=2]" >&2; exit 2; }
+	$(BIN)/runway serve "$(MODEL)" --port $(PORT) $(if $(filter command line environment,$(origin WORKERS)),--workers $(WORKERS))
 score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version of MODEL= [VERSION= STAGE= KEY= CHUNK_ROWS= ENGINE=spark]
 	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [KEY=<id column>] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
 	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) $(foreach k,$(KEY),--key-column $(k)) --engine $(ENGINE)
@@ -136,6 +136,9 @@ format: $(INSTALL) ## apply ruff's fixes and formatting
 
 data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv
+
+allowlist: $(INSTALL) ## regenerate src/runway/core/skops_types.txt, the types runway loads (review the diff)
+	$(BIN)/python scripts/skops_allowlist.py
 
 lock: $(INSTALL) ## re-pin requirements.lock from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^runway' > requirements.lock

@@ -267,6 +267,21 @@ def test_resume_kills_a_child_run_its_trial_never_named(client, tmp_path):
     assert _trials(name, tmp_path / "optuna.journal")[orphan_trial.number].state.name == "FAIL"
 
 
+def test_interrupted_trials_do_not_count_toward_trials_on_resume(tmp_path):
+    """Two trials a kill left RUNNING become FAIL, and `--trials 4` still evaluates four."""
+    path = _spec(tmp_path, {**CHOICE, "trials": 2})
+    sweep(load_spec(path), spec_path=str(path))
+    name = default_study_name(load_spec(path))
+    study = optuna.load_study(study_name=name, storage=_journal(tmp_path / "optuna.journal"))
+    interrupted = {study.ask().number, study.ask().number}  # RUNNING, as a kill leaves them
+
+    assert main(["sweep", str(path), "--resume", "--trials", "4"]) == 0
+
+    trials = _trials(name, tmp_path / "optuna.journal")
+    assert {t.number for t in trials if t.state.name == "FAIL"} == interrupted
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+
+
 def test_killed_sweep_resumes_keeping_finished_trials(client, tmp_path, python, mlflow_store):
     slow = {
         "model__n_estimators": {"type": "int", "low": 40, "high": 80},

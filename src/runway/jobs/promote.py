@@ -21,7 +21,7 @@ from pathlib import Path
 
 from runway.core.gates import GateReport, ModelFacts, reviewer_rules
 from runway.core.policy import PromotionPolicy, load_policy
-from runway.errors import GateFailure, LockTimeout, RegistryError, SpecError
+from runway.errors import GateFailure, LockTimeout, RegistryError, SpecError, UntrustedModel
 from runway.jobs import gate_facts
 from runway.settings import Settings, get_settings
 from runway.store import audit, registry
@@ -99,7 +99,9 @@ def promote(
         listed = registry.versions(model)
         champions = registry.in_stage(listed, "Production")
         baseline = champions[-1] if champions else None
-        report = gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment)
+        report = _judge(
+            settings, policy, candidate, baseline, target, reviewer, comment, actor, lock
+        )
         result = Promotion(model, version, candidate.stage, target, report, False)
         if dry_run or lock is None:
             return result
@@ -114,6 +116,28 @@ def promote(
         result.applied, result.audit_run_id = True, audit_id
     log.info("%s v%s: %s -> %s", model, version, result.from_stage, target)
     return result
+
+
+def _judge(
+    settings: Settings,
+    policy: PromotionPolicy,
+    candidate: VersionInfo,
+    baseline: VersionInfo | None,
+    target: Stage,
+    reviewer: str | None,
+    comment: str,
+    actor: str,
+    lock: PromotionLock | None,
+) -> GateReport:
+    """The gate report; a candidate refused before loading is recorded as refused, then raised."""
+    try:
+        return gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment, settings)
+    except UntrustedModel as exc:
+        if lock is not None:  # a dry run records nothing
+            lock.check()
+            refusal = Attempt("promote", target, "refused", actor, comment, reason=str(exc))
+            audit.record(settings, candidate, refusal)
+        raise
 
 
 def _attempt(report: GateReport, champions: list[VersionInfo], actor: str, comment: str) -> Attempt:
@@ -185,10 +209,9 @@ def _hold(
     lock = PromotionLock(mv.name, wait=settings.lock_timeout, lease=settings.lock_lease)
     try:
         lock.acquire()
-    except LockTimeout as exc:
-        audit.record(
-            settings, mv, Attempt(action, target, "failed", actor, comment, reason=str(exc))
-        )
+    except LockTimeout as exc:  # recorded without the lock, so off the chain
+        failed = Attempt(action, target, "failed", actor, comment, reason=str(exc))
+        audit.record(settings, mv, failed, chained=False)
         raise
     try:
         yield lock

@@ -32,6 +32,7 @@ ESTIMATOR_CHOICE = "estimator"
 PARENT_ATTR = "mlflow_parent_run_id"
 SPEC_HASH_ATTR = "spec_hash"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+INTERRUPTED_ATTR = "runway.interrupted"  # a FAIL a kill left behind, not an evaluation
 
 
 def sweep_of(spec: ExperimentSpec) -> SweepSpec:
@@ -194,16 +195,30 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
 
 
 def fail_running(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers."""
+    """Trials left RUNNING by a killed sweep become FAIL (marked interrupted); returns their numbers."""
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
+        study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return [t.number for t in stale]
 
 
+def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that ran to an end (complete, pruned or failed), not those a kill interrupted.
+
+    An interrupted trial never evaluated its parameters, so it does not count
+    toward ``--trials``: a resumed sweep runs it again as a new trial.
+    """
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state in FINISHED_STATES and not t.system_attrs.get(INTERRUPTED_ATTR)
+    ]
+
+
 def finished(study: optuna.Study) -> int:
-    """Trials that reached an end state (complete, pruned or failed)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES)
+    """How many trials count toward the sweep's ``trials`` (:func:`evaluated`)."""
+    return len(evaluated(study))
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -237,7 +252,7 @@ class Progress:
 
     def update(self, study: optuna.Study) -> None:
         """Report trials finished since the last call."""
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES]
+        trials = evaluated(study)
         done = len(trials)
         if done == self.last:
             return

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
@@ -134,9 +134,8 @@ def score_file(
     scored_at = (options.scored_at or datetime.now(UTC)).astimezone(UTC)
 
     with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
-        loaded = load_model(
-            model, stage=stage, version=version, workdir=Path(tmp), proba=options.proba
-        )
+        which: dict[str, Any] = {"stage": stage, "version": version, "settings": settings}
+        loaded = load_model(model, workdir=Path(tmp), proba=options.proba, **which)
         resolved = loaded.resolved
         result = BatchResult(
             model=resolved.name,

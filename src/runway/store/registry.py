@@ -21,6 +21,7 @@ from typing import Any, Literal
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from runway.core.chain import ALIASES, STAGE_TAG
 from runway.core.policy import InputPolicy
 from runway.errors import RegistryError
 from runway.store.tracking import (
@@ -36,9 +37,7 @@ log = logging.getLogger(__name__)
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
-ALIASES = {"Staging": "staging", "Production": "production"}
 LOCK_SUFFIX = ".runway-lock"
-STAGE_TAG = "runway.stage"  # the stage runway last set: a mismatch means "unaudited"
 POLICY_TAG = "runway.policy"  # the promotion policy applied, as JSON
 POLICY_HASH_TAG = "runway.policy.sha256"
 INPUT_POLICY_TAG = "runway.policy.input"  # what serving and batch scoring apply
@@ -76,6 +75,7 @@ class ResolvedModel:
     version: str
     stage: str
     run_id: str | None
+    source: str = ""
 
     @property
     def uri(self) -> str:
@@ -178,7 +178,7 @@ def resolve(
                 f"`runway registry promote {model} <version> --to {target}{reviewer}`"
             )
         mv = found[-1]
-    return ResolvedModel(model, mv.version, mv.stage, mv.run_id)
+    return ResolvedModel(model, mv.version, mv.stage, mv.run_id, mv.source)
 
 
 def run_author(run_id: str | None) -> str | None:
