@@ -531,9 +531,8 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
         _production(team, monkeypatch)
     }
 
-    low = random.randrange(41000, 49000)
     port = free_port()
-    env = {**team.env, **team.members["svc"], "RUNWAY_SERVE_BACKEND_PORTS": f"{low}-{low + 9}"}
+    env = {**team.env, **team.members["svc"]}
     logs = team.home("svc") / "serve-logs"
     proc = subprocess.Popen(
         [
@@ -562,8 +561,7 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
         )
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["predictions"]) == 3
-        [backend_log] = logs.glob("backend-*.log")
-        assert low <= int(backend_log.stem.rsplit("-", 1)[1]) <= low + 9
+        assert list(logs.glob("backend-*.log"))  # its backend, on a Unix socket
     finally:
         stop_process_group(proc)
     # Batch and served rows in the one prediction log, the team database's.

@@ -21,8 +21,9 @@ from runway.core.evaluate import holdout_metrics
 from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
-from runway.errors import RegistryError, TrackingError
-from runway.store import models
+from runway.errors import RegistryError, TrackingError, UntrustedModel
+from runway.settings import Settings
+from runway.store import models, trust
 from runway.store.registry import Stage, VersionInfo, run_author
 from runway.store.tracking import download_artifact
 
@@ -34,8 +35,14 @@ def evaluate(
     target: Stage,
     reviewer: str | None,
     comment: str,
+    settings: Settings,
 ) -> GateReport:
-    """Load both versions, score them on the candidate's holdout, judge the policy."""
+    """Load both versions, score them on the candidate's holdout, judge the policy.
+
+    Both are checked (:func:`runway.store.trust.fetch_verified`) before they
+    are loaded: an untrusted candidate raises :class:`UntrustedModel`; an
+    untrusted champion is not loaded and counts as unable to score.
+    """
     if not candidate.run_id:
         raise RegistryError(f"{candidate.name} v{candidate.version} has no source run to gate")
     with tempfile.TemporaryDirectory(prefix="runway-gates-") as tmp:
@@ -54,12 +61,9 @@ def evaluate(
             f"holdout {spec.split.holdout:g}) from the candidate's spec"
         )
         metrics = gate_metrics(spec, policy, y)
-        facts = _facts(candidate, spec, metrics, X, y, Path(tmp) / "candidate")
-        base = (
-            _facts(baseline, spec, metrics, X, y, Path(tmp) / "baseline")
-            if baseline is not None
-            else None
-        )
+        local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
+        facts = _facts(candidate, local, spec, metrics, X, y)
+        base = _baseline_facts(baseline, spec, metrics, X, y, Path(tmp), settings)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -87,15 +91,32 @@ def gate_metrics(spec: ExperimentSpec, policy: PromotionPolicy, y: pd.Series) ->
     ]
 
 
-def _facts(
-    mv: VersionInfo,
+def _baseline_facts(
+    baseline: VersionInfo | None,
     spec: ExperimentSpec,
     metrics: list[str],
     X: pd.DataFrame,
     y: pd.Series,
-    where: Path,
+    tmp: Path,
+    settings: Settings,
+) -> ModelFacts | None:
+    if baseline is None:
+        return None
+    try:
+        local = trust.fetch_verified(baseline, tmp / "baseline", settings)
+    except UntrustedModel as exc:  # never loaded; the improvement gate says why
+        return ModelFacts(baseline.version, baseline.stage, baseline.run_id, score_error=str(exc))
+    return _facts(baseline, local, spec, metrics, X, y)
+
+
+def _facts(
+    mv: VersionInfo,
+    local: Path,
+    spec: ExperimentSpec,
+    metrics: list[str],
+    X: pd.DataFrame,
+    y: pd.Series,
 ) -> ModelFacts:
-    local = models.download_model(f"models:/{mv.name}/{mv.version}", where)
     scores: dict[str, float] = {}
     latency = error = None
     try:

@@ -18,7 +18,8 @@ from runway.core.spec import ExperimentSpec
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import PARENT_ATTR, sweep_of
-from runway.jobs.sweep import _Context, _optimize, check_space, heartbeat
+from runway.jobs.sweep import _optimize, check_space, heartbeat
+from runway.jobs.sweep_parent import SweepContext
 from runway.settings import Settings, get_settings
 from runway.store import tracking
 
@@ -66,7 +67,7 @@ def join(
     split = prepare(spec, load_dataset(spec.data))
     check_space(spec, split)
     experiment_id = tracking.run_experiment(parent_id)
-    ctx = _Context(spec, split, experiment_id, parent_id, name, storage_url, beat)
+    ctx = SweepContext(spec, split, experiment_id, parent_id, name, storage_url, beat)
     log.info("joining study %r (%s) in parent run %s", name, studies.counts(study), parent_id)
     _optimize(ctx, study, workers, owner=False)
     return JoinResult(

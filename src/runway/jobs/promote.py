@@ -96,17 +96,20 @@ def promote(
             _check_reviewer(policy, candidate, reviewer)
         if target == "Archived":
             return _archive(rec, candidate, dry_run)
-        with _hold(settings, candidate, dry_run) as lock:
+        with _hold(rec, candidate, dry_run) as lock:
             # Decide again under the lock: another promotion may have just landed.
-            candidate = registry.get_version(model, version)
+            candidate = rec.mv = registry.get_version(model, version)
             check_move(candidate, target)
             champions = registry.in_stage(registry.versions(model), "Production")
             baseline = champions[-1] if champions else None
-            report = gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment)
+            report = gate_facts.evaluate(
+                policy, candidate, baseline, target, reviewer, comment, settings
+            )
             result = Promotion(model, version, candidate.stage, target, report, False)
             if dry_run or lock is None:
                 return result
             _log_report(candidate, report)
+            registry.describe_model(model, policy.description)
             lock.check()
             attempt = _attempt(report, champions, rec.actor, comment)
             if not report.passed:
@@ -134,7 +137,10 @@ def _attempt(report: GateReport, champions: list[VersionInfo], actor: str, comme
         replaced = ",".join(mv.version for mv in champions) if target == "Production" else ""
     else:
         outcome = "refused"
-        reason = "; ".join(f"{r.name}: {r.detail or 'failed'}" for r in report.failures)
+        reason = "; ".join(
+            f"{r.name}: {r.candidate}, limit {r.limit}" + (f" ({r.detail})" if r.detail else "")
+            for r in report.failures
+        )
         replaced = champions[-1].version if champions else ""
     return Attempt(
         "promote",
@@ -161,16 +167,27 @@ def _check_reviewer(policy: PromotionPolicy, mv: VersionInfo, reviewer: str | No
 
 
 @contextlib.contextmanager
-def _hold(settings: Settings, mv: VersionInfo, dry_run: bool) -> Iterator[PromotionLock | None]:
-    """The model's promotion lock (none for a dry run); a failure to take it is the attempt's."""
+def _hold(rec: Recorder, mv: VersionInfo, dry_run: bool) -> Iterator[PromotionLock | None]:
+    """The model's promotion lock (none for a dry run).
+
+    Failing to take it is the attempt's outcome (recorded off the chain by
+    :func:`recorded`); whatever ends the attempt while the lock is held is
+    recorded before the lock is released, so the record is on the model's chain.
+    """
     if dry_run:
         yield None
         return
+    settings = rec.settings
     lock = PromotionLock(mv.name, wait=settings.lock_timeout, lease=settings.lock_lease)
     lock.acquire()
+    rec.lock = lock
     try:
         yield lock
+    except (Exception, KeyboardInterrupt) as exc:
+        rec.settle(exc)
+        raise
     finally:
+        rec.lock = None
         lock.release()
 
 
@@ -198,7 +215,7 @@ def rollback(
         settings, champions[-1], target, whoami().user, comment, action="rollback"
     ) as rec:
         _, rec.actor = reviewer_and_actor(reviewer)
-        with _hold(settings, champions[-1], False) as lock:
+        with _hold(rec, champions[-1], False) as lock:
             assert lock is not None
             listed = registry.versions(model)
             current, back = _rollback_pair(model, listed, settings)
@@ -265,7 +282,7 @@ def _archive(rec: Recorder, mv: VersionInfo, dry_run: bool) -> Promotion:
     result = Promotion(mv.name, mv.version, mv.stage, "Archived", None, False)
     if dry_run:
         return result
-    with _hold(rec.settings, mv, False) as lock:
+    with _hold(rec, mv, False) as lock:
         assert lock is not None
         mv = registry.get_version(mv.name, mv.version)
         check_move(mv, "Archived")
@@ -326,10 +343,12 @@ def _log_report(mv: VersionInfo, report: GateReport) -> None:
     """The gate report as artifacts of the candidate's run (text and JSON)."""
     if not mv.run_id:
         return
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    base = f"registry/v{mv.version}-{report.target.lower()}-{stamp}"
+    now = datetime.now(UTC)
+    base = f"registry/v{mv.version}-{report.target.lower()}-{now:%Y%m%dT%H%M%S%fZ}"
     try:
         log_run_text(mv.run_id, report.render(), f"{base}.txt")
         log_run_text(mv.run_id, report.to_json(), f"{base}.json")
+        when = f"{now:%Y-%m-%d %H:%M} UTC"
+        registry.link_gate_report(mv, report.passed, report.target, f"{base}.txt", when)
     except Exception as exc:  # the report is also in the audit trail
         log.warning("could not log the gate report on run %s: %s", mv.run_id, exc)

@@ -1,6 +1,6 @@
 """The Optuna side of a sweep: search space, storage, study, progress.
 
-Pure Optuna and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
+Pure Optuna, scikit-learn and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
 against what is set up here.
 """
 
@@ -21,7 +21,10 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sklearn.pipeline import Pipeline
 
+from runway.core.data import Split
+from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
 
@@ -33,6 +36,7 @@ SPEC_HASH_ATTR = "spec_hash"
 TARGET_ATTR = "runway.trials"  # how many trials the study's owner asked for, all workers together
 KEY_ATTR = "runway.study_key"  # the spec's study name: who joins must bring the same spec
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+INTERRUPTED_ATTR = "runway.interrupted"  # a FAIL a kill left behind, not an evaluation
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,14 @@ def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[st
         else spec.estimator.name
     )
     return estimator, {k.split(":", 1)[1] if ":" in k else k: v for k, v in params.items()}
+
+
+def build_trial_pipeline(
+    spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
+) -> Pipeline:
+    """The pipeline one trial evaluates (and the refit of the best one)."""
+    pipeline = build_pipeline(trial_spec(spec, estimator), split.numeric, split.categorical)
+    return pipeline.set_params(**params)
 
 
 def trial_spec(spec: ExperimentSpec, estimator: str) -> ExperimentSpec:
@@ -161,15 +173,8 @@ def reap_stale(study: optuna.Study) -> None:
 
 
 def counted(study: optuna.Study) -> int:
-    """Trials that count towards the study's target: finished ones, except a dead
-    worker's trial that was queued again (its retry counts instead)."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in (t.system_attrs.get("retry_history") or [])}
-    return sum(
-        1
-        for t in trials
-        if t.state in FINISHED_STATES and not (t.state == TrialState.FAIL and t.number in retried)
-    )
+    """How many trials count towards the study's target (:func:`evaluated`)."""
+    return len(evaluated(study))
 
 
 def target(study: optuna.Study, default: int) -> int:
@@ -283,7 +288,7 @@ def load_existing(spec: ExperimentSpec, store: Any, name: str, url: str) -> optu
 
 
 def fail_running(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers.
+    """Trials left RUNNING by a killed sweep become FAIL (marked interrupted); returns their numbers.
 
     With heartbeats only trials whose worker stopped beating are (and they are
     queued again): another machine's live trial is never touched.
@@ -295,13 +300,27 @@ def fail_running(study: optuna.Study) -> list[int]:
         return sorted(after - before)
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
+        study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return [t.number for t in stale]
 
 
-def finished(study: optuna.Study) -> int:
-    """Trials that reached an end state (complete, pruned or failed)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES)
+def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that ran to an end (complete, pruned or failed), not those a kill interrupted.
+
+    An interrupted trial never evaluated its parameters, so it does not count
+    toward ``--trials``: a resumed sweep runs it again as a new trial. Nor does
+    a dead worker's trial that was queued again (its retry counts instead).
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in (t.system_attrs.get("retry_history") or [])}
+    return [
+        t
+        for t in trials
+        if t.state in FINISHED_STATES
+        and not t.system_attrs.get(INTERRUPTED_ATTR)
+        and not (t.state == TrialState.FAIL and t.number in retried)
+    ]
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -335,7 +354,7 @@ class Progress:
 
     def update(self, study: optuna.Study) -> None:
         """Report trials finished since the last call."""
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES]
+        trials = evaluated(study)
         done = len(trials)
         if done == self.last:
             return
@@ -368,8 +387,14 @@ class Progress:
             self.bar.close()
 
 
-def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Optimization history, parameter importances and parallel coordinates as PNGs."""
+def plots(
+    study: optuna.Study, out_dir: Path, metric: str = "objective", estimator: str = "model"
+) -> list[Path]:
+    """Optimization history, parameter importances and parallel coordinates as PNGs.
+
+    Optuna's matplotlib plots switch the global style to ggplot; drawing them in
+    a style context puts it back, so runway's own plots keep their look.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -379,21 +404,47 @@ def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     makers: dict[str, Callable[[optuna.Study], Any]] = {
         "optimization_history.png": ovm.plot_optimization_history,
         "param_importances.png": ovm.plot_param_importances,
-        "parallel_coordinate.png": ovm.plot_parallel_coordinate,
+        "parallel_coordinate.png": lambda s: parallel_coordinate(s, metric, estimator),
     }
     written = []
     for filename, plot in makers.items():
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")
                 ax = plot(study)
-            fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
-            fig.set_size_inches(9, 5.5)
-            fig.tight_layout()
-            fig.savefig(out_dir / filename, dpi=100)
-            plt.close(fig)
+                if ax is None:
+                    continue
+                fig = ax if hasattr(ax, "savefig") else np.ravel(ax)[0].figure
+                if filename != "parallel_coordinate.png":
+                    fig.set_size_inches(9, 5.5)
+                    fig.tight_layout()
+                fig.savefig(out_dir / filename, dpi=100)
+                plt.close(fig)
             written.append(out_dir / filename)
         except Exception as exc:  # e.g. importances need two completed trials
             log.warning("study plot %s skipped: %s", filename, exc)
             plt.close("all")
     return written
+
+
+def parallel_coordinate(study: optuna.Study, metric: str, estimator: str = "model") -> Any:
+    """Completed trials as parallel coordinates, one panel per estimator choice (or None).
+
+    ``estimator`` names the panel of a study without an estimator choice.
+    """
+    from runway.core.sweep_plots import Panel, TrialPoint, parallel_coordinates
+
+    panels: dict[str, Panel] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.value is None:
+            continue
+        params = dict(trial.params)
+        name = str(params.pop(ESTIMATOR_CHOICE, estimator))
+        panel = panels.setdefault(name, Panel(name))
+        short = {k.split(":", 1)[-1]: v for k, v in params.items()}
+        panel.trials.append(TrialPoint(short, float(trial.value)))
+        for key, dist in trial.distributions.items():
+            if getattr(dist, "log", False):
+                panel.log_params.add(key.split(":", 1)[-1])
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return parallel_coordinates(list(panels.values()), metric, maximize)

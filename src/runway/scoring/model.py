@@ -13,7 +13,8 @@ import pandas as pd
 from runway.core.policy import InputPolicy
 from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
-from runway.store import models, registry, tracking
+from runway.settings import Settings, get_settings
+from runway.store import models, registry, tracking, trust
 from runway.store.registry import ResolvedModel
 
 PREDICTION = "prediction"
@@ -158,10 +159,14 @@ def load_model(
     version: str | int | None = None,
     workdir: Path,
     proba: bool = True,
+    settings: Settings | None = None,
 ) -> LoadedModel:
-    """Resolve ``model`` (as serving does), download it once, load it, with its contract.
+    """Resolve ``model`` (as serving does), download and check it once, load it, with its contract.
 
-    The input policy is the one recorded on the version when it was promoted.
+    The version is checked before anything from it is loaded
+    (:func:`runway.store.trust.fetch_verified`, :class:`UntrustedModel` if it
+    fails), and the folder checked is the folder loaded. The input policy is the
+    one recorded on the version when it was promoted.
     """
     from sklearn.base import is_classifier
 
@@ -173,7 +178,7 @@ def load_model(
         )
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
-    local = models.download_model(resolved.uri, workdir / "model")
+    local = trust.fetch_verified(resolved, workdir, settings or get_settings())
     estimator = models.load_sklearn(local)
     input_types = models.signature_inputs(local)
     classifier = is_classifier(estimator) and hasattr(estimator, "predict_proba")
