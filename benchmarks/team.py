@@ -61,7 +61,7 @@ def bench_spec(trials: int, experiment: str) -> dict:
 
 def _port_base() -> int:
     while True:
-        base = random.randrange(20000, 40000)
+        base = random.randrange(20000, 32000)  # below the ephemeral ports
         socks = [socket.socket() for _ in range(3)]
         try:
             for offset, sock in enumerate(socks):

@@ -33,3 +33,30 @@ def test_a_pid_file_naming_another_program_is_stale(tmp_path):
     assert procs.read_pid(pidfile, "postgres") is None
     assert not pidfile.exists()
     assert procs.stop(pidfile, signal.SIGINT, "postgres") == 0  # and we are still here
+
+
+def test_a_readiness_probe_that_meets_itself_is_not_ready():
+    """A probe of a port nothing listens on can connect to itself (TCP self-connect, when
+    the port is in the ephemeral range) and read its own request back: not ready, no crash."""
+    import socket
+    import threading
+
+    from runway.team.objectstore import moto_ready
+    from runway.team.server import ready
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def echo() -> None:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(conn.recv(4096))
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        assert ready(f"http://127.0.0.1:{port}") is False
+        assert moto_ready(f"http://127.0.0.1:{port}") is False
+        thread.join(5)

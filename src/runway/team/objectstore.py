@@ -8,6 +8,7 @@ A real S3 store (MinIO, AWS) persists on its own; then nothing is saved.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import shutil
 import sys
@@ -34,7 +35,7 @@ def moto_ready(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1) as resp:
             return bool(resp.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):  # e.g. a probe that met itself (self-connect)
         return False
 
 

@@ -10,6 +10,7 @@ and the admin is created on the first start from the stack's secrets.
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 import urllib.request
@@ -81,7 +82,7 @@ def ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
             return bool(resp.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):  # e.g. a probe that met itself (self-connect)
         return False
 
 
