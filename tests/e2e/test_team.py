@@ -116,7 +116,7 @@ def _spec(**changes) -> dict:
 def _port_base() -> int:
     """Three free consecutive loopback ports."""
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        base = random.randrange(20000, 32000)  # below the ephemeral ports
         with socket.socket() as a, socket.socket() as b, socket.socket() as c:
             try:
                 for sock, port in ((a, base), (b, base + 1), (c, base + 2)):
@@ -434,8 +434,13 @@ def test_a_reviewer_with_the_documented_grants_promotes_to_staging_and_productio
         "gate_report.json",
         "gate_report.txt",
     ]
-    history = team.runway("alice", "registry", "history", MODEL)
-    assert history.returncode == 0 and "alice" in history.stdout
+    history = team.runway("alice", "registry", "history", MODEL, "--verify")
+    assert history.returncode == 0, history.stdout + history.stderr
+    assert "alice" in history.stdout
+    # Applied records (and what was decided under the lock) are on the chain; refusals
+    # before the lock (carol's two) are recorded off it.
+    assert "audit chain: 3 of 5 records on an intact chain" in history.stdout
+    assert "explains every version's stage, aliases and approval" in history.stdout
 
 
 def test_a_write_the_server_refuses_is_recorded_as_failed(team, monkeypatch):
@@ -494,6 +499,11 @@ def test_ten_rounds_of_two_racing_production_promotions_keep_one_champion(
             applied = records[0].data.tags["runway.audit.outcome"] == "applied"
             assert applied == (not isinstance(outcome[version], Exception)), outcome
     assert not [m for m in client.search_registered_models() if m.name.endswith(".runway-lock")]
+    # Twenty racing writers under the lock still leave one linear chain, which explains
+    # every version (the set-up's moves to Staging are superseded by audited ones).
+    verified = team.runway("alice", "registry", "history", MODEL, "--verify")
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr
+    assert "explains every version's stage, aliases and approval" in verified.stdout
 
 
 def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch):

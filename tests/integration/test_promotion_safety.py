@@ -217,3 +217,32 @@ def test_a_lock_the_server_will_not_create_is_one_failed_audit_record(
     assert (entry.outcome, entry.to_stage) == ("failed", "Staging")
     assert "permission denied" in entry.reason
     assert client.get_model_version(MODEL, version).current_stage == "None"
+
+
+def test_records_decided_under_the_lock_are_on_the_chain_and_refusals_before_it_are_not(
+    client, tmp_path, monkeypatch
+):
+    """Every attempt is recorded; only the lock's holder appends to the model's chain, so
+    a refusal before the lock cannot fork it, and the chain still explains the registry."""
+    from runway.errors import GateFailure, RegistryError
+    from runway.jobs.status import verify
+
+    _policy(tmp_path, staging={"thresholds": ["roc_auc >= 0.0"]})
+    version = _version(tmp_path)
+    with pytest.raises(RegistryError, match="Staging first"):
+        promote(MODEL, version, "Production", reviewer="alice")  # the stage rule: no lock
+    promote(MODEL, version, "Staging")
+    _policy(tmp_path, staging={"thresholds": ["roc_auc >= 1.01"]})
+    weak = _version(tmp_path)
+    with pytest.raises(GateFailure):
+        promote(MODEL, weak, "Staging")  # judged under the lock
+
+    entries = history(MODEL)
+    assert [(e.version, e.outcome, e.chained) for e in entries] == [
+        (version, "refused", False),
+        (version, "applied", True),
+        (weak, "refused", True),
+    ]
+    report = verify(MODEL)
+    assert report.ok, (report.records, report.versions)
+    assert report.order == [entries[1].audit_run_id, entries[2].audit_run_id]
