@@ -155,9 +155,9 @@ def team(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_SWEEP_HEARTBEAT": "1",  # every worker of a study, alike
         "RUNWAY_SWEEP_GRACE": "8",
     }
-    up = _make(env, "team-up", root)
-    assert up.returncode == 0, up.stdout + up.stderr
     try:
+        up = _make(env, "team-up", root)  # a half-started stack is stopped below too
+        assert up.returncode == 0, up.stdout + up.stderr
         members = {"admin": _exports(_make(env, "team-env", root).stdout)}
         for user, role in ROLES.items():
             added = subprocess.run(
