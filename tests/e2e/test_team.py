@@ -434,6 +434,8 @@ def test_a_reviewer_with_the_documented_grants_promotes_to_staging_and_productio
         "gate_report.json",
         "gate_report.txt",
     ]
+    # She may only read carol's run, so the version links the audit record's copy.
+    assert f"runs/{last.info.run_id}/artifacts/gate_report.txt" in version.description
     history = team.runway("alice", "registry", "history", MODEL, "--verify")
     assert history.returncode == 0, history.stdout + history.stderr
     assert "alice" in history.stdout

@@ -108,16 +108,18 @@ def promote(
             result = Promotion(model, version, candidate.stage, target, report, False)
             if dry_run or lock is None:
                 return result
-            _log_report(candidate, report)
+            on_run = _log_report(candidate, report)
             registry.describe_model(model, policy.description)
             lock.check()
             attempt = _attempt(report, champions, rec.actor, comment)
             if not report.passed:
                 rec.write(attempt)
+                _link_recorded_report(on_run, candidate, report, rec.audit_run_id)
                 raise GateFailure(report)
             tags = registry.policy_tags(policy.model_dump(mode="json"), policy.input)
             result.archived = _move(candidate, target, rec.actor, comment, lock, tags)
             result.applied, result.audit_run_id = True, _record_applied(rec, candidate, attempt)
+            _link_recorded_report(on_run, candidate, report, result.audit_run_id)
     log.info("%s v%s: %s -> %s", model, version, result.from_stage, target)
     return result
 
@@ -339,10 +341,12 @@ def _move(
     return archived
 
 
-def _log_report(mv: VersionInfo, report: GateReport) -> None:
-    """The gate report as artifacts of the candidate's run (text and JSON)."""
+def _log_report(mv: VersionInfo, report: GateReport) -> bool:
+    """The gate report as artifacts of the candidate's run (text and JSON), linked from the
+    version's description; False when the run would not take it (a reviewer may only read
+    the author's run: the audit record's copy is linked instead)."""
     if not mv.run_id:
-        return
+        return False
     now = datetime.now(UTC)
     base = f"registry/v{mv.version}-{report.target.lower()}-{now:%Y%m%dT%H%M%S%fZ}"
     try:
@@ -351,4 +355,23 @@ def _log_report(mv: VersionInfo, report: GateReport) -> None:
         when = f"{now:%Y-%m-%d %H:%M} UTC"
         registry.link_gate_report(mv, report.passed, report.target, f"{base}.txt", when)
     except Exception as exc:  # the report is also in the audit trail
-        log.warning("could not log the gate report on run %s: %s", mv.run_id, exc)
+        log.warning(
+            "gate report kept in the audit record only; run %s refused it: %s", mv.run_id, exc
+        )
+        return False
+    return True
+
+
+def _link_recorded_report(
+    on_run: bool, mv: VersionInfo, report: GateReport, audit_run_id: str
+) -> None:
+    """Link the audit record's copy of the report when the candidate's run has none."""
+    if on_run or not audit_run_id:
+        return
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    try:
+        registry.link_gate_report(
+            mv, report.passed, report.target, audit.REPORT_TEXT, when, run_id=audit_run_id
+        )
+    except Exception as exc:  # the record itself is written; the link is a convenience
+        log.warning("could not link the gate report of audit run %s: %s", audit_run_id, exc)

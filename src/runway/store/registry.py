@@ -306,11 +306,15 @@ def describe_model(name: str, text: str) -> None:
         mlflow_client.update_registered_model(name, description=text)
 
 
-def link_gate_report(mv: VersionInfo, passed: bool, target: str, path: str, when: str) -> None:
-    """Add a link to a gate report (an artifact of the version's run) to its description."""
-    if not mv.run_id:
+def link_gate_report(
+    mv: VersionInfo, passed: bool, target: str, path: str, when: str, run_id: str = ""
+) -> None:
+    """Add a link to a gate report (an artifact of the version's run, or of ``run_id``:
+    the audit record's copy) to the version's description."""
+    holder = run_id or mv.run_id
+    if not holder:
         return
-    href = run_link(mv.run_id, run_experiment(mv.run_id), path)
+    href = run_link(holder, run_experiment(holder), path)
     verdict = "PASS" if passed else "FAIL"
     line = f"- [{target} gate report: {verdict} ({when})]({href})"
     mlflow_client = client()
