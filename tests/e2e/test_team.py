@@ -259,6 +259,8 @@ def test_the_author_trains_and_registers_as_herself(team, monkeypatch):
         trained = team.runway("carol", "train", "spec.yaml", "--register")
         assert trained.returncode == 0, trained.stderr
         assert "View run" not in trained.stdout  # MLflow's per-run links stay quiet
+    server = team.members["carol"]["MLFLOW_TRACKING_URI"].rstrip("/")
+    assert f"look   {server}/#/experiments/" in trained.stdout  # the server's own UI
     run_id = trained.stdout.split()[1]
     client = _as(monkeypatch, team, "admin")
     run = client.get_run(run_id)

@@ -100,7 +100,11 @@ def _print_links(experiment_id: str, run_id: str) -> None:
     from runway.store import tracking
 
     ui = store().ui_url
-    print(f"look   make ui, then {tracking.experiment_url(experiment_id, ui)}")
+    # A tracking server serves its own UI; a local store's is what `make ui` starts.
+    served = tracking.tracking_uri().startswith(("http://", "https://"))
+    print(
+        f"look   {'' if served else 'make ui, then '}{tracking.experiment_url(experiment_id, ui)}"
+    )
     print(f"run    {tracking.run_url(run_id, experiment_id, ui)}")
 
 
