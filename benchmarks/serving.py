@@ -115,6 +115,14 @@ class Client:
         self.headers = {"Content-Type": "application/json"}
 
     def post(self) -> tuple[int, float]:
+        try:
+            return self._post()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed an idle keep-alive connection (uvicorn: after 5 s)
+            self.conn.close()
+            return self._post()
+
+    def _post(self) -> tuple[int, float]:
         started = time.perf_counter()
         self.conn.request("POST", "/invocations", self.body, self.headers)
         response = self.conn.getresponse()
