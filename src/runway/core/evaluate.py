@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
+from sklearn.metrics import f1_score, get_scorer, make_scorer, precision_score, recall_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -52,6 +53,20 @@ def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:
 
 FoldReport = Callable[[float, int, dict[str, list[float]]], None]
 
+# Metrics about one class of a binary target; roc_auc and log_loss are the same whichever it is.
+_POSITIVE_CLASS_METRICS = {"f1": f1_score, "precision": precision_score, "recall": recall_score}
+
+
+def metric_scorer(metric: str, pos_label: Any = None) -> Any:
+    """The scikit-learn scorer of ``metric``; f1/precision/recall about ``pos_label`` when given.
+
+    scikit-learn's named scorers assume the positive class is ``1``; a spec names
+    its own (``data.positive_class``; default the greater label, which is 1 of 0/1).
+    """
+    if pos_label is not None and metric in _POSITIVE_CLASS_METRICS:
+        return make_scorer(_POSITIVE_CLASS_METRICS[metric], pos_label=pos_label)
+    return get_scorer(METRICS[metric].scorer)
+
 
 def cross_validate(
     spec: ExperimentSpec,
@@ -59,6 +74,8 @@ def cross_validate(
     X: pd.DataFrame,
     y: pd.Series,
     report: FoldReport | None = None,
+    *,
+    pos_label: Any = None,
 ) -> CVResult:
     """Cross-validate an unfitted pipeline on the training split, fold by fold.
 
@@ -68,7 +85,7 @@ def cross_validate(
     into NaN scores: a run whose folds fail must fail.
     """
     folds: dict[str, list[float]] = {m: [] for m in spec.metrics}
-    scorers = {m: get_scorer(METRICS[m].scorer) for m in spec.metrics}
+    scorers = {m: metric_scorer(m, pos_label) for m in spec.metrics}
     primary = spec.primary_metric.name
     for fold, (train_idx, valid_idx) in enumerate(cv_splitter(spec).split(X, y)):
         fitted = clone(pipeline).fit(X.iloc[train_idx], y.iloc[train_idx])
@@ -86,12 +103,14 @@ def holdout_metrics(
     X: pd.DataFrame,
     y: pd.Series,
     metrics: Sequence[str] | None = None,
+    *,
+    pos_label: Any = None,
 ) -> dict[str, float]:
     """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric.
 
     ``metrics`` defaults to the spec's (the registry adds those its policy gates on).
     """
     return {
-        f"holdout_{m}": float(get_scorer(METRICS[m].scorer)(fitted, X, y)) * METRICS[m].sign
+        f"holdout_{m}": float(metric_scorer(m, pos_label)(fitted, X, y)) * METRICS[m].sign
         for m in (metrics if metrics is not None else spec.metrics)
     }

@@ -1,7 +1,7 @@
 """The reference profile of a model's training data: what drift checks compare against.
 
-Quantile bins and summary statistics per numeric feature, category frequencies
-per categorical one; logged with every model (``contract/reference_profile.json``).
+Quantile bins and summary statistics per numeric feature, value frequencies
+per categorical or boolean one, the range of a datetime one; logged with every model (``contract/reference_profile.json``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str
                     bin_edges=[float(e) for e in edges],
                     bin_fractions=[float(c) / len(values) for c in counts],
                 )
-        else:
+        elif kind == "datetime":
+            stamps = series.dropna()
+            if len(stamps):
+                entry.update(min=stamps.min().isoformat(), max=stamps.max().isoformat())
+        else:  # categorical and boolean: how often each value occurs
             freq = series.dropna().astype(str).value_counts(normalize=True)
             entry["frequencies"] = {
                 str(k): float(v) for k, v in freq.iloc[:MAX_PROFILE_CATEGORIES].items()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from runway.core.gates import GateReport, ModelFacts, reviewer_rules
 from runway.core.policy import PromotionPolicy, load_policy
+from runway.core.threads import threads_for
 from runway.errors import GateFailure, LockTimeout, RegistryError, SpecError
 from runway.jobs import gate_facts
 from runway.settings import Settings, get_settings
@@ -98,7 +99,15 @@ def promote(
         listed = registry.versions(model)
         champions = registry.in_stage(listed, "Production")
         baseline = champions[-1] if champions else None
-        report = gate_facts.evaluate(policy, candidate, baseline, target, reviewer, comment)
+        report = gate_facts.evaluate(
+            policy,
+            candidate,
+            baseline,
+            target,
+            reviewer,
+            comment,
+            threads=threads_for("gate", settings.threads),
+        )
         result = Promotion(model, version, candidate.stage, target, report, False)
         if dry_run or lock is None:
             return result

@@ -75,14 +75,14 @@ def build_trial_pipeline(
     spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
 ) -> Pipeline:
     """The pipeline one trial evaluates."""
-    pipeline = build_pipeline(trial_spec(spec, estimator), split.numeric, split.categorical)
+    pipeline = build_pipeline(trial_spec(spec, estimator), **split.columns_by_kind())
     return pipeline.set_params(**params)
 
 
 def check_space(spec: ExperimentSpec, split: Split) -> None:
     """Refuse ``preprocess__*`` names the built pipeline does not have (needs the columns)."""
     sweep = sweep_of(spec)
-    known = build_pipeline(spec, split.numeric, split.categorical).get_params(deep=True)
+    known = build_pipeline(spec, **split.columns_by_kind()).get_params(deep=True)
     for key in sweep.space:
         if key.startswith("preprocess__") and key not in known:
             candidates = [k for k in known if k.startswith("preprocess__")]
@@ -125,7 +125,14 @@ def _objective(ctx: _Context) -> Any:
 
         try:
             pipeline = build_trial_pipeline(ctx.spec, ctx.split, estimator, params)
-            cv = cross_validate(ctx.spec, pipeline, ctx.split.X_train, ctx.split.y_train, report)
+            cv = cross_validate(
+                ctx.spec,
+                pipeline,
+                ctx.split.X_train,
+                ctx.split.y_train,
+                report,
+                pos_label=ctx.split.pos_label,
+            )
             folds, state = cv.folds, "COMPLETE"
             return cv.mean(ctx.spec.primary_metric.name)
         except _Pruned as pruned:
@@ -416,7 +423,11 @@ def _refit(
     )
     tracking.log_params({f"best.{k}": v for k, v in loggable_params(fitted).items()})
     holdout = holdout_metrics(
-        trial_spec(ctx.spec, estimator), fitted, split.X_holdout, split.y_holdout
+        trial_spec(ctx.spec, estimator),
+        fitted,
+        split.X_holdout,
+        split.y_holdout,
+        pos_label=split.pos_label,
     )
     tracking.log_metrics(holdout)
     return log_evaluated_model(ctx.spec, split, fitted), holdout
