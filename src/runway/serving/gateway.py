@@ -54,6 +54,7 @@ class Slot:
     example_rows: int
     inflight: int = 0  # requests that took this slot and have not answered yet
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    input_types: dict[str, str] = field(default_factory=dict)  # signature column -> MLflow type
 
     def __post_init__(self) -> None:
         self.headers = [
@@ -211,8 +212,8 @@ class Gateway:
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
             rows = payload.parse(body, kind, slot.contract["columns"])
-            await self._check(rows, slot)
-            answer = await self._forward(slot, body, content_type)
+            checked = await self._check(rows, slot)  # the backend scores the checked values
+            answer = await self._forward(slot, checked.body, payload.PARQUET_TYPE)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
             self.metrics.rows_scored += len(rows)
@@ -221,7 +222,7 @@ class Gateway:
             slot.inflight -= 1
         if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
             self.writer.submit(
-                slot.model.name, slot.model.version, rows.data(), answer.body, request_id
+                slot.model.name, slot.model.version, checked.rows, answer.body, request_id
             )
         return 200
 
@@ -250,11 +251,12 @@ class Gateway:
             "PAYLOAD_TOO_LARGE",
         )
 
-    async def _check(self, rows: payload.Payload, slot: Slot) -> None:
+    async def _check(self, rows: payload.Payload, slot: Slot) -> payload.Canonical:
         data = rows.data()
+        valid: Any = data
+        large = len(rows) * len(slot.contract["columns"]) > THREAD_CHECK_VALUES
         if isinstance(data, list):
-            size = len(data) * len(slot.contract["columns"])
-            if size > THREAD_CHECK_VALUES:
+            if large:
                 problems, rejected = await asyncio.to_thread(
                     check_records, data, slot.contract, slot.policy
                 )
@@ -262,7 +264,7 @@ class Gateway:
                 problems, rejected = check_records(data, slot.contract, slot.policy)
         else:
             result = await asyncio.to_thread(check_frame, data, slot.contract, slot.policy)
-            problems, rejected = result.problems, result.rejected
+            problems, rejected, valid = result.problems, result.rejected, result.valid
         if problems:
             self.metrics.rows_rejected += len(rows)
             raise BadRequest(422, problems[0], "INVALID_INPUT", [{"message": p} for p in problems])
@@ -278,6 +280,11 @@ class Gateway:
             raise BadRequest(
                 422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors
             )
+        if large:
+            return await asyncio.to_thread(
+                payload.canonical, valid, slot.contract, slot.input_types
+            )
+        return payload.canonical(valid, slot.contract, slot.input_types)
 
     async def _forward(self, slot: Slot, body: bytes, content_type: str) -> Any:
         """Score on the least busy backend; a backend that drops the connection gets one retry elsewhere."""

@@ -16,6 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runway.core.contract import (
+    canonical_records,
+    cast_to_signature,
+    parse_csv_numbers,
+    signature_columns,
+    text_columns,
+)
+from runway.core.kinds import is_missing
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 JSON_TYPE = "application/json"
@@ -189,15 +200,18 @@ def _csv_frame(body: bytes, columns: Mapping[str, Any]) -> pd.DataFrame:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "request body is not UTF-8 text") from None
-    text_columns = {n: "string" for n, e in columns.items() if e["kind"] == "categorical"}
+    contract = {"columns": columns}
+    as_text = dict.fromkeys(text_columns(contract), "string")
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=text_columns)
+        frame = pd.read_csv(io.StringIO(text), dtype=as_text)
     except (ValueError, pd.errors.ParserError) as exc:
         raise BadRequest(400, f"malformed CSV: {str(exc).splitlines()[0]}") from None
-    # Back to Python objects so text is text and numbers are numbers, as in JSON.
-    return frame.astype(
-        {n: object for n in frame.columns if n in text_columns or frame[n].dtype == "string"}
+    # Back to Python objects so text is text and numbers are numbers, as in JSON;
+    # a number column with one bad cell is parsed cell by cell (only that row is blamed).
+    frame = frame.astype(
+        {n: object for n in frame.columns if n in as_text or frame[n].dtype == "string"}
     )
+    return parse_csv_numbers(frame, contract)
 
 
 def _parquet_frame(body: bytes) -> pd.DataFrame:
@@ -212,3 +226,62 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
+
+
+# --- what the backend is sent -------------------------------------------------------------
+
+_ARROW_TYPES = {
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "datetime": pa.timestamp("ns"),
+}
+
+
+@dataclass
+class Canonical:
+    """Checked rows in their canonical form: the body a backend scores, the rows the log keeps."""
+
+    body: bytes
+    rows: list[Mapping[str, Any]] | pd.DataFrame
+
+
+def canonical(
+    data: list[Mapping[str, Any]] | pd.DataFrame,
+    contract: Mapping[str, Any],
+    input_types: Mapping[str, str],
+) -> Canonical:
+    """Checked rows (records, or the valid frame of a check) as the Parquet body a backend scores.
+
+    Why not forward the client's body: MLflow reads each format its own way
+    (JSON casts a missing boolean to ``False``, Parquet refuses an int64 column
+    for a double, CSV infers per request), so the same row could score
+    differently by format. The gateway sends every backend the values the
+    contract check produced, typed as the model's signature, in Parquet: the
+    one format MLflow reads without recasting, missing booleans included.
+    """
+    columns = signature_columns(contract)
+    types = {name: input_types.get(name, kind) for name, kind, _ in columns}
+    if isinstance(data, pd.DataFrame):
+        frame = cast_to_signature(data, types, list(types))
+        arrays = [
+            pa.array(frame[name], type=_ARROW_TYPES.get(types[name]), from_pandas=True)
+            for name in types
+        ]
+        logged: list[Mapping[str, Any]] | pd.DataFrame = data
+    else:
+        values = canonical_records(data, contract)
+        arrays = [_array(values[name], types[name]) for name in types]
+        logged = [{name: values[name][i] for name in values} for i in range(len(data))]
+    table = pa.Table.from_arrays(arrays, names=list(types))
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="none", use_dictionary=False, write_statistics=False)
+    return Canonical(sink.getvalue(), logged)
+
+
+def _array(values: list[Any], kind: str) -> pa.Array:
+    clean = [None if is_missing(v) else v for v in values]
+    return pa.array(clean, type=_ARROW_TYPES.get(kind, pa.string()))

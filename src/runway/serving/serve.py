@@ -29,6 +29,8 @@ from types import FrameType
 
 import uvicorn
 
+from runway.core.contract import unverified
+from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
 from runway.serving.backends import Backend, BackendError, start
 from runway.serving.gateway import Gateway, Slot
@@ -72,13 +74,17 @@ class Server:
             raise ServeError(f"{model.name} v{model.version} has no source run (no data contract)")
         contract = await asyncio.to_thread(tracking.load_contract, model.run_id)
         policy = await asyncio.to_thread(registry.applied_input_policy, model.name, model.version)
-        example, rows = await asyncio.to_thread(_input_example, model, contract)
+        example, rows, input_types = await asyncio.to_thread(_input_example, model, contract)
         backends: list[Backend] = []
         try:
             for _ in range(self.options.workers):
                 backends.append(
                     start(
-                        model.name, model.version, self.options.log_dir, self.settings.serve_timeout
+                        model.name,
+                        model.version,
+                        self.options.log_dir,
+                        self.settings.serve_timeout,
+                        env=thread_env(threads_for("serve", self.settings.threads)),
                     )
                 )
             await asyncio.gather(
@@ -87,7 +93,9 @@ class Server:
         except BaseException:
             await asyncio.to_thread(_stop_all, backends)
             raise
-        return Slot(model, contract, policy, backends, example, rows)
+        for note in unverified(contract, policy):
+            log.warning("%s v%s: %s", model.name, model.version, note)
+        return Slot(model, contract, policy, backends, example, rows, input_types=input_types)
 
     async def watch(self) -> None:
         """Poll the registry; switch to a new Production version; replace dead backends."""
@@ -292,8 +300,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _input_example(model: ResolvedModel, contract: dict) -> tuple[bytes, int]:
-    """The model's logged serving example (what warm-up scores) and its row count."""
+def _input_example(model: ResolvedModel, contract: dict) -> tuple[bytes, int, dict[str, str]]:
+    """The model's logged serving example (what warm-up scores), its row count, its signature."""
     with tempfile.TemporaryDirectory(prefix="runway-serve-") as tmp:
         local = models.download_model(model.uri, tmp)
         path = local / EXAMPLE_FILE
@@ -303,8 +311,9 @@ def _input_example(model: ResolvedModel, contract: dict) -> tuple[bytes, int]:
                 "runway needs one to check a backend before sending it traffic"
             )
         example = path.read_bytes()
+        input_types = models.signature_inputs(local)
     rows = parse(example, JSON_TYPE, contract["columns"])
-    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
+    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows), input_types
 
 
 def _stop_all(backends: list[Backend]) -> None:
