@@ -112,13 +112,14 @@ def ship(
 DELIVERY_FEATURES = ["distance_km", "items", "express", "ordered_at", "zone", "courier id"]
 
 
-def delivery_frame(n: int = 600, seed: int = 0):
+def delivery_frame(n: int = 600, seed: int = 0, boolean_gaps: bool = False):
     """A delivery-time table with every kind of column a tabular user brings.
 
-    ``distance_km`` (float, gaps), ``items`` (int), ``express`` (boolean, gaps),
-    ``ordered_at`` (ISO 8601 text, gaps), ``zone`` (4 levels, gaps), ``courier id``
-    (40 levels, a space in its name); targets ``minutes`` (regression) and ``late``.
-    Generated, never downloaded: the same seed gives the same table.
+    ``distance_km`` (float, gaps), ``items`` (int), ``express`` (boolean; gaps when
+    ``boolean_gaps``), ``ordered_at`` (ISO 8601 text, gaps), ``zone`` (4 levels,
+    gaps), ``courier id`` (60 levels, a space in its name); targets ``minutes``
+    (regression) and ``late``. Generated, never downloaded: the same seed gives the
+    same table.
     """
     import numpy as np
     import pandas as pd
@@ -133,9 +134,9 @@ def delivery_frame(n: int = 600, seed: int = 0):
     express = rng.random(n) < 0.3
     zones = np.array(["north", "south", "east", "west"])
     zone = zones[rng.integers(0, 4, n)]
-    couriers = np.array([f"c{i:02d}" for i in range(40)])
-    courier = couriers[rng.integers(0, 40, n)]
-    courier_effect = dict(zip(couriers, rng.normal(0, 3, 40), strict=True))
+    couriers = np.array([f"c{i:02d}" for i in range(60)])
+    courier = couriers[rng.integers(0, 60, n)]
+    courier_effect = dict(zip(couriers, rng.normal(0, 3, 60), strict=True))
     minutes = (
         12
         + 2.2 * distance
@@ -164,13 +165,18 @@ def delivery_frame(n: int = 600, seed: int = 0):
         ("ordered_at", 0.05),
         ("zone", 0.06),
     ):
-        frame.loc[rng.random(n) < rate, column] = None
+        gaps = rng.random(n) < rate  # drawn either way: the other columns stay the same
+        if column != "express" or boolean_gaps:
+            frame.loc[gaps, column] = None
     frame["late"] = (frame["minutes"] > frame["minutes"].median()).map({True: "yes", False: "no"})
     return frame
 
 
 def delivery_spec(data: Path, **changes: Any) -> dict[str, Any]:
-    """A regression spec for :func:`delivery_frame` with every kind and a target-encoded courier."""
+    """A regression spec for :func:`delivery_frame`, as a new user writes it: features inferred.
+
+    A Ridge regression: any difference in a feature moves its prediction.
+    """
     spec: dict[str, Any] = {
         "experiment": "delivery",
         "task": "regression",
@@ -181,7 +187,6 @@ def delivery_spec(data: Path, **changes: Any) -> dict[str, Any]:
             "features": "infer",
             "drop": ["late"],
         },
-        "preprocessing": {"categorical": {"many_levels": {"threshold": 30, "encode": "target"}}},
         "estimator": {"name": "Ridge", "params": {"alpha": 1.0}},
         "split": {"holdout": 0.25, "cv_folds": 2, "seed": 3},
         "metrics": ["rmse", "mae"],

@@ -1,9 +1,10 @@
 """One row, one answer: the same rows score alike on every path a user has.
 
 The delivery model (tests/helpers.delivery_frame: a float with gaps, an integer,
-a boolean with gaps, an ISO timestamp with gaps, a 4-level and a 40-level
-category, a column name with a space; trained once per session from a CSV, a
-Ridge regression, so any difference in the features shows in the prediction)
+a boolean, an ISO timestamp with gaps, a 4-level and a 60-level category, a
+column name with a space; trained once per session from a CSV with features
+inferred, a Ridge regression, so any difference in a feature shows in the
+prediction)
 is served by `runway serve` with real `mlflow models serve` backends, scored by
 `runway score` from CSV and from Parquet, on Spark `local[2]`, and in-process
 through MLflow's pyfunc. Hypothesis draws rows with every kind of value,
@@ -25,7 +26,8 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from tests.helpers import free_port, stop_process_group, wait_http
 pytestmark = pytest.mark.slow
 
 MODEL = "delivery"
-COURIERS = [f"c{i:02d}" for i in range(40)]
+COURIERS = [f"c{i:02d}" for i in range(60)]
 ZONES = ["north", "south", "east", "west"]
 TYPES = {"json records", "json split", "csv", "parquet"}
 
@@ -223,7 +225,7 @@ def _file_rows(n: int = 240, seed: int = 11) -> list[Row]:
                 if gap[3]
                 else start + dt.timedelta(seconds=int(rng.integers(0, 3e7))),
                 zone=None if gap[4] else ZONES[int(rng.integers(0, 4))],
-                courier=COURIERS[int(rng.integers(0, 40))],
+                courier=COURIERS[int(rng.integers(0, 60))],
                 bool_spelling=i,
                 time_spelling=i,
             )
@@ -299,7 +301,7 @@ BAD = [
     ("ordered_at", "2024-13-45", "column 'ordered_at': expected an ISO 8601 timestamp, got '2024-13-45'"),
     ("ordered_at", "05/03/2024", "column 'ordered_at': expected an ISO 8601 timestamp, got '05/03/2024'"),
     ("zone", "northeast", "column 'zone': category 'northeast' never seen in training"),
-    ("courier id", "c99", "column 'courier id': category 'c99' never seen in training"),
+    ("courier id", "c99x", "column 'courier id': category 'c99x' never seen in training"),
     ("items", 2.5, "column 'items': expected an integer, got 2.5"),
 ]  # fmt: skip
 
@@ -378,3 +380,120 @@ def test_an_unreadable_value_in_process_names_the_column_and_value(served):
     frame.loc[0, "express"] = "yes"
     with pytest.raises(ValueError, match=r"column 'express': expected true or false.*'yes'"):
         pipeline.predict(frame)
+
+
+# --- what a new user saw (issue 12), over REST -------------------------------------------------
+
+
+def _good_rows(n: int) -> list[Row]:
+    return [r for r in _file_rows(60) if None not in (r.distance_km, r.ordered_at, r.zone)][:n]
+
+
+def test_booleans_in_every_usual_spelling_are_scored_over_rest(served):
+    rows = [replace(_good_rows(1)[0], express=value) for value in (True,) * 4 + (False,) * 4]
+    expected = served.model.predict(typed_frame(rows)).tolist()
+    text = pd.DataFrame([r.spelled(text=True) for r in rows])
+    text["express"] = ["True", "true", "TRUE", "1", "False", "false", "FALSE", "0"]
+    answer = post(served.url, text.to_csv(index=False).encode(), "text/csv")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == expected
+    records = [r.spelled(text=False) for r in rows]
+    for record, spelled in zip(
+        records, [True, "true", "TRUE", 1, False, "false", "0", 0], strict=True
+    ):
+        record["express"] = spelled
+    answer = post(
+        served.url, json.dumps({"dataframe_records": records}).encode(), "application/json"
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == expected
+
+
+def test_a_missing_boolean_is_imputed_over_rest_and_logged_as_missing(served):
+    from runway.store.predlog import read_predictions
+
+    base = _good_rows(1)[0]
+    missing, false = replace(base, express=None), replace(base, express=False)
+    expected = served.model.predict(typed_frame([missing])).tolist()
+    assert expected != served.model.predict(typed_frame([false])).tolist()
+    record = missing.spelled(text=False)
+    del record["zone"]  # an optional column left out, too
+    body = json.dumps({"dataframe_records": [record]}).encode()
+    answer = post(served.url, body, "application/json")
+    assert answer.status_code == 200, answer.text
+    assert (
+        answer.json()["predictions"]
+        == served.model.predict(typed_frame([replace(missing, zone=None)])).tolist()
+    )
+    request_id = answer.headers["X-Request-Id"]
+    target = str(served.shipped.root / "predictions")
+    deadline = time.monotonic() + 20
+    logged = pd.DataFrame()
+    while time.monotonic() < deadline:
+        logged = read_predictions(MODEL, target)
+        if "request_id" in logged and (logged["request_id"] == request_id).any():
+            break
+        time.sleep(0.5)
+    row = logged[logged["request_id"] == request_id].iloc[0]
+    assert pd.isna(row["input.express"])
+    assert row["prediction"] == answer.json()["predictions"][0]
+
+
+def test_one_bad_csv_cell_blames_only_its_row(served):
+    rows = _good_rows(3)
+    text = pd.DataFrame([r.spelled(text=True) for r in rows])
+    text["distance_km"] = text["distance_km"].astype(object)
+    text.loc[1, "distance_km"] = "far"
+    answer = post(served.url, text.to_csv(index=False).encode(), "text/csv")
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["errors"] == [
+        {"row": 1, "message": "column 'distance_km': expected a number, got text 'far'"}
+    ]
+    assert body["message"] == "row 1: column 'distance_km': expected a number, got text 'far'"
+
+
+def test_an_optional_column_may_be_left_out_of_a_request(served):
+    rows = _good_rows(2)
+    expected = served.model.predict(typed_frame([replace(r, zone=None) for r in rows])).tolist()
+    records = [{k: v for k, v in r.spelled(text=False).items() if k != "zone"} for r in rows]
+    answer = post(
+        served.url, json.dumps({"dataframe_records": records}).encode(), "application/json"
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == expected
+    text = pd.DataFrame([r.spelled(text=True) for r in rows]).drop(columns=["zone"])
+    answer = post(served.url, text.to_csv(index=False).encode(), "text/csv")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == expected
+    required = [{k: v for k, v in r.items() if k != "items"} for r in records]
+    answer = post(
+        served.url, json.dumps({"dataframe_records": required}).encode(), "application/json"
+    )
+    assert answer.status_code == 422
+    assert answer.json()["message"] == "column 'items': required, missing from the input"
+
+
+def test_backends_run_with_blas_and_openmp_threads_pinned(served):
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    pairs = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
+    below, frontier = [], [served.proc.pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in pairs if ppid == parent]
+        below += children
+        frontier += children
+    servers = [
+        pid
+        for pid in below
+        if b"mlflow.pyfunc.scoring_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert servers
+    for pid in servers:
+        environ = dict(
+            item.split("=", 1)
+            for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
+            if "=" in item
+        )
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            assert environ.get(variable) == "1", (variable, environ.get(variable))

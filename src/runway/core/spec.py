@@ -141,7 +141,11 @@ class CategoricalPreprocessing(Strict):
 class BooleanPreprocessing(Strict):
     """Boolean columns become 1.0/0.0; a missing value is imputed."""
 
-    impute: Literal["most_frequent", "none"] = "most_frequent"
+    impute: Literal["mean", "most_frequent", "none"] = Field(
+        default="mean",
+        description="mean: the share of true in training (a missing value scores between "
+        "false and true); most_frequent; none (the estimator must take NaN).",
+    )
 
 
 class DatetimePreprocessing(Strict):
