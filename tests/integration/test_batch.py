@@ -104,7 +104,9 @@ def test_scores_csv_and_parquet_in_and_out(store, tmp_path, src, dst):
     model = _sklearn_model()
     features = rows.drop(columns="id")
     assert out["prediction"].tolist() == model.predict(features).tolist()
-    np.testing.assert_allclose(out[["proba_malignant", "proba_benign"]], model.predict_proba(features))
+    np.testing.assert_allclose(
+        out[["proba_malignant", "proba_benign"]], model.predict_proba(features)
+    )
     assert set(out["model"]) == {MODEL} and set(out["model_version"].astype(str)) == {"1"}
     assert set(out["run_id"]) == {store.run_id}
     assert out["scored_at"].nunique() == 1

@@ -312,3 +312,48 @@ def test_a_forest_trained_with_all_cores_is_logged_to_predict_one_row_at_a_time(
     model = mlflow.sklearn.load_model(f"models:/forest/{version}")
     assert model.named_steps["model"].n_jobs == 1
     assert mlflow.get_run(run_id).data.params["model__n_jobs"] == "-1"  # as trained
+
+
+# --- 8. the positive class ------------------------------------------------------------------
+
+
+def test_the_shipped_breast_cancer_spec_gates_malignant_recall(tmp_path):
+    import yaml
+    from sklearn.metrics import recall_score
+
+    from runway.core.data import load_dataset, prepare
+    from runway.core.spec import spec_from_dict
+    from runway.jobs.promote import promote
+    from tests.conftest import EXPERIMENTS, REPO
+
+    doc = yaml.safe_load((EXPERIMENTS / "breast_cancer.yaml").read_text())
+    doc.pop("sweep")
+    doc["estimator"]["params"].update(n_estimators=30)
+    doc["split"]["cv_folds"] = 2
+    doc["metrics"] = [*doc["metrics"], "recall"]
+    settings, version, run_id = ship(tmp_path, doc, production=False)
+    shutil.copy(REPO / "registry" / f"{doc['model_name']}.yaml", tmp_path / "registry")
+    promote(doc["model_name"], version, "Staging", settings=settings)  # the shipped policy
+
+    split = prepare(spec_from_dict(doc), load_dataset(spec_from_dict(doc).data))
+    model = mlflow.sklearn.load_model(f"models:/{doc['model_name']}/{version}")
+    predicted = model.predict(split.X_holdout)
+    malignant = recall_score(split.y_holdout, predicted, pos_label=0)
+    benign = recall_score(split.y_holdout, predicted, pos_label=1)
+    assert malignant != benign
+    assert mlflow.get_run(run_id).data.metrics["holdout_recall"] == pytest.approx(malignant)
+    contract = tracking.load_contract(run_id)
+    assert contract["target"] == {
+        "classes": [0, 1],
+        "class_names": ["malignant", "benign"],
+        "positive_class": 0,
+    }
+    client = mlflow.MlflowClient()
+    reports = [
+        a.path for a in client.list_artifacts(run_id, "registry") if a.path.endswith(".json")
+    ]
+    report = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{reports[-1]}"))
+    assert "positive class 0 (malignant)" in report["evaluation"]
+    gated = next(r for r in report["rules"] if r["name"] == "holdout recall")
+    assert float(gated["candidate"]) == pytest.approx(malignant, abs=1e-4)
+    assert gated["limit"] == ">= 0.9" and gated["passed"]

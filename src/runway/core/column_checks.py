@@ -163,7 +163,7 @@ def numeric_column(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Seri
     bad = merge(bad, present & ~finite, f"column {name!r}: expected a finite number")
     if dtype.startswith(("int", "uint", "Int", "UInt")):
         info = np.iinfo(dtype.lower())
-        values = as_float.to_numpy(na_value=0.0)
+        values = np.where(finite, as_float.to_numpy(na_value=0.0), 0.0)
         fractional = present & finite & (np.mod(values, 1) != 0)
         for i in np.flatnonzero(fractional):
             bad.append((int(i), f"column {name!r}: expected an integer, got {values[i]:g}"))

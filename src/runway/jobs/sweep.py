@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from runway.core.data import Dataset, Split, load_dataset, prepare
 from runway.core.evaluate import cross_validate, holdout_metrics
 from runway.core.pipeline import build_pipeline, loggable_params
 from runway.core.spec import ExperimentSpec, spec_from_dict
+from runway.core.threads import limit, thread_env, threads_for
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import PARENT_ATTR, params_of, sweep_of, trial_spec
@@ -69,6 +71,7 @@ class _Context:
     parent_run_id: str
     study_name: str
     storage_url: str
+    threads: int = 1  # BLAS/OpenMP threads per worker process (runway.core.threads)
 
 
 def build_trial_pipeline(
@@ -175,26 +178,29 @@ def _log_trial(
 
 def _worker_main(
     spec_doc: dict[str, Any],
-    ctx_fields: dict[str, str],
+    ctx_fields: dict[str, Any],
     n_trials: int,
     timeout: float | None,
     tracking_uri: str,
+    threads: int = 1,
 ) -> None:
     """A sweep worker process: its own data split, storage handle and MLflow configuration."""
+    os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
-    ctx = _Context(spec, split, **ctx_fields)
+    ctx = _Context(spec, split, **ctx_fields, threads=threads)
     study = studies.load_study(spec, studies.open_storage(ctx.storage_url), ctx.study_name)
     _freeze_heap()
-    study.optimize(
-        _objective(ctx),
-        n_trials=n_trials,
-        timeout=timeout,
-        catch=(Exception,),
-        gc_after_trial=False,
-    )
+    with limit(threads):
+        study.optimize(
+            _objective(ctx),
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
 
 
 def _freeze_heap() -> None:
@@ -231,14 +237,15 @@ def _optimize(ctx: _Context, study: optuna.Study, workers: int) -> None:
     try:
         for proc in procs:
             proc.start()
-        study.optimize(
-            _objective(ctx),
-            n_trials=shares[0],
-            timeout=sweep.timeout,
-            catch=(Exception,),
-            callbacks=[lambda s, t: progress.update(s)],
-            gc_after_trial=False,
-        )
+        with limit(ctx.threads):  # this process is a worker too: the cores are shared
+            study.optimize(
+                _objective(ctx),
+                n_trials=shares[0],
+                timeout=sweep.timeout,
+                catch=(Exception,),
+                callbacks=[lambda s, t: progress.update(s)],
+                gc_after_trial=False,
+            )
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
             progress.update(study)
@@ -266,7 +273,7 @@ def _workers(ctx: _Context, shares: list[int]) -> list[multiprocessing.process.B
     return [
         spawn.Process(
             target=_worker_main,
-            args=(spec_doc, ctx_fields, share, timeout, tracking.tracking_uri()),
+            args=(spec_doc, ctx_fields, share, timeout, tracking.tracking_uri(), ctx.threads),
             name=f"runway-sweep-worker-{i}",
         )
         for i, share in enumerate(shares, start=1)
@@ -337,7 +344,13 @@ def sweep(
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
         ctx = _Context(
-            spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url
+            spec,
+            split,
+            parent.info.experiment_id,
+            parent.info.run_id,
+            name,
+            storage_url,
+            threads_for("sweep", settings.threads, workers),
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):
