@@ -64,7 +64,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(delivery: Shipped, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("parity")
-    mlflow.set_tracking_uri(f"sqlite:///{delivery.db}")
+    uri = f"sqlite:///{delivery.db}"
+    mlflow.set_tracking_uri(uri)  # each test's own store is set after this (function scope)
+    mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{delivery.version}")
     port = free_port()
     log = root / "serve.log"
