@@ -306,3 +306,20 @@ def test_threads_default_to_one_per_request_and_the_cores_shared_out(monkeypatch
     assert threads_for("sweep", None, workers=3) == 2
     assert threads_for("batch", 3) == 3 and threads_for("serve", 2) == 2
     assert thread_env(2)["OMP_NUM_THREADS"] == "2" and thread_env(2)["OPENBLAS_NUM_THREADS"] == "2"
+
+
+def test_mlflows_own_readers_keep_the_canonical_body_but_turn_a_json_null_boolean_false():
+    """Why the gateway does not forward the client's JSON: MLflow would score this row as False."""
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_parquet_input
+    from mlflow.types import ColSpec, Schema
+
+    records = [{"n": 1, "b": None, "t": "2024-01-03T10:00:00", "c": "a"}]
+    schema = Schema(
+        [ColSpec(kind, name, required=req) for name, kind, req in signature_columns(CONTRACT)]
+    )
+    as_json = infer_and_parse_data({"dataframe_records": records}, schema)
+    assert as_json["b"].tolist() == [False]  # MLflow's JSON reader: a missing boolean is False
+    sent = canonical(records, CONTRACT, {})
+    as_parquet = parse_parquet_input(io.BytesIO(sent.body))
+    assert as_parquet["b"].tolist() == [None]
+    assert as_parquet["t"][0] == pd.Timestamp("2024-01-03 10:00")

@@ -4,12 +4,14 @@ It owns what the bare scoring server lacks: the Host allow-list, bearer
 tokens, body-size and concurrency limits, a request timeout, input checks
 against the training contract, clean JSON errors (never a stack trace), the
 model-version header, ``/health`` ``/ready`` ``/metrics`` and the prediction
-log. Scoring itself is forwarded, body untouched, to a backend of the
-:class:`Slot` currently live; :mod:`runway.serving.serve` swaps slots when the registry's
-Production version changes.
+log. Scoring itself is forwarded to a backend of the :class:`Slot` currently
+live, as the checked rows in their canonical form (:func:`payload.canonical`);
+:mod:`runway.serving.serve` swaps slots when the registry's Production version
+changes.
 
 The request path is kept to plain Python on already-parsed data: a handful of
-dictionary lookups, the per-value contract check, one loopback round trip.
+dictionary lookups, the per-value contract check, a small Parquet body (which
+MLflow reads several times faster than JSON), one loopback round trip.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ sees it, so it must first read the rows out of whatever format MLflow accepts:
 JSON (``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``),
 CSV, or Parquet. A body that cannot be read becomes a :class:`BadRequest` with
 a status and a message naming the key, row or column, never a stack trace.
+Rows that pass the check go to the backend as :func:`canonical` makes them.
 """
 
 from __future__ import annotations
