@@ -312,6 +312,11 @@ def test_a_forest_trained_with_all_cores_is_logged_to_predict_one_row_at_a_time(
     model = mlflow.sklearn.load_model(f"models:/forest/{version}")
     assert model.named_steps["model"].n_jobs == 1
     assert mlflow.get_run(run_id).data.params["model__n_jobs"] == "-1"  # as trained
+    from runway.scoring.model import load_model
+
+    batch = load_model("forest", version=version, workdir=tmp_path / "batch", threads=2).estimator
+    assert batch.named_steps["model"].n_jobs == 2  # batch predicts big chunks in parallel
+    assert batch.named_steps["preprocess"].n_jobs is None  # never a process pool per chunk
 
 
 # --- 8. the positive class ------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from runway.core.contract import cast_to_signature, is_optional, kind_of
+from runway.core.pipeline import MODEL_STEP
 from runway.core.policy import InputPolicy
 from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
@@ -164,7 +165,8 @@ def load_model(
     policy = registry.applied_input_policy(resolved.name, resolved.version)
     local = models.download_model(resolved.uri, workdir / "model")
     estimator = models.load_sklearn(local)
-    jobs = [k for k in estimator.get_params(deep=True) if k.endswith("n_jobs")]
+    # The estimator's own n_jobs only: a ColumnTransformer's would start process pools.
+    jobs = [k for k in estimator.get_params(deep=True) if k == f"{MODEL_STEP}__n_jobs"]
     if jobs and threads > 1:
         estimator.set_params(**dict.fromkeys(jobs, threads))
     input_types = models.signature_inputs(local)
