@@ -35,7 +35,14 @@ CHUNK_ROWS ?=
 KEY ?=
 ENGINE ?= pandas
 
-.PHONY: help install train sweep ui status promote rollback history serve score test bench lint format data lock clean
+# monitoring (make monitor / make retrain)
+SINCE ?=
+UNTIL ?=
+WINDOW ?=
+LABELS ?=
+DATA ?=
+
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test bench lint format data lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +87,14 @@ score: $(INSTALL) ## batch-score INPUT= into OUTPUT= with the Production version
 	@test -n "$(MODEL)" -a -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score MODEL=<name> INPUT=<file or s3://...> OUTPUT=<file or s3://...> [VERSION=<n> | STAGE=Staging] [KEY=<id column>] [CHUNK_ROWS=<n>] [ENGINE=spark]" >&2; exit 2; }
 	$(BIN)/runway score "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)")) $(if $(CHUNK_ROWS),--chunk-rows $(CHUNK_ROWS)) $(foreach k,$(KEY),--key-column $(k)) --engine $(ENGINE)
 
+monitor: $(INSTALL) ## judge a window of MODEL='s prediction log [SINCE= UNTIL= WINDOW=1d LABELS= KEY=]; exit 10 = threshold crossed
+	@test -n "$(MODEL)" || { echo "usage: make monitor MODEL=<name> [SINCE=<time>] [UNTIL=<time>] [WINDOW=1d] [LABELS=<file> KEY=<column>]" >&2; exit 2; }
+	$(BIN)/runway monitor "$(MODEL)" $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(WINDOW),--window "$(WINDOW)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k))
+
+retrain: $(INSTALL) ## retrain MODEL='s Production spec on fresh data up to Staging [DATA= | LABELS= KEY= SINCE= WINDOW=]
+	@test -n "$(MODEL)" || { echo "usage: make retrain MODEL=<name> [DATA=<file>] [LABELS=<file> KEY=<column> SINCE=<time> WINDOW=1d]" >&2; exit 2; }
+	$(BIN)/runway retrain "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k)) $(if $(SINCE),--since "$(SINCE)") $(if $(WINDOW),--window "$(WINDOW)")
+
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -87,6 +102,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/monitor.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags

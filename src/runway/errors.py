@@ -16,6 +16,8 @@ code    class                       meaning
 7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
 8       :class:`ServeError`         the endpoint could not be started
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
+10      -                           ``runway monitor``: a policy threshold was crossed
+11      :class:`MonitorError`       ``runway monitor``: the window could not be judged
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
 """
@@ -39,6 +41,8 @@ class ExitCode(IntEnum):
     SCORING = 7
     SERVE = 8
     SPEC = 9
+    THRESHOLD_CROSSED = 10
+    NOT_JUDGED = 11
     INTERRUPTED = 130
 
 
@@ -117,3 +121,12 @@ class SpecError(RunwayError):
     """An experiment spec, a policy file, or an override of one is invalid."""
 
     exit_code = ExitCode.SPEC
+
+
+class MonitorError(RunwayError):
+    """A monitoring window cannot be judged (no rows, no reference, labels that match nothing).
+
+    Nothing is retrained on such a window.
+    """
+
+    exit_code = ExitCode.NOT_JUDGED

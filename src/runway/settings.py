@@ -72,6 +72,20 @@ class Settings(BaseSettings):
         ),
     )
 
+    monitor_experiment: str = Field(
+        default="runway-monitoring",
+        description="The MLflow experiment holding one run per monitored model, version and window.",
+    )
+    monitor_report_dir: str = Field(
+        default="monitoring",
+        description="Where `runway monitor` writes its HTML reports (<dir>/<model>/...html).",
+    )
+    retrain_data_dir: str = Field(
+        default="retrain-data",
+        description="Where `runway retrain` writes the training data it assembles "
+        "(the original data plus labelled prediction-log rows).",
+    )
+
     prediction_log: str = Field(
         default="predictions",
         description=(

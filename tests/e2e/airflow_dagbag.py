@@ -1,6 +1,8 @@
 """Run inside the Airflow venv (not runway's): load dags/ with Airflow's DagBag, print JSON.
 
 Used by test_airflow_dag.py; Airflow is too heavy for runway's own environment.
+For every DAG: its schedule and, per task, the operator, the bash command
+rendered for a run on 2026-01-02, retries, downstream tasks and skip code.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ kwargs = (
     else {}
 )
 bag = DagBag(dag_folder=sys.argv[1], **kwargs)
-dag = bag.dags.get("runway_score")
-task = dag.get_task("score") if dag else None
 
 
 class _Values:
@@ -28,23 +28,39 @@ class _Values:
         return default
 
 
-rendered = None
-if task is not None:
+CONTEXT = {
+    "ds": "2026-01-02",
+    "ts": "2026-01-02T00:00:00+00:00",
+    "data_interval_start": "2026-01-02T00:00:00+00:00",
+    "data_interval_end": "2026-01-03T00:00:00+00:00",
+    "var": {"value": _Values()},
+}
+
+
+def describe(dag):
     env = dag.get_template_env()
-    rendered = env.from_string(task.bash_command).render(
-        ds="2026-01-02", ts="2026-01-02T00:00:00+00:00", var={"value": _Values()}
-    )
+    tasks = {}
+    for task in dag.tasks:
+        tasks[task.task_id] = {
+            "operator": type(task).__name__,
+            "rendered": env.from_string(task.bash_command).render(**CONTEXT),
+            "retries": getattr(task, "retries", None),
+            "downstream": sorted(task.downstream_task_ids),
+            "skip_on_exit_code": getattr(task, "skip_on_exit_code", None),
+        }
+    return {
+        "schedule": str(getattr(dag, "schedule", None)),
+        "catchup": getattr(dag, "catchup", None),
+        "tasks": tasks,
+    }
+
+
 print(
     json.dumps(
         {
             "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
-            "dag_ids": sorted(bag.dags),
-            "schedule": str(getattr(dag, "schedule", None)),
-            "tasks": [t.task_id for t in dag.tasks] if dag else [],
-            "operator": type(task).__name__ if task else None,
-            "rendered": rendered,
-            "catchup": getattr(dag, "catchup", None),
-            "retries": getattr(task, "retries", None),
-        }
+            "dags": {dag_id: describe(dag) for dag_id, dag in sorted(bag.dags.items())},
+        },
+        default=str,
     )
 )

@@ -1,4 +1,4 @@
-"""The Airflow DAG under dags/ loads in Airflow's own DagBag and runs `runway score` daily.
+"""The Airflow DAGs under dags/ load in Airflow's own DagBag: daily scoring, daily monitoring.
 
 Airflow is installed into its own environment (``.venv-airflow/``, reused while
 its pin matches), never into runway's: it is heavy and pins its own versions.
@@ -6,6 +6,7 @@ its pin matches), never into runway's: it is heavy and pins its own versions.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -45,13 +46,14 @@ def _airflow_python() -> Path:
     return python
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_dag_loads_in_airflow_and_runs_runway_score_daily(tmp_path):
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Both DAGs as Airflow's DagBag loads them (one Airflow run for the module)."""
     python = _airflow_python()
+    home = tmp_path_factory.mktemp("airflow")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VIRTUAL_ENV"))},
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
     }
@@ -60,19 +62,29 @@ def test_dag_loads_in_airflow_and_runs_runway_score_daily(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=home,
     )
     assert proc.returncode == 0, proc.stderr
-    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert doc["import_errors"] == {}
+    assert sorted(doc["dags"]) == ["runway_monitor", "runway_score"]
+    return doc["dags"]
 
-    assert loaded["import_errors"] == {}
-    assert loaded["dag_ids"] == ["runway_score"]
-    assert loaded["schedule"] == "@daily"
-    assert loaded["tasks"] == ["score"] and loaded["operator"] == "BashOperator"
-    assert loaded["catchup"] is False and loaded["retries"] >= 1
-    argv = shlex.split(loaded["rendered"])
+
+def _args(rendered: str) -> argparse.Namespace:
+    argv = shlex.split(rendered.split(";")[0])
     assert argv[0] == "runway"
-    args = build_parser().parse_args(argv[1:])  # the command the task runs is a valid one
+    return build_parser().parse_args(argv[1:])  # the command the task runs is a valid one
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_scoring_dag_loads_in_airflow_and_runs_runway_score_daily(loaded):
+    dag = loaded["runway_score"]
+    assert dag["schedule"] == "@daily" and dag["catchup"] is False
+    [(name, task)] = dag["tasks"].items()
+    assert name == "score" and task["operator"] == "BashOperator" and task["retries"] >= 1
+    args = _args(task["rendered"])
     assert (args.command, args.model, args.stage) == (
         "score",
         "breast-cancer-classifier",
@@ -83,8 +95,35 @@ def test_dag_loads_in_airflow_and_runs_runway_score_daily(tmp_path):
     assert args.scored_at == "2026-01-02T00:00:00+00:00"
 
 
-def test_dag_file_does_not_import_runway():
-    tree = ast.parse((REPO / "dags" / "runway_score.py").read_text())
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_monitoring_dag_retrains_only_when_monitor_exits_10(loaded, tmp_path):
+    dag = loaded["runway_monitor"]
+    assert dag["schedule"] == "@daily" and dag["catchup"] is False
+    monitor, retrain = dag["tasks"]["monitor"], dag["tasks"]["retrain"]
+    assert monitor["downstream"] == ["retrain"] and retrain["downstream"] == []
+    args = _args(monitor["rendered"])
+    assert (args.command, args.model, args.window, args.no_action) == (
+        "monitor",
+        "breast-cancer-classifier",
+        "1d",
+        True,
+    )
+    assert args.since == "2026-01-02T00:00:00+00:00"
+    args = _args(retrain["rendered"])
+    assert (args.command, args.reason, args.trigger_run) == ("retrain", "monitoring", "latest")
+    # The task's shell maps runway's exit codes: 10 -> run retrain, 0 -> skip it, 11 -> fail.
+    skip = monitor["skip_on_exit_code"]
+    skip = skip[0] if isinstance(skip, list) else skip
+    tail = monitor["rendered"].split(";", 1)[1]
+    for runway_exit, task_exit in ((10, 0), (0, skip), (11, 11)):
+        proc = subprocess.run(["bash", "-c", f"(exit {runway_exit}); {tail}"], cwd=tmp_path)
+        assert proc.returncode == task_exit, (runway_exit, proc.returncode)
+
+
+@pytest.mark.parametrize("dag", ["runway_score.py", "runway_monitor.py"])
+def test_dag_files_do_not_import_runway(dag):
+    tree = ast.parse((REPO / "dags" / dag).read_text())
     imported = {
         alias.name
         for node in ast.walk(tree)

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from runway.store.predlog import BackgroundWriter, PredictionLog, read_predictions
+from runway.store.predlog import PredictionLog, read_predictions, scored_frame
+from runway.store.predlog_writer import BackgroundWriter
 
 INPUTS = pd.DataFrame({"x": [1.0, 2.0, 3.0], "plan": ["a", "b", None]})
 
@@ -61,6 +62,9 @@ def test_background_writer_parses_responses_off_the_request_path(tmp_path):
     writer.close()
     logged = read_predictions("m", str(tmp_path))
     assert logged["request_id"].tolist() == ["q1", "q1", "q1", "q2"]
+    # one key per row: the request id, with the row appended for multi-row requests
+    assert logged["key"].tolist() == ["q1:0", "q1:1", "q1:2", "q2"]
+    assert logged["row"].tolist() == [0, 1, 2, 0] and set(logged["status"]) == {"scored"}
     assert logged["prediction"].tolist()[:3] == ["1", "0", "1"] or logged["prediction"].tolist()[
         :3
     ] == [1, 0, 1]
@@ -76,3 +80,68 @@ def test_background_writer_drops_rather_than_blocks_when_full(tmp_path):
         writer.submit("m", "1", [{"x": 1.0}], b'{"predictions": [1]}', str(i))
     assert writer.dropped > 0  # the queue held one; the rest were counted, not waited for
     writer.close()
+
+
+def test_rejected_rows_are_logged_with_reasons_and_raw_values(tmp_path):
+    sink = PredictionLog(str(tmp_path))
+    writer = BackgroundWriter(sink, flush_seconds=0.1)
+    rows = [{"x": 1.0, "plan": "a"}, {"x": "oops", "plan": "b"}, {"x": 2.0, "plan": "zzz"}]
+    writer.submit_rejected(
+        "m", "2", rows, {1: ["column 'x': expected a number"], 2: ["unseen"]}, "q9"
+    )
+    writer.close()
+    logged = read_predictions("m", str(tmp_path))
+    assert logged["status"].tolist() == ["rejected", "rejected"]
+    assert logged["row"].tolist() == [1, 2] and logged["key"].tolist() == ["q9:1", "q9:2"]
+    assert logged["reason"].iloc[0] == "column 'x': expected a number"
+    assert json.loads(logged["raw"].iloc[0]) == {"x": "oops", "plan": "b"}
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_a_window_is_read_back_in_batches_and_nothing_outside_it(tmp_path, kind):
+    from datetime import UTC, datetime, timedelta
+
+    target = str(tmp_path / "log") if kind == "parquet" else f"sqlite:///{tmp_path / 'log.db'}"
+    sink = PredictionLog(target)
+    start = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+    for hour in range(4):  # 23:00 .. 02:00, across midnight
+        frame = scored_frame(
+            INPUTS,
+            [0, 1, 1],
+            model="m",
+            version="1",
+            source="batch",
+            request_id=f"b{hour}",
+            timestamp=start + timedelta(hours=hour),
+        )
+        sink.write_frame("m", frame)
+    since, until = start + timedelta(hours=1), start + timedelta(hours=3)
+    batches = list(sink.read_window("m", since, until, batch_rows=2))
+    rows = pd.concat(batches)
+    assert sorted(set(rows["request_id"])) == ["b1", "b2"] and len(rows) == 6
+    assert max(len(b) for b in batches) <= 3  # streamed, not read whole
+
+
+def test_a_database_log_grows_the_columns_a_newer_runway_writes(tmp_path):
+    target = f"sqlite:///{tmp_path / 'log.db'}"
+    sink = PredictionLog(target)
+    old = scored_frame(INPUTS, [0, 1, 1], model="m", version="1", source="batch", request_id="r")
+    sink.write_frame("m", old.drop(columns=["key", "row"]))  # as an older runway wrote it
+    import numpy as np
+
+    new = scored_frame(
+        INPUTS,
+        [0, 1, 1],
+        model="m",
+        version="1",
+        source="batch",
+        request_id="r2",
+        keys=["a", "b", "c"],
+        probabilities=np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]]),
+        classes=[0, 1],
+    )
+    sink.write_frame("m", new)
+    logged = read_predictions("m", target)
+    assert len(logged) == 6
+    assert logged["key"].tolist()[3:] == ["a", "b", "c"]
+    assert logged["proba.1"].tolist()[3:] == [0.1, 0.8, 0.6]

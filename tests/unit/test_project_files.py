@@ -95,3 +95,16 @@ def test_mlproject_score_entry_point_parses_as_a_cli_command():
 def test_mlproject_serve_entry_point_parses_as_a_cli_command():
     args = _entry_point_args("serve", model="m", port="9000", workers="2")
     assert (args.command, args.model, args.port, args.workers) == ("serve", "m", 9000, 2)
+
+
+def test_mlproject_monitor_and_retrain_entry_points_parse_as_cli_commands():
+    args = _entry_point_args("monitor", model="m", since="2026-11-01", window="1d", labels="")
+    assert (args.command, args.model, args.since, args.window, args.labels) == (
+        "monitor",
+        "m",
+        "2026-11-01",
+        "1d",
+        None,
+    )
+    args = _entry_point_args("retrain", model="m", data="fresh.csv")
+    assert (args.command, args.model, args.data) == ("retrain", "m", "fresh.csv")

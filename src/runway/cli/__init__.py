@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from runway import __version__
-from runway.cli import common, deploy, experiments, registry
+from runway.cli import common, deploy, experiments, monitor, registry
 from runway.errors import ExitCode, RunwayError
 
 _QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "skops", "git")
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.add_parsers(sub)
     registry.add_parsers(sub)
     deploy.add_parsers(sub)
+    monitor.add_parsers(sub)
     return parser
 
 

@@ -114,3 +114,60 @@ def holdout_metrics(
         f"holdout_{m}": float(metric_scorer(m, pos_label)(fitted, X, y)) * METRICS[m].sign
         for m in (metrics if metrics is not None else spec.metrics)
     }
+
+
+def metric_value(
+    name: str,
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    probabilities: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+    positive: Any = None,
+) -> float | None:
+    """A catalog metric from predictions rather than a fitted model (labels joined later).
+
+    Classification labels are compared as text (a label file's ``"1"`` is the
+    model's ``1``); ``classes`` orders the ``probabilities`` columns; the
+    positive class of binary metrics is ``positive`` (the model's contract
+    records the spec's), else the last class (scikit-learn's convention).
+    Returns None when the metric needs probabilities that are not there, or a
+    second class that the labels do not have.
+    """
+    from sklearn import metrics as m
+
+    entry = METRICS[name]
+    if entry.task == "regression":
+        truth = np.asarray(y_true, dtype="float64")
+        predicted = np.asarray(y_pred, dtype="float64")
+        regression = {
+            "rmse": lambda: m.root_mean_squared_error(truth, predicted),
+            "mae": lambda: m.mean_absolute_error(truth, predicted),
+            "mse": lambda: m.mean_squared_error(truth, predicted),
+            "mape": lambda: m.mean_absolute_percentage_error(truth, predicted),
+            "r2": lambda: m.r2_score(truth, predicted),
+        }
+        return float(regression[name]())
+    truth_s = np.asarray([str(v) for v in y_true], dtype=object)
+    predicted_s = np.asarray([str(v) for v in y_pred], dtype=object)
+    labels = [str(c) for c in classes] if classes is not None else sorted(set(truth_s))
+    positive = str(positive) if positive is not None and str(positive) in labels else labels[-1]
+    if entry.needs_proba:
+        if probabilities is None or len(set(truth_s)) < 2:
+            return None
+        if name == "roc_auc":
+            column = probabilities[:, labels.index(positive)]
+            return float(m.roc_auc_score(truth_s == positive, column))
+        if name == "roc_auc_ovr":
+            return float(m.roc_auc_score(truth_s, probabilities, multi_class="ovr", labels=labels))
+        return float(m.log_loss(truth_s, probabilities, labels=labels))
+    classification = {
+        "accuracy": lambda: m.accuracy_score(truth_s, predicted_s),
+        "balanced_accuracy": lambda: m.balanced_accuracy_score(truth_s, predicted_s),
+        "f1": lambda: m.f1_score(truth_s, predicted_s, pos_label=positive),
+        "f1_macro": lambda: m.f1_score(truth_s, predicted_s, average="macro"),
+        "precision": lambda: m.precision_score(
+            truth_s, predicted_s, pos_label=positive, zero_division=0
+        ),
+        "recall": lambda: m.recall_score(truth_s, predicted_s, pos_label=positive, zero_division=0),
+    }
+    return float(classification[name]())

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from runway.core.catalog import METRICS
+from runway.core.monitor_policy import MonitorPolicy
 from runway.core.validation import Strict, fail, format_validation_error, hint, read_mapping
 from runway.errors import SpecError
 
@@ -124,6 +125,10 @@ class PromotionPolicy(Strict):
         default_factory=InputPolicy,
         description="Input checks against the data contract, when serving and batch scoring.",
     )
+    monitor: MonitorPolicy = Field(
+        default_factory=MonitorPolicy,
+        description="What `runway monitor` judges in each window of the prediction log, and does.",
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> PromotionPolicy:
@@ -142,6 +147,9 @@ class PromotionPolicy(Strict):
                 )
             if improvement.min_absolute is None and improvement.min_relative is None:
                 fail("staging.improvement", "give min_absolute and/or min_relative")
+        metric = self.monitor.performance.metric
+        if metric is not None and metric not in METRICS:
+            fail("monitor.performance.metric", f"unknown metric {metric!r}{hint(metric, METRICS)}")
         return self
 
 

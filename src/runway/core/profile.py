@@ -13,13 +13,13 @@ import pandas as pd
 
 from runway.core.spec import FeatureKind
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: prediction profile, frequencies_truncated
 PROFILE_BINS = 10
 MAX_PROFILE_CATEGORIES = 200
 
 
 def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str, Any]:
-    """A reference profile for drift checks: quantile bins or category frequencies."""
+    """A reference profile for drift checks: quantile bins or category frequencies per feature."""
     profile: dict[str, Any] = {}
     for name, kind in features.items():
         series = X[name]
@@ -29,32 +29,66 @@ def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str
             "missing_rate": float(series.isna().mean()),
         }
         if kind == "numeric":
-            values = series.dropna().astype("float64").to_numpy()
-            if len(values):
-                edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)))
-                counts, _ = (
-                    np.histogram(values, bins=edges)
-                    if len(edges) > 1
-                    else (np.array([len(values)]), edges)
-                )
-                entry.update(
-                    mean=float(values.mean()),
-                    std=float(values.std()),
-                    quantiles={
-                        str(q): float(np.quantile(values, q))
-                        for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-                    },
-                    bin_edges=[float(e) for e in edges],
-                    bin_fractions=[float(c) / len(values) for c in counts],
-                )
-        elif kind == "datetime":
+            entry.update(numeric_entry(series.dropna().astype("float64").to_numpy()))
+        elif kind == "datetime":  # timestamps move on by nature: their range, not their bins
             stamps = series.dropna()
             if len(stamps):
                 entry.update(min=stamps.min().isoformat(), max=stamps.max().isoformat())
         else:  # categorical and boolean: how often each value occurs
-            freq = series.dropna().astype(str).value_counts(normalize=True)
-            entry["frequencies"] = {
-                str(k): float(v) for k, v in freq.iloc[:MAX_PROFILE_CATEGORIES].items()
-            }
+            entry.update(categorical_entry(series.dropna().astype(str)))
         profile[name] = entry
     return {"version": PROFILE_VERSION, "n_rows": len(X), "features": profile}
+
+
+def numeric_entry(values: np.ndarray) -> dict[str, Any]:
+    """Summary, quantiles and quantile bins of numbers (empty for no values)."""
+    if not len(values):
+        return {}
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)))
+    counts = np.histogram(values, bins=edges)[0] if len(edges) > 1 else np.array([len(values)])
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "quantiles": {
+            str(q): float(np.quantile(values, q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+        },
+        "bin_edges": [float(e) for e in edges],
+        "bin_fractions": [float(c) / len(values) for c in counts],
+    }
+
+
+def categorical_entry(values: pd.Series) -> dict[str, Any]:
+    """Category frequencies (the most frequent first, at most MAX_PROFILE_CATEGORIES)."""
+    freq = values.value_counts(normalize=True)
+    return {
+        "frequencies": {str(k): float(v) for k, v in freq.iloc[:MAX_PROFILE_CATEGORIES].items()},
+        "frequencies_truncated": bool(len(freq) > MAX_PROFILE_CATEGORIES),
+    }
+
+
+def prediction_profile(fitted: Any, X: pd.DataFrame) -> dict[str, Any]:
+    """What the model predicts on ``X`` (the holdout): the reference for prediction drift.
+
+    Classifiers: the predicted class frequencies, and quantile bins of each
+    class's probability (``scores``); regressors: quantile bins of the values.
+    """
+    predicted = np.asarray(fitted.predict(X))
+    classes = getattr(fitted, "classes_", None)
+    if classes is None:
+        return {
+            "kind": "numeric",
+            "count": len(predicted),
+            **numeric_entry(predicted.astype("float64")),
+        }
+    doc: dict[str, Any] = {
+        "kind": "categorical",
+        "count": len(predicted),
+        **categorical_entry(pd.Series(predicted).astype(str)),
+    }
+    if hasattr(fitted, "predict_proba"):
+        probabilities = np.asarray(fitted.predict_proba(X), dtype="float64")
+        doc["scores"] = {
+            str(label): {"count": len(predicted), **numeric_entry(probabilities[:, i])}
+            for i, label in enumerate(classes)
+        }
+    return doc

@@ -22,7 +22,7 @@ from runway.core.evaluate import cross_validate, holdout_metrics
 from runway.core.kinds import KINDS
 from runway.core.pipeline import build_pipeline, inference_ready, loggable_params
 from runway.core.plots import make_plots
-from runway.core.profile import infer_profile
+from runway.core.profile import infer_profile, prediction_profile
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec
 from runway.settings import Settings, get_settings
 from runway.store import models, tracking
@@ -164,7 +164,9 @@ def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) ->
     target = split.target.to_dict() if split.target is not None else None
     contract = infer_contract(split.X_train, split.features, split.source_dtypes, target)
     tracking.log_dict(contract, tracking.CONTRACT_ARTIFACT)
-    tracking.log_dict(infer_profile(split.X_train, split.features), tracking.PROFILE_ARTIFACT)
+    profile = infer_profile(split.X_train, split.features)
+    profile["predictions"] = prediction_profile(fitted, split.X_holdout)
+    tracking.log_dict(profile, tracking.PROFILE_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
         plots = make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp), split.target)
         for png in plots:

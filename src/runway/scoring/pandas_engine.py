@@ -65,7 +65,8 @@ class PandasEngine:
             out = batch_io.TableWriter(out_file.local, out_format)
             rej = batch_io.TableWriter(rej_file.local, out_format, rejects_schema(reader))
             try:
-                self._chunks(loaded, result, reader, passthrough, (out, rej), settings, bar)
+                columns = (passthrough, list(key_columns))
+                self._chunks(loaded, result, reader, columns, (out, rej), settings, bar)
                 out.close()
                 rej.close()
                 bar.close()
@@ -81,12 +82,13 @@ class PandasEngine:
         loaded: LoadedModel,
         result: BatchResult,
         reader: batch_io.ChunkReader,
-        passthrough: list[str],
+        columns: tuple[list[str], list[str]],
         writers: tuple[batch_io.TableWriter, batch_io.TableWriter],
         settings: Settings,
         bar: Any,
     ) -> None:
         plog = PredictionLog(settings.prediction_log)
+        passthrough, key_columns = columns
         out, rej = writers
         started = time.perf_counter()
 
@@ -113,7 +115,9 @@ class PandasEngine:
                 tables = (
                     output_table(loaded, result, chunk, check, passthrough, labels, probabilities),
                     rejects_table(reader, chunk, check),
-                    log_frame(check.valid, labels, result) if plog.enabled else pd.DataFrame(),
+                    log_frame(loaded, result, chunk, check, key_columns, labels, probabilities)
+                    if plog.enabled
+                    else pd.DataFrame(),
                 )
                 if pending is not None:
                     pending.result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -13,16 +14,62 @@ from runway.core.contract import CheckResult
 from runway.scoring import io as batch_io
 from runway.scoring.model import PREDICTION, LoadedModel
 from runway.scoring.result import LINEAGE, REJECT_COLUMNS, BatchResult
-from runway.store.predlog import INPUT_PREFIX
+from runway.store.predlog import INPUT_PREFIX, SCORED, rejected_frame
+from runway.store.predlog import PROBA_PREFIX as LOG_PROBA_PREFIX
 
 
-def log_frame(valid: pd.DataFrame, labels: np.ndarray, result: BatchResult) -> pd.DataFrame:
-    """Scored rows in the prediction log's shape (see :mod:`runway.store.predlog`), built columnwise."""
+def log_frame(
+    loaded: LoadedModel,
+    result: BatchResult,
+    chunk: batch_io.Chunk,
+    check: CheckResult,
+    key_columns: Sequence[str],
+    labels: np.ndarray,
+    probabilities: np.ndarray | None,
+) -> pd.DataFrame:
+    """A chunk's rows in the prediction log's shape (:mod:`runway.store.predlog`), built columnwise.
+
+    Scored rows carry their inputs, prediction and probabilities; rejected rows
+    their reasons and values as read. Both carry their input row number and
+    their ``--key-column`` value(s), what labels are joined by later.
+    """
+    valid = check.valid
+    positions = valid.index.to_numpy()
     columns: dict[str, Any] = dict(_log_constants(result, len(valid)))
+    columns["row"] = positions + chunk.offset
+    columns["key"] = _keys(chunk.frame, key_columns, positions)
     for name in valid.columns:
         columns[f"{INPUT_PREFIX}{name}"] = valid[name].to_numpy()
-    columns["prediction"] = labels
-    return pd.DataFrame(columns, copy=False)
+    columns[PREDICTION] = labels
+    if probabilities is not None:
+        for i, label in enumerate(loaded.classes or []):
+            columns[f"{LOG_PROBA_PREFIX}{label}"] = probabilities[:, i]
+    scored = pd.DataFrame(columns, copy=False)
+    if not check.rejected:
+        return scored
+    rejected = np.fromiter(check.rejected, dtype=np.int64, count=len(check.rejected))
+    raw = chunk.frame.iloc[rejected].to_dict("records")
+    refused = rejected_frame(
+        raw,
+        ["; ".join(reasons) for reasons in check.rejected.values()],
+        model=result.model,
+        version=result.version,
+        source="batch",
+        request_id=result.batch_id,
+        timestamp=result.scored_at,
+        keys=_keys(chunk.frame, key_columns, rejected),
+        rows=list(rejected + chunk.offset),
+    )
+    return pd.concat([scored, refused], ignore_index=True) if len(scored) else refused
+
+
+def _keys(frame: pd.DataFrame, key_columns: Sequence[str], positions: np.ndarray) -> Any:
+    """The label key of each row: its key column value(s), ``|``-joined; none without keys."""
+    if not key_columns:
+        return pd.array([None] * len(positions), dtype="str")
+    parts = frame[list(key_columns)].iloc[positions].astype(str)
+    joined = parts.iloc[:, 0] if len(key_columns) == 1 else parts.agg("|".join, axis=1)
+    return pd.array(joined.to_numpy(dtype=object), dtype="str")
 
 
 _constants_cache: dict[tuple[str, int], dict[str, Any]] = {}
@@ -43,8 +90,10 @@ def _log_constants(result: BatchResult, n: int) -> dict[str, Any]:
                     ("version", result.version),
                     ("source", "batch"),
                     ("request_id", result.batch_id),
+                    ("status", SCORED),
                 )
             },
+            "reason": pd.array([None] * n, dtype="str"),
         }
     return _constants_cache[key]
 

@@ -34,7 +34,7 @@ from runway.serving.backends import Backend, BackendError
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
-from runway.store.predlog import BackgroundWriter
+from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class Gateway:
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
             rows = payload.parse(body, kind, slot.contract["columns"])
-            checked = await self._check(rows, slot)  # the backend scores the checked values
+            checked = await self._check(rows, slot, request_id)  # the backend scores these
             answer = await self._forward(slot, checked.body, payload.PARQUET_TYPE)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
@@ -253,7 +253,7 @@ class Gateway:
             "PAYLOAD_TOO_LARGE",
         )
 
-    async def _check(self, rows: payload.Payload, slot: Slot) -> payload.Canonical:
+    async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> payload.Canonical:
         data = rows.data()
         valid: Any = data
         large = len(rows) * len(slot.contract["columns"]) > THREAD_CHECK_VALUES
@@ -269,9 +269,11 @@ class Gateway:
             problems, rejected, valid = result.problems, result.rejected, result.valid
         if problems:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, dict.fromkeys(range(len(rows)), problems), slot, request_id)
             raise BadRequest(422, problems[0], "INVALID_INPUT", [{"message": p} for p in problems])
         if rejected:
             self.metrics.rows_rejected += len(rows)
+            self._log_rejected(rows, rejected, slot, request_id)
             first = min(rejected)
             errors = [
                 {"row": row, "message": reason}
@@ -287,6 +289,16 @@ class Gateway:
                 payload.canonical, valid, slot.contract, slot.input_types
             )
         return payload.canonical(valid, slot.contract, slot.input_types)
+
+    def _log_rejected(
+        self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
+    ) -> None:
+        """Rows the contract refused go to the prediction log too, with their reasons."""
+        if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
+            model = slot.model
+            self.writer.submit_rejected(
+                model.name, model.version, rows.data(), rejected, request_id
+            )
 
     async def _forward(self, slot: Slot, body: bytes, content_type: str) -> Any:
         """Score on the least busy backend; a backend that drops the connection gets one retry elsewhere."""

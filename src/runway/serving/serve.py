@@ -38,7 +38,8 @@ from runway.serving.payload import JSON_TYPE, parse
 from runway.settings import Settings
 from runway.store import models, registry, tracking
 from runway.store.models import EXAMPLE_FILE
-from runway.store.predlog import BackgroundWriter, PredictionLog
+from runway.store.predlog import PredictionLog
+from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,21 @@
-"""The prediction log: scored rows with their inputs, for monitoring to read later.
+"""The prediction log: every row serving and batch scoring saw, for monitoring to read later.
 
-Serving and batch scoring both append here; monitoring reads it back with
-:func:`read_predictions`. One row per scored input row, wide so drift checks can
-read features directly::
+One row per input row, wide so drift checks read features directly::
 
-    timestamp  model  version  source  request_id  input.<feature> ...  prediction
+    timestamp model version source request_id row key status reason
+    input.<feature> ... prediction proba.<class> ... raw
+
+- ``status`` is ``scored`` or ``rejected``; a rejected row has its ``reason``
+  (every broken rule) and its values as received in ``raw`` (JSON text, cut at
+  2,000 characters), not in ``input.*``, whose types stay those of the contract;
+- ``row`` is the row's position in its request or input file, ``key`` what
+  labels are joined by: the ``--key-column`` value(s) of a batch row (``|``-joined),
+  or for a served row the request id (``X-Request-Id``, echoed on the response),
+  with ``:<row>`` appended when the request held several rows;
+- ``proba.<class>`` are a classifier's probabilities where the scorer had them
+  (batch scoring computes them; serving forwards only labels, so ``runway
+  monitor`` scores served rows' probabilities with the same version when it
+  judges score drift).
 
 Where it goes is a setting (``RUNWAY_PREDICTION_LOG``):
 
@@ -13,10 +24,11 @@ Where it goes is a setting (``RUNWAY_PREDICTION_LOG``):
   never rewrites a file, so several servers and batch jobs can share it;
 - a database URL (``sqlite:///...``, ``postgresql://...``): the table
   ``runway_predictions_<model>`` through SQLAlchemy (the team database);
+  columns a newer runway adds are added to the table on write;
 - ``off``: nothing is recorded.
 
-The gateway must not wait on any of this: :class:`BackgroundWriter` takes
-records in O(1) and writes them from a thread, in batches.
+:func:`PredictionLog.read_window` streams a time window back in batches, so
+monitoring reads any volume in bounded memory.
 """
 
 from __future__ import annotations
@@ -25,14 +37,12 @@ import itertools
 import json
 import logging
 import os
-import queue
-import threading
-import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runway.core.text import slug
@@ -40,14 +50,107 @@ from runway.settings import get_settings, is_database_url
 
 log = logging.getLogger(__name__)
 
-META = ("timestamp", "model", "version", "source", "request_id")
+META = ("timestamp", "model", "version", "source", "request_id", "row", "key", "status", "reason")
 INPUT_PREFIX = "input."
+PROBA_PREFIX = "proba."
+PREDICTION = "prediction"
+RAW = "raw"
+SCORED, REJECTED = "scored", "rejected"
+MAX_RAW_CHARS = 2000
 _counter = itertools.count()
 
 
 def table_name(model: str) -> str:
     """The database table holding ``model``'s predictions."""
     return f"runway_predictions_{slug(model, '_', 'model')}"
+
+
+def row_keys(request_id: str, n: int) -> list[str]:
+    """The label keys of a served request's rows: its id, or ``<id>:<row>`` for several rows."""
+    return [request_id] if n == 1 else [f"{request_id}:{i}" for i in range(n)]
+
+
+def scored_frame(
+    inputs: pd.DataFrame,
+    predictions: Sequence[Any] | np.ndarray | pd.Series,
+    *,
+    model: str,
+    version: str,
+    source: str,
+    request_id: str | None,
+    timestamp: datetime | None = None,
+    keys: Sequence[str] | None = None,
+    rows: Sequence[int] | None = None,
+    probabilities: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+) -> pd.DataFrame:
+    """Scored rows in the log's shape (``probabilities`` columns follow ``classes``)."""
+    n = len(inputs)
+    if len(predictions) != n:
+        raise ValueError(f"{n} input rows but {len(predictions)} predictions")
+    columns: dict[str, Any] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
+    columns["status"] = pd.array([SCORED] * n, dtype="str")
+    columns["reason"] = pd.array([None] * n, dtype="str")
+    for name in inputs.columns:
+        columns[f"{INPUT_PREFIX}{name}"] = inputs[name].to_numpy()
+    columns[PREDICTION] = _plain_predictions(predictions)
+    if probabilities is not None and classes is not None:
+        for i, label in enumerate(classes):
+            columns[f"{PROBA_PREFIX}{label}"] = np.asarray(probabilities[:, i], dtype="float64")
+    return pd.DataFrame(columns)
+
+
+def rejected_frame(
+    raw_rows: Sequence[Mapping[Any, Any]],
+    reasons: Sequence[str],
+    *,
+    model: str,
+    version: str,
+    source: str,
+    request_id: str | None,
+    timestamp: datetime | None = None,
+    keys: Sequence[str] | None = None,
+    rows: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Rejected rows in the log's shape: the reason, and the values as received in ``raw``."""
+    n = len(raw_rows)
+    columns: dict[str, Any] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
+    columns["status"] = pd.array([REJECTED] * n, dtype="str")
+    columns["reason"] = pd.array(list(reasons), dtype="str")
+    columns[RAW] = pd.array(
+        [json.dumps(dict(r), default=str)[:MAX_RAW_CHARS] for r in raw_rows], dtype="str"
+    )
+    return pd.DataFrame(columns)
+
+
+def _meta(
+    n: int,
+    model: str,
+    version: str,
+    source: str,
+    request_id: str | None,
+    timestamp: datetime | None,
+    keys: Sequence[str] | None,
+    rows: Sequence[int] | None,
+) -> dict[str, Any]:
+    when = (timestamp or datetime.now(UTC)).astimezone(UTC)
+    return {
+        "timestamp": pd.Series([when] * n, dtype="datetime64[us, UTC]"),
+        "model": pd.array([model] * n, dtype="str"),
+        "version": pd.array([str(version)] * n, dtype="str"),
+        "source": pd.array([source] * n, dtype="str"),
+        "request_id": pd.array([request_id] * n, dtype="str"),
+        "row": np.asarray(rows if rows is not None else range(n), dtype="int64"),
+        "key": pd.array(list(keys) if keys is not None else [None] * n, dtype="str"),
+    }
+
+
+def _plain_predictions(predictions: Sequence[Any] | np.ndarray | pd.Series) -> Any:
+    values = pd.Series(list(predictions) if not isinstance(predictions, pd.Series) else predictions)
+    values = values.reset_index(drop=True)
+    if values.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+        return values.map(json.dumps).to_numpy()  # multi-output: one JSON value per row
+    return values.to_numpy()
 
 
 class PredictionLog:
@@ -75,7 +178,15 @@ class PredictionLog:
         """Record ``inputs`` (one row per prediction) with their predictions; returns rows written."""
         if not self.enabled or len(inputs) == 0:
             return 0
-        frame = _frame(inputs, predictions, model, version, source, request_id, timestamp)
+        frame = scored_frame(
+            inputs,
+            predictions,
+            model=model,
+            version=version,
+            source=source,
+            request_id=request_id,
+            timestamp=timestamp,
+        )
         self.write_frame(model, frame)
         return len(frame)
 
@@ -104,168 +215,151 @@ class PredictionLog:
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(self.target)
+        table = table_name(model)
         try:
-            frame.to_sql(table_name(model), engine, if_exists="append", index=False)
+            _add_missing_columns(engine, table, frame)
+            frame.to_sql(table, engine, if_exists="append", index=False)
         finally:
             engine.dispose()
 
     def read(self, model: str) -> pd.DataFrame:
-        """Every recorded prediction of ``model``, oldest first."""
-        if not self.enabled:
-            return pd.DataFrame(columns=[*META, "prediction"])
-        if self.is_database:
-            import sqlalchemy
-
-            engine = sqlalchemy.create_engine(self.target)
-            table = table_name(model)
-            try:
-                if not sqlalchemy.inspect(engine).has_table(table):
-                    return pd.DataFrame(columns=[*META, "prediction"])
-                frame = pd.read_sql_table(table, engine)
-            finally:
-                engine.dispose()
-            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-        else:
-            parts = sorted((Path(self.target) / model).glob("date=*/part-*.parquet"))
-            if not parts:
-                return pd.DataFrame(columns=[*META, "prediction"])
-            frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        """Every recorded row of ``model``, oldest first (small logs and tests)."""
+        batches = list(self.read_window(model, None, None))
+        if not batches:
+            return pd.DataFrame(columns=[*META, PREDICTION])
+        frame = pd.concat(batches, ignore_index=True)
         return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
+    def read_window(
+        self,
+        model: str,
+        since: datetime | None,
+        until: datetime | None,
+        columns: Sequence[str] | None = None,
+        batch_rows: int = 100_000,
+    ) -> Iterator[pd.DataFrame]:
+        """Rows of ``model`` logged in ``[since, until)``, a batch at a time (bounded memory).
 
-def _frame(
-    inputs: pd.DataFrame,
-    predictions: Sequence[Any] | pd.Series,
-    model: str,
-    version: str,
-    source: str,
-    request_id: str | None,
-    timestamp: datetime | None,
-) -> pd.DataFrame:
-    n = len(inputs)
-    if len(predictions) != n:
-        raise ValueError(f"{n} input rows but {len(predictions)} predictions")
-    meta = pd.DataFrame(
-        {
-            "timestamp": pd.Series(
-                [timestamp or datetime.now(UTC)] * n, dtype="datetime64[us, UTC]"
-            ),
-            "model": model,
-            "version": str(version),
-            "source": source,
-            "request_id": request_id,
-        }
-    )
-    features = inputs.reset_index(drop=True).add_prefix(INPUT_PREFIX)
-    values = pd.Series(list(predictions) if not isinstance(predictions, pd.Series) else predictions)
-    values = values.reset_index(drop=True)
-    if values.map(lambda v: isinstance(v, (list, dict, tuple))).any():
-        values = values.map(json.dumps)  # multi-output: one JSON value per row
-    return pd.concat([meta, features, values.rename("prediction")], axis=1)
+        ``columns`` limits what is read (those a part file lacks are absent from its batches).
+        """
+        if not self.enabled:
+            return
+        if self.is_database:
+            yield from self._read_sql(model, since, until, columns, batch_rows)
+        else:
+            yield from self._read_parquet(model, since, until, columns, batch_rows)
+
+    def _read_parquet(
+        self,
+        model: str,
+        since: datetime | None,
+        until: datetime | None,
+        columns: Sequence[str] | None,
+        batch_rows: int,
+    ) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
+        for part in self.parts(model, since, until):
+            file = pq.ParquetFile(part)
+            wanted = (
+                None if columns is None else [c for c in columns if c in file.schema_arrow.names]
+            )
+            for batch in file.iter_batches(batch_size=batch_rows, columns=wanted):
+                frame = batch.to_pandas()
+                if "timestamp" in frame:
+                    frame = frame.loc[_in_window(frame["timestamp"], since, until)]
+                if len(frame):
+                    yield frame.reset_index(drop=True)
+
+    def parts(self, model: str, since: datetime | None, until: datetime | None) -> list[Path]:
+        """The Parquet part files that may hold rows of ``[since, until)``.
+
+        A part sits in the day partition of its first row, so the day before
+        ``since`` is read too (a flush straddling midnight).
+        """
+        root = Path(self.target) / model
+        first = (since - timedelta(days=1)).date() if since is not None else None
+        last = until.date() if until is not None else None
+        found = []
+        for folder in sorted(root.glob("date=*")):
+            try:
+                day = datetime.strptime(folder.name[5:], "%Y-%m-%d").date()
+            except ValueError:
+                continue
+            if (first is None or day >= first) and (last is None or day <= last):
+                found.extend(sorted(folder.glob("part-*.parquet")))
+        return found
+
+    def _read_sql(
+        self,
+        model: str,
+        since: datetime | None,
+        until: datetime | None,
+        columns: Sequence[str] | None,
+        batch_rows: int,
+    ) -> Iterator[pd.DataFrame]:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.target)
+        table = table_name(model)
+        try:
+            inspector = sqlalchemy.inspect(engine)
+            if not inspector.has_table(table):
+                return
+            present = [c["name"] for c in inspector.get_columns(table)]
+            wanted = present if columns is None else [c for c in columns if c in present]
+            t = sqlalchemy.table(table, *(sqlalchemy.column(c) for c in present))
+            query = sqlalchemy.select(*(t.c[c] for c in wanted))
+            # SQLite keeps timestamps as text in pandas' format: compare them after reading.
+            if engine.dialect.name != "sqlite":
+                if since is not None:
+                    query = query.where(t.c.timestamp >= since)
+                if until is not None:
+                    query = query.where(t.c.timestamp < until)
+            with engine.connect() as connection:
+                for frame in pd.read_sql_query(query, connection, chunksize=batch_rows):
+                    if "timestamp" in frame:
+                        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+                        frame = frame.loc[_in_window(frame["timestamp"], since, until)]
+                    if len(frame):
+                        yield frame.reset_index(drop=True)
+        finally:
+            engine.dispose()
+
+
+def _in_window(stamps: pd.Series, since: datetime | None, until: datetime | None) -> np.ndarray:
+    keep = np.ones(len(stamps), dtype=bool)
+    if since is not None:
+        keep &= (stamps >= since).to_numpy()
+    if until is not None:
+        keep &= (stamps < until).to_numpy()
+    return keep
+
+
+def _add_missing_columns(engine: Any, table: str, frame: pd.DataFrame) -> None:
+    """Columns a newer runway writes that an older table lacks are added before appending."""
+    import sqlalchemy
+
+    inspector = sqlalchemy.inspect(engine)
+    if not inspector.has_table(table):
+        return
+    present = {c["name"] for c in inspector.get_columns(table)}
+    missing = [c for c in frame.columns if c not in present]
+    if not missing:
+        return
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as connection:
+        for name in missing:
+            kind = "FLOAT" if pd.api.types.is_float_dtype(frame[name]) else "TEXT"
+            if pd.api.types.is_integer_dtype(frame[name]):
+                kind = "BIGINT"
+            connection.execute(
+                sqlalchemy.text(
+                    f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(name)} {kind}"
+                )
+            )
 
 
 def read_predictions(model: str, target: str | None = None) -> pd.DataFrame:
     """The prediction log of ``model`` (from ``RUNWAY_PREDICTION_LOG`` unless given)."""
     return PredictionLog(target or get_settings().prediction_log).read(model)
-
-
-class BackgroundWriter:
-    """Takes records without blocking and writes them from a thread, in batches.
-
-    A full queue drops records (counted in :attr:`dropped`) rather than slow a
-    request down: the prediction log is for monitoring, the response comes first.
-    """
-
-    def __init__(
-        self,
-        sink: PredictionLog,
-        *,
-        flush_rows: int = 1000,
-        flush_seconds: float = 1.0,
-        max_pending: int = 10_000,
-    ) -> None:
-        self.sink = sink
-        self.flush_rows = flush_rows
-        self.flush_seconds = flush_seconds
-        self.dropped = 0
-        self.written = 0
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(max_pending)
-        self._thread = threading.Thread(target=self._run, name="runway-predlog", daemon=True)
-        self._thread.start()
-
-    def submit(
-        self,
-        model: str,
-        version: str,
-        rows: list[Mapping[str, Any]] | pd.DataFrame,
-        response: bytes,
-        request_id: str | None,
-    ) -> None:
-        """Queue one request's rows and its raw response body (parsed later, off the request path)."""
-        try:
-            self._queue.put_nowait((model, version, rows, response, request_id, datetime.now(UTC)))
-        except queue.Full:
-            self.dropped += len(rows)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        pending: list[tuple[Any, ...]] = []
-        deadline = time.monotonic() + self.flush_seconds
-        while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = ()
-            if item is None:
-                self._flush(pending)
-                return
-            if item:
-                pending.append(item)
-            if sum(len(p[2]) for p in pending) >= self.flush_rows or time.monotonic() >= deadline:
-                self._flush(pending)
-                pending = []
-                deadline = time.monotonic() + self.flush_seconds
-
-    def _flush(self, pending: list[tuple[Any, ...]]) -> None:
-        by_model: dict[str, list[pd.DataFrame]] = {}
-        for model, version, rows, response, request_id, when in pending:
-            try:
-                predictions = _predictions(response)
-                inputs = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-                frame = _frame(inputs, predictions, model, version, "serve", request_id, when)
-            except Exception as exc:  # one odd response must not lose the others
-                log.warning("prediction log: skipped request %s: %s", request_id, exc)
-                continue
-            by_model.setdefault(model, []).append(frame)
-        for model, frames in by_model.items():
-            frame = pd.concat(frames, ignore_index=True)
-            outputs = frame["prediction"]
-            if outputs.dtype == object and outputs.map(type).nunique() > 1:
-                # scalars next to multi-output JSON: one type per column, or Parquet refuses it
-                frame["prediction"] = outputs.map(
-                    lambda v: v if isinstance(v, str) else json.dumps(v)
-                )
-            try:
-                self.sink.write_frame(model, frame)
-                self.written += len(frame)
-            except Exception as exc:
-                self.dropped += len(frame)
-                log.warning(
-                    "prediction log: cannot write %d rows to %s: %s", len(frame), self.sink, exc
-                )
-
-
-def _predictions(response: bytes) -> list[Any]:
-    """The per-row outputs in an MLflow scoring response (``{"predictions": [...]}`` or a list)."""
-    body = json.loads(response)
-    if isinstance(body, Mapping):
-        body = body.get("predictions", body)
-    if isinstance(body, Mapping):  # a DataFrame output: {"col": [..]} -> records
-        body = pd.DataFrame(body).to_dict("records")
-    if not isinstance(body, list):
-        raise ValueError("predictions are not a list")
-    return [v if not isinstance(v, Mapping) else json.dumps(v) for v in body]

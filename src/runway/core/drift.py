@@ -1,0 +1,191 @@
+"""Drift statistics from counts: PSI on open-ended reference bins, two-sample chi-square.
+
+Everything here works on counts, so a window of any size is judged from
+histograms accumulated batch by batch (memory flat in the number of rows), and
+the reference side is the profile logged with the model version, not raw
+training rows. The statistic a verdict uses is named by the policy; nothing
+here picks one by row count.
+
+Numeric bins are the reference profile's quantile bins with both ends opened
+(``(-inf, q1) ... [q9, +inf)``): values beyond the training range fall in the
+end bins instead of dropping out of the histogram, and those are exactly the
+drifted ones. Categorical bins are the reference categories, plus ``(other)``
+for training categories the profile did not list and ``(unseen)`` for values
+training never had.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+EPSILON = 1e-4  # the fraction an empty bin counts as in PSI (the usual 0.01 %)
+UNSEEN = "(unseen)"
+OTHER = "(other)"
+
+
+@dataclass
+class Histogram:
+    """Reference fractions and current counts over the same bins, filled batch by batch."""
+
+    labels: list[str]
+    reference: np.ndarray  # fractions, summing to 1
+    reference_rows: int
+    edges: np.ndarray | None = None  # inner edges of numeric bins; None for categories
+    index: dict[str, int] = field(default_factory=dict)  # category -> bin
+    known: frozenset[str] | None = None  # every category training had (the contract's), if known
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.counts) != len(self.labels):
+            self.counts = np.zeros(len(self.labels), dtype=np.int64)
+
+    @property
+    def rows(self) -> int:
+        """Current values counted (missing values are not)."""
+        return int(self.counts.sum())
+
+    def current(self) -> np.ndarray:
+        """Current fractions per bin (zeros when nothing was counted)."""
+        total = self.counts.sum()
+        return self.counts / total if total else np.zeros(len(self.counts))
+
+    def add(self, values: pd.Series) -> None:
+        """Count one batch of values (missing ones are skipped)."""
+        present = values.dropna()
+        if present.empty:
+            return
+        if self.edges is not None:
+            numbers = pd.to_numeric(present, errors="coerce").dropna().to_numpy(dtype="float64")
+            bins = np.searchsorted(self.edges, numbers, side="right")
+            self.counts += np.bincount(bins, minlength=len(self.labels))
+            return
+        for value, n in present.astype(str).value_counts().items():
+            self.counts[self._bin(str(value))] += int(n)
+
+    def _bin(self, value: str) -> int:
+        if value in self.index:
+            return self.index[value]
+        other = self.index.get(OTHER)
+        # A training category the profile did not list is "other"; one training never had
+        # is "unseen". Without the contract's full list, only the profile can tell.
+        known = self.known is None or value in self.known
+        if other is not None and known:
+            return other
+        return self.index[UNSEEN]
+
+    def unseen(self) -> int:
+        """Current values training never had (categorical features)."""
+        position = self.index.get(UNSEEN)
+        return int(self.counts[position]) if position is not None else 0
+
+
+def numeric_histogram(entry: Mapping[str, Any]) -> Histogram | None:
+    """Bins of a numeric feature from its profile entry (None when it has no bins)."""
+    edges = [float(e) for e in entry.get("bin_edges") or []]
+    fractions = [float(f) for f in entry.get("bin_fractions") or []]
+    if not edges:
+        return None
+    if len(edges) == 1:  # a constant column: below, at, above the one value
+        value = edges[0]
+        return Histogram(
+            [f"< {value:.4g}", f"= {value:.4g}", f"> {value:.4g}"],
+            np.array([0.0, 1.0, 0.0]),
+            int(entry.get("count", 0)),
+            edges=np.array([value, np.nextafter(value, math.inf)]),
+        )
+    inner = np.array(edges[1:-1])
+    labels = [f"< {edges[1]:.4g}"] if len(edges) > 2 else []
+    labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(edges[1:-1])]
+    labels.append(f">= {edges[-2]:.4g}" if len(edges) > 2 else "all")
+    return Histogram(labels, np.array(fractions), int(entry.get("count", 0)), edges=inner)
+
+
+def categorical_histogram(
+    entry: Mapping[str, Any], known: Sequence[str] | None = None
+) -> Histogram:
+    """Bins of a categorical feature: its profile's categories, ``(other)`` and ``(unseen)``.
+
+    ``known`` is every category training had (the data contract's list), when
+    complete; it tells an unlisted training category from an unseen one.
+    """
+    frequencies = {str(k): float(v) for k, v in (entry.get("frequencies") or {}).items()}
+    labels = list(frequencies)
+    reference = list(frequencies.values())
+    rest = max(0.0, 1.0 - sum(reference))
+    if rest > 1e-9 or entry.get("frequencies_truncated"):
+        labels.append(OTHER)
+        reference.append(rest)
+    labels.append(UNSEEN)
+    reference.append(0.0)
+    index = {label: i for i, label in enumerate(labels)}
+    return Histogram(
+        labels,
+        np.array(reference),
+        int(entry.get("count", 0)),
+        index=index,
+        known=frozenset(map(str, known)) if known is not None else None,
+    )
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    Empty bins count as :data:`EPSILON` so that a value appearing where the
+    reference had none (an unseen category, a value past the training range)
+    weighs heavily instead of dividing by zero.
+    """
+    ref = np.clip(np.asarray(reference, dtype="float64"), EPSILON, None)
+    cur = np.clip(np.asarray(current, dtype="float64"), EPSILON, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def chi2_two_sample(
+    reference: np.ndarray, reference_rows: int, counts: np.ndarray
+) -> tuple[float, float]:
+    """Chi-square test of homogeneity between the reference sample and the current counts.
+
+    A two-sample test from counts on both sides (the reference's counts are its
+    fractions times its rows), so the reference's own sampling noise is part of
+    the test, unlike a goodness-of-fit against fixed fractions. Bins empty on
+    both sides are dropped. Returns (statistic, p-value).
+    """
+    from scipy.stats import chi2_contingency
+
+    ref_counts = np.asarray(reference, dtype="float64") * max(reference_rows, 0)
+    cur_counts = np.asarray(counts, dtype="float64")
+    table = np.vstack([ref_counts, cur_counts])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or table[0].sum() == 0 or table[1].sum() == 0:
+        return 0.0, 1.0
+    statistic, p_value, _, _ = chi2_contingency(table, correction=False)
+    return float(statistic), float(p_value)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Data-quality rates of one feature in a window, beside training's."""
+
+    missing_rate: float
+    reference_missing_rate: float
+    out_of_range_rate: float = 0.0
+    unseen_rate: float = 0.0
+
+
+def out_of_range(values: pd.Series, low: float | None, high: float | None) -> int:
+    """How many present values fall outside the training range ``[low, high]``."""
+    if low is None or high is None:
+        return 0
+    numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype="float64")
+    return int(np.count_nonzero((numbers < low) | (numbers > high)))
+
+
+def share(flags: Sequence[bool]) -> float:
+    """The share of true flags (0 for none)."""
+    return sum(flags) / len(flags) if flags else 0.0

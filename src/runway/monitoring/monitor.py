@@ -1,0 +1,405 @@
+"""``runway monitor``: judge one window of the prediction log, report it, act on it.
+
+Reads the rows a version produced in the window (served and batch, scored and
+rejected), compares them with that version's reference profile, applies the
+``monitor:`` section of the model's policy, writes a standalone HTML report,
+records a monitoring run in MLflow, and, when the policy's N-of-M trigger is
+met and its action is ``retrain``, retrains and stages a new version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runway.core.monitor_policy import MonitorPolicy, parse_duration
+from runway.errors import MonitorError, TrackingError, UsageError
+from runway.jobs.promote import read_policy
+from runway.jobs.retrain import RetrainResult, retrain
+from runway.monitoring.judge import Verdict, judge
+from runway.monitoring.labels import Labels, load_labels
+from runway.monitoring.report import render
+from runway.monitoring.window import Window, WindowStats, resolve_window
+from runway.settings import Settings, get_settings
+from runway.store import models, monitoring, registry, tracking
+from runway.store.predlog import PredictionLog
+from runway.store.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    """What to judge: the window, the version, the labels; and whether to act."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    window: str | None = None  # a duration overriding the policy's
+    stage: str = "Production"
+    version: str | None = None
+    labels: str | None = None
+    key_columns: tuple[str, ...] = ()
+    label_column: str | None = None
+    act: bool = True  # run the policy's action when the trigger is met
+    policy_file: str | None = None
+    report_dir: str | None = None
+
+
+@dataclass
+class MonitorResult:
+    """What ``runway monitor`` concluded and did."""
+
+    model: str
+    version: str
+    window: Window
+    outcome: str  # healthy | crossed | not_judged
+    verdict: Verdict | None
+    trigger_met: bool = False
+    trigger: str = ""
+    run_id: str = ""
+    run_url: str = ""
+    report: str = ""
+    retrained: RetrainResult | None = None
+    other_versions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Reference:
+    resolved: ResolvedModel
+    profile: dict[str, Any]
+    contract: dict[str, Any]
+    holdout: dict[str, float]
+    primary: str
+    target: str
+    classes: list[str]
+
+
+def monitor(model: str, options: MonitorOptions, settings: Settings | None = None) -> MonitorResult:
+    """Judge one window of ``model``'s prediction log (see the module docstring).
+
+    Raises:
+        MonitorError: the window cannot be judged (too few rows, no reference
+            profile, labels matching no logged row); the run is still recorded.
+    """
+    settings = settings or get_settings()
+    policy = read_policy(model, settings, options.policy_file).monitor
+    resolved = registry.resolve(model, options.stage, options.version)
+    length = _duration(options.window) if options.window else policy.window_length
+    window = resolve_window(options.since, options.until, length)
+    ref = _reference(resolved)
+    stats, labels, others, scorer = _read(ref, window, options, settings)
+    result = MonitorResult(
+        model, resolved.version, window, "not_judged", None, other_versions=others
+    )
+    problem = _unjudgeable(stats, labels, policy, options)
+    if problem:
+        _record(result, settings, None, problem, options.report_dir)
+        raise MonitorError(f"{model} v{resolved.version}, window {window.label}: {problem}")
+    verdict = judge(
+        stats,
+        policy,
+        model=model,
+        version=resolved.version,
+        window=window,
+        holdout=ref.holdout,
+        primary_metric=ref.primary,
+        labels=labels,
+    )
+    verdict.notes += _notes(stats, ref, scorer)
+    result.verdict = verdict
+    result.outcome = "crossed" if verdict.crossed else "healthy"
+    result.trigger_met, result.trigger = _trigger(policy, result, settings)
+    _record(result, settings, verdict, "", options.report_dir)
+    if result.trigger_met and policy.action == "retrain" and options.act:
+        extra = labels.training_rows(ref.target) if labels is not None else None
+        result.retrained = retrain(
+            model,
+            reason="monitoring",
+            trigger_run=result.run_id,
+            extra_rows=extra,
+            mode=policy.retrain.mode,
+            trials=policy.retrain.trials,
+            version=resolved.version,
+            settings=settings,
+        )
+        monitoring.set_window_tags(result.run_id, _retrain_tags(result.retrained))
+    return result
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--window {exc}") from None
+
+
+def _reference(resolved: ResolvedModel) -> _Reference:
+    """The version's reference profile, contract, holdout metrics and classes."""
+    name = f"{resolved.name} v{resolved.version}"
+    if not resolved.run_id:
+        raise MonitorError(f"{name} has no source run, so no reference profile to compare with")
+    try:
+        profile = tracking.load_json_artifact(resolved.run_id, tracking.PROFILE_ARTIFACT)
+        contract = tracking.load_contract(resolved.run_id)
+    except TrackingError:
+        raise MonitorError(
+            f"{name} has no reference profile ({tracking.PROFILE_ARTIFACT}); runway monitors "
+            "versions trained by `runway train` or `runway sweep`"
+        ) from None
+    tags = tracking.run_tags(resolved.run_id)
+    scores = (profile.get("predictions") or {}).get("scores") or {}
+    return _Reference(
+        resolved,
+        profile,
+        contract,
+        tracking.run_metrics(resolved.run_id),
+        tags.get("runway.primary_metric", ""),
+        _target(resolved.run_id),
+        [str(c) for c in scores],
+    )
+
+
+def _target(run_id: str) -> str:
+    """The spec's target column (what retraining data and label files call the label)."""
+    from runway.core.spec import SPEC_ARTIFACT, load_spec
+
+    with tempfile.TemporaryDirectory(prefix="runway-monitor-") as tmp:
+        try:
+            return load_spec(tracking.download_artifact(run_id, SPEC_ARTIFACT, tmp)).data.target
+        except TrackingError:
+            return "label"
+
+
+def _read(
+    ref: _Reference, window: Window, options: MonitorOptions, settings: Settings
+) -> tuple[WindowStats, Labels | None, dict[str, int], _LazyScorer]:
+    """Stream the window's rows of the judged version into counts (and the label join)."""
+    stats = WindowStats.for_reference(ref.profile, ref.contract)
+    labels = None
+    if options.labels:
+        labels = load_labels(options.labels, options.key_columns, options.label_column, ref.target)
+        labels.classes = ref.classes
+    scorer = _LazyScorer(ref.resolved, list(ref.contract["columns"]), ref.classes)
+    sink = PredictionLog(settings.prediction_log)
+    if not sink.enabled:
+        raise MonitorError(
+            "the prediction log is off (RUNWAY_PREDICTION_LOG=off): nothing to judge"
+        )
+    others: Counter[str] = Counter()
+    features = list(ref.contract["columns"])
+    for batch in sink.read_window(ref.resolved.name, window.since, window.until):
+        versions = (
+            batch["version"].astype(str) if "version" in batch else pd.Series([""] * len(batch))
+        )
+        mine = (versions == ref.resolved.version).to_numpy()
+        others.update(versions[~mine].tolist())
+        if not mine.any():
+            continue
+        rows = batch.loc[mine].reset_index(drop=True)
+        stats.add(rows, scorer if ref.classes else None)
+        if labels is not None:
+            labels.add(rows, features, scorer if ref.classes else None)
+    return stats, labels, dict(others), scorer
+
+
+class _LazyScorer:
+    """Class probabilities for served rows, from the same version, loaded on first need."""
+
+    def __init__(self, resolved: ResolvedModel, features: list[str], classes: list[str]) -> None:
+        self.resolved, self.features, self.classes = resolved, features, classes
+        self._predict: Callable[[pd.DataFrame], np.ndarray] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.used = False
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        if self._predict is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="runway-monitor-model-")
+            local = models.download_model(self.resolved.uri, self._tmp.name)
+            estimator = models.load_sklearn(local)
+            order = [str(c) for c in estimator.classes_]
+            columns = [order.index(c) for c in self.classes]
+            self._predict = lambda X: np.asarray(estimator.predict_proba(X))[:, columns]
+        self.used = True
+        X = frame[self.features].copy()
+        for name in X.columns:
+            if not pd.api.types.is_numeric_dtype(X[name]):
+                X[name] = X[name].astype(object).where(X[name].notna(), np.nan)
+        return self._predict(X)
+
+
+def _unjudgeable(
+    stats: WindowStats, labels: Labels | None, policy: MonitorPolicy, options: MonitorOptions
+) -> str:
+    """Why the window cannot be judged, or ""."""
+    if stats.rows_scored < policy.min_rows:
+        return (
+            f"{stats.rows_scored} scored rows in the window, fewer than monitor.min_rows "
+            f"({policy.min_rows}); nothing judged, nothing retrained"
+        )
+    if labels is not None and labels.joined == 0:
+        return (
+            f"none of the {len(labels.truth)} labels in {labels.source} matches a logged row of "
+            "this version in the window (keys: batch --key-column values, or served request ids)"
+        )
+    return ""
+
+
+def _notes(stats: WindowStats, ref: _Reference, scorer: _LazyScorer) -> list[str]:
+    notes = []
+    if "predictions" not in ref.profile:
+        notes.append(
+            "the version's reference profile has no predictions (trained before runway logged "
+            "them): prediction drift not judged"
+        )
+    if stats.scores_computed:
+        notes.append(
+            f"class probabilities of {stats.scores_computed:,} served rows computed by monitor "
+            "with the same version (serving logs labels only)"
+        )
+    return notes
+
+
+def _trigger(policy: MonitorPolicy, result: MonitorResult, settings: Settings) -> tuple[bool, str]:
+    """Whether N of the last M windows (this one included) crossed a threshold."""
+    rule = policy.trigger
+    earlier = [
+        w
+        for w in monitoring.windows(settings, result.model, result.version, limit=rule.of_last * 4)
+        if w.until <= result.window.since.isoformat() and w.outcome in {"crossed", "healthy"}
+    ][: rule.of_last - 1]
+    crossed = sum(w.outcome == "crossed" for w in earlier) + (result.outcome == "crossed")
+    looked = len(earlier) + 1
+    met = result.outcome == "crossed" and crossed >= rule.breaches
+    return (
+        met,
+        f"{crossed} of the last {looked} window(s) crossed (trigger: {rule.breaches} of {rule.of_last})",
+    )
+
+
+def _record(
+    result: MonitorResult,
+    settings: Settings,
+    verdict: Verdict | None,
+    problem: str,
+    report_dir: str | None,
+) -> None:
+    """The monitoring run, and the report file beside it."""
+    metrics: dict[str, float] = {}
+    summary: dict[str, Any] = {
+        "outcome": result.outcome,
+        "problem": problem,
+        "trigger": result.trigger,
+    }
+    if verdict is not None:
+        metrics = _metrics(verdict)
+        summary |= verdict.to_dict()
+    page = render(verdict, outcome=result.outcome) if verdict is not None else ""
+    artifacts = {"summary.json": json.dumps(summary, indent=2, default=str)}
+    if page:
+        artifacts["report.html"] = page
+    tags = {
+        "runway.monitor.trigger": result.trigger,
+        "runway.monitor.drifted": ",".join(verdict.drifted) if verdict else "",
+        "runway.monitor.breaches": "; ".join(verdict.breaches) if verdict else problem,
+        "mlflow.note.content": (
+            f"{result.outcome}: " + ("; ".join(verdict.breaches) or "no threshold crossed")
+            if verdict
+            else f"not judged: {problem}"
+        ),
+    }
+    result.run_id, result.run_url = monitoring.record_window(
+        settings,
+        model=result.model,
+        version=result.version,
+        since=result.window.since,
+        until=result.window.until,
+        outcome=result.outcome,
+        metrics=metrics,
+        tags=tags,
+        artifacts=artifacts,
+    )
+    if page:
+        result.report = str(_write_report(result, page, report_dir or settings.monitor_report_dir))
+
+
+def _metrics(verdict: Verdict) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "rows_scored": verdict.rows_scored,
+        "rows_rejected": verdict.rows_rejected,
+        "rejected_rate": verdict.rejected_rate,
+        "drift_share": verdict.drift_share,
+        "features_drifted": len(verdict.drifted),
+    }
+    for f in verdict.features:
+        if f.distribution is not None:
+            metrics[f"psi.{f.name}"] = f.distribution.psi
+        metrics[f"missing_rate.{f.name}"] = f.missing_rate
+    if verdict.prediction is not None:
+        metrics["prediction_psi"] = verdict.prediction.psi
+    for label, scores in verdict.scores.items():
+        metrics[f"score_psi.{label}"] = scores.psi
+    p = verdict.performance
+    if p is not None and p.live is not None:
+        metrics[f"live_{p.metric}"] = p.live
+        metrics["labelled_rows"] = p.joined
+    return metrics
+
+
+def _write_report(result: MonitorResult, page: str, report_dir: str) -> Path:
+    folder = Path(report_dir) / result.model
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = f"{result.window.since:%Y%m%dT%H%M}-{result.window.until:%Y%m%dT%H%M}"
+    path = folder / f"{result.model}-v{result.version}-{stamp}.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _retrain_tags(outcome: RetrainResult) -> dict[str, str]:
+    return {
+        "runway.monitor.retrained_version": outcome.version,
+        "runway.monitor.retrain_staged": str(outcome.staged).lower(),
+        "runway.monitor.retrain_refused": outcome.refused,
+    }
+
+
+def labelled_rows(
+    model: str,
+    labels_path: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    window: str | None = None,
+    key_columns: tuple[str, ...] = (),
+    label_column: str | None = None,
+    version: str | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """The window's logged rows that have a label, as training rows (features and target).
+
+    What ``runway retrain --labels`` appends to the original training data.
+    """
+    settings = settings or get_settings()
+    policy = read_policy(model, settings, None).monitor
+    resolved = registry.resolve(model, "Production", version)
+    length = _duration(window) if window else policy.window_length
+    span = resolve_window(since, until, length)
+    ref = _reference(resolved)
+    options = MonitorOptions(labels=labels_path, key_columns=key_columns, label_column=label_column)
+    _, labels, _, _ = _read(ref, span, options, settings)
+    assert labels is not None
+    if labels.joined == 0:
+        raise MonitorError(
+            f"none of the {len(labels.truth)} labels in {labels_path} matches a logged row of "
+            f"{model} v{resolved.version} in {span.label}"
+        )
+    return labels.training_rows(ref.target)

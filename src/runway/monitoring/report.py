@@ -1,0 +1,201 @@
+"""The monitoring report: one standalone HTML page, readable offline.
+
+Styles are inline and every chart is inline SVG drawn here (grouped bars of
+reference and current fractions): nothing is fetched when the page opens, so it
+can be mailed, archived as an MLflow artifact, or opened on an air-gapped host.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from runway.monitoring.judge import Distribution, FeatureVerdict, Verdict
+
+_CSS = """
+body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+.muted{color:#656d76}.badge{display:inline-block;padding:3px 10px;border-radius:12px;font-weight:600;color:#fff}
+.ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}
+table{border-collapse:collapse;width:100%;margin:8px 0}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.drift td{background:#fff1f0}.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+.card{border:1px solid #d0d7de;border-radius:8px;padding:10px}.card.drift{border-color:#cf222e;box-shadow:0 0 0 1px #cf222e inset}
+.card h3{font-size:14px;margin:0 0 4px}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
+ul.breaches li{color:#cf222e}
+"""
+_REF, _CUR, _CUR_BAD = "#8c959f", "#0969da", "#cf222e"
+
+
+def render(verdict: Verdict, *, outcome: str, run_url: str = "") -> str:
+    """The whole report for one judged window."""
+    badge = {
+        "healthy": ("ok", "healthy"),
+        "crossed": ("bad", "threshold crossed"),
+        "not_judged": ("warn", "not judged"),
+    }[outcome]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>runway monitor: {_e(verdict.model)} v{_e(verdict.version)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(verdict.model)} v{_e(verdict.version)} "
+        f"<span class='badge {badge[0]}'>{badge[1]}</span></h1>",
+        f"<div class='muted'>window {_e(verdict.window.label)} · {verdict.rows_scored:,} rows scored · "
+        f"{verdict.rows_rejected:,} rejected · statistic: {_e(verdict.statistic)} · generated "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}"
+        + (f" · <a href='{_e(run_url)}'>monitoring run</a>" if run_url else "")
+        + "</div>",
+        _summary(verdict),
+        _feature_table(verdict),
+        _outputs(verdict),
+        _quality(verdict),
+        _performance(verdict),
+        "<h2>Feature distributions</h2><div class='legend muted'>"
+        f"<span style='background:{_REF}'></span>training (reference)"
+        f"<span style='background:{_CUR}'></span>this window"
+        f"<span style='background:{_CUR_BAD}'></span>this window, drifted</div><div class='cards'>",
+        *(_card(f) for f in _ordered(verdict.features)),
+        "</div></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _summary(verdict: Verdict) -> str:
+    items = (
+        "".join(f"<li>{_e(b)}</li>" for b in verdict.breaches) or "<li>no threshold crossed</li>"
+    )
+    notes = "".join(f"<li class='muted'>{_e(n)}</li>" for n in verdict.notes)
+    judged = [f for f in verdict.features if f.distribution is not None]
+    return (
+        "<h2>Summary</h2>"
+        f"<p><b>{len(verdict.drifted)}</b> of {len(judged)} features drifted "
+        f"(share {verdict.drift_share:.0%}); rejected rows {verdict.rejected_rate:.1%}.</p>"
+        f"<ul class='breaches'>{items}</ul>" + (f"<ul>{notes}</ul>" if notes else "")
+    )
+
+
+def _ordered(features: list[FeatureVerdict]) -> list[FeatureVerdict]:
+    return sorted(
+        features,
+        key=lambda f: (not f.drifted, -(f.distribution.psi if f.distribution else 0.0), f.name),
+    )
+
+
+def _feature_table(verdict: Verdict) -> str:
+    rows = []
+    for f in _ordered(verdict.features):
+        d = f.distribution
+        verdict_text = "DRIFT" if f.drifted else ("-" if d is None else "ok")
+        rows.append(
+            f"<tr class='{'drift' if f.drifted else ''}'><td>{_e(f.name)}</td><td>{f.kind}</td>"
+            f"<td class='num'>{_num(d.psi if d else None, 3)}</td>"
+            f"<td class='num'>{_num(d.p_value if d else None, 4)}</td><td>{verdict_text}</td>"
+            f"<td class='num'>{f.missing_rate:.1%} ({f.reference_missing_rate:.1%})</td>"
+            f"<td class='num'>{f.out_of_range_rate:.1%}</td><td class='num'>{f.unseen_rate:.1%}</td>"
+            f"<td>{_e('; '.join(f.quality)) or '-'}</td></tr>"
+        )
+    return (
+        "<h2>Input drift, per feature</h2><table><tr><th>feature</th><th>kind</th><th>PSI</th>"
+        "<th>chi-square p</th><th>drift</th><th>missing (training)</th><th>out of range</th>"
+        "<th>unseen</th><th>quality</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _outputs(verdict: Verdict) -> str:
+    cards = []
+    if verdict.prediction is not None:
+        cards.append(_chart_card("predictions", verdict.prediction, verdict.prediction.drifted))
+    for label, scores in verdict.scores.items():
+        cards.append(_chart_card(f"probability of class {label}", scores, scores.drifted))
+    if not cards:
+        return "<h2>Prediction drift</h2><p class='muted'>No prediction reference for this version.</p>"
+    return "<h2>Prediction drift</h2><div class='cards'>" + "".join(cards) + "</div>"
+
+
+def _quality(verdict: Verdict) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(reason)}</td><td class='num'>{n:,}</td></tr>"
+        for reason, n in list(verdict.reasons.items())[:20]
+    )
+    table = (
+        f"<table><tr><th>rejection reason</th><th>rows</th></tr>{rows}</table>"
+        if rows
+        else "<p class='muted'>No row was rejected by the data contract.</p>"
+    )
+    return f"<h2>Data quality</h2><p>Rejected rows: {verdict.rejected_rate:.1%}.</p>{table}"
+
+
+def _performance(verdict: Verdict) -> str:
+    p = verdict.performance
+    if p is None:
+        return "<h2>Live metric</h2><p class='muted'>No labels given (--labels).</p>"
+    state = "not judged" if p.passed is None else ("ok" if p.passed else "BELOW THE FLOOR")
+    return (
+        "<h2>Live metric</h2><table><tr><th>metric</th><th>live</th><th>holdout</th><th>floor</th>"
+        f"<th>labelled rows</th><th>verdict</th></tr><tr><td>{_e(p.metric)}</td>"
+        f"<td class='num'>{_num(p.live, 4)}</td><td class='num'>{_num(p.holdout, 4)}</td>"
+        f"<td class='num'>{_num(p.floor, 4)}</td><td class='num'>{p.joined:,}</td>"
+        f"<td>{_e(state)}</td></tr></table>"
+        + (f"<p class='muted'>{_e(p.note)}</p>" if p.note else "")
+    )
+
+
+def _card(feature: FeatureVerdict) -> str:
+    if feature.distribution is None:
+        return f"<div class='card'><h3>{_e(feature.name)}</h3><p class='muted'>no reference bins</p></div>"
+    return _chart_card(feature.name, feature.distribution, feature.drifted)
+
+
+def _chart_card(title: str, d: Distribution, drifted: bool) -> str:
+    stats = f"PSI {d.psi:.3f} · chi-square p {d.p_value:.3g}" + (" · DRIFT" if drifted else "")
+    return (
+        f"<div class='card{' drift' if drifted else ''}'><h3>{_e(title)}</h3>"
+        f"<div class='muted'>{stats}</div>{bars(d.labels, d.reference, d.current, drifted)}</div>"
+    )
+
+
+def bars(labels: list[str], reference: list[float], current: list[float], drifted: bool) -> str:
+    """Grouped bars (reference, current) per bin as inline SVG, bin labels under them."""
+    shown = min(len(labels), 24)
+    width, height, top, bottom, left = 350, 170, 8, 58, 34
+    plot_w, plot_h = width - left - 6, height - top - bottom
+    peak = max([*reference[:shown], *current[:shown], 1e-9])
+    slot = plot_w / max(shown, 1)
+    bar = max(slot * 0.38, 1.0)
+    out = [f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img'>"]
+    for tick in (0.0, 0.5, 1.0):
+        y = top + plot_h * (1 - tick)
+        out.append(
+            f"<line x1='{left}' x2='{width - 6}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eaeef2'/>"
+            f"<text x='{left - 4}' y='{y + 4:.1f}' font-size='9' text-anchor='end' fill='#656d76'>"
+            f"{peak * tick:.0%}</text>"
+        )
+    colour = _CUR_BAD if drifted else _CUR
+    for i in range(shown):
+        x = left + i * slot + slot * 0.1
+        for offset, value, fill in ((0.0, reference[i], _REF), (bar, current[i], colour)):
+            h = plot_h * value / peak
+            out.append(
+                f"<rect x='{x + offset:.1f}' y='{top + plot_h - h:.1f}' width='{bar:.1f}' "
+                f"height='{h:.1f}' fill='{fill}'><title>{_e(labels[i])}: {value:.1%}</title></rect>"
+            )
+        label = labels[i] if len(labels[i]) <= 14 else labels[i][:13] + "…"
+        cx, cy = x + bar, top + plot_h + 6
+        out.append(
+            f"<text x='{cx:.1f}' y='{cy:.1f}' font-size='9' fill='#656d76' text-anchor='end' "
+            f"transform='rotate(-40 {cx:.1f} {cy:.1f})'>{_e(label)}</text>"
+        )
+    if len(labels) > shown:
+        out.append(
+            f"<text x='{width - 6}' y='12' font-size='9' text-anchor='end'>first {shown} of {len(labels)} bins</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)

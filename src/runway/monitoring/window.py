@@ -1,0 +1,217 @@
+"""One window of the prediction log, accumulated batch by batch into counts.
+
+:class:`WindowStats` holds, per feature, the reference bins with the window's
+counts, missing and out-of-range counts; the prediction and score histograms;
+the rejected rows and their reasons. Nothing keeps rows: memory depends on the
+number of features and bins, not on the number of rows in the window.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runway.core.drift import Histogram, categorical_histogram, numeric_histogram, out_of_range
+from runway.errors import UsageError
+from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
+
+Scorer = Callable[[pd.DataFrame], np.ndarray]  # features -> class probabilities
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range ``[since, until)`` of the prediction log, in UTC."""
+
+    since: datetime
+    until: datetime
+
+    @property
+    def label(self) -> str:
+        """``<since> .. <until>`` in ISO format, to the second."""
+        return f"{_iso(self.since)} .. {_iso(self.until)}"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise); ``now`` is now."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option}: not an ISO date or time: {text!r} (e.g. 2026-11-23 or 2026-11-23T06:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def resolve_window(since: datetime | None, until: datetime | None, length: timedelta) -> Window:
+    """The window from ``--since``/``--until``/``--window``: the missing end is ``length`` away."""
+    if since is not None and until is not None:
+        window = Window(since, until)
+    elif since is not None:
+        window = Window(since, since + length)
+    else:
+        end = until or datetime.now(UTC)
+        window = Window(end - length, end)
+    if window.until <= window.since:
+        raise UsageError(
+            f"--until ({_iso(window.until)}) must be after --since ({_iso(window.since)})"
+        )
+    return window
+
+
+@dataclass
+class FeatureStats:
+    """One feature's counts in the window."""
+
+    name: str
+    kind: str
+    histogram: Histogram | None
+    reference_missing_rate: float
+    low: float | None = None
+    high: float | None = None
+    missing: int = 0
+    seen: int = 0  # values present or missing, over scored rows
+    out_of_range: int = 0
+
+
+@dataclass
+class WindowStats:
+    """Everything judged about a window, accumulated from log batches."""
+
+    features: dict[str, FeatureStats]
+    predictions: Histogram | None
+    scores: dict[str, Histogram]  # class -> its probability's bins (the positive class if binary)
+    classes: list[str] = field(default_factory=list)  # every class, in probability-column order
+    versions: Counter[str] = field(default_factory=Counter)  # rows per version seen in the window
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    scores_computed: int = 0  # served rows whose probabilities monitoring computed itself
+    log_has_probabilities: bool = False
+    positive: str | None = None  # the positive class the model's spec names (its contract)
+
+    @classmethod
+    def for_reference(cls, profile: Mapping[str, Any], contract: Mapping[str, Any]) -> WindowStats:
+        """Empty counts over the bins of a version's reference profile and contract."""
+        columns = contract["columns"]
+        features = {}
+        for name, entry in profile["features"].items():
+            rules = columns.get(name, {})
+            if entry.get("kind") == "datetime":
+                # Timestamps move on by nature: their distribution is not compared (their
+                # missing rate is); the parts the model derives are, once logged, future work.
+                features[name] = FeatureStats(
+                    name, "datetime", None, float(entry.get("missing_rate", 0.0))
+                )
+                continue
+            if entry.get("kind") == "numeric":
+                histogram = numeric_histogram(entry)
+            else:
+                complete = not rules.get("categories_truncated", True)
+                known = rules.get("categories") if complete else None
+                histogram = categorical_histogram(entry, known)
+            features[name] = FeatureStats(
+                name,
+                str(entry.get("kind")),
+                histogram,
+                float(entry.get("missing_rate", 0.0)),
+                low=rules.get("min"),
+                high=rules.get("max"),
+            )
+        reference = profile.get("predictions") or {}
+        predictions, scores = _prediction_histograms(reference)
+        classes = [str(c) for c in reference.get("scores") or {}]
+        positive = (contract.get("target") or {}).get("positive_class")
+        stats = cls(features, predictions, scores, classes)
+        stats.positive = None if positive is None else str(positive)
+        return stats
+
+    def add(self, batch: pd.DataFrame, scorer: Scorer | None = None) -> None:
+        """Count one batch of log rows (already filtered to the window and the version)."""
+        status = batch["status"] if "status" in batch else pd.Series(["scored"] * len(batch))
+        rejected = (status == REJECTED).to_numpy()
+        if rejected.any():
+            self.rows_rejected += int(rejected.sum())
+            for reason in batch.loc[rejected, "reason"].fillna("(no reason)"):
+                self.reasons[_reason_kind(str(reason))] += 1
+        scored = batch.loc[~rejected]
+        if scored.empty:
+            return
+        self.rows_scored += len(scored)
+        for name, stats in self.features.items():
+            column = scored.get(f"{INPUT_PREFIX}{name}")
+            if column is None:
+                continue
+            stats.seen += len(column)
+            stats.missing += int(column.isna().sum())
+            if stats.histogram is not None:
+                stats.histogram.add(column)
+            stats.out_of_range += out_of_range(column, stats.low, stats.high)
+        if self.predictions is not None and PREDICTION in scored:
+            self.predictions.add(scored[PREDICTION])
+        if self.scores:
+            self._add_scores(scored, scorer)
+
+    def _add_scores(self, scored: pd.DataFrame, scorer: Scorer | None) -> None:
+        classes = self.classes
+        logged = [f"{PROBA_PREFIX}{c}" for c in classes]
+        have = all(c in scored for c in logged)
+        if have:
+            self.log_has_probabilities = True
+            values = scored[logged].to_numpy(dtype="float64")
+            missing = np.isnan(values).any(axis=1)
+        else:
+            values = np.full((len(scored), len(classes)), np.nan)
+            missing = np.ones(len(scored), dtype=bool)
+        if missing.any() and scorer is not None:
+            features = {
+                name: scored.loc[missing, f"{INPUT_PREFIX}{name}"]
+                for name in self.features
+                if f"{INPUT_PREFIX}{name}" in scored
+            }
+            values[missing] = scorer(pd.DataFrame(features).reset_index(drop=True))
+            self.scores_computed += int(missing.sum())
+        known = ~np.isnan(values).any(axis=1)
+        for label, histogram in self.scores.items():
+            histogram.add(pd.Series(values[known, classes.index(label)]))
+
+    @property
+    def rows(self) -> int:
+        """Rows of the judged version in the window, scored or rejected."""
+        return self.rows_scored + self.rows_rejected
+
+
+def _prediction_histograms(
+    reference: Mapping[str, Any] | None,
+) -> tuple[Histogram | None, dict[str, Histogram]]:
+    if not reference:
+        return None, {}
+    if reference.get("kind") == "numeric":
+        return numeric_histogram(reference), {}
+    predictions = categorical_histogram(reference)
+    scores = {}
+    entries = list((reference.get("scores") or {}).items())
+    if len(entries) == 2:  # binary: the positive class's score says it all (the other mirrors it)
+        entries = entries[1:]
+    for label, entry in entries:
+        histogram = numeric_histogram(entry)
+        if histogram is not None:
+            scores[str(label)] = histogram
+    return predictions, scores
+
+
+def _reason_kind(reason: str) -> str:
+    """A rejection reason's first rule with the value cut off: alike rows count together."""
+    first = reason.split("; ")[0]
+    return first.split(", got ")[0].split(" is out of range")[0].split(": category ")[0]

@@ -1,0 +1,184 @@
+"""Recording served rows in the prediction log without making a request wait.
+
+:class:`BackgroundWriter` takes a request's rows in O(1) and writes them from a
+thread, in batches. A full queue drops rows (counted in ``dropped``) rather
+than slow a response down: the log is for monitoring, the answer comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from runway.store.predlog import PredictionLog, rejected_frame, row_keys, scored_frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    model: str
+    version: str
+    rows: list[Mapping[str, Any]] | pd.DataFrame
+    request_id: str
+    when: datetime
+    response: bytes | None = None  # scored: the backend's answer
+    rejected: dict[int, list[str]] = field(default_factory=dict)  # row -> reasons
+
+    def frame(self) -> pd.DataFrame:
+        keys = row_keys(self.request_id, len(self.rows))
+        if self.response is not None:
+            inputs = (
+                self.rows if isinstance(self.rows, pd.DataFrame) else pd.DataFrame(list(self.rows))
+            )
+            return scored_frame(
+                inputs,
+                _predictions(self.response),
+                model=self.model,
+                version=self.version,
+                source="serve",
+                request_id=self.request_id,
+                timestamp=self.when,
+                keys=keys,
+            )
+        records: list[Mapping[Any, Any]] = (
+            list(self.rows.to_dict("records"))
+            if isinstance(self.rows, pd.DataFrame)
+            else list(self.rows)
+        )
+        positions = sorted(self.rejected)
+        return rejected_frame(
+            [records[i] for i in positions],
+            ["; ".join(self.rejected[i]) for i in positions],
+            model=self.model,
+            version=self.version,
+            source="serve",
+            request_id=self.request_id,
+            timestamp=self.when,
+            keys=[keys[i] for i in positions],
+            rows=positions,
+        )
+
+
+class BackgroundWriter:
+    """Takes requests' rows without blocking and writes them from a thread, in batches."""
+
+    def __init__(
+        self,
+        sink: PredictionLog,
+        *,
+        flush_rows: int = 1000,
+        flush_seconds: float = 1.0,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.sink = sink
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.dropped = 0
+        self.written = 0
+        self._queue: queue.Queue[_Request | None] = queue.Queue(max_pending)
+        self._thread = threading.Thread(target=self._run, name="runway-predlog", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        model: str,
+        version: str,
+        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        response: bytes,
+        request_id: str,
+    ) -> None:
+        """Queue one scored request's rows and its raw response body (parsed later, off the request path)."""
+        self._put(_Request(model, version, rows, request_id, datetime.now(UTC), response=response))
+
+    def submit_rejected(
+        self,
+        model: str,
+        version: str,
+        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        rejected: dict[int, list[str]],
+        request_id: str,
+    ) -> None:
+        """Queue the rows of a request the contract refused, with their reasons."""
+        if rejected:
+            self._put(
+                _Request(model, version, rows, request_id, datetime.now(UTC), rejected=rejected)
+            )
+
+    def _put(self, request: _Request) -> None:
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            self.dropped += len(request.rows)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[_Request] = []
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = _EMPTY
+            if item is None:
+                self._flush(pending)
+                return
+            if item is not _EMPTY:
+                pending.append(item)
+            if sum(len(p.rows) for p in pending) >= self.flush_rows or time.monotonic() >= deadline:
+                self._flush(pending)
+                pending = []
+                deadline = time.monotonic() + self.flush_seconds
+
+    def _flush(self, pending: list[_Request]) -> None:
+        by_model: dict[str, list[pd.DataFrame]] = {}
+        for request in pending:
+            try:
+                by_model.setdefault(request.model, []).append(request.frame())
+            except Exception as exc:  # one odd response must not lose the others
+                log.warning("prediction log: skipped request %s: %s", request.request_id, exc)
+        for model, frames in by_model.items():
+            frame = pd.concat(frames, ignore_index=True)
+            outputs = frame.get("prediction")
+            if outputs is not None and outputs.dtype == object and outputs.map(type).nunique() > 1:
+                # scalars next to multi-output JSON (or the NaN of rejected rows): one type per
+                # column, or Parquet refuses it
+                frame["prediction"] = outputs.map(
+                    lambda v: v if isinstance(v, str) or v is None or v != v else json.dumps(v)
+                )
+            try:
+                self.sink.write_frame(model, frame)
+                self.written += len(frame)
+            except Exception as exc:
+                self.dropped += len(frame)
+                log.warning(
+                    "prediction log: cannot write %d rows to %s: %s", len(frame), self.sink, exc
+                )
+
+
+_EMPTY = _Request("", "", [], "", datetime.now(UTC))
+
+
+def _predictions(response: bytes) -> list[Any]:
+    """The per-row outputs in an MLflow scoring response (``{"predictions": [...]}`` or a list)."""
+    body = json.loads(response)
+    if isinstance(body, Mapping):
+        body = body.get("predictions", body)
+    if isinstance(body, Mapping):  # a DataFrame output: {"col": [..]} -> records
+        body = pd.DataFrame(body).to_dict("records")
+    if not isinstance(body, list):
+        raise ValueError("predictions are not a list")
+    return [v if not isinstance(v, Mapping) else json.dumps(v) for v in body]
