@@ -18,6 +18,8 @@ code    class                       meaning
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
 10      -                           ``runway monitor``: a policy threshold was crossed
 11      :class:`MonitorError`       ``runway monitor``: the window could not be judged
+12      :class:`TrustError`         a model version, or the record of it, failed runway's
+                                    trust checks (provenance, contents, audit chain)
 130     -                           interrupted (Ctrl-C)
 ======  ==========================  =====================================================
 """
@@ -43,6 +45,7 @@ class ExitCode(IntEnum):
     SPEC = 9
     THRESHOLD_CROSSED = 10
     NOT_JUDGED = 11
+    TRUST = 12
     INTERRUPTED = 130
 
 
@@ -121,6 +124,20 @@ class SpecError(RunwayError):
     """An experiment spec, a policy file, or an override of one is invalid."""
 
     exit_code = ExitCode.SPEC
+
+
+class TrustError(RunwayError):
+    """A model version, or the registry's record of it, is not what runway vouched for."""
+
+    exit_code = ExitCode.TRUST
+
+
+class UntrustedModel(TrustError):
+    """A version's source or files failed the checks made before loading it; nothing ran."""
+
+
+class AuditUnverified(TrustError):
+    """The audit chain is broken, or does not explain a version's stage, aliases or approval."""
 
 
 class MonitorError(RunwayError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         description=(
             "Where sweep studies live: a journal file path (default, safe for several "
             "processes on one machine) or an RDB URL such as postgresql://... for many machines."
+        ),
+    )
+
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description=(
+            "Where people open the MLflow UI over this store (`make ui`), for the links "
+            "runway prints; a tracking server's own address is used when tracking is remote."
         ),
     )
 
@@ -122,6 +130,30 @@ class Settings(BaseSettings):
     serve_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a request may take before the gateway answers 504."
     )
+    serve_body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a client may take to send a request body (408 after); the request's "
+            "concurrency slot is taken only once the body is in."
+        ),
+    )
+    serve_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's headers (then it is dropped).",
+    )
+    serve_max_header_kb: int = Field(
+        default=64, gt=0, description="Largest request head (line and headers) the gateway reads."
+    )
+    serve_max_connections_per_client: int = Field(
+        default=64,
+        ge=0,
+        description=(
+            "Open connections one client address may hold (more are closed at once; 0: no cap). "
+            "Behind a proxy every client shares its address: raise it or set 0."
+        ),
+    )
     serve_poll_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -131,6 +163,23 @@ class Settings(BaseSettings):
         default=180.0,
         gt=0,
         description="Seconds a new backend may take to load its model and answer /ping.",
+    )
+
+    allow_pickle_models: bool = Field(
+        default=False,
+        description=(
+            "Load model versions that run code while loading (pickle, cloudpickle, custom "
+            "pyfunc, code directories). Off: runway loads only skops models whose types are "
+            "all on its allow-list."
+        ),
+    )
+    audit_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "A secret that signs the audit chain (HMAC-SHA256) so records cannot be forged by "
+            "someone who can write to the tracking store; keep it outside the store. Empty: "
+            "records are chained with plain SHA-256 (tamper-evident, not forgery-proof)."
+        ),
     )
 
     # --- batch scoring (runway score) ---

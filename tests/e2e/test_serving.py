@@ -122,7 +122,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_SERVE_POLL_SECONDS": "1",
         "RUNWAY_SERVE_TOKENS": f"other-token,{TOKEN}",
         "RUNWAY_SERVE_MAX_BODY_MB": str(MAX_BODY_MB),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
     }
     port = free_port()
     log = root / "serve.log"
@@ -201,8 +201,13 @@ def test_start_up_prints_the_url_version_and_a_curl_line(deployment):
     text = deployment.log.read_text()
     assert f"serving {MODEL} v1 at {deployment.url}/invocations" in text
     assert "curl -s" in text and "Content-Type: application/json" in text
-    ready = requests.get(f"{deployment.url}/ready", timeout=5)
-    assert ready.json() == {"status": "ready", "model": MODEL, "version": "1", "backends": 1}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ready = requests.get(f"{deployment.url}/ready", headers=auth, timeout=5)
+    assert ready.json() == {"status": "ready", "model": MODEL, "version": "1", "backends": 2}
+    # A load balancer's probe (no token) learns that it is ready, not which model it is.
+    anonymous = requests.get(f"{deployment.url}/ready", timeout=5)
+    assert anonymous.json() == {"status": "ready", "backends": 2}
+    assert "X-Runway-Model" not in anonymous.headers
 
 
 def _formats(rows: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
@@ -449,6 +454,79 @@ def test_bad_input_gets_a_clean_4xx_and_the_server_stays_healthy(
     _good(deployment)
 
 
+def _raw(
+    deployment: Deployment, head: list[tuple[str, str]], body: bytes
+) -> tuple[int, dict, bytes]:
+    """POST /invocations with exactly these headers (repeats kept): status, headers, body."""
+    import http.client
+
+    conn = http.client.HTTPConnection(deployment.url.removeprefix("http://"), timeout=30)
+    conn.putrequest("POST", "/invocations", skip_host=True, skip_accept_encoding=True)
+    for name, value in [*head, ("Content-Length", str(len(body)))]:
+        conn.putheader(name, value)
+    conn.endheaders(body)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["APPLICATION/JSON", 'application/json; charset="utf-8"', "application/json; foo=bar"],
+)
+def test_content_types_the_gateway_accepts_score_in_the_backend(deployment, content_type):
+    """Spellings MLflow itself refuses (415) reach it as the plain media type."""
+    response = deployment.post(_one(deployment), content_type)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        [("Host", "127.0.0.1"), ("Host", "evil.example")],
+        [("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer nope")],
+        [("Authorization", "Bearer nope"), ("Authorization", f"Bearer {TOKEN}")],
+    ],
+    ids=["host", "authorization", "authorization-last-valid"],
+)
+def test_a_duplicate_host_or_authorization_header_is_refused(deployment, repeated):
+    head = [("Content-Type", "application/json"), *repeated]
+    if not any(name == "Host" for name, _ in repeated):
+        head.append(("Host", "127.0.0.1"))
+    if not any(name == "Authorization" for name, _ in repeated):
+        head.append(("Authorization", f"Bearer {TOKEN}"))
+    status, _, body = _raw(deployment, head, _one(deployment))
+    assert status == 400, body
+    assert f"duplicate {repeated[0][0].lower()} header" in json.loads(body)["message"]
+
+
+def test_replies_to_unauthenticated_clients_do_not_name_the_model(deployment):
+    replies = [
+        deployment.post(_one(deployment), headers={"Authorization": "Bearer nope"}),
+        deployment.post(_one(deployment), headers={"Host": "evil.example"}),
+        requests.get(f"{deployment.url}/metrics", timeout=5),
+        requests.get(f"{deployment.url}/nope", timeout=5),
+    ]
+    assert [r.status_code for r in replies] == [401, 400, 401, 404]
+    for reply in replies:
+        assert (
+            "X-Runway-Model" not in reply.headers and "X-Runway-Model-Version" not in reply.headers
+        )
+        assert MODEL not in reply.text
+    named = deployment.post(b"{}")  # a token holder's error names the version it reached
+    assert named.status_code == 400 and named.headers["X-Runway-Model"] == MODEL
+
+
+def test_an_error_echoes_a_huge_value_only_briefly(deployment):
+    huge = "x" * 200_000
+    response = deployment.post(_one(deployment, region=huge))
+    assert response.status_code == 422
+    assert len(response.content) < 2000, len(response.content)
+    assert "xxxxxxxxxx" in response.text and huge[:1000] not in response.text
+
+
 def test_wrong_method_and_path_are_clean_and_missing_values_are_imputed(deployment):
     get = requests.get(f"{deployment.url}/invocations", timeout=5)
     assert get.status_code == 405 and get.headers["Allow"] == "POST"
@@ -561,10 +639,11 @@ def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_req
             "registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice"
         )
         assert promoted.returncode == 0, promoted.stderr
-        switched = traffic.wait_for_version("2", since=time.monotonic())
+        # Two backends warm up side by side on a shared 2-core host: allow them time.
+        switched = traffic.wait_for_version("2", since=time.monotonic(), limit=120)
         rolled = deployment.runway("registry", "rollback", MODEL, "--reviewer", "alice")
         assert rolled.returncode == 0, rolled.stderr
-        back = traffic.wait_for_version("1", since=time.monotonic())
+        back = traffic.wait_for_version("1", since=time.monotonic(), limit=120)
         time.sleep(2)  # the old backend drains and stops while traffic goes on
     assert switched != float("inf") and back != float("inf"), (switched, back)
     assert traffic.errors == []
@@ -575,17 +654,8 @@ def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_req
     assert "switched to" in text
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints about the toy model
-def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deployment, tmp_path):
-    """Production set (outside runway's gates) to a version whose model raises: traffic stays."""
-    source = tmp_path / "broken.py"
-    source.write_text(
-        "import mlflow.pyfunc\n"
-        "class Broken(mlflow.pyfunc.PythonModel):\n"
-        "    def predict(self, context, model_input, params=None):\n"
-        "        raise RuntimeError('this model is broken')\n"
-        "mlflow.models.set_model(Broken())\n"
-    )
+def _log_for_the_registry(deployment: Deployment, make) -> str:
+    """Log ``make()``'s model (with v1's contract) in a new run and register it: a new version."""
     uri = deployment.env["MLFLOW_TRACKING_URI"]
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     contract_run = client.get_model_version(MODEL, "1").run_id
@@ -595,38 +665,105 @@ def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deploymen
     with mlflow.start_run(experiment_id=experiment):
         contract = mlflow.artifacts.load_dict(f"runs:/{contract_run}/contract/contract.json")
         mlflow.log_dict(contract, "contract/contract.json")
-        info = mlflow.pyfunc.log_model(
+        info = make()
+    return str(mlflow.register_model(info.model_uri, MODEL).version)
+
+
+def _switch_and_watch(deployment: Deployment, version: str, expect: str) -> Traffic:
+    """Set Production to ``version`` outside runway under traffic; wait for ``expect`` in the log."""
+    uri = deployment.env["MLFLOW_TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with Traffic(deployment, clients=1) as traffic:
+        client.transition_model_version_stage(
+            MODEL, version, "Production", archive_existing_versions=True
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and expect not in deployment.log.read_text():
+            time.sleep(0.5)
+        time.sleep(1)
+    # Put v1 back in Production for the tests that follow.
+    client.transition_model_version_stage(MODEL, "1", "Production", archive_existing_versions=True)
+    return traffic
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints about the toy model
+def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deployment):
+    """A trusted model whose predict fails on its own input example: traffic stays on v1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    numeric = ["age", "tenure_months", "monthly_charges", "support_calls"]
+    train = pd.read_csv(REPO / "data" / "churn.csv").dropna()
+    numbers_only = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
+    numbers_only.fit(train[numeric].astype("float64"), train["churned"])
+
+    def make():  # its example has the text columns the pipeline never saw: predict fails
+        return mlflow.sklearn.log_model(
+            numbers_only,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=[],
+            input_example=deployment.rows.head(2),
+            pip_requirements=[],
+        )
+
+    broken = _log_for_the_registry(deployment, make)
+    expect = f"v{broken} failed to start; traffic stays on v1"
+    traffic = _switch_and_watch(deployment, broken, expect)
+    assert expect in deployment.log.read_text()
+    assert "failed to score its input example" in deployment.log.read_text()
+    assert traffic.errors == []
+    assert {v for _, _, v in traffic.results} == {"1"}
+    assert "runway_model_switch_failures_total 1" in _metrics(deployment)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_new_version_that_runs_code_is_refused_and_traffic_stays(deployment, tmp_path):
+    """A custom pyfunc (its own Python code) set to Production outside runway is never started."""
+    marker = tmp_path / "ran"
+    source = tmp_path / "custom.py"
+    source.write_text(
+        "import mlflow.pyfunc\n"
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('imported')\n"
+        "class Custom(mlflow.pyfunc.PythonModel):\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        return [0] * len(model_input)\n"
+        "mlflow.models.set_model(Custom())\n"
+    )
+
+    def make():
+        return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(source),
             input_example=deployment.rows.head(2),
             pip_requirements=[],
         )
-    broken = mlflow.register_model(info.model_uri, MODEL).version
-    with Traffic(deployment, clients=1) as traffic:
-        client.transition_model_version_stage(
-            MODEL, broken, "Production", archive_existing_versions=True
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and "failed to start" not in deployment.log.read_text():
-            time.sleep(0.5)
-        time.sleep(1)
-    assert f"v{broken} failed to start; traffic stays on v1" in deployment.log.read_text()
+
+    custom = _log_for_the_registry(deployment, make)  # logging ran it here, in the test
+    marker.unlink()  # from here on, only a load would write it
+    expect = f"v{custom} failed to start; traffic stays on v1: refusing {MODEL} v{custom}"
+    traffic = _switch_and_watch(deployment, custom, expect)
+    assert expect in deployment.log.read_text()
+    assert not marker.exists()
     assert traffic.errors == []
     assert {v for _, _, v in traffic.results} == {"1"}
-    metrics = requests.get(
+
+
+def _metrics(deployment: Deployment) -> str:
+    return requests.get(
         f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
     ).text
-    assert "runway_model_switch_failures_total 1" in metrics
-    # Put v1 back in Production for the tests that follow.
-    client.transition_model_version_stage(MODEL, "1", "Production", archive_existing_versions=True)
 
 
-def test_a_crashed_backend_is_replaced(deployment):
-    ready = requests.get(f"{deployment.url}/ready", timeout=5).json()
-    version = ready["version"]
+def test_crashed_backends_are_replaced(deployment):
+    """Both backends die (the worst case): requests get 503 until replacements answer."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    version = requests.get(f"{deployment.url}/ready", headers=auth, timeout=5).json()["version"]
     pids = _scoring_servers(deployment)
-    assert len(pids) == 1, pids
-    for pid in pids:  # the scoring server itself dies, as a crash in predict would take it
+    assert len(pids) == 2, pids
+    for pid in pids:  # the scoring servers themselves die, as a crash in predict would take them
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 120
     status = 0
@@ -640,11 +777,13 @@ def test_a_crashed_backend_is_replaced(deployment):
         assert status in (503, -1) or status == 200, status  # never a hang or a 500
         time.sleep(0.5)
     assert status == 200
-    assert requests.get(f"{deployment.url}/ready", timeout=5).json()["version"] == version
-    metrics = requests.get(
-        f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
-    ).text
-    assert "runway_backend_restarts_total 1" in metrics
+    ready = requests.get(f"{deployment.url}/ready", headers=auth, timeout=5).json()
+    assert ready["version"] == version
+    deadline = time.monotonic() + 120
+    while "runway_backend_restarts_total 2" not in _metrics(deployment):
+        assert time.monotonic() < deadline, _metrics(deployment)
+        time.sleep(0.5)
+    assert not set(pids) & set(_scoring_servers(deployment))
 
 
 def test_eight_clients_for_ten_seconds_get_no_errors(deployment):

@@ -11,11 +11,12 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from runway.core.spec import spec_from_dict
 from runway.errors import GateFailure, RegistryError, SpecError
 from runway.jobs.promote import promote, rollback
-from runway.jobs.status import history, status
+from runway.jobs.status import history, status, verify
 from runway.jobs.train import train
 from runway.settings import Settings
 from runway.store import registry, tracking
@@ -347,3 +348,94 @@ def test_sweep_promote_to_staging_chains_the_gates(client, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "result: FAIL" in captured.out and "stays in its stage" in captured.err
     assert client.get_model_version(MODEL, "2").current_stage == "None"
+
+
+def test_a_stage_and_approval_forged_with_plain_mlflow_calls_are_flagged(store, client, tmp_path):
+    """The MLflow REST API (here its client) moves a version to Production and writes the
+    tags runway writes on approval: status and history --verify say the chain does not explain it."""
+    from runway.cli import main
+
+    _policy(tmp_path)
+    strong, other = _register(store.strong), _register(store.other)
+    _to_production(strong)
+    assert all(not row.unaudited for row in status(MODEL))
+
+    client.transition_model_version_stage(
+        MODEL, other, "Production", archive_existing_versions=True
+    )
+    client.set_model_version_tag(MODEL, other, "approved_by", "alice")
+    client.set_model_version_tag(MODEL, other, "runway.stage", "Production")
+    client.set_model_version_tag(MODEL, strong, "runway.stage", "Archived")
+    client.set_registered_model_alias(MODEL, "production", other)
+
+    rows = {r.version: r for r in status(MODEL)}
+    assert "Production set outside runway (the audit chain says None)" in rows[other].unaudited
+    assert "Archived set outside runway (the audit chain says Production)" in rows[strong].unaudited
+    assert main(["registry", "history", MODEL, "--verify"]) == 12
+
+
+def test_forged_approval_tag_and_alias_alone_are_flagged(store, client, tmp_path):
+    _policy(tmp_path)
+    strong, other = _register(store.strong), _register(store.other)
+    _to_production(strong)
+    promote(MODEL, other, "Staging")
+
+    client.set_model_version_tag(MODEL, strong, "approved_by", "mallory")
+    rows = {r.version: r for r in status(MODEL)}
+    assert "approved_by='mallory' set outside runway" in rows[strong].unaudited
+
+    client.set_model_version_tag(MODEL, strong, "approved_by", "alice")
+    client.set_registered_model_alias(MODEL, "production", other)
+    rows = {r.version: r for r in status(MODEL)}
+    assert rows[strong].unaudited == ""
+    assert "alias @production set outside runway" in rows[other].unaudited
+
+
+def test_an_altered_or_removed_audit_record_breaks_the_chain(store, client, tmp_path):
+    from runway.store.audit import AUDIT
+
+    _policy(tmp_path)
+    strong = _register(store.strong)
+    _to_production(strong)
+    first, second = history(MODEL)
+    assert verify(MODEL).ok and verify(MODEL).order == [first.audit_run_id, second.audit_run_id]
+
+    client.set_tag(second.audit_run_id, f"{AUDIT}actor", "mallory")  # rewrite who approved
+    report = verify(MODEL)
+    assert "altered" in report.records[second.audit_run_id]
+    assert "set outside runway (the audit chain says Staging)" in report.versions[strong]
+
+    client.set_tag(second.audit_run_id, f"{AUDIT}actor", "alice")
+    assert verify(MODEL).ok
+    client.delete_run(first.audit_run_id)  # remove a record from the middle
+    report = verify(MODEL)
+    assert "not reachable" in report.records[second.audit_run_id]
+    assert strong in report.versions
+
+
+def test_with_an_audit_key_a_record_forged_without_it_is_flagged(
+    store, client, tmp_path, monkeypatch
+):
+    """Plain SHA-256 shows edits; only a key outside the store stops an appended forgery."""
+    from runway.settings import get_settings
+    from runway.store import audit
+    from runway.store.audit import Attempt
+
+    monkeypatch.setenv("RUNWAY_AUDIT_KEY", "k" * 32)
+    _policy(tmp_path)
+    strong, other = _register(store.strong), _register(store.other)
+    _to_production(strong)
+    assert verify(MODEL).ok
+
+    # A forger appends a well-formed record with the plain hash, then moves the stage.
+    forger = get_settings().model_copy(update={"audit_key": SecretStr("")})
+    mv = registry.get_version(MODEL, other)
+    audit.record(forger, mv, Attempt("promote", "Staging", "applied", "mallory"))
+    client.transition_model_version_stage(MODEL, other, "Staging")
+    client.set_model_version_tag(MODEL, other, "runway.stage", "Staging")
+
+    report = verify(MODEL)
+    assert any("not sealed with RUNWAY_AUDIT_KEY" in p for p in report.records.values())
+    assert "set outside runway" in report.versions[other]
+    monkeypatch.delenv("RUNWAY_AUDIT_KEY")
+    assert any("set RUNWAY_AUDIT_KEY" in p for p in verify(MODEL).records.values())

@@ -74,8 +74,7 @@ def test_small_sweep_records_parent_children_plots_and_one_version(client, tmp_p
     assert [int(c.data.tags["optuna.trial_number"]) for c in children] == list(range(6))
     for child in children:
         state = child.data.tags["optuna.trial_state"]
-        assert state in {"COMPLETE", "PRUNED"}
-        assert child.info.status == "FINISHED"
+        assert (state, child.info.status) in {("COMPLETE", "FINISHED"), ("PRUNED", "KILLED")}
         assert child.data.params["estimator"] in CHOICE["estimators"]
         assert "trial_seconds" in child.data.metrics
         if state == "COMPLETE":
@@ -235,7 +234,11 @@ def test_two_workers_share_one_study_without_lost_or_duplicated_trials(client, t
     assert sorted(numbers) == list(range(8))
     children = _children(client, result.parent_run_id)
     assert sorted(int(c.data.tags["optuna.trial_number"]) for c in children) == list(range(8))
-    assert all(c.info.status == "FINISHED" for c in children)
+    assert all(
+        (c.data.tags["optuna.trial_state"], c.info.status)
+        in {("COMPLETE", "FINISHED"), ("PRUNED", "KILLED")}
+        for c in children
+    )
     assert len(client.search_model_versions("name = 'test-exp'")) == 1
 
 
@@ -262,6 +265,21 @@ def test_resume_kills_a_child_run_its_trial_never_named(client, tmp_path):
         client.get_run(orphan.info.run_id).data.tags["optuna.trial_state"] == "FAIL (interrupted)"
     )
     assert _trials(name, tmp_path / "optuna.journal")[orphan_trial.number].state.name == "FAIL"
+
+
+def test_interrupted_trials_do_not_count_toward_trials_on_resume(tmp_path):
+    """Two trials a kill left RUNNING become FAIL, and `--trials 4` still evaluates four."""
+    path = _spec(tmp_path, {**CHOICE, "trials": 2})
+    sweep(load_spec(path), spec_path=str(path))
+    name = default_study_name(load_spec(path))
+    study = optuna.load_study(study_name=name, storage=_journal(tmp_path / "optuna.journal"))
+    interrupted = {study.ask().number, study.ask().number}  # RUNNING, as a kill leaves them
+
+    assert main(["sweep", str(path), "--resume", "--trials", "4"]) == 0
+
+    trials = _trials(name, tmp_path / "optuna.journal")
+    assert {t.number for t in trials if t.state.name == "FAIL"} == interrupted
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
 
 
 def test_killed_sweep_resumes_keeping_finished_trials(client, tmp_path, python, mlflow_store):

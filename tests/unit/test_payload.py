@@ -107,3 +107,52 @@ def test_media_types_refused_with_415(header, message):
     with pytest.raises(BadRequest) as bad:
         media_type(header)
     assert bad.value.status == 415 and message in bad.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "message"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "application/json", "JSON nested too deeply"),
+        (
+            b'{"dataframe_split": {"columns": ["x"], "data": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+            "application/json",
+            "JSON nested too deeply",
+        ),
+        (b'{"dataframe_records": [{"x": ' + b"9" * 401 + b"}]}", "application/json", "401 digits"),
+        (
+            b'{"dataframe_records": [{"x": -' + b"9" * 5000 + b"}]}",
+            "application/json",
+            "5000 digits",
+        ),
+        (b"x,plan\n" + b"9" * 401 + b",pro\n", "text/csv", "a number over 300 digits"),
+        (_json({"inputs": ROWS, "params": {"k": 1}}), "application/json", "takes no parameters"),
+    ],
+    ids=["deep", "deep-in-split", "401-digits", "5000-digits", "csv-401-digits", "params"],
+)
+def test_nesting_number_size_and_params_are_bounded_with_a_400(body, kind, message):
+    with pytest.raises(BadRequest) as refused:
+        parse(body, kind, COLUMNS)
+    assert refused.value.status == 400 and message in refused.value.message
+
+
+def test_integers_up_to_the_limit_still_parse():
+    rows = parse(
+        b'{"dataframe_records": [{"x": ' + b"9" * 300 + b', "plan": "pro"}]}',
+        "application/json",
+        COLUMNS,
+    )
+    assert rows.data()[0]["x"] == int("9" * 300)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["APPLICATION/JSON", 'application/json; charset="utf-8"', "application/json; foo=bar"],
+)
+def test_content_type_spellings_reduce_to_the_plain_media_type(header):
+    assert media_type(header) == "application/json"
+
+
+def test_messages_echo_client_values_briefly():
+    with pytest.raises(BadRequest) as refused:
+        parse(_json({"dataframe_records": ROWS, "k" * 100_000: 1}), "application/json", COLUMNS)
+    assert len(refused.value.message) < 200

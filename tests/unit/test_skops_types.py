@@ -72,3 +72,14 @@ def test_a_missed_type_falls_back_to_the_full_dump(monkeypatch, mlflow_store):
     flavor = mlflow.models.get_model_info(uri).flavors["sklearn"]
     assert "sklearn.tree._tree.Tree" in flavor["skops_trusted_types"]
     assert (mlflow.sklearn.load_model(uri).predict(frame) == forest.predict(frame)).all()
+
+
+def test_a_model_off_runways_allow_list_is_warned_about_at_training_time(caplog):
+    X, y = make_classification(n_samples=60, random_state=0)
+    voting = VotingClassifier([("lr", LogisticRegression()), ("knn", KNeighborsClassifier())])
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    skops_trusted_types(plain)
+    assert "allow-list" not in caplog.text
+    skops_trusted_types(make_pipeline(StandardScaler(), voting).fit(X, y))
+    assert "off runway's allow-list (" in caplog.text
+    assert "sklearn.ensemble._voting.VotingClassifier" in caplog.text

@@ -80,8 +80,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="single-worker `mlflow models serve` backends behind the gateway (default 1)",
+        default=2,
+        help="backends (single-worker scoring servers) behind the gateway; with 2 or more a "
+        "crashed backend costs only its requests in flight (default 2, ~260 MB each)",
     )
     p.add_argument("--log-dir", help="where backend logs go (default <tmp>/runway-serve)")
     p.set_defaults(func=_serve)

@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict
 
 from runway.cli.common import store
+from runway.core.chain import ChainReport
 from runway.core.text import format_table
-from runway.errors import ExitCode, GateFailure
+from runway.errors import AuditUnverified, ExitCode, GateFailure
 
 
 def promote_and_print(
@@ -83,8 +84,7 @@ def _rollback(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from runway.jobs.status import status
 
-    store()
-    rows = status(args.model)
+    rows = status(args.model, store())
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
@@ -113,11 +113,14 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from runway.jobs.status import history
+    from runway.jobs.status import history, verify
 
-    entries = history(args.model, store(), reports=args.reports)
+    settings = store()
+    entries = history(args.model, settings, reports=args.reports)
+    chain = verify(args.model, settings) if args.verify else None
     if args.json:
         print(json.dumps([asdict(e) for e in entries], indent=2))
+        _raise_unverified(args.model, chain)
         return 0
     if not entries:
         print(f"{args.model}: no recorded transitions")
@@ -146,7 +149,33 @@ def _history(args: argparse.Namespace) -> int:
                 f"\n{e.when} {e.action} v{e.version} -> {e.to_stage} (audit run {e.audit_run_id})"
             )
             print(e.report)
+    if chain is not None:
+        _print_chain(entries, chain)
+        _raise_unverified(args.model, chain)
     return 0
+
+
+def _print_chain(entries: list, chain: ChainReport) -> None:
+    """The verification: each record's link, then each version the chain does not explain."""
+    print(f"\naudit chain: {len(chain.order)} of {len(entries)} records on an intact chain")
+    for e in entries:
+        if e.audit_run_id in chain.records:
+            print(
+                f"  record {e.audit_run_id} ({e.when} v{e.version}): {chain.records[e.audit_run_id]}"
+            )
+    for version, problem in sorted(chain.versions.items(), key=lambda kv: int(kv[0])):
+        print(f"  v{version}: {problem}")
+    if chain.ok:
+        print("  every record checks and explains every version's stage, aliases and approval")
+
+
+def _raise_unverified(model: str, chain: ChainReport | None) -> None:
+    if chain is not None and not chain.ok:
+        raise AuditUnverified(
+            f"{model}: the audit chain does not check: {len(chain.records)} record(s) and "
+            f"{len(chain.versions)} version(s) with problems (listed above); find out who "
+            "changed the store, then put things right with `runway registry promote`/`rollback`"
+        )
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -174,5 +203,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = reg_sub.add_parser("history", help="every recorded transition of a model")
     p.add_argument("model")
     p.add_argument("--reports", action="store_true", help="print each attempt's gate report")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the audit chain and that it explains every version's stage, aliases and "
+        f"approval (exit {int(ExitCode.TRUST)} if not)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_history)

@@ -20,6 +20,7 @@ from runway.core.kinds import (
     Kind,
     boolean_series,
     boolean_value,
+    coerce_numbers,
     is_missing,
     timestamp_series,
     timestamp_value,
@@ -152,7 +153,7 @@ def numeric_column(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Seri
         bad = merge(bad, is_bool, f"column {name!r}: expected a number, got a boolean")
         for i in np.flatnonzero(is_text):
             bad.append((int(i), f"column {name!r}: expected a number, got text {series[i]!r}"))
-        numbers = pd.to_numeric(series.where(~(is_bool | is_text)), errors="coerce")
+        numbers = coerce_numbers(series.where(~(is_bool | is_text)))
         other = numbers.isna().to_numpy() & series.notna().to_numpy() & ~(is_bool | is_text)
         bad = merge(bad, other, f"column {name!r}: expected a number")
     else:

@@ -189,6 +189,33 @@ def looks_boolean(series: pd.Series) -> bool:
     return not values.empty and all(isinstance(v, (bool, np.bool_)) for v in values)
 
 
+def coerce_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, with integers no float holds as infinities.
+
+    A CSV cell of 400 digits reaches pandas as a Python int, which its converter
+    refuses with ``OverflowError``; as an infinity the check names its row
+    ("expected a finite number") instead of failing the whole batch.
+    """
+    try:
+        return pd.to_numeric(values, errors="coerce")
+    except OverflowError:
+        return pd.to_numeric(values.map(_float_or_same), errors="coerce")
+
+
+def _float_or_same(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return float("inf") if value > 0 else float("-inf")
+    if isinstance(value, str):
+        try:
+            return float(value)  # a text of digits never overflows: it is inf
+        except ValueError:
+            return value
+    return value
+
+
 def numbers_from_text(series: pd.Series) -> pd.Series:
     """A text column of a numeric feature: cells that parse become floats, the others stay text.
 
@@ -198,7 +225,7 @@ def numbers_from_text(series: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series
     original = series.astype(object)
-    numbers = pd.to_numeric(original, errors="coerce")
+    numbers = coerce_numbers(original)
     unparsed = numbers.isna().to_numpy() & original.notna().to_numpy()
     if not unparsed.any():
         return numbers.astype("float64")

@@ -41,6 +41,12 @@ DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SPEC_ARTIFACT = "spec/spec.yaml"  # the resolved spec, as every run records it
 
 
+def _features_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema says what the validator takes: a mapping, or the word 'infer'."""
+    schema["default"] = "infer"
+    schema["anyOf"] = [*schema.get("anyOf", []), {"const": "infer"}]
+
+
 class DataSpec(Strict):
     """Where the rows come from and which columns matter."""
 
@@ -54,7 +60,7 @@ class DataSpec(Strict):
         description="Feature columns and their kinds (numeric, boolean, categorical, datetime), "
         "or 'infer' (every other column: numbers are numeric, true/false columns boolean, "
         "ISO 8601 dates and timestamps datetime, everything else categorical).",
-        json_schema_extra={"default": "infer"},
+        json_schema_extra=_features_schema,
     )
     drop: tuple[str, ...] = Field(
         default=(), description="Columns to ignore when features are inferred (ids, leaks)."

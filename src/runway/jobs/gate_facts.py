@@ -22,9 +22,10 @@ from runway.core.evaluate import holdout_metrics
 from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
-from runway.core.threads import limit
-from runway.errors import RegistryError, TrackingError
-from runway.store import models
+from runway.core.threads import limit, threads_for
+from runway.errors import RegistryError, TrackingError, UntrustedModel
+from runway.settings import Settings
+from runway.store import models, trust
 from runway.store.registry import Stage, VersionInfo, run_author
 from runway.store.tracking import download_artifact
 
@@ -43,12 +44,15 @@ def evaluate(
     target: Stage,
     reviewer: str | None,
     comment: str,
-    *,
-    threads: int = 1,
+    settings: Settings,
 ) -> GateReport:
     """Load both versions, score them on the candidate's holdout, judge the policy.
 
-    ``threads``: BLAS/OpenMP threads for the latency measurement (as serving pins them).
+    Both are checked (:func:`runway.store.trust.fetch_verified`) before they
+    are loaded: an untrusted candidate raises :class:`UntrustedModel`; an
+    untrusted champion is not loaded and counts as unable to score. The latency
+    gate measures with BLAS/OpenMP threads pinned as serving pins them
+    (``RUNWAY_THREADS``, :func:`runway.core.threads.threads_for`).
     """
     if not candidate.run_id:
         raise RegistryError(f"{candidate.name} v{candidate.version} has no source run to gate")
@@ -71,12 +75,10 @@ def evaluate(
         if split.target is not None and split.target.positive is not None:
             positive = split.target.positive
             evaluation += f"; positive class {positive!r} ({split.target.name(positive)})"
-        facts = _facts(candidate, spec, metrics, split, Path(tmp) / "candidate", threads)
-        base = (
-            _facts(baseline, spec, metrics, split, Path(tmp) / "baseline", threads)
-            if baseline is not None
-            else None
-        )
+        threads = threads_for("gate", settings.threads)
+        local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
+        facts = _facts(candidate, local, spec, metrics, split, threads)
+        base = _baseline_facts(baseline, spec, metrics, split, threads, Path(tmp), settings)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -104,15 +106,32 @@ def gate_metrics(spec: ExperimentSpec, policy: PromotionPolicy, y: pd.Series) ->
     ]
 
 
-def _facts(
-    mv: VersionInfo,
+def _baseline_facts(
+    baseline: VersionInfo | None,
     spec: ExperimentSpec,
     metrics: list[str],
     split: Split,
-    where: Path,
+    threads: int,
+    tmp: Path,
+    settings: Settings,
+) -> ModelFacts | None:
+    if baseline is None:
+        return None
+    try:
+        local = trust.fetch_verified(baseline, tmp / "baseline", settings)
+    except UntrustedModel as exc:  # never loaded; the improvement gate says why
+        return ModelFacts(baseline.version, baseline.stage, baseline.run_id, score_error=str(exc))
+    return _facts(baseline, local, spec, metrics, split, threads)
+
+
+def _facts(
+    mv: VersionInfo,
+    local: Path,
+    spec: ExperimentSpec,
+    metrics: list[str],
+    split: Split,
     threads: int,
 ) -> ModelFacts:
-    local = models.download_model(f"models:/{mv.name}/{mv.version}", where)
     scores: dict[str, float] = {}
     latency = error = None
     try:

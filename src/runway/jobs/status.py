@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runway.core.chain import ChainReport
 from runway.settings import Settings, get_settings
 from runway.store import audit, registry
 from runway.store.audit import AuditEntry
-from runway.store.registry import ALIASES, STAGE_TAG, VersionInfo
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,20 @@ class VersionStatus:
     unaudited: str = ""
 
 
-def status(model: str | None = None) -> list[VersionStatus]:
+def status(model: str | None = None, settings: Settings | None = None) -> list[VersionStatus]:
     """Every version of ``model`` (or of every model) with stage, aliases and approval.
 
-    A version whose stage differs from the one runway last recorded was moved
-    outside runway (the MLflow UI, a script): it is flagged ``unaudited``.
+    A version whose stage, aliases or approval tags are not what the model's
+    audit chain explains (moved in the MLflow UI or by a script, or a record
+    altered or removed) is flagged ``unaudited``, with the reason.
     """
+    settings = settings or get_settings()
     rows = []
     for name in [model] if model else registry.model_names():
         by_version: dict[str, list[str]] = {}
         for alias, number in registry.aliases(name).items():
             by_version.setdefault(number, []).append(alias)
+        chain = audit.verify(name, settings)
         for mv in registry.versions(name):
             metric, value = registry.primary_metric(mv.run_id)
             rows.append(
@@ -50,22 +53,10 @@ def status(model: str | None = None) -> list[VersionStatus]:
                     run_id=mv.run_id,
                     approved_by=mv.tags.get("approved_by", ""),
                     approved_at=mv.tags.get("approved_at", ""),
-                    unaudited=audit_problem(mv, by_version),
+                    unaudited=chain.versions.get(mv.version, ""),
                 )
             )
     return rows
-
-
-def audit_problem(mv: VersionInfo, aliases: dict[str, list[str]]) -> str:
-    """Why ``mv``'s stage or aliases are not what runway last recorded ("" when they are)."""
-    recorded = mv.tags.get(STAGE_TAG, "None")
-    if mv.stage != recorded:
-        return f"stage {mv.stage} set outside runway (runway recorded {recorded})"
-    mine = aliases.get(mv.version, [])
-    for stage, alias in ALIASES.items():
-        if alias in mine and mv.stage != stage:
-            return f"alias @{alias} points at a version in {mv.stage}"
-    return ""
 
 
 def history(
@@ -78,3 +69,9 @@ def history(
     """
     registry.versions(model)  # an unknown model gets a clear error
     return audit.history(model, settings or get_settings(), reports=reports)
+
+
+def verify(model: str, settings: Settings | None = None) -> ChainReport:
+    """``model``'s audit chain checked, and every version's state compared with it."""
+    registry.versions(model)  # an unknown model gets a clear error
+    return audit.verify(model, settings or get_settings())

@@ -1,6 +1,6 @@
 """The Optuna side of a sweep: search space, storage, study, progress.
 
-Pure Optuna and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
+Pure Optuna, scikit-learn and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
 against what is set up here.
 """
 
@@ -19,7 +19,10 @@ import numpy as np
 import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sklearn.pipeline import Pipeline
 
+from runway.core.data import Split
+from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
 
@@ -29,6 +32,7 @@ ESTIMATOR_CHOICE = "estimator"
 PARENT_ATTR = "mlflow_parent_run_id"
 SPEC_HASH_ATTR = "spec_hash"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+INTERRUPTED_ATTR = "runway.interrupted"  # a FAIL a kill left behind, not an evaluation
 
 
 def sweep_of(spec: ExperimentSpec) -> SweepSpec:
@@ -82,6 +86,14 @@ def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[st
         else spec.estimator.name
     )
     return estimator, {k.split(":", 1)[1] if ":" in k else k: v for k, v in params.items()}
+
+
+def build_trial_pipeline(
+    spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
+) -> Pipeline:
+    """The pipeline one trial evaluates (and the refit of the best one)."""
+    pipeline = build_pipeline(trial_spec(spec, estimator), **split.columns_by_kind())
+    return pipeline.set_params(**params)
 
 
 def trial_spec(spec: ExperimentSpec, estimator: str) -> ExperimentSpec:
@@ -183,16 +195,30 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
 
 
 def fail_running(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed sweep become FAIL; returns their numbers."""
+    """Trials left RUNNING by a killed sweep become FAIL (marked interrupted); returns their numbers."""
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
+        study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return [t.number for t in stale]
 
 
+def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that ran to an end (complete, pruned or failed), not those a kill interrupted.
+
+    An interrupted trial never evaluated its parameters, so it does not count
+    toward ``--trials``: a resumed sweep runs it again as a new trial.
+    """
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state in FINISHED_STATES and not t.system_attrs.get(INTERRUPTED_ATTR)
+    ]
+
+
 def finished(study: optuna.Study) -> int:
-    """Trials that reached an end state (complete, pruned or failed)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES)
+    """How many trials count toward the sweep's ``trials`` (:func:`evaluated`)."""
+    return len(evaluated(study))
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -226,7 +252,7 @@ class Progress:
 
     def update(self, study: optuna.Study) -> None:
         """Report trials finished since the last call."""
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES]
+        trials = evaluated(study)
         done = len(trials)
         if done == self.last:
             return
@@ -259,8 +285,14 @@ class Progress:
             self.bar.close()
 
 
-def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Optimization history, parameter importances and parallel coordinates as PNGs."""
+def plots(
+    study: optuna.Study, out_dir: Path, metric: str = "objective", estimator: str = "model"
+) -> list[Path]:
+    """Optimization history, parameter importances and parallel coordinates as PNGs.
+
+    Optuna's matplotlib plots switch the global style to ggplot; drawing them in
+    a style context puts it back, so runway's own plots keep their look.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -270,21 +302,47 @@ def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     makers: dict[str, Callable[[optuna.Study], Any]] = {
         "optimization_history.png": ovm.plot_optimization_history,
         "param_importances.png": ovm.plot_param_importances,
-        "parallel_coordinate.png": ovm.plot_parallel_coordinate,
+        "parallel_coordinate.png": lambda s: parallel_coordinate(s, metric, estimator),
     }
     written = []
     for filename, plot in makers.items():
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")
                 ax = plot(study)
-            fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
-            fig.set_size_inches(9, 5.5)
-            fig.tight_layout()
-            fig.savefig(out_dir / filename, dpi=100)
-            plt.close(fig)
+                if ax is None:
+                    continue
+                fig = ax if hasattr(ax, "savefig") else np.ravel(ax)[0].figure
+                if filename != "parallel_coordinate.png":
+                    fig.set_size_inches(9, 5.5)
+                    fig.tight_layout()
+                fig.savefig(out_dir / filename, dpi=100)
+                plt.close(fig)
             written.append(out_dir / filename)
         except Exception as exc:  # e.g. importances need two completed trials
             log.warning("study plot %s skipped: %s", filename, exc)
             plt.close("all")
     return written
+
+
+def parallel_coordinate(study: optuna.Study, metric: str, estimator: str = "model") -> Any:
+    """Completed trials as parallel coordinates, one panel per estimator choice (or None).
+
+    ``estimator`` names the panel of a study without an estimator choice.
+    """
+    from runway.core.sweep_plots import Panel, TrialPoint, parallel_coordinates
+
+    panels: dict[str, Panel] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.value is None:
+            continue
+        params = dict(trial.params)
+        name = str(params.pop(ESTIMATOR_CHOICE, estimator))
+        panel = panels.setdefault(name, Panel(name))
+        short = {k.split(":", 1)[-1]: v for k, v in params.items()}
+        panel.trials.append(TrialPoint(short, float(trial.value)))
+        for key, dist in trial.distributions.items():
+            if getattr(dist, "log", False):
+                panel.log_params.add(key.split(":", 1)[-1])
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return parallel_coordinates(list(panels.values()), metric, maximize)

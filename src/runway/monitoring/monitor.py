@@ -31,7 +31,7 @@ from runway.monitoring.labels import Labels, load_labels
 from runway.monitoring.report import render
 from runway.monitoring.window import Window, WindowStats, resolve_window
 from runway.settings import Settings, get_settings
-from runway.store import models, monitoring, registry, tracking
+from runway.store import models, monitoring, registry, tracking, trust
 from runway.store.predlog import PredictionLog
 from runway.store.registry import ResolvedModel
 
@@ -189,7 +189,7 @@ def _read(
     if options.labels:
         labels = load_labels(options.labels, options.key_columns, options.label_column, ref.target)
         labels.classes = ref.classes
-    scorer = _LazyScorer(ref.resolved, list(ref.contract["columns"]), ref.classes)
+    scorer = _LazyScorer(ref.resolved, list(ref.contract["columns"]), ref.classes, settings)
     sink = PredictionLog(settings.prediction_log)
     if not sink.enabled:
         raise MonitorError(
@@ -215,8 +215,11 @@ def _read(
 class _LazyScorer:
     """Class probabilities for served rows, from the same version, loaded on first need."""
 
-    def __init__(self, resolved: ResolvedModel, features: list[str], classes: list[str]) -> None:
+    def __init__(
+        self, resolved: ResolvedModel, features: list[str], classes: list[str], settings: Settings
+    ) -> None:
         self.resolved, self.features, self.classes = resolved, features, classes
+        self.settings = settings
         self._predict: Callable[[pd.DataFrame], np.ndarray] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.used = False
@@ -224,7 +227,8 @@ class _LazyScorer:
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         if self._predict is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="runway-monitor-model-")
-            local = models.download_model(self.resolved.uri, self._tmp.name)
+            # Checked like every load: provenance and contents, before anything runs.
+            local = trust.fetch_verified(self.resolved, Path(self._tmp.name), self.settings)
             estimator = models.load_sklearn(local)
             order = [str(c) for c in estimator.classes_]
             columns = [order.index(c) for c in self.classes]

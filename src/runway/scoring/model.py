@@ -15,7 +15,8 @@ from runway.core.pipeline import MODEL_STEP
 from runway.core.policy import InputPolicy
 from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
-from runway.store import models, registry, tracking
+from runway.settings import Settings, get_settings
+from runway.store import models, registry, tracking, trust
 from runway.store.registry import ResolvedModel
 
 PREDICTION = "prediction"
@@ -146,12 +147,16 @@ def load_model(
     workdir: Path,
     proba: bool = True,
     threads: int = 1,
+    settings: Settings | None = None,
 ) -> LoadedModel:
-    """Resolve ``model`` (as serving does), download it once, load it, with its contract.
+    """Resolve ``model`` (as serving does), download and check it once, load it, with its contract.
 
-    The input policy is the one recorded on the version when it was promoted.
-    Estimators that predict in parallel (``n_jobs``) get ``threads`` workers: a
-    model is logged with 1, which suits single rows, not million-row chunks.
+    The version is checked before anything from it is loaded
+    (:func:`runway.store.trust.fetch_verified`, :class:`UntrustedModel` if it
+    fails), and the folder checked is the folder loaded. The input policy is the
+    one recorded on the version when it was promoted. Estimators that predict in
+    parallel (``n_jobs``) get ``threads`` workers: a model is logged with 1, which
+    suits single rows, not million-row chunks.
     """
     from sklearn.base import is_classifier
 
@@ -163,7 +168,7 @@ def load_model(
         )
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
-    local = models.download_model(resolved.uri, workdir / "model")
+    local = trust.fetch_verified(resolved, workdir, settings or get_settings())
     estimator = models.load_sklearn(local)
     # The estimator's own n_jobs only: a ColumnTransformer's would start process pools.
     jobs = [k for k in estimator.get_params(deep=True) if k == f"{MODEL_STEP}__n_jobs"]

@@ -1,10 +1,18 @@
-"""``mlflow models serve`` backends on loopback, and a lean keep-alive client to them.
+"""Backends: MLflow's scoring server on owner-only Unix sockets, and a lean client to them.
 
-Each backend is one single-worker ``mlflow models serve`` process for one
-pinned model version (several single-worker backends beat one ``-w N`` server:
-uvicorn's multi-worker listener leaves TCP_NODELAY off, which costs ~50 ms per
-small response). A backend is not used until it answers ``/ping`` and scores the
-model's own input example: :func:`start` and :meth:`Backend.warm`.
+Each backend is one single-worker uvicorn process running MLflow's own scoring
+app (``mlflow.pyfunc.scoring_server.app:app``, what ``mlflow models serve``
+execs) on one model folder: the folder runway downloaded and checked
+(:func:`runway.store.trust.fetch_verified`), never a fresh ``models:/``
+download. runway skips the ``mlflow models serve`` wrapper, which would
+download the model again and then idle at ~200 MB next to its uvicorn child.
+
+The gateway binds each backend's Unix socket itself, mode 0600 before it listens,
+inside a directory only its user can enter (0700), and hands the bound socket
+to uvicorn (``--fd``): no TCP port, so nothing else on the machine can reach a
+backend around the gateway's token, contract and limits. A backend is not used
+until it answers ``/ping`` and scores the model's own input example:
+:func:`start` and :meth:`Backend.warm`.
 
 The client speaks just enough HTTP/1.1 to talk to uvicorn over pooled
 connections; a general-purpose client costs more than the whole gateway budget.
@@ -24,10 +32,11 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runway.net import free_port
+from runway.store.models import SCORING_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +62,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 @dataclass
 class Backend:
-    """One ``mlflow models serve`` process serving one model version on ``port``."""
+    """One scoring-server process serving one model version on the Unix socket ``path``."""
 
     model: str
     version: str
-    port: int
+    path: Path
     process: subprocess.Popen
     log_path: Path
     inflight: int = 0
     served: int = 0
     _idle: deque = field(default_factory=deque)
+    _pidfd: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None  # the loop its connections and watch live on
 
     @property
     def alive(self) -> bool:
@@ -70,7 +81,58 @@ class Backend:
         return self.process.poll() is None
 
     def __str__(self) -> str:
-        return f"{self.model} v{self.version} on 127.0.0.1:{self.port} (pid {self.process.pid})"
+        return f"{self.model} v{self.version} on {self.path} (pid {self.process.pid})"
+
+    def on_exit(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on ``loop`` the moment the process exits (Linux pidfd; no-op elsewhere)."""
+        if self._pidfd is not None or not hasattr(os, "pidfd_open"):
+            return
+        self._loop = loop
+
+        def exited() -> None:  # readable for good once it exits: stop watching, then tell
+            self._unwatch()
+            callback()
+
+        try:
+            self._pidfd = os.pidfd_open(self.process.pid)
+            loop.add_reader(self._pidfd, exited)
+        except (OSError, NotImplementedError) as exc:  # an exited pid, or a loop without readers
+            log.debug("no exit notice for %s: %s", self, exc)
+            self._unwatch()
+
+    def _unwatch(self) -> None:
+        """Stop watching the pidfd and close it (on the loop's thread: the reader is the loop's)."""
+        if self._pidfd is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._pidfd)
+        with contextlib.suppress(OSError):
+            os.close(self._pidfd)
+        self._pidfd = None
+
+    def _detach(self) -> None:
+        """Drop pooled connections and the exit watch: both belong to the loop that made them."""
+        self.close_connections()
+        self._unwatch()
+
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the backend's event loop thread (now, if this is it).
+
+        :meth:`stop` runs in a worker thread; a transport or a reader touched
+        from there corrupts the loop's state (a pidfd closed under a live reader
+        left a reused fd number wired to the old callback, and a later
+        connection never saw its reply).
+        """
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or loop.is_closed():
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
 
     async def request(
         self, method: str, path: str, body: bytes = b"", content_type: str = ""
@@ -81,7 +143,7 @@ class Backend:
             reader, writer = self._idle.pop() if reused else await self._connect()
             try:
                 head = (
-                    f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                    f"{method} {path} HTTP/1.1\r\nHost: backend\r\n"
                     f"Content-Length: {len(body)}\r\n"
                     + (f"Content-Type: {content_type}\r\n" if content_type else "")
                     + "\r\n"
@@ -106,14 +168,11 @@ class Backend:
         raise BackendError(f"{self}: no connection")  # pragma: no cover
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self._loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            return await asyncio.open_unix_connection(str(self.path))
         except OSError as exc:
             raise BackendError(f"{self}: cannot connect: {exc}") from None
-        sock = writer.get_extra_info("socket")
-        if sock is not None:  # asyncio sets it for TCP; say so rather than rely on it
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reader, writer
 
     def close_connections(self) -> None:
         """Drop pooled connections (they belong to the event loop that made them)."""
@@ -150,12 +209,12 @@ class Backend:
             )
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the process group (the mlflow CLI and its uvicorn child); kill after ``grace``.
+        """Stop the scoring server's process group; kill it after ``grace``.
 
-        Returns once every process of the group is gone, so a port and ~300 MB
-        are really free when a switch reports the old version stopped.
+        Returns once every process of the group is gone, so its memory is really
+        free when a switch reports the old version stopped. Safe from any thread.
         """
-        self.close_connections()
+        self._on_loop(self._detach)
         group = self.process.pid
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGTERM)
@@ -167,6 +226,8 @@ class Backend:
                 os.killpg(group, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def _group_alive(group: int, leader: subprocess.Popen) -> bool:
@@ -181,49 +242,74 @@ def _group_alive(group: int, leader: subprocess.Popen) -> bool:
 
 
 def start(
-    model: str, version: str, log_dir: Path, timeout: float, env: dict[str, str] | None = None
+    model: str,
+    version: str,
+    model_dir: Path,
+    socket_dir: Path,
+    log_dir: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
 ) -> Backend:
-    """Start ``mlflow models serve`` for ``models:/model/version`` (not warm yet: see ``warm``)."""
-    port = free_port()
+    """Start MLflow's scoring app on ``model_dir`` behind a new socket in ``socket_dir`` (not warm yet).
+
+    ``socket_dir`` must be private to this user (0700): it is what keeps other
+    users away; the socket itself is made 0600 before it accepts connections.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"backend-{model}-v{version}-{port}.log"
-    child_env = {**os.environ, **(env or {})}
-    # `mlflow models serve` execs `uvicorn` from PATH: make it this environment's.
-    child_env["PATH"] = os.pathsep.join(
-        [str(Path(sys.executable).parent), child_env.get("PATH", "")]
-    )
+    listener, path = _listen(socket_dir, f"v{version}")
+    log_path = log_dir / f"backend-{model}-{path.stem}.log"
+    child_env = {**os.environ, **(env or {}), **scoring_server_env(model_dir, timeout)}
+    fd = listener.fileno()
     command = [
         sys.executable,
         "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{model}/{version}",
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        "uvicorn",
+        "--fd",
+        str(fd),
         "--workers",
         "1",
-        "--timeout",
-        str(int(max(timeout, 1))),
+        "--no-access-log",  # the gateway counts requests; a line per request costs CPU
+        "--timeout-keep-alive",
+        "60",  # longer than the gateway keeps an idle pooled connection
+        SCORING_APP,
     ]
-    with open(log_path, "ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=child_env,
-            process_group=0,  # its own group: stopped as a whole, without touching ours
-            preexec_fn=_die_with_parent,
-        )
-    backend = Backend(model, str(version), port, process, log_path)
+    try:
+        with open(log_path, "ab") as out:
+            process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_env,
+                pass_fds=(fd,),
+                process_group=0,  # its own group: stopped as a whole, without touching ours
+                preexec_fn=_die_with_parent,
+            )
+    finally:
+        listener.close()  # the child holds its own copy
+    backend = Backend(model, str(version), path, process, log_path)
     log.info("starting backend %s; log %s", backend, log_path)
     return backend
+
+
+def _listen(socket_dir: Path, stem: str) -> tuple[socket.socket, Path]:
+    """A listening Unix socket at a fresh path in ``socket_dir``, mode 0600 before it listens."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    for n in range(1000):
+        path = socket_dir / f"{stem}-{os.getpid()}-{n}.sock"
+        if path.exists():
+            continue
+        try:
+            listener.bind(str(path))
+        except OSError:
+            continue
+        # Owner-only before it listens. (umask would be process-wide, racing the
+        # threads that create files; the 0700 directory already bars others.)
+        os.chmod(path, 0o600)
+        listener.listen(128)
+        return listener, path
+    listener.close()
+    raise BackendError(f"no free socket name in {socket_dir}")
 
 
 def tail(path: Path, lines: int = 12) -> str:

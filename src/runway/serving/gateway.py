@@ -17,6 +17,7 @@ MLflow reads several times faster than JSON), one loopback round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -25,11 +26,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runway.core.contract import check_frame, check_records
 from runway.core.policy import InputPolicy
-from runway.serving import payload
+from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 20
 THREAD_CHECK_VALUES = 20_000  # bigger requests are checked off the event loop
-KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics"})
+KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics", *docs.PATHS})
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Slot:
     backends: list[Backend]
     example: bytes
     example_rows: int
+    model_dir: Path | None = None  # the checked model folder the backends serve
     inflight: int = 0  # requests that took this slot and have not answered yet
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     input_types: dict[str, str] = field(default_factory=dict)  # signature column -> MLflow type
@@ -88,6 +91,7 @@ class Gateway:
         self.max_body = int(settings.serve_max_body_mb * 1024 * 1024)
         self.max_concurrency = settings.serve_max_concurrency
         self.timeout = settings.serve_timeout
+        self.body_timeout = settings.serve_body_timeout
         self.active = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -98,43 +102,81 @@ class Gateway:
             return
         started = time.perf_counter()
         path = scope["path"]
-        headers = dict(scope["headers"])
-        slot = self.slot
+        raw = scope["headers"]
+        headers = dict(raw)
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         extra = [(b"x-request-id", request_id.encode("latin-1"))]
-        try:
-            self._check_host(headers)
-            if path == "/invocations":
-                status = await self._invocations(scope, receive, send, headers, request_id, extra)
-            elif path in ("/health", "/ping"):
-                status = await _send_json(send, 200, {"status": "ok"}, extra)
-            elif path == "/ready":
-                status = await self._ready(send, extra)
-            elif path == "/metrics":
-                self._check_token(headers)
-                served = (
-                    Served(slot.model.name, slot.model.version, sum(b.alive for b in slot.backends))
-                    if slot is not None
-                    else None
-                )
-                dropped = self.writer.dropped if self.writer else 0
-                text = self.metrics.render(self.active, dropped, served)
-                status = await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", extra)
-            else:
-                raise BadRequest(
-                    404,
-                    f"no such path {path!r}; POST /invocations, GET /health /ready /metrics",
-                    "NOT_FOUND",
-                )
-        except BadRequest as exc:
-            more = [*extra, *(slot.headers if slot else [])]
-            if exc.status == 401:
-                more.append((b"www-authenticate", b'Bearer realm="runway"'))
-            elif exc.status == 503:
-                more.append((b"retry-after", b"1"))
-            status = await _send_json(send, exc.status, exc.body(), more)
         known = path if path in KNOWN_PATHS else "other"  # bounded label values
+        authed = not self.tokens  # with tokens, an error names the model only to their holders
+        try:
+            if len(headers) != len(raw):
+                _check_duplicates(raw)
+            self._check_host(headers)
+            if known == "/invocations" and scope["method"] != "POST":
+                extra.append((b"allow", b"POST"))
+                raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
+            if known in ("/invocations", "/metrics") or known in docs.PATHS:
+                self._check_token(headers)  # the pages describe the model: token holders only
+                authed = True
+            status = await self._route(known, scope, receive, send, headers, request_id, extra)
+        except BadRequest as exc:
+            status = await self._refuse(send, exc, extra, authed)
+        except Exception:  # a bug: a clean 500, logged and counted, never a stack trace out
+            log.exception("unexpected error answering %s %s", scope.get("method"), known)
+            status = 500
+            with contextlib.suppress(Exception):  # the response may have started already
+                body = {"error_code": "INTERNAL_ERROR", "message": "internal error (logged)"}
+                await _send_json(send, 500, body, [*extra, (b"connection", b"close")])
         self.metrics.observe(known, status, time.perf_counter() - started)
+
+    async def _route(
+        self,
+        known: str,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        headers: dict[bytes, bytes],
+        request_id: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        if known == "/invocations":
+            return await self._invocations(scope, receive, send, headers, request_id, extra)
+        # Every answer names the version served, to whoever may know it (token holders).
+        named = [*extra, *(self.slot.headers if self.slot and not self.tokens else [])]
+        if known in ("/health", "/ping"):
+            return await _send_json(send, 200, {"status": "ok"}, named)
+        if known == "/ready":
+            return await self._ready(send, headers, extra)
+        if known == "/metrics":
+            slot = self.slot
+            served = (
+                Served(slot.model.name, slot.model.version, sum(b.alive for b in slot.backends))
+                if slot is not None
+                else None
+            )
+            dropped = self.writer.dropped if self.writer else 0
+            text = self.metrics.render(self.active, dropped, served)
+            named = [*extra, *(slot.headers if slot else [])]  # /metrics: token holders only
+            return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", named)
+        if known in docs.PATHS:
+            return await self._docs(scope, send, headers, extra)
+        raise BadRequest(
+            404,
+            f"no such path {payload.clip(scope['path'])}; POST /invocations, GET / /docs "
+            "/openapi.json /version /health /ping /ready /metrics",
+            "NOT_FOUND",
+        )
+
+    async def _refuse(
+        self, send: Any, exc: BadRequest, extra: list[tuple[bytes, bytes]], authed: bool
+    ) -> int:
+        slot = self.slot
+        more = [*extra, *(slot.headers if slot and authed else [])]
+        if exc.status == 401:
+            more.append((b"www-authenticate", b'Bearer realm="runway"'))
+        elif exc.status == 503:
+            more.append((b"retry-after", b"1"))
+        return await _send_json(send, exc.status, exc.body(), more)
 
     def _check_host(self, headers: dict[bytes, bytes]) -> None:
         if self.any_host:
@@ -144,30 +186,53 @@ class Gateway:
         if name not in self.hosts:
             raise BadRequest(
                 400,
-                f"Host {host!r} is not allowed; set RUNWAY_SERVE_ALLOWED_HOSTS to accept it",
+                f"Host {payload.clip(host)} is not allowed; set RUNWAY_SERVE_ALLOWED_HOSTS "
+                "to accept it",
                 "INVALID_HOST",
             )
 
     def _check_token(self, headers: dict[bytes, bytes]) -> None:
-        if not self.tokens:
-            return
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() != b"bearer" or not any(
-            hmac.compare_digest(token.strip(), t) for t in self.tokens
-        ):
+        if self.tokens and not self._token_ok(headers):
             raise BadRequest(401, "missing or invalid bearer token", "UNAUTHENTICATED")
 
-    async def _ready(self, send: Any, extra: list[tuple[bytes, bytes]]) -> int:
+    async def _docs(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        """``/``, ``/docs``, ``/openapi.json``, ``/version``: see :mod:`runway.serving.docs`."""
+        slot = self.slot
+        if slot is None:
+            raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
+        if scope["method"] != "GET":
+            extra.append((b"allow", b"GET"))
+        described = docs.Described(
+            slot.model, slot.contract, slot.policy, slot.example, bool(self.tokens)
+        )
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
+        body, kind = docs.answer(scope["path"], scope["method"], accept, host, described)
+        return await _send(send, 200, body, kind, [*extra, *slot.headers])
+
+    def _token_ok(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and any(
+            hmac.compare_digest(token.strip(), t) for t in self.tokens
+        )
+
+    async def _ready(
+        self, send: Any, headers: dict[bytes, bytes], extra: list[tuple[bytes, bytes]]
+    ) -> int:
         slot = self.slot
         if slot is None or slot.pick() is None:
             raise BadRequest(503, "no model version is loaded and answering", "NOT_READY")
-        body = {
-            "status": "ready",
-            "model": slot.model.name,
-            "version": slot.model.version,
-            "backends": sum(b.alive for b in slot.backends),
-        }
-        return await _send_json(send, 200, body, [*extra, *slot.headers])
+        body: dict[str, Any] = {"status": "ready", "backends": sum(b.alive for b in slot.backends)}
+        if not self.tokens or self._token_ok(headers):  # which model: for token holders only
+            body |= {"model": slot.model.name, "version": slot.model.version}
+            extra = [*extra, *slot.headers]
+        return await _send_json(send, 200, body, extra)
 
     async def _invocations(
         self,
@@ -178,10 +243,20 @@ class Gateway:
         request_id: str,
         extra: list[tuple[bytes, bytes]],
     ) -> int:
-        if scope["method"] != "POST":
-            extra.append((b"allow", b"POST"))
-            raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
-        self._check_token(headers)
+        kind = payload.media_type(headers.get(b"content-type", b"").decode("latin-1"))
+        # The body first, under its own deadline, and only then a concurrency slot:
+        # a client that trickles its body in holds a socket, never a slot.
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._body(receive, headers)
+        except TimeoutError:
+            extra.append((b"connection", b"close"))  # the rest of the body may still come
+            raise BadRequest(
+                408,
+                f"request body not received within {self.body_timeout:g}s "
+                "(RUNWAY_SERVE_BODY_TIMEOUT)",
+                "REQUEST_TIMEOUT",
+            ) from None
         if self.active >= self.max_concurrency:
             raise BadRequest(
                 503, f"busy: {self.active} requests in flight; retry shortly", "OVERLOADED"
@@ -189,7 +264,7 @@ class Gateway:
         self.active += 1
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._score(receive, send, headers, request_id, extra)
+                return await self._score(send, body, kind, request_id, extra)
         except TimeoutError:
             raise BadRequest(
                 504, f"no answer within {self.timeout:g}s (RUNWAY_SERVE_TIMEOUT)", "TIMEOUT"
@@ -199,22 +274,23 @@ class Gateway:
 
     async def _score(
         self,
-        receive: Any,
         send: Any,
-        headers: dict[bytes, bytes],
+        body: bytes,
+        kind: str,
         request_id: str,
         extra: list[tuple[bytes, bytes]],
     ) -> int:
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        kind = payload.media_type(content_type)
-        body = await self._body(receive, headers)
         slot = self.slot
         if slot is None:
             raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
-            rows = payload.parse(body, kind, slot.contract["columns"])
-            checked = await self._check(rows, slot, request_id)  # the backend scores these
+            try:
+                rows = payload.parse(body, kind, slot.contract["columns"])
+                checked = await self._check(rows, slot, request_id)  # the backend scores these
+            except RecursionError:  # a value nested deep enough to break a repr
+                raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
+            # Whatever the client sent, the backend is sent the checked rows as Parquet.
             answer = await self._forward(slot, checked.body, payload.PARQUET_TYPE)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
@@ -258,12 +334,8 @@ class Gateway:
         valid: Any = data
         large = len(rows) * len(slot.contract["columns"]) > THREAD_CHECK_VALUES
         if isinstance(data, list):
-            if large:
-                problems, rejected = await asyncio.to_thread(
-                    check_records, data, slot.contract, slot.policy
-                )
-            else:
-                problems, rejected = check_records(data, slot.contract, slot.policy)
+            args = (data, slot.contract, slot.policy)
+            problems, rejected = await _off_loop(large, check_records, *args)
         else:
             result = await asyncio.to_thread(check_frame, data, slot.contract, slot.policy)
             problems, rejected, valid = result.problems, result.rejected, result.valid
@@ -274,21 +346,8 @@ class Gateway:
         if rejected:
             self.metrics.rows_rejected += len(rows)
             self._log_rejected(rows, rejected, slot, request_id)
-            first = min(rejected)
-            errors = [
-                {"row": row, "message": reason}
-                for row, reasons in list(rejected.items())[:MAX_LISTED_ERRORS]
-                for reason in reasons
-            ]
-            more = f" ({len(rejected)} of {len(rows)} rows rejected)" if len(rejected) > 1 else ""
-            raise BadRequest(
-                422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors
-            )
-        if large:
-            return await asyncio.to_thread(
-                payload.canonical, valid, slot.contract, slot.input_types
-            )
-        return payload.canonical(valid, slot.contract, slot.input_types)
+            raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
+        return await _off_loop(large, payload.canonical, valid, slot.contract, slot.input_types)
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
@@ -340,6 +399,23 @@ class Gateway:
         return await _send_json(send, status, body, headers)
 
 
+# Headers that must not appear twice: with two, which one wins depends on who reads them.
+SINGLE_HEADERS = frozenset(
+    {b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"}
+)
+
+
+def _check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
+    """400 when a header that must be single appears twice (only called when some header does)."""
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        if name in seen and name in SINGLE_HEADERS:
+            raise BadRequest(
+                400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
+            )
+        seen.add(name)
+
+
 async def _send(
     send: Any, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]]
 ) -> int:
@@ -362,3 +438,8 @@ async def _send_json(
     send: Any, status: int, doc: dict[str, Any], headers: list[tuple[bytes, bytes]]
 ) -> int:
     return await _send(send, status, json.dumps(doc).encode(), b"application/json", headers)
+
+
+async def _off_loop(large: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: in a worker thread when the request is large, else on the loop (cheaper)."""
+    return await asyncio.to_thread(fn, *args) if large else fn(*args)

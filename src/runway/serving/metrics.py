@@ -22,7 +22,11 @@ class Metrics:
     """Counters and a latency histogram, rendered in Prometheus text format."""
 
     def __init__(self) -> None:
-        self.requests: Counter[tuple[str, int]] = Counter()
+        # The server-error series exist from the start (at 0), so an alert on them works
+        # before the first one happens.
+        self.requests: Counter[tuple[str, int]] = Counter(
+            dict.fromkeys((("/invocations", code) for code in (500, 502, 503, 504)), 0)
+        )
         self.buckets = [0] * (len(BUCKETS) + 1)
         self.latency_sum = 0.0
         self.latency_count = 0
@@ -31,6 +35,7 @@ class Metrics:
         self.switches = 0
         self.switch_failures = 0
         self.backend_restarts = 0
+        self.dropped: Counter[str] = Counter()  # connections closed before a request, by reason
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Count one answered request; scoring requests also feed the histogram."""
@@ -75,6 +80,13 @@ class Metrics:
         }
         for name, (value, help_text) in counters.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        out += [
+            "# HELP runway_connections_dropped_total Connections closed before a request was "
+            "read: slow or oversized request heads, too many connections from one client.",
+            "# TYPE runway_connections_dropped_total counter",
+        ]
+        for reason, n in sorted(self.dropped.items()):
+            out.append(f'runway_connections_dropped_total{{reason="{reason}"}} {n}')
         out += [
             "# HELP runway_inflight_requests Requests being answered now.",
             "# TYPE runway_inflight_requests gauge",

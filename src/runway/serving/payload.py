@@ -30,6 +30,11 @@ from runway.core.contract import (
 from runway.core.kinds import is_missing
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+MAX_INT_DIGITS = 300  # a longer integer overflows a float (or is the 4,300-digit DoS guard)
+_INT_LIMIT = 10**MAX_INT_DIGITS
+MAX_MESSAGE = 500  # characters of an error message; values in it are cut shorter
+MAX_ERRORS = 20
+SHOWN_VALUE = 60
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 PARQUET_TYPE = "application/vnd.apache.parquet"
@@ -53,11 +58,29 @@ class BadRequest(Exception):
         self.errors = errors or []
 
     def body(self) -> dict[str, Any]:
-        """The JSON error: MLflow's ``error_code``/``message`` shape, plus row details."""
-        doc: dict[str, Any] = {"error_code": self.code, "message": self.message}
+        """The JSON error: MLflow's ``error_code``/``message`` shape, plus row details.
+
+        Bounded whatever the request held: a message is cut at ``MAX_MESSAGE``
+        characters and at most ``MAX_ERRORS`` row details are listed, so a 4 MB
+        value cannot come back as a bigger error.
+        """
+        doc: dict[str, Any] = {"error_code": self.code, "message": _cut(self.message)}
         if self.errors:
-            doc["errors"] = self.errors
+            doc["errors"] = [
+                {k: _cut(v) if isinstance(v, str) else v for k, v in e.items()}
+                for e in self.errors[:MAX_ERRORS]
+            ]
         return doc
+
+
+def clip(value: Any, limit: int = SHOWN_VALUE) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (values come from clients)."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit + 2 else text[:limit] + "…"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "… (cut)"
 
 
 @dataclass
@@ -92,17 +115,19 @@ def media_type(content_type: str | None) -> str:
     if kind not in CONTENT_TYPES:
         raise BadRequest(
             415,
-            f"unsupported Content-Type {kind!r}; expected one of {', '.join(CONTENT_TYPES)}",
+            f"unsupported Content-Type {clip(kind)}; expected one of {', '.join(CONTENT_TYPES)}",
             "UNSUPPORTED_MEDIA_TYPE",
         )
-    for param in params:
+    for param in params:  # other parameters are ignored (RFC 9110); the backend gets `kind`
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in {
             "utf-8",
             "utf8",
         }:
             raise BadRequest(
-                415, f"unsupported charset {value.strip()!r}; send UTF-8", "UNSUPPORTED_MEDIA_TYPE"
+                415,
+                f"unsupported charset {clip(value.strip())}; send UTF-8",
+                "UNSUPPORTED_MEDIA_TYPE",
             )
     return kind
 
@@ -122,26 +147,42 @@ def parse(body: bytes, kind: str, contract_columns: Mapping[str, Any]) -> Payloa
     return payload
 
 
+def _bounded_int(text: str) -> int:
+    """JSON integers, refused beyond ``MAX_INT_DIGITS`` (no float holds them; C-speed otherwise)."""
+    if len(text) > MAX_INT_DIGITS + 1:
+        raise BadRequest(
+            400,
+            f"number {text[:12]}… has {len(text.lstrip('-'))} digits; "
+            f"integers are limited to {MAX_INT_DIGITS} digits",
+            "NUMBER_TOO_LARGE",
+        )
+    return int(text)
+
+
 def _json_records(body: bytes) -> list[Mapping[str, Any]]:
     try:
-        doc = json.loads(body)
-    except UnicodeDecodeError:
+        doc = json.loads(body, parse_int=_bounded_int)
+    except UnicodeDecodeError:  # a ValueError: before it
         raise BadRequest(400, "request body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
+    except json.JSONDecodeError as exc:  # a ValueError: before it
         raise BadRequest(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise BadRequest(400, "JSON nested too deeply (over ~1000 levels)", "TOO_DEEP") from None
     expected = f"one of {', '.join(JSON_KEYS)}"
     if not isinstance(doc, dict):
         raise BadRequest(400, f"expected a JSON object with {expected}; got {_kind(doc)}")
     keys = [k for k in JSON_KEYS if k in doc]
     if len(keys) != 1:
-        got = ", ".join(map(repr, doc)) or "an empty object"
+        got = clip(", ".join(map(repr, doc)) or "an empty object")
         raise BadRequest(400, f"expected exactly {expected}; got {got}")
     key = keys[0]
     unexpected = [k for k in doc if k not in (key, "params")]
     if unexpected:
-        raise BadRequest(400, f"unexpected key {unexpected[0]!r} next to {key!r}")
+        raise BadRequest(400, f"unexpected key {clip(unexpected[0])} next to {key!r}")
+    if doc.get("params", {}) != {}:  # runway's models take none; MLflow would warn and drop them
+        raise BadRequest(400, "params: this model takes no parameters; send only the rows")
     value = doc[key]
     if key == "dataframe_split":
         return _split(value)
@@ -212,7 +253,44 @@ def _csv_frame(body: bytes, columns: Mapping[str, Any]) -> pd.DataFrame:
     frame = frame.astype(
         {n: object for n in frame.columns if n in as_text or frame[n].dtype == "string"}
     )
+    _check_big_numbers(frame, columns)  # before any float conversion of them
     return parse_csv_numbers(frame, contract)
+
+
+def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, Any]) -> None:
+    """400 for a CSV integer over ``MAX_INT_DIGITS`` digits in a numeric column.
+
+    pandas keeps such values as Python ints in an object column (and a float
+    conversion would overflow); only those rare object columns are scanned.
+    """
+    if frame is None:
+        return
+    for name in frame.columns:
+        entry = columns.get(name) if isinstance(name, str) else None
+        if entry is None or entry["kind"] != "numeric" or frame[name].dtype != object:
+            continue
+        big = frame[name].map(lambda v: isinstance(v, int) and abs(v) >= _INT_LIMIT).to_numpy(bool)
+        if big.any():
+            row = int(big.argmax())
+            raise BadRequest(
+                400,
+                f"row {row}: column {name!r}: a number over {MAX_INT_DIGITS} digits; "
+                f"integers are limited to {MAX_INT_DIGITS} digits",
+                "NUMBER_TOO_LARGE",
+                [{"row": row, "message": "number too large"}],
+            )
+
+
+def rejection(rejected: Mapping[int, list[str]], rows: int, listed: int) -> BadRequest:
+    """The 422 for rows the contract rejected: the first named, up to ``listed`` rows listed."""
+    first = min(rejected)
+    errors = [
+        {"row": row, "message": reason}
+        for row, reasons in list(rejected.items())[:listed]
+        for reason in reasons
+    ]
+    more = f" ({len(rejected)} of {rows} rows rejected)" if len(rejected) > 1 else ""
+    return BadRequest(422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors)
 
 
 def _parquet_frame(body: bytes) -> pd.DataFrame:

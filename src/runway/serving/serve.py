@@ -1,13 +1,16 @@
 """``runway serve``: the Production model as a REST endpoint that follows the registry.
 
-Start-up resolves the Production version, starts its backend(s), waits until
-they answer ``/ping`` and score the model's logged input example, and only then
-opens the public port. A watcher then polls the registry: when another version
+Start-up resolves the Production version, downloads it once into a private
+directory and checks it (:func:`runway.store.trust.fetch_verified`: its
+provenance and its contents, before anything from it runs), starts its
+backends on that very folder, waits until they answer ``/ping`` and score the
+model's logged input example, and only then opens the public port. A watcher then polls the registry: when another version
 becomes Production (a promotion or a rollback) it goes blue/green: start and
 warm the new version's backends, switch the gateway to them, let requests on the
 old ones finish, stop the old ones. A new version that fails to start or to
-score its example is logged and skipped; traffic stays where it was. A backend
-that dies is replaced.
+score its example, or that fails the checks, is logged and skipped; traffic
+stays where it was. A backend that dies is noticed at once (a pidfd) and
+replaced; the other backends take its traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -35,9 +40,10 @@ from runway.errors import RunwayError, ServeError
 from runway.serving.backends import Backend, BackendError, start
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import JSON_TYPE, parse
+from runway.serving.protocol import guarded_protocol
 from runway.settings import Settings
-from runway.store import models, registry, tracking
-from runway.store.models import EXAMPLE_FILE
+from runway.store import registry, tracking, trust
+from runway.store.models import EXAMPLE_FILE, signature_inputs
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
@@ -54,54 +60,79 @@ class ServeOptions:
     model: str
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 1
+    workers: int = 2  # one backend dying is then not an outage (the other takes its traffic)
     log_dir: Path = Path(tempfile.gettempdir()) / "runway-serve"
 
 
 class Server:
     """Owns the gateway's slot: builds, switches, drains and repairs backends."""
 
-    def __init__(self, options: ServeOptions, settings: Settings, gateway: Gateway) -> None:
+    def __init__(
+        self, options: ServeOptions, settings: Settings, gateway: Gateway, runtime: Path
+    ) -> None:
         self.options = options
         self.settings = settings
         self.gateway = gateway
+        self.runtime = runtime  # private (0700): model folders and backend sockets
         self.failed: dict[str, float] = {}  # version -> when it failed to start (monotonic)
         self._draining: set[asyncio.Task] = set()
         self._last_problem = ""
+        self._wake = asyncio.Event()  # a backend died: repair now, not at the next poll
+        self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
 
     async def build(self, model: ResolvedModel) -> Slot:
-        """Start and warm ``model``'s backends; stop them all again if one fails."""
+        """Fetch and check ``model``, start and warm its backends; undo it all if one step fails."""
         if not model.run_id:
             raise ServeError(f"{model.name} v{model.version} has no source run (no data contract)")
         contract = await asyncio.to_thread(tracking.load_contract, model.run_id)
         policy = await asyncio.to_thread(registry.applied_input_policy, model.name, model.version)
-        example, rows, input_types = await asyncio.to_thread(_input_example, model, contract)
+        folder = Path(tempfile.mkdtemp(prefix=f"v{model.version}-", dir=self.runtime))
         backends: list[Backend] = []
         try:
+            local = await asyncio.to_thread(trust.fetch_verified, model, folder, self.settings)
+            example, rows, input_types = await asyncio.to_thread(
+                _input_example, model, local, contract
+            )
             for _ in range(self.options.workers):
-                backends.append(
-                    start(
-                        model.name,
-                        model.version,
-                        self.options.log_dir,
-                        self.settings.serve_timeout,
-                        env=thread_env(threads_for("serve", self.settings.threads)),
-                    )
-                )
+                backends.append(self._start(model.name, model.version, local))
             await asyncio.gather(
                 *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
             )
         except BaseException:
-            await asyncio.to_thread(_stop_all, backends)
+            await asyncio.to_thread(_stop_all, backends, folder)
             raise
         for note in unverified(contract, policy):
             log.warning("%s v%s: %s", model.name, model.version, note)
-        return Slot(model, contract, policy, backends, example, rows, input_types=input_types)
+        return Slot(
+            model, contract, policy, backends, example, rows, local, input_types=input_types
+        )
+
+    def _folder(self, slot: Slot) -> Path | None:
+        """The private folder a slot's model was fetched into (directly under the runtime dir)."""
+        if slot.model_dir is None or not slot.model_dir.is_relative_to(self.runtime):
+            return None
+        return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
+
+    def _start(self, model: str, version: str, local: Path) -> Backend:
+        backend = start(
+            model,
+            version,
+            local,
+            self.runtime,
+            self.options.log_dir,
+            self.settings.serve_timeout,
+            env=thread_env(threads_for("serve", self.settings.threads)),
+        )
+        backend.on_exit(asyncio.get_running_loop(), self._wake.set)
+        return backend
 
     async def watch(self) -> None:
-        """Poll the registry; switch to a new Production version; replace dead backends."""
+        """Poll the registry; switch to a new Production version; replace dead backends at once."""
         while True:
-            await asyncio.sleep(self.settings.serve_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.serve_poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 await self._repair()
                 await self._follow()
@@ -148,14 +179,18 @@ class Server:
     async def _drain(self, slot: Slot) -> None:
         """Let the old version answer what it holds, then stop it."""
         deadline = time.monotonic() + self.settings.serve_timeout + 5
-        while slot.inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.to_thread(_stop_all, slot.backends)
+        try:
+            while slot.inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:  # shutting down: stop them now, not never
+            _stop_all(slot.backends, self._folder(slot))
+            raise
+        await asyncio.to_thread(_stop_all, slot.backends, self._folder(slot))
         log.info("stopped v%s after draining", slot.model.version)
 
     async def _repair(self) -> None:
         slot = self.gateway.slot
-        if slot is None:
+        if slot is None or slot.model_dir is None:
             return
         for i, backend in enumerate(list(slot.backends)):
             if backend.alive:
@@ -165,18 +200,16 @@ class Server:
                 backend,
                 backend.process.returncode,
             )
-            fresh = start(
-                slot.model.name,
-                slot.model.version,
-                self.options.log_dir,
-                self.settings.serve_timeout,
-            )
+            fresh = self._start(slot.model.name, slot.model.version, slot.model_dir)
+            self._starting[id(fresh)] = fresh
             try:
                 await fresh.warm(slot.example, slot.example_rows, self.settings.serve_start_timeout)
             except BackendError as exc:
                 await asyncio.to_thread(fresh.stop)
                 log.error("replacement backend failed: %s", exc)
                 continue
+            finally:
+                self._starting.pop(id(fresh), None)
             slot.backends[i] = fresh
             self.gateway.metrics.backend_restarts += 1
 
@@ -185,8 +218,9 @@ class Server:
         for task in list(self._draining):
             task.cancel()
         slot = self.gateway.slot
+        starting = list(self._starting.values())
         if slot is not None:
-            await asyncio.to_thread(_stop_all, slot.backends)
+            await asyncio.to_thread(_stop_all, [*slot.backends, *starting], self._folder(slot))
 
 
 def serve(options: ServeOptions, settings: Settings) -> None:
@@ -198,17 +232,37 @@ def serve(options: ServeOptions, settings: Settings) -> None:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_main(options, settings, model, sock))
+    runtime = _runtime_dir()
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_main(options, settings, model, sock, runtime))
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _runtime_dir() -> Path:
+    """A new directory only this user can enter (0700): backend sockets and model folders.
+
+    Under ``$XDG_RUNTIME_DIR`` when there is one, else the temp dir; a Unix
+    socket path must stay under ~100 bytes, so a long temp dir falls back to /tmp.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    if not os.path.isdir(base) or len(base) > 60:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="runway-serve-", dir=base))  # mkdtemp: mode 0700
 
 
 async def _main(
-    options: ServeOptions, settings: Settings, model: ResolvedModel, sock: socket.socket
+    options: ServeOptions,
+    settings: Settings,
+    model: ResolvedModel,
+    sock: socket.socket,
+    runtime: Path,
 ) -> None:
     sink = PredictionLog(settings.prediction_log)
     writer = BackgroundWriter(sink) if sink.enabled else None
     gateway = Gateway(settings, writer)
-    server = Server(options, settings, gateway)
+    server = Server(options, settings, gateway, runtime)
     print(
         f"starting {options.workers} backend(s) for {model.name} v{model.version} (Production); "
         f"model load takes a few seconds",
@@ -218,11 +272,18 @@ async def _main(
     try:
         gateway.slot = await server.build(model)
     except BackendError as exc:
-        if writer:
-            writer.close()
         raise ServeError(f"{model.name} v{model.version} failed to start: {exc}") from None
+    finally:
+        if writer and gateway.slot is None:
+            writer.close()
     config = uvicorn.Config(
         gateway,
+        http=guarded_protocol(
+            settings.serve_header_timeout,
+            settings.serve_max_header_kb * 1024,
+            settings.serve_max_connections_per_client,
+            gateway.metrics.dropped,
+        ),
         lifespan="off",
         access_log=False,
         log_level="warning",
@@ -266,8 +327,8 @@ async def _announce(
     example = _one_row(slot.example)
     print(
         f"serving {slot.model.name} v{slot.model.version} at {url}/invocations\n"
-        f"  backends   {len(slot.backends)} x mlflow models serve on 127.0.0.1 "
-        f"(ports {', '.join(str(b.port) for b in slot.backends)})\n"
+        f"  backends   {len(slot.backends)} x MLflow's scoring server on owner-only Unix sockets "
+        f"in {slot.backends[0].path.parent} (no TCP port)\n"
         f"  follows    the registry's Production version (checked every few seconds)\n"
         f"  health     {url}/health  {url}/ready  {url}/metrics\n"
         f"  logging    predictions to {sink.target}\n"
@@ -301,25 +362,27 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _input_example(model: ResolvedModel, contract: dict) -> tuple[bytes, int, dict[str, str]]:
+def _input_example(
+    model: ResolvedModel, local: Path, contract: dict
+) -> tuple[bytes, int, dict[str, str]]:
     """The model's logged serving example (what warm-up scores), its row count, its signature."""
-    with tempfile.TemporaryDirectory(prefix="runway-serve-") as tmp:
-        local = models.download_model(model.uri, tmp)
-        path = local / EXAMPLE_FILE
-        if not path.is_file():
-            raise ServeError(
-                f"{model.name} v{model.version} was logged without an input example ({EXAMPLE_FILE}); "
-                "runway needs one to check a backend before sending it traffic"
-            )
-        example = path.read_bytes()
-        input_types = models.signature_inputs(local)
+    path = local / EXAMPLE_FILE
+    if not path.is_file():
+        raise ServeError(
+            f"{model.name} v{model.version} was logged without an input example ({EXAMPLE_FILE}); "
+            "runway needs one to check a backend before sending it traffic"
+        )
+    example = path.read_bytes()
+    input_types = signature_inputs(local)
     rows = parse(example, JSON_TYPE, contract["columns"])
     return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows), input_types
 
 
-def _stop_all(backends: list[Backend]) -> None:
+def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:
     for backend in backends:
         backend.stop()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _name(slot: Slot | None) -> str:

@@ -1,26 +1,46 @@
-"""The promotion audit trail: one run per attempt in the audit experiment.
+"""The promotion audit trail: one run per attempt in the audit experiment, sealed on a chain.
 
 Applied attempts are FINISHED runs, refused or failed ones FAILED, each with
-who, when, from, to, the comment, the version replaced and the gate report, in
-the tracking store the team shares (so the MLflow UI shows it too).
+who, when, from, to, the version's source, the comment, the version replaced
+and the gate report, in the tracking store the team shares (so the MLflow UI
+shows it too). Each record written under the model's promotion lock is sealed
+(:mod:`runway.core.chain`) with a hash of its fields and of the model's previous
+record, so :func:`verify` can tell whether the registry's stages, aliases and
+approvals are what the chain of records explains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 
+from runway.core.chain import ChainReport, Link, VersionState, seal
+from runway.core.chain import verify as verify_links
 from runway.settings import Settings
+from runway.store import registry
 from runway.store.registry import VersionInfo, quote
 from runway.store.tracking import (
     MAX_TAG_CHARS,
+    NOTE_TAG,
     client,
+    describe_experiment,
     ensure_experiment,
     load_run_text,
     log_run_text,
+    run_experiment,
+    run_link,
+)
+
+DESCRIPTION = (
+    "runway's promotion audit trail: one run per attempt to change a registered model's "
+    "stage (applied runs FINISHED, refused or failed ones FAILED), named "
+    "`v<version> <from> -> <to> <outcome>: <model>`; each links its source run and gate "
+    "report. `runway registry history <model>` reads it."
 )
 
 AUDIT = "runway.audit."
@@ -43,8 +63,35 @@ class AuditEntry:
     comment: str
     replaced: str
     reason: str
+    source_run_id: str
     audit_run_id: str
     report: str = ""
+    source: str = ""
+    time: str = ""
+    prev: str = ""
+    digest: str = ""
+    seal: str = ""
+    chained: bool = False
+
+    def link(self) -> Link:
+        """This record as a link of the chain (its sealed fields, as stored)."""
+        fields = {
+            "model": self.model,
+            "version": self.version,
+            "source": self.source,
+            "source_run_id": self.source_run_id,
+            "action": self.action,
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "outcome": self.outcome,
+            "actor": self.actor,
+            "comment": self.comment,
+            "replaced": self.replaced,
+            "reason": self.reason,
+            "time": self.time,
+            "prev": self.prev,
+        }
+        return Link(self.audit_run_id, fields, self.digest, self.seal, self.chained)
 
 
 @dataclass(frozen=True)
@@ -62,38 +109,103 @@ class Attempt:
     report_json: str | None = None
 
 
-def record(settings: Settings, mv: VersionInfo, attempt: Attempt) -> str:
-    """One run in the audit experiment (FAILED unless applied); returns its id."""
+def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bool = True) -> str:
+    """One run in the audit experiment (FAILED unless applied); returns its id.
+
+    ``chained`` records are sealed onto the model's chain and must be written
+    under its promotion lock (one writer at a time keeps the chain linear); a
+    record of giving up on the lock is written without it, off the chain.
+    """
     experiment_id = ensure_experiment(settings.audit_experiment, settings)
-    tags = {
-        f"{AUDIT}model": mv.name,
-        f"{AUDIT}version": mv.version,
-        f"{AUDIT}action": attempt.action,
-        f"{AUDIT}from_stage": mv.stage,
-        f"{AUDIT}to_stage": attempt.to_stage,
-        f"{AUDIT}outcome": attempt.outcome,
-        f"{AUDIT}actor": attempt.actor,
-        f"{AUDIT}comment": attempt.comment[:MAX_TAG_CHARS],
-        f"{AUDIT}replaced": attempt.replaced,
-        f"{AUDIT}reason": attempt.reason[:MAX_TAG_CHARS],
-        f"{AUDIT}source_run_id": mv.run_id or "",
+    describe_experiment(experiment_id, DESCRIPTION)
+    fields = {
+        "model": mv.name,
+        "version": mv.version,
+        "source": mv.source,
+        "source_run_id": mv.run_id or "",
+        "action": attempt.action,
+        "from_stage": mv.stage,
+        "to_stage": attempt.to_stage,
+        "outcome": attempt.outcome,
+        "actor": attempt.actor,
+        "comment": attempt.comment[:MAX_TAG_CHARS],
+        "replaced": attempt.replaced,
+        "reason": attempt.reason[:MAX_TAG_CHARS],
+        "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "prev": _tip(mv.name, settings) if chained else "",
+    }
+    kind, digest = seal(fields, _key(settings))
+    tags = {f"{AUDIT}{k}": v for k, v in fields.items()}
+    tags |= {
+        f"{AUDIT}hash": digest,
+        f"{AUDIT}seal": kind,
+        f"{AUDIT}chained": "true" if chained else "false",
         "mlflow.user": getpass.getuser(),
-        "mlflow.note.content": f"{attempt.action} {mv.name} v{mv.version} {mv.stage} -> "
-        f"{attempt.to_stage}: {attempt.outcome} by {attempt.actor}"
-        + (f" ({attempt.comment})" if attempt.comment else ""),
     }
     mlflow_client = client()
-    run = mlflow_client.create_run(
-        experiment_id, run_name=f"{mv.name} v{mv.version} -> {attempt.to_stage}", tags=tags
-    )
+    run = mlflow_client.create_run(experiment_id, run_name=run_name(mv, attempt), tags=tags)
     run_id = str(run.info.run_id)
     if attempt.report_text is not None:
         log_run_text(run_id, attempt.report_text, REPORT_TEXT)
     if attempt.report_json is not None:
         log_run_text(run_id, attempt.report_json, REPORT_JSON)
+    mlflow_client.set_tag(run_id, NOTE_TAG, _note(mv, attempt, experiment_id, run_id))
     status = RunStatus.FINISHED if attempt.outcome == "applied" else RunStatus.FAILED
     mlflow_client.set_terminated(run_id, RunStatus.to_string(status))
     return run_id
+
+
+def run_name(mv: VersionInfo, attempt: Attempt) -> str:
+    """What changed first, the model last: the runs table cuts long names on the right."""
+    action = "" if attempt.action == "promote" else f" ({attempt.action})"
+    return f"v{mv.version} {mv.stage} -> {attempt.to_stage} {attempt.outcome}{action}: {mv.name}"
+
+
+def _note(mv: VersionInfo, attempt: Attempt, experiment_id: str, run_id: str) -> str:
+    """The audit run's description: Markdown the UI renders, with links (tags are never links)."""
+    lines = [
+        f"{attempt.action} {mv.name} v{mv.version} {mv.stage} -> {attempt.to_stage}: "
+        f"**{attempt.outcome}** by {attempt.actor}"
+        + (f" ({attempt.comment})" if attempt.comment else "")
+    ]
+    if attempt.reason:
+        lines.append(f"Why: {attempt.reason}")
+    links = []
+    if mv.run_id:
+        with contextlib.suppress(MlflowException):  # a deleted run: no link, still a record
+            links.append(f"[source run]({run_link(mv.run_id, run_experiment(mv.run_id))})")
+    if attempt.report_text is not None:
+        links.append(f"[gate report]({run_link(run_id, experiment_id, REPORT_TEXT)})")
+    if links:
+        lines.append(" · ".join(links))
+    return "\n\n".join(lines)[:MAX_TAG_CHARS]
+
+
+def _key(settings: Settings) -> bytes:
+    return settings.audit_key.get_secret_value().encode()
+
+
+def _tip(model: str, settings: Settings) -> str:
+    """The seal of the model's last chained record ("" when there is none)."""
+    links = [e.link() for e in history(model, settings) if e.chained]
+    followed = {link.prev for link in links}
+    tips = [link for link in links if link.digest not in followed]
+    return tips[-1].digest if tips else ""
+
+
+def verify(model: str, settings: Settings) -> ChainReport:
+    """Check ``model``'s chain and whether it explains every version's stage, aliases, approval."""
+    by_version: dict[str, list[str]] = {}
+    for alias, number in registry.aliases(model).items():
+        by_version.setdefault(number, []).append(alias)
+    states = [
+        VersionState(
+            mv.version, mv.stage, mv.source, mv.tags, tuple(by_version.get(mv.version, []))
+        )
+        for mv in registry.versions(model)
+    ]
+    links = [entry.link() for entry in history(model, settings)]
+    return verify_links(links, states, _key(settings))
 
 
 def history(model: str, settings: Settings, *, reports: bool = False) -> list[AuditEntry]:
@@ -126,8 +238,17 @@ def history(model: str, settings: Settings, *, reports: bool = False) -> list[Au
                 comment=tags.get(f"{AUDIT}comment", ""),
                 replaced=tags.get(f"{AUDIT}replaced", ""),
                 reason=tags.get(f"{AUDIT}reason", ""),
+                source_run_id=tags.get(f"{AUDIT}source_run_id", ""),
                 audit_run_id=run.info.run_id,
                 report=load_run_text(run.info.run_id, REPORT_TEXT) if reports else "",
+                source=tags.get(f"{AUDIT}source", ""),
+                time=tags.get(f"{AUDIT}time", ""),
+                prev=tags.get(f"{AUDIT}prev", ""),
+                digest=tags.get(f"{AUDIT}hash", ""),
+                seal=tags.get(f"{AUDIT}seal", ""),
+                # a record without a seal (written before runway chained them) counts as chained:
+                # it then fails verification instead of slipping past it
+                chained=tags.get(f"{AUDIT}chained", "true") != "false",
             )
         )
     return entries

@@ -7,7 +7,10 @@ example, pinned pip requirements and exactly the skops types they hold.
 from __future__ import annotations
 
 import copy
+import io
+import json
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from runway.core.trust import allowed_types, types_from_schema
 from runway.errors import TrackingError
 from runway.store.tracking import quiet_schema_hints
 
@@ -30,11 +34,23 @@ def skops_trusted_types(model: Any) -> list[str]:
     Passing these (and only these) lets MLflow load the model back without
     turning skops' check off wholesale. skops can only tell by dumping, so this
     dumps a skeleton with one member of each type per ensemble (one tree of a
-    400-tree forest): the same types, a fraction of the time.
+    400-tree forest): the same types, a fraction of the time. A type off
+    runway's own allow-list is warned about here, at training time, rather than
+    discovered when a promotion, a server or a batch refuses the version.
     """
     import skops.io
 
-    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(_type_skeleton(model))))
+    dumped = skops.io.dumps(_type_skeleton(model))
+    with zipfile.ZipFile(io.BytesIO(dumped)) as archive:
+        foreign = types_from_schema(json.loads(archive.read("schema.json"))) - allowed_types()
+    if foreign:
+        log.warning(
+            "this model holds types off runway's allow-list (%s): promote, serve and score will "
+            "refuse it; change the spec, or add the types to runway/core/skops_types.txt in a "
+            "reviewed change",
+            ", ".join(sorted(foreign)),
+        )
+    return sorted(skops.io.get_untrusted_types(data=dumped))
 
 
 def _type_skeleton(value: Any) -> Any:
@@ -178,3 +194,23 @@ def spark_udf(spark: Any, local: Path, result_type: str) -> Any:
     import mlflow.pyfunc
 
     return mlflow.pyfunc.spark_udf(spark, str(local), result_type=result_type, env_manager="local")
+
+
+# --- MLflow's scoring server, run by serving's backends -------------------------------------
+
+# MLflow's own scoring app (the one `mlflow models serve` execs uvicorn on); it loads
+# the model folder named by SCORING_MODEL_ENV when imported. The names are spelled
+# out rather than imported (importing the scoring server costs the gateway seconds);
+# tests/unit/test_trust.py checks them against the pinned mlflow.
+SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
+SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
+SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
+
+
+def scoring_server_env(model_dir: Path, timeout: float) -> dict[str, str]:
+    """What MLflow's scoring app reads: the model folder and its request timeout.
+
+    The same two variables ``mlflow models serve`` sets before it execs uvicorn
+    (``mlflow.pyfunc.scoring_server.get_cmd``).
+    """
+    return {SCORING_MODEL_ENV: str(model_dir), SCORING_TIMEOUT_ENV: str(int(max(timeout, 1)))}

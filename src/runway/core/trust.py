@@ -1,0 +1,222 @@
+"""Which model folders runway will load: its own allow-list, checked without executing anything.
+
+A model folder (as MLflow downloads it) is judged from its files alone: the
+``MLmodel`` YAML (read with ``yaml.safe_load``) and the type names inside the
+skops file (``schema.json`` read with ``zipfile`` and ``json``). Nothing from
+the folder is imported, constructed or called, so a hostile folder can only
+make this module say no.
+
+The authority is runway's allow-list (:data:`ALLOWLIST_FILE`, one type name a
+line), never the ``skops_trusted_types`` the folder's own MLmodel declares:
+whoever can write the artifact can write that list too. The list is generated
+from the pipelines runway builds (``scripts/skops_allowlist.py``) and checked
+in; ``tests/integration/test_allowlist.py`` regenerates it, so a scikit-learn,
+numpy or skops upgrade that changes it is a reviewed change.
+
+Pickle and cloudpickle (and anything else that runs code on load: custom pyfunc
+models, ``code`` directories) cannot be inspected; they are refused unless the
+caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALLOWLIST_FILE = Path(__file__).with_name("skops_types.txt")
+SKOPS_FILE = "model.skops"
+FLAVORS = frozenset({"python_function", "sklearn"})
+# What `mlflow.sklearn.log_model` writes, plus what a registry download adds.
+EXPECTED_FILES = frozenset(
+    {
+        "MLmodel",
+        SKOPS_FILE,
+        "conda.yaml",
+        "python_env.yaml",
+        "requirements.txt",
+        "input_example.json",
+        "serving_input_example.json",
+        "registered_model_meta",
+    }
+)
+MAX_TOTAL_BYTES = 4 * 1024**3  # uncompressed size of the skops file's members
+MAX_SCHEMA_BYTES = 256 * 1024**2
+SHOWN = 8  # offending names listed in a message
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the inspection found: ``problems`` (empty: trusted) and whether it runs code."""
+
+    problems: tuple[str, ...]
+    runs_code: bool = False  # pickle-like: trusted only because the caller allows it
+
+    @property
+    def trusted(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+class SkopsFileError(ValueError):
+    """Not a readable skops file (or a hostile one: too big, nested too deep)."""
+
+
+@functools.cache
+def allowed_types() -> frozenset[str]:
+    """Every type a runway model's skops file may hold (comments and blank lines skipped)."""
+    lines = ALLOWLIST_FILE.read_text().splitlines()
+    return frozenset(s for line in lines if (s := line.split("#", 1)[0].strip()))
+
+
+def read_schema(path: Path) -> Any:
+    """``schema.json`` of a skops file, size-checked first; no other member is read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+            if total > MAX_TOTAL_BYTES:
+                raise SkopsFileError(f"uncompressed size {total} bytes is over {MAX_TOTAL_BYTES}")
+            info = archive.getinfo("schema.json")
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise SkopsFileError(f"schema.json is {info.file_size} bytes")
+            raw = archive.read(info)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+        raise SkopsFileError(f"not a skops file: {exc}") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise SkopsFileError(f"schema.json unreadable: {type(exc).__name__}") from None
+
+
+def types_from_schema(schema: Any) -> set[str]:
+    """Every type name a skops load of ``schema`` would import (iterative: no recursion limit).
+
+    Names are the ones skops audits: ``<__module__>.<__class__>`` of every node
+    but a JSON literal, ``<module>.<Class>.<method>`` for a bound method and
+    ``numpy.random.<name>`` for a random generator's bit generator. Children of
+    every node are walked, JSON literals included, so nothing hides below one.
+    """
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        loader = node.get("__loader__")
+        if loader is not None and loader != "JsonNode":
+            name = f"{node.get('__module__')}.{node.get('__class__')}"
+            found.add(name)
+            content = node.get("content")
+            if loader == "MethodNode" and isinstance(content, dict):
+                found.add(f"{name}.{content.get('func')}")
+            if loader == "RandomGeneratorNode":
+                found.add(f"numpy.random.{_bit_generator(content)}")
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return found
+
+
+def _bit_generator(content: Any) -> str:
+    try:
+        name = json.loads(content["bit_generator"]["content"]["bit_generator"]["content"])
+    except (KeyError, TypeError, ValueError):
+        return "<unreadable bit generator>"
+    return name if isinstance(name, str) else "<unreadable bit generator>"
+
+
+def types_in_skops(path: Path) -> set[str]:
+    """The type names in a skops file, read without skops (and without running anything)."""
+    return types_from_schema(read_schema(path))
+
+
+def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
+    """Whether runway may load the MLflow model folder at ``path``, and why not.
+
+    Accepted: the two flavors ``mlflow.sklearn`` writes (``python_function``
+    loading through ``mlflow.sklearn``, ``sklearn`` serialized with skops), no
+    ``code`` directory, no files beyond the ones MLflow writes, and every type
+    named in MLmodel's ``skops_trusted_types`` and in the skops file on
+    runway's allow-list. A model that runs code on load is accepted only with
+    ``allow_pickle`` (and marked ``runs_code``).
+    """
+    try:
+        mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return Verdict((f"MLmodel unreadable: {type(exc).__name__}",))
+    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+    if not isinstance(flavors, dict):
+        return Verdict(("MLmodel has no flavors",))
+    code = _runs_code(flavors)
+    if code and allow_pickle:
+        return Verdict((), runs_code=True)
+    problems = [*code, *_flavor_problems(flavors)]
+    files = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    unexpected = sorted(files - EXPECTED_FILES)
+    if unexpected:
+        problems.append(f"unexpected files {_names(unexpected)}")
+    allowed = allowed_types()
+    sklearn_flavor = flavors.get("sklearn") or {}
+    declared = sklearn_flavor.get("skops_trusted_types") or []
+    if not isinstance(declared, list):
+        declared = [str(declared)]
+    extra = sorted({str(t) for t in declared} - allowed)
+    if extra:
+        problems.append(f"MLmodel trusts types off runway's allow-list: {_names(extra)}")
+    if SKOPS_FILE in files:
+        try:
+            foreign = sorted(types_in_skops(path / SKOPS_FILE) - allowed)
+        except SkopsFileError as exc:
+            problems.append(f"{SKOPS_FILE}: {exc}")
+        else:
+            if foreign:
+                problems.append(
+                    f"{SKOPS_FILE} holds types off runway's allow-list: {_names(foreign)}"
+                )
+    return Verdict(tuple(problems))
+
+
+def _runs_code(flavors: dict[str, Any]) -> list[str]:
+    """Reasons the folder would run code on load (pickle, cloudpickle, custom pyfunc, code dirs)."""
+    reasons = []
+    pyfunc = flavors.get("python_function") or {}
+    sklearn_flavor = flavors.get("sklearn") or {}
+    if pyfunc.get("loader_module") not in (None, "mlflow.sklearn") or "python_model" in pyfunc:
+        reasons.append(
+            f"a custom pyfunc model (loader {pyfunc.get('loader_module')!r}) runs its own code"
+        )
+    if "sklearn" in flavors:
+        # MLflow assumes pickle when the key is missing.
+        fmt = sklearn_flavor.get("serialization_format", "pickle")
+        if fmt != "skops":
+            reasons.append(f"serialized with {fmt!r}, which runs code while loading")
+    code = sorted({str(c) for c in (pyfunc.get("code"), sklearn_flavor.get("code")) if c})
+    if code:
+        reasons.append(
+            f"a code directory {', '.join(code)} puts the model's own modules on sys.path"
+        )
+    return reasons
+
+
+def _flavor_problems(flavors: dict[str, Any]) -> list[str]:
+    problems = []
+    if set(flavors) != FLAVORS:
+        problems.append(f"flavors {sorted(map(str, flavors))}, expected {sorted(FLAVORS)}")
+    pyfunc = flavors.get("python_function") or {}
+    sklearn_flavor = flavors.get("sklearn") or {}
+    if pyfunc.get("predict_fn", "predict") != "predict":
+        problems.append(f"python_function.predict_fn is {pyfunc.get('predict_fn')!r}")
+    if pyfunc.get("model_path") != SKOPS_FILE or sklearn_flavor.get("pickled_model") != SKOPS_FILE:
+        problems.append(f"the model file is not {SKOPS_FILE}")
+    return problems
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(str(n)[:120] for n in names[:SHOWN])
+    return shown + (f" (+{len(names) - SHOWN} more)" if len(names) > SHOWN else "")

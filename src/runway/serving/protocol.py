@@ -1,0 +1,127 @@
+"""uvicorn's HTTP protocol with the limits it lacks: a head deadline, a head size cap, a per-client connection cap.
+
+What uvicorn (0.54, httptools) does not bound, measured: a client may take
+forever to send a request's headers (no timer runs before the head is
+complete), send a 10 MB header line (accepted), and open as many connections as
+it likes (``limit_concurrency`` counts idle connections too, so a few idle
+sockets would turn every real request away: worse than no limit). The ASGI app
+only sees a request once its head is complete, so these limits live here, one
+level down, in a subclass of uvicorn's own httptools protocol:
+
+* a connection is closed when its address already holds ``max_per_client``
+  connections (0: no cap), before a byte is parsed;
+* a request head (line and headers) must arrive within ``head_timeout``
+  seconds of its first byte (of the connection, for the first request);
+* a head over ``max_head_bytes`` is answered 431 and the connection closed.
+
+It relies on method names of ``uvicorn.protocols.http.httptools_impl`` (pinned
+in requirements.lock; tests/e2e/test_serving_hardening.py exercises each limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_431_BODY = b'{"error_code": "HEADERS_TOO_LARGE", "message": "request head over the limit"}'
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_431_BODY)
+    + _431_BODY
+)
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus the three limits; configured by :func:`guarded_protocol`."""
+
+    head_timeout = 10.0
+    max_head_bytes = 64 * 1024
+    max_per_client = 64
+    per_client: ClassVar[Counter[str]] = Counter()  # open connections by client address
+    dropped: ClassVar[Counter[str]] = Counter()  # connections closed by a limit, by reason
+
+    _timer: asyncio.TimerHandle | None = None
+    _address: str | None = None
+    _head_bytes = 0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._address = self.client[0] if self.client else None
+        if self._address is not None:
+            self.per_client[self._address] += 1
+            if self.max_per_client and self.per_client[self._address] > self.max_per_client:
+                self.dropped["connections_per_client"] += 1
+                transport.close()  # connection_lost follows and undoes the count
+                return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._address is not None:
+            self.per_client[self._address] -= 1
+            if self.per_client[self._address] <= 0:
+                del self.per_client[self._address]
+            self._address = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(self.head_timeout, self._head_timeout)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timeout(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self.dropped["head_timeout"] += 1
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.is_closing():  # nothing more is parsed once we hung up
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:  # the first byte of each request
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._timer is None:
+            self._arm()
+
+    def _count(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+            self.dropped["head_too_large"] += 1
+            self.transport.write(HEAD_TOO_LARGE)
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            super().on_headers_complete()
+
+
+def guarded_protocol(
+    head_timeout: float, max_head_bytes: int, max_per_client: int, dropped: Counter[str]
+) -> type[GuardedProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)``; ``dropped`` counts closes by reason."""
+    limits = {
+        "head_timeout": head_timeout,
+        "max_head_bytes": max_head_bytes,
+        "max_per_client": max_per_client,
+        "per_client": Counter(),  # its own count, not shared with other servers in the process
+        "dropped": dropped,
+    }
+    return type("Guarded", (GuardedProtocol,), limits)

@@ -1,0 +1,103 @@
+"""Before runway loads a model version anywhere: is it what runway vouches for?
+
+Two checks, both before anything from the version is imported or run:
+
+1. **Provenance**: the version's source is the model its run logged
+   (``models:/m-<id>``, a logged model named ``model`` that the run lists as an
+   output and that names the run as its source), not a copy at some other URI
+   registered with a borrowed run id.
+2. **Contents**: the downloaded folder passes :func:`runway.core.trust.inspect_model_dir`
+   (runway's own allow-list, never the MLmodel's list).
+
+:func:`fetch_verified` does both and returns the folder it checked: callers load
+or serve exactly that folder, never a fresh ``models:/`` download (the checked
+copy and the loaded copy could differ). Gates, serving and batch scoring call
+it; so must anything else that loads a version.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from mlflow.exceptions import MlflowException
+
+from runway.core.trust import ALLOWLIST_FILE, inspect_model_dir
+from runway.errors import UntrustedModel
+from runway.settings import Settings
+from runway.store.models import download_model
+from runway.store.tracking import client
+
+log = logging.getLogger(__name__)
+
+LOGGED_MODEL_PREFIX = "models:/m-"
+MODEL_NAME = "model"  # the name runway logs every model under
+
+
+class Version(Protocol):
+    """What the checks need of a registered version (VersionInfo and ResolvedModel have it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+def source_problem(mv: Version) -> str | None:
+    """Why ``mv``'s source is not the model its run logged, or None."""
+    if not mv.run_id:
+        return "it names no source run"
+    if not mv.source.startswith(LOGGED_MODEL_PREFIX):
+        return f"its source {mv.source[:200]!r} is not a model logged by a run (models:/m-...)"
+    model_id = mv.source.removeprefix("models:/").split("/", 1)[0]
+    mlflow_client = client()
+    try:
+        run = mlflow_client.get_run(mv.run_id)
+        logged = mlflow_client.get_logged_model(model_id)
+    except MlflowException as exc:
+        return f"its source or run cannot be read: {exc.message.splitlines()[0][:200]}"
+    outputs = {o.model_id for o in (run.outputs.model_outputs if run.outputs else [])}
+    if model_id not in outputs or logged.source_run_id != mv.run_id:
+        return f"its source {model_id} is not a model its run {mv.run_id} logged"
+    if logged.name != MODEL_NAME or str(logged.status) != "READY":
+        return f"its source {model_id} is not a finished model named {MODEL_NAME!r}"
+    return None
+
+
+def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
+    """Download ``mv`` into a new folder under ``dst``, check it, and return that folder.
+
+    Raises:
+        UntrustedModel: the source is not the model its run logged, or the
+            folder holds something runway does not vouch for; nothing from it
+            was imported or run.
+        TrackingError: the model cannot be downloaded.
+    """
+    label = f"{mv.name} v{mv.version}"
+    problem = source_problem(mv)
+    if problem:
+        raise UntrustedModel(
+            f"refusing {label}: {problem}; register the model its run logged "
+            f"(`runway train --register`, `runway sweep`), not a copy"
+        )
+    dst.mkdir(parents=True, exist_ok=True)
+    local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
+    verdict = inspect_model_dir(local, allow_pickle=settings.allow_pickle_models)
+    if verdict.problems:
+        raise UntrustedModel(
+            f"refusing {label}: {'; '.join(verdict.problems)}; nothing from it was loaded. "
+            "runway loads skops models of the types it builds: retrain it with `runway train`, "
+            f"or, if you vouch for these types, add them to runway/core/{ALLOWLIST_FILE.name} (one line each) "
+            "in a reviewed change; RUNWAY_ALLOW_PICKLE_MODELS=true admits code-running models"
+        )
+    if verdict.runs_code:
+        log.warning(
+            "%s runs code while loading; loaded because RUNWAY_ALLOW_PICKLE_MODELS is on", label
+        )
+    return local

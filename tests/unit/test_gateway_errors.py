@@ -1,0 +1,81 @@
+"""The gateway's last line of defence: an unexpected error is a clean, counted 500.
+
+The ASGI app is called directly (no server, no backend): the slot it serves is
+deliberately broken, so the request fails inside the gateway itself, the way a
+bug would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from runway.core.policy import InputPolicy
+from runway.serving.gateway import Gateway, Slot
+from runway.serving.payload import BadRequest
+from runway.settings import Settings
+from runway.store.registry import ResolvedModel
+
+
+def _call(gateway: Gateway, path: str, body: bytes = b"", headers=None) -> tuple[int, dict, bytes]:
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST" if path == "/invocations" else "GET",
+        "path": path,
+        "headers": headers or [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+    }
+    asyncio.run(gateway(scope, receive, send))
+    start = sent[0]
+    return start["status"], dict(start["headers"]), sent[1]["body"]
+
+
+def _gateway(tmp_path: Path) -> Gateway:
+    gateway = Gateway(Settings(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'x.db'}"))
+    broken_contract: dict = {}  # no "columns": reading a request body fails inside the gateway
+    gateway.slot = Slot(
+        ResolvedModel("m", "3", "Production", None), broken_contract, InputPolicy(), [], b"", 0
+    )
+    return gateway
+
+
+def test_an_unexpected_error_is_a_clean_500_counted_in_metrics(tmp_path, caplog):
+    gateway = _gateway(tmp_path)
+    status, headers, body = _call(gateway, "/invocations", b'{"dataframe_records": [{"x": 1}]}')
+    assert status == 500
+    assert json.loads(body) == {
+        "error_code": "INTERNAL_ERROR",
+        "message": "internal error (logged)",
+    }
+    assert headers[b"connection"] == b"close"
+    assert "Traceback" in caplog.text and "KeyError" in caplog.text  # logged for the operator
+    metrics = _call(gateway, "/metrics")[2].decode()
+    assert 'runway_requests_total{path="/invocations",code="500"} 1' in metrics
+
+
+def test_server_error_series_exist_before_the_first_error(tmp_path):
+    metrics = _call(_gateway(tmp_path), "/metrics")[2].decode()
+    for code in (500, 502, 503, 504):
+        assert f'runway_requests_total{{path="/invocations",code="{code}"}} 0' in metrics
+
+
+def test_error_bodies_are_bounded_whatever_the_request_held():
+    huge = "v" * 4_000_000
+    error = BadRequest(
+        422,
+        f"column 'x': got text {huge!r}",
+        errors=[{"row": i, "message": huge} for i in range(500)],
+    )
+    body = json.dumps(error.body())
+    assert len(body) < 20_000
+    assert len(error.body()["errors"]) == 20
