@@ -323,3 +323,60 @@ def test_mlflows_own_readers_keep_the_canonical_body_but_turn_a_json_null_boolea
     as_parquet = parse_parquet_input(io.BytesIO(sent.body))
     assert as_parquet["b"].tolist() == [None]
     assert as_parquet["t"][0] == pd.Timestamp("2024-01-03 10:00")
+
+
+def test_a_json_null_category_reaches_the_imputer_as_missing_like_nan():
+    """MLflow's JSON reader gives a null category as None, which scikit-learn's imputer
+    does not count as missing (it would be an unseen level): runway's pipeline imputes
+    None, NaN and pd.NA alike, so a served row scores as it does in batch and in-process."""
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+    from mlflow.types import ColSpec, Schema
+
+    from runway.core.pipeline import build_pipeline
+    from runway.core.spec import spec_from_dict
+
+    rng = np.random.default_rng(0)
+    n = 300
+    plan = rng.choice(["basic", "pro", "max"], n).astype(object)
+    plan[rng.random(n) < 0.3] = np.nan  # the missing level carries signal
+    y = pd.isna(plan) | (rng.random(n) < 0.2)
+    X = pd.DataFrame({"x": rng.normal(size=n), "plan": plan})
+    spec = spec_from_dict(
+        {
+            "experiment": "e",
+            "task": "classification",
+            "data": {"source": "unused.csv", "target": "y"},
+            "estimator": {"name": "LogisticRegression"},
+            "metrics": ["accuracy"],
+            "primary_metric": {"name": "accuracy"},
+        }
+    )
+    model = build_pipeline(spec, ["x"], ["plan"]).fit(X, y)
+    row = pd.DataFrame({"x": [0.1], "plan": [np.nan]}, dtype=object).astype({"x": float})
+    expected = model.predict_proba(row)
+    schema = Schema([ColSpec("double", "x"), ColSpec("string", "plan", required=False)])
+    served = infer_and_parse_data({"dataframe_records": [{"x": 0.1, "plan": None}]}, schema)
+    assert served["plan"].tolist() == [None]  # what a backend hands the model
+    for missing in (None, pd.NA):
+        same = row.astype({"plan": object})
+        same.loc[0, "plan"] = missing
+        np.testing.assert_array_equal(model.predict_proba(same), expected)
+    np.testing.assert_array_equal(model.predict_proba(served), expected)
+
+
+def test_an_integer_no_float_holds_rejects_its_row_in_a_csv_not_the_file():
+    from runway.core.contract import parse_csv_numbers
+
+    contract = infer_contract(
+        pd.DataFrame({"n": [1, 2], "x": [0.5, 1.5]}), {"n": "numeric", "x": "numeric"}
+    )
+    huge = "9" * 400
+    text = f"n,x\n{huge},0.5\n2,far\n3,-{huge}\n4,1.0\n"
+    frame = parse_csv_numbers(pd.read_csv(io.StringIO(text)), contract)
+    result = check_frame(frame, contract, InputPolicy())
+    assert result.rejected == {
+        0: ["column 'n': expected a finite number"],
+        1: ["column 'x': expected a number, got text 'far'"],
+        2: ["column 'x': expected a finite number"],
+    }
+    assert len(result.valid) == 1
