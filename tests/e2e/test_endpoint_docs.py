@@ -112,7 +112,7 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_home_page_says_what_is_served_and_its_curl_line_scores_a_row(endpoint):
-    text = endpoint.get("/")
+    text = endpoint.get("/", headers=AUTH)
     assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
     assert f"{MODEL} version {endpoint.version}" in text.text
     for column in FEATURES:
@@ -127,7 +127,7 @@ def test_home_page_says_what_is_served_and_its_curl_line_scores_a_row(endpoint):
     )
     assert json.loads(scored.stdout)["predictions"] in ([0], [1]), scored
 
-    page = endpoint.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    page = endpoint.get("/", headers={**AUTH, "Accept": "text/html,application/xhtml+xml"})
     assert page.headers["Content-Type"].startswith("text/html")
     assert "<h1>" in page.text and "/invocations" in page.text and "monthly_charges" in page.text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -135,23 +135,18 @@ def test_home_page_says_what_is_served_and_its_curl_line_scores_a_row(endpoint):
     (ARTIFACTS / "home.txt").write_text(text.text)
 
 
-def test_every_response_names_the_model_version(endpoint):
+def test_every_answer_to_a_token_holder_names_the_model_version(endpoint):
     answers = {
         path: endpoint.get(path, headers=AUTH)
-        for path in ("/", "/docs", "/openapi.json", "/version", "/health", "/ping", "/ready")
+        for path in ("/", "/docs", "/openapi.json", "/version", "/metrics")
     }
-    answers["/metrics"] = endpoint.get("/metrics", headers=AUTH)
-    answers["/metrics without token"] = endpoint.get("/metrics")
-    answers["/nowhere"] = endpoint.get("/nowhere")
-    answers["POST /version"] = requests.post(f"{endpoint.url}/version", timeout=30)
+    answers["POST /version"] = requests.post(f"{endpoint.url}/version", headers=AUTH, timeout=30)
     for name, answer in answers.items():
         assert answer.headers.get("X-Runway-Model") == MODEL, name
         assert answer.headers.get("X-Runway-Model-Version") == endpoint.version, name
         assert answer.headers.get("X-Request-Id"), name
-    assert answers["/metrics without token"].status_code == 401
     assert answers["POST /version"].status_code == 405
     assert answers["POST /version"].headers["Allow"] == "GET"
-    assert "/docs" in answers["/nowhere"].json()["message"]
     version = answers["/version"].json()
     assert (version["model"], version["version"], version["stage"]) == (
         MODEL,
@@ -161,8 +156,29 @@ def test_every_response_names_the_model_version(endpoint):
     assert version["model_uri"] == f"models:/{MODEL}/{endpoint.version}"
 
 
+def test_without_the_token_the_pages_say_how_to_authenticate_and_name_no_model(endpoint):
+    """With tokens set, what is served (columns, categories, version) is for token holders."""
+    anonymous = {
+        path: endpoint.get(path)
+        for path in ("/", "/docs", "/openapi.json", "/version", "/metrics", "/nowhere")
+    }
+    anonymous["/health"] = endpoint.get("/health")
+    for name, answer in anonymous.items():
+        assert "X-Runway-Model" not in answer.headers, name
+        assert "X-Runway-Model-Version" not in answer.headers, name
+        assert answer.headers.get("X-Request-Id"), name
+        assert MODEL not in answer.text, name
+    for path in ("/", "/docs", "/openapi.json", "/version", "/metrics"):
+        assert anonymous[path].status_code == 401, path
+        assert anonymous[path].headers["WWW-Authenticate"].startswith("Bearer"), path
+        assert "Authorization: Bearer" in anonymous[path].json()["message"], path
+    assert anonymous["/health"].status_code == 200  # load balancers probe without a token
+    assert anonymous["/nowhere"].status_code == 404
+    assert "/docs" in anonymous["/nowhere"].json()["message"]
+
+
 def test_docs_page_needs_no_network(endpoint):
-    page = endpoint.get("/docs")
+    page = endpoint.get("/docs", headers=AUTH)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "<script" not in page.text and "src=" not in page.text
     assert "http://" not in page.text.replace(endpoint.url, "") and "https://" not in page.text
@@ -174,7 +190,7 @@ def test_docs_page_needs_no_network(endpoint):
 
 
 def test_openapi_document_is_valid_and_generated_from_the_contract(endpoint):
-    doc = endpoint.get("/openapi.json").json()
+    doc = endpoint.get("/openapi.json", headers=AUTH).json()
     validate(doc)  # openapi-spec-validator: a valid OpenAPI 3.1 document
 
     row = doc["components"]["schemas"]["Row"]
@@ -261,7 +277,7 @@ def _fuzzer(operation, mode, media_type, examples, url, seen, refused, problems)
 
 
 def test_fuzzing_invocations_from_the_document_finds_no_server_error(endpoint):
-    schema = schemathesis.openapi.from_dict(endpoint.get("/openapi.json").json())
+    schema = schemathesis.openapi.from_dict(endpoint.get("/openapi.json", headers=AUTH).json())
     operation = schema["/invocations"]["POST"]
     seen: dict[str, list[int]] = {}
     refused: dict[str, list[str]] = {}  # samples of 4xx answers, for people to read

@@ -110,7 +110,7 @@ class Gateway:
         authed = not self.tokens  # with tokens, an error names the model only to their holders
         try:
             if len(headers) != len(raw):
-                _check_duplicates(raw)
+                payload.check_duplicates(raw)
             self._check_host(headers)
             if known == "/invocations" and scope["method"] != "POST":
                 extra.append((b"allow", b"POST"))
@@ -193,7 +193,12 @@ class Gateway:
 
     def _check_token(self, headers: dict[bytes, bytes]) -> None:
         if self.tokens and not self._token_ok(headers):
-            raise BadRequest(401, "missing or invalid bearer token", "UNAUTHENTICATED")
+            raise BadRequest(
+                401,
+                "missing or invalid bearer token: send the header "
+                "'Authorization: Bearer <token>' (one of the server's RUNWAY_SERVE_TOKENS)",
+                "UNAUTHENTICATED",
+            )
 
     async def _docs(
         self,
@@ -397,23 +402,6 @@ class Gateway:
         status = answer.status if answer.status < 500 else 502
         body = {"error_code": code or "MODEL_ERROR", "message": f"model error: {first[:300]}"}
         return await _send_json(send, status, body, headers)
-
-
-# Headers that must not appear twice: with two, which one wins depends on who reads them.
-SINGLE_HEADERS = frozenset(
-    {b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"}
-)
-
-
-def _check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
-    """400 when a header that must be single appears twice (only called when some header does)."""
-    seen: set[bytes] = set()
-    for name, _ in raw:
-        if name in seen and name in SINGLE_HEADERS:
-            raise BadRequest(
-                400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
-            )
-        seen.add(name)
 
 
 async def _send(

@@ -136,12 +136,16 @@ def json_body(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any
     }
 
 
-def _headers() -> dict[str, Any]:
-    return {name: {"$ref": f"#/components/headers/{name}"} for name in MODEL_HEADERS}
+def _headers(named: bool) -> dict[str, Any]:
+    names = MODEL_HEADERS if named else MODEL_HEADERS[-1:]  # the request id only
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
-def _answer(description: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"description": description, "headers": _headers()}
+def _answer(
+    description: str, content: dict[str, Any] | None = None, named: bool = True
+) -> dict[str, Any]:
+    """A response; ``named=False`` when it does not name the model (not a token holder's)."""
+    doc: dict[str, Any] = {"description": description, "headers": _headers(named)}
     if content is not None:
         doc["content"] = content
     return doc
@@ -152,11 +156,19 @@ def _json(ref: str) -> dict[str, Any]:
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: _answer(ERROR_CODES[code], _json("Error")) for code in codes}
+    # A 401 goes to someone without a token: it names no model.
+    return {code: _answer(ERROR_CODES[code], _json("Error"), code != "401") for code in codes}
 
 
-def _get(summary: str, responses: dict[str, Any], operation: str) -> dict[str, Any]:
-    return {"get": {"summary": summary, "operationId": operation, "responses": responses}}
+def _get(
+    summary: str, responses: dict[str, Any], operation: str, auth: bool = False
+) -> dict[str, Any]:
+    """A GET; with ``auth`` it needs the bearer token (and may answer 401)."""
+    get: dict[str, Any] = {"summary": summary, "operationId": operation, "responses": responses}
+    if auth:
+        get["responses"] = responses | _errors("401")
+        get["security"] = [{"bearer": []}]
+    return {"get": get}
 
 
 def _invocations(auth: bool, example: Any) -> dict[str, Any]:
@@ -181,41 +193,44 @@ def _invocations(auth: bool, example: Any) -> dict[str, Any]:
 
 
 def _pages(auth: bool) -> dict[str, Any]:
+    """The pages; with tokens set, those describing the model are for token holders only."""
     text = {"text/plain": {"schema": {"type": "string"}}}
     html = {"text/html": {"schema": {"type": "string"}}}
-    metrics = _get(
-        "Prometheus metrics: requests, latency, rows scored and rejected, the version served",
-        {"200": _answer("Prometheus text format", text), **(_errors("401") if auth else {})},
-        "metrics",
-    )
-    if auth:
-        metrics["get"]["security"] = [{"bearer": []}]
+    ok = {"200": _answer("OK", _json("Status"), not auth)}
     return {
         "/": _get(
             "What is served and how to call it (HTML for a browser, text for curl)",
             {"200": _answer("This endpoint, described", {**html, **text})},
             "home",
+            auth,
         ),
-        "/docs": _get("This API, as a page", {"200": _answer("HTML", html)}, "docs"),
+        "/docs": _get("This API, as a page", {"200": _answer("HTML", html)}, "docs", auth),
         "/openapi.json": _get(
-            "This document", {"200": _answer("OpenAPI 3.1", _json("Document"))}, "openapi"
+            "This document", {"200": _answer("OpenAPI 3.1", _json("Document"))}, "openapi", auth
         ),
         "/version": _get(
-            "The model version served", {"200": _answer("Versions", _json("Version"))}, "version"
+            "The model version served",
+            {"200": _answer("Versions", _json("Version"))},
+            "version",
+            auth,
         ),
-        "/health": _get("Alive (the gateway answers)", _ok(), "health"),
-        "/ping": _get("Alive: the same as /health, as mlflow models serve names it", _ok(), "ping"),
+        "/health": _get("Alive (the gateway answers)", ok, "health"),
+        "/ping": _get("Alive: the same as /health, as mlflow models serve names it", ok, "ping"),
         "/ready": _get(
-            "A model version is loaded and answering",
-            {"200": _answer("Ready", _json("Ready")), **_errors("503")},
+            "A model version is loaded and answering (which one: to token holders)",
+            {
+                "200": _answer("Ready", _json("Ready"), not auth),
+                "503": _answer(ERROR_CODES["503"], _json("Error"), not auth),
+            },
             "ready",
         ),
-        "/metrics": metrics,
+        "/metrics": _get(
+            "Prometheus metrics: requests, latency, rows scored and rejected, the version served",
+            {"200": _answer("Prometheus text format", text)},
+            "metrics",
+            auth,
+        ),
     }
-
-
-def _ok() -> dict[str, Any]:
-    return {"200": _answer("OK", _json("Status"))}
 
 
 def _components(contract: Mapping[str, Any], policy: InputPolicy, auth: bool) -> dict[str, Any]:
