@@ -198,6 +198,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- threads (runway.core.threads) ---
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "BLAS/OpenMP threads per process runway starts or scores in. Unset: 1 for "
+            "serving backends, the latency gate and Spark's Python workers; all cores for "
+            "batch scoring in this process; cores / workers for each sweep worker."
+        ),
+    )
+
     # --- team mode: a shared tracking server, studies across machines ---
     http_retries: int = Field(
         default=2,

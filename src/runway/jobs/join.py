@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from runway.core.data import load_dataset, prepare
 from runway.core.spec import ExperimentSpec
+from runway.core.threads import threads_for
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import PARENT_ATTR, sweep_of
@@ -67,7 +68,8 @@ def join(
     split = prepare(spec, load_dataset(spec.data))
     check_space(spec, split)
     experiment_id = tracking.run_experiment(parent_id)
-    ctx = SweepContext(spec, split, experiment_id, parent_id, name, storage_url, beat)
+    threads = threads_for("sweep", settings.threads, workers)
+    ctx = SweepContext(spec, split, experiment_id, parent_id, name, storage_url, threads, beat)
     log.info("joining study %r (%s) in parent run %s", name, studies.counts(study), parent_id)
     _optimize(ctx, study, workers, owner=False)
     return JoinResult(

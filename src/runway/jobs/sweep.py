@@ -29,6 +29,7 @@ from runway.core.data import Dataset, Split, load_dataset, prepare
 from runway.core.evaluate import cross_validate, fold_metric
 from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, spec_from_dict
+from runway.core.threads import limit, thread_env, threads_for
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs import workers as pool
@@ -75,7 +76,7 @@ class SweepResult:
 def check_space(spec: ExperimentSpec, split: Split) -> None:
     """Refuse ``preprocess__*`` names the built pipeline does not have (needs the columns)."""
     sweep = sweep_of(spec)
-    known = build_pipeline(spec, split.numeric, split.categorical).get_params(deep=True)
+    known = build_pipeline(spec, **split.columns_by_kind()).get_params(deep=True)
     for key in sweep.space:
         if key.startswith("preprocess__") and key not in known:
             candidates = [k for k in known if k.startswith("preprocess__")]
@@ -120,7 +121,14 @@ def _objective(ctx: SweepContext) -> Any:
 
         try:
             pipeline = build_trial_pipeline(ctx.spec, ctx.split, estimator, params)
-            cv = cross_validate(ctx.spec, pipeline, ctx.split.X_train, ctx.split.y_train, report)
+            cv = cross_validate(
+                ctx.spec,
+                pipeline,
+                ctx.split.X_train,
+                ctx.split.y_train,
+                report,
+                pos_label=ctx.split.pos_label,
+            )
             folds, state = cv.folds, "COMPLETE"
             return cv.mean(ctx.spec.primary_metric.name)
         except _Pruned as pruned:
@@ -169,22 +177,29 @@ def _worker_main(
     n_trials: int,
     timeout: float | None,
     tracking_uri: str,
+    threads: int = 1,
 ) -> None:
     """A sweep worker process: its own data split, storage handle and MLflow configuration."""
+    os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
     heartbeat = ctx_fields.pop("heartbeat")
     ctx = SweepContext(
-        spec, split, heartbeat=studies.Heartbeat(*heartbeat) if heartbeat else None, **ctx_fields
+        spec,
+        split,
+        **ctx_fields,
+        threads=threads,
+        heartbeat=studies.Heartbeat(*heartbeat) if heartbeat else None,
     )
     study = studies.load_study(
         spec, studies.open_storage(ctx.storage_url, ctx.heartbeat), ctx.study_name
     )
     _freeze_heap()
     total = studies.target(study, sweep_of(spec).trials)
-    pool.run_share(study, _objective(ctx), n_trials, timeout, total)
+    with limit(threads):
+        pool.run_share(study, _objective(ctx), n_trials, timeout, total)
 
 
 def _freeze_heap() -> None:
@@ -221,17 +236,20 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
     try:
         for proc in procs:
             proc.start()
-        pool.run_share(
-            study,
-            _objective(ctx),
-            shares[0],
-            sweep.timeout,
-            total,
-            [lambda s, t: progress.update(s)],
-        )
-        pool.wait(procs, lambda: progress.update(study))
-        if owner:
-            pool.drain(study, _objective(ctx), total, sweep.timeout, lambda: progress.update(study))
+        with limit(ctx.threads):  # this process is a worker too: the cores are shared
+            pool.run_share(
+                study,
+                _objective(ctx),
+                shares[0],
+                sweep.timeout,
+                total,
+                [lambda s, t: progress.update(s)],
+            )
+            pool.wait(procs, lambda: progress.update(study))
+            if owner:
+                pool.drain(
+                    study, _objective(ctx), total, sweep.timeout, lambda: progress.update(study)
+                )
     except BaseException:
         for proc in procs:
             proc.terminate()
@@ -251,7 +269,8 @@ def _worker_jobs(ctx: SweepContext, shares: list[int]) -> list[tuple[Any, ...]]:
     spec_doc = ctx.spec.model_dump(mode="json")
     timeout = sweep_of(ctx.spec).timeout
     return [
-        (spec_doc, dict(ctx_fields), share, timeout, tracking.tracking_uri()) for share in shares
+        (spec_doc, dict(ctx_fields), share, timeout, tracking.tracking_uri(), ctx.threads)
+        for share in shares
     ]
 
 
@@ -325,7 +344,14 @@ def sweep(
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
         ctx = SweepContext(
-            spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url, beat
+            spec,
+            split,
+            parent.info.experiment_id,
+            parent.info.run_id,
+            name,
+            storage_url,
+            threads_for("sweep", settings.threads, workers),
+            beat,
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):
