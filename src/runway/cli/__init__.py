@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except RunwayError as exc:
         return _report(exc)
+    except BrokenPipeError:  # before Exception, which it is
+        return _reader_went_away()
     except Exception as exc:  # a tracking server's 401, 403, silence: one line, not a traceback
         known = _remote(exc)
         if known is None:
@@ -84,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        return _reader_went_away()
 
 
 def _reader_went_away() -> int:
