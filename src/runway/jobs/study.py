@@ -158,10 +158,13 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
 
 def has_heartbeats(study: optuna.Study) -> bool:
     """True when dead workers' trials are found and retried (an RDB study with heartbeats)."""
-    storage = study._storage
-    return (
-        isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval is not None
-    )
+    return heartbeat_interval(study) is not None
+
+
+def heartbeat_interval(study: optuna.Study) -> int | None:
+    """Seconds between the storage's heartbeats (None: none); asked, as Optuna caches RDBs."""
+    ask = getattr(study._storage, "get_heartbeat_interval", None)
+    return ask() if callable(ask) else None
 
 
 def reap_stale(study: optuna.Study) -> None:
@@ -288,11 +291,8 @@ def load_existing(spec: ExperimentSpec, store: Any, name: str, url: str) -> optu
 
 
 def fail_running(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed sweep become FAIL (marked interrupted); returns their numbers.
-
-    With heartbeats only trials whose worker stopped beating are (and they are
-    queued again): another machine's live trial is never touched.
-    """
+    """Trials left RUNNING by a killed sweep become FAIL (marked interrupted); returns their
+    numbers. With heartbeats only a dead worker's are, queued again: live ones are never touched."""
     if has_heartbeats(study):
         before = {t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL}
         reap_stale(study)

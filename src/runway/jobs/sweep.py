@@ -325,11 +325,7 @@ def sweep(
     check_space(spec, split)
     storage_url = storage or settings.optuna_storage
     name = study_name or studies.default_study_name(spec)
-    beat = heartbeat(settings, storage_url)
-    study = studies.open_study(
-        spec, studies.open_storage(storage_url, beat), name, resume, storage_url
-    )
-    study.set_user_attr(studies.TARGET_ATTR, sweep_of(spec).trials)
+    study = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
     parent_id = study.user_attrs.get(PARENT_ATTR)
@@ -360,12 +356,32 @@ def sweep(
         started = time.perf_counter()
         _freeze_heap()
         _optimize(ctx, study, workers)
-        lost = pool.close_lost_runs(study, ctx.parent_run_id)
-        if lost:
-            log.warning("trial(s) %s lost their worker and ran again", ", ".join(lost))
+        _close_lost(study, ctx.parent_run_id)
         seconds = time.perf_counter() - started
         result = _finish(ctx, study, dataset, seconds)
     return result
+
+
+def _close_lost(study: optuna.Study, parent_id: str) -> None:
+    """Runs of trials whose worker died (their retries ran) end KILLED, and say so."""
+    lost = pool.close_lost_runs(study, parent_id)
+    if lost:
+        log.warning("trial(s) %s lost their worker and ran again", ", ".join(lost))
+
+
+def _open(
+    spec: ExperimentSpec,
+    storage_url: str,
+    beat: studies.Heartbeat | None,
+    name: str,
+    resume: bool,
+) -> optuna.Study:
+    """The owner's study, with the number of trials it asks of every worker."""
+    study = studies.open_study(
+        spec, studies.open_storage(storage_url, beat), name, resume, storage_url
+    )
+    study.set_user_attr(studies.TARGET_ATTR, sweep_of(spec).trials)
+    return study
 
 
 def _finish(

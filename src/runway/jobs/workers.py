@@ -98,7 +98,7 @@ def drain(
             tick()
             continue
         log.info("waiting for %d trial(s) running on other workers", running)
-        time.sleep(min(float(study._storage.heartbeat_interval or 1), 5.0))  # type: ignore[attr-defined]
+        time.sleep(min(float(studies.heartbeat_interval(study) or 1), 5.0))
         studies.reap_stale(study)
     log.warning("sweep timeout reached while waiting for other workers' trials")
 
