@@ -34,6 +34,7 @@ OUTPUT ?=
 CHUNK_ROWS ?=
 KEY ?=
 ENGINE ?= pandas
+OUT ?=
 
 # monitoring (make monitor / make retrain)
 SINCE ?=
@@ -42,7 +43,7 @@ WINDOW ?=
 LABELS ?=
 DATA ?=
 
-.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test bench lint format data allowlist lock clean
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test bench lint format data allowlist lock clean lighten bundle
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,7 +51,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,lighten]'
 	@touch $@
 
 install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
@@ -95,6 +96,14 @@ retrain: $(INSTALL) ## retrain MODEL='s Production spec on fresh data up to Stag
 	@test -n "$(MODEL)" || { echo "usage: make retrain MODEL=<name> [DATA=<file>] [LABELS=<file> KEY=<column> SINCE=<time> WINDOW=1d]" >&2; exit 2; }
 	$(BIN)/runway retrain "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k)) $(if $(SINCE),--since "$(SINCE)") $(if $(WINDOW),--window "$(WINDOW)")
 
+lighten: $(INSTALL) ## ONNX twin of MODEL= VERSION=: converted, checked equal, registered (stage None)
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make lighten MODEL=<name> VERSION=<n>" >&2; exit 2; }
+	$(BIN)/runway lighten "$(MODEL)" "$(VERSION)"
+
+bundle: $(INSTALL) ## edge bundle (ONNX, contract, predict.py) of MODEL= into OUT= [VERSION= | STAGE=]
+	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make bundle MODEL=<name> OUT=<dir> [VERSION=<n> | STAGE=Production]" >&2; exit 2; }
+	$(BIN)/runway export "$(MODEL)" --out "$(OUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)"))
+
 test: $(INSTALL) ## run the whole test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -103,6 +112,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/onnx.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags

@@ -22,6 +22,7 @@ from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.errors import RegistryError, TrackingError, UntrustedModel
+from runway.jobs.lighten import load_for_scoring
 from runway.settings import Settings
 from runway.store import models, trust
 from runway.store.registry import Stage, VersionInfo, run_author
@@ -120,7 +121,7 @@ def _facts(
     scores: dict[str, float] = {}
     latency = error = None
     try:
-        model = models.load_sklearn(local)
+        model = load_for_scoring(local)  # the pipeline, or an ONNX twin
         measured = holdout_metrics(spec, model, X, y, metrics)
         scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}
         latency = latency_ms(local, X)
