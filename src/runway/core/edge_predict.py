@@ -137,9 +137,15 @@ class Model:
         outs = self.meta["outputs"]
         feeds = self.tensors(rows)
         if self.meta["task"] == "classification":
-            names = [outs["label"]] + ([outs["probabilities"]] if proba else [])
+            eps = self.meta.get("label_from_proba")
+            fetch = proba or bool(eps)
+            names = [outs["label"]] + ([outs["probabilities"]] if fetch else [])
             res = self.session.run(names, feeds)
             labels = res[0].ravel().tolist()
+            if eps:  # forests: a tie within eps goes to the first class, as in scikit-learn
+                p = np.asarray(res[1], dtype=np.float64)
+                first = np.argmax(p >= p.max(axis=1, keepdims=True) - eps, axis=1)
+                labels = [self.meta["classes"][int(k)] for k in first]
             out = [{"prediction": lab} for lab in labels]
             if proba:
                 classes = [str(c) for c in self.meta["classes"]]

@@ -82,6 +82,14 @@ ESTIMATOR_DTYPE = {
         "double",
     ),
 }
+# Forests and trees average votes: scikit-learn sums in float64 and an exact tie (10
+# of 20 trees) goes to the first class, while onnxruntime's float32 sums break it
+# either way. Their twins take the label from the probabilities, a tie being
+# anything within TIE_EPS of the top (float32 sums of <= 1,000 trees err < 1e-6).
+LABEL_FROM_PROBA = frozenset(
+    {"RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier"}
+)
+TIE_EPS = 1e-6
 # Estimators that score NaN themselves; the others raise in scikit-learn, so the
 # runtime refuses NaN when no numeric imputer precedes them.
 NAN_TOLERANT = frozenset(
@@ -156,6 +164,7 @@ def to_onnx(pipeline: Any, contract: dict[str, Any] | None = None) -> onnx.Model
         "outputs": {"label": outputs[0], "probabilities": outputs[1] if len(outputs) > 1 else None}
         if classes is not None
         else {"value": outputs[0]},
+        "label_from_proba": TIE_EPS if name in LABEL_FROM_PROBA else None,
         "numeric_nan": "impute" if imputes else "model" if name in NAN_TOLERANT else "reject",
         "columns": columns,
         "contract": contract,

@@ -117,6 +117,12 @@ class OnnxTwin:
         """Labels (classifiers, the classes' own type) or values (regressors, float64)."""
         outputs = self.meta["outputs"]
         if self.is_classifier:
+            eps = self.meta.get("label_from_proba")
+            if eps and self.classes:  # forests: ties go to the first class, as in sklearn
+                proba = self.predict_proba(frame)
+                first_top = np.argmax(proba >= proba.max(axis=1, keepdims=True) - eps, axis=1)
+                labels = np.asarray(self.classes, dtype=object)[first_top]
+                return labels if isinstance(self.classes[0], str) else labels.astype(np.int64)
             (label,) = self.session.run([outputs["label"]], self.feeds(frame))
             labels = np.asarray(label).ravel()
             if self.classes and all(isinstance(c, str) for c in self.classes):
