@@ -276,7 +276,9 @@ def convert_estimator(
             )
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
             name = type(estimator).__name__
-            raise LightenRefused(f"{name}: skl2onnx cannot convert it: {exc}") from exc
+            why = exc.__cause__ or exc.__context__ or exc
+            first = (str(why).splitlines() or [type(why).__name__])[0][:300]
+            raise LightenRefused(f"{name}: skl2onnx cannot convert it: {first}") from exc
 
 
 def _tree_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
