@@ -108,7 +108,7 @@ def test_a_tampered_twin_is_refused_before_it_loads(shipped, tmp_path):
 def test_knn_is_refused_with_a_report_naming_the_estimator_and_worst_rows(
     tmp_path, churn_csv, capsys
 ):
-    settings, version, _ = ship(tmp_path, churn_spec("KNeighborsClassifier"), production=False)
+    _, version, _ = ship(tmp_path, churn_spec("KNeighborsClassifier"), production=False)
     code = main(["lighten", "churn-classifier", version])
     err = capsys.readouterr().err
     assert code == ExitCode.REGISTRY
@@ -122,7 +122,7 @@ def test_categorical_impute_none_is_refused(tmp_path, churn_csv):
     doc = churn_spec("LogisticRegression", max_iter=300)
     doc["preprocessing"]["categorical"] = {"impute": "none", "encode": "onehot"}
     settings, version, _ = ship(tmp_path, doc, production=False)
-    with pytest.raises(LightenRefused, match="payment_method.*learnt 'missing' as a category"):
+    with pytest.raises(LightenRefused, match=r"payment_method.*learnt 'missing' as a category"):
         lighten("churn-classifier", version, settings)
 
 

@@ -142,12 +142,12 @@ def test_an_unsupported_step_or_estimator_is_refused(tmp_path):
     from sklearn.naive_bayes import GaussianNB
     from sklearn.preprocessing import PolynomialFeatures
 
-    pipeline, split, contract = fit("LogisticRegression")
+    pipeline, _, contract = fit("LogisticRegression")
     numeric = pipeline.named_steps["preprocess"].named_transformers_["num"]
     numeric.steps.append(("poly", PolynomialFeatures()))
     with pytest.raises(LightenRefused, match="PolynomialFeatures has no ONNX twin"):
         to_onnx(pipeline, contract)
-    pipeline, split, contract = fit("LogisticRegression")
+    pipeline, _, contract = fit("LogisticRegression")
     pipeline.steps[-1] = ("model", GaussianNB().fit(np.zeros((2, 1)), [0, 1]))
     with pytest.raises(LightenRefused, match="GaussianNB is not on runway's ONNX list"):
         to_onnx(pipeline, contract)

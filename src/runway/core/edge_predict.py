@@ -195,10 +195,12 @@ def check_row(
                 )
             clean[name] = None
             continue
-        if kind == "numeric":
-            number, reason, warning = _number(name, entry, value, args, from_csv)
-        else:
-            number, reason, warning = _category(name, entry, value, args)
+        checked: tuple[float | str | None, str | None, str | None] = (
+            _number(name, entry, value, args, from_csv)
+            if kind == "numeric"
+            else _category(name, entry, value, args)
+        )
+        number, reason, warning = checked
         if reason:
             reasons.append(reason)
             continue
@@ -231,8 +233,8 @@ def _number(
     if source in INT_RANGES:
         if number % 1 != 0:
             return None, f"column {name!r}: expected an integer, got {number:g}", None
-        low, high = INT_RANGES[source]
-        if not low <= number <= high:
+        first, last = INT_RANGES[source]
+        if not first <= number <= last:
             return None, f"column {name!r}: {number:.0f} is out of range for {source}", None
     low, high = entry.get("min"), entry.get("max")
     outside = low is not None and high is not None and not low <= number <= high

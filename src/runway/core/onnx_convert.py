@@ -338,9 +338,9 @@ def upgrade_hgb_double(model: onnx.ModelProto, estimator: Any) -> None:
     old_leaves = np.asarray(_get_attr(node, weights), dtype=np.float32)
     if not (
         len(old) == len(thresholds)
-        and np.array_equal(old, np.float32(thresholds))
+        and np.array_equal(old, np.asarray(thresholds, dtype=np.float32))
         and len(old_leaves) == len(leaves)
-        and np.allclose(old_leaves, np.float32(leaves))
+        and np.allclose(old_leaves, np.asarray(leaves, dtype=np.float32))
     ):
         raise LightenRefused("skl2onnx's HistGradientBoosting node order is not the one expected")
     base = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()

@@ -58,7 +58,7 @@ class Graph:
         """An initializer holding ``value``; strings become a STRING tensor."""
         arr = np.asarray(value, dtype=dtype)
         if arr.dtype.kind in "OUS":
-            data = [str(v).encode("utf-8") for v in arr.ravel()]
+            data: Any = [str(v).encode("utf-8") for v in arr.ravel()]
             tensor = helper.make_tensor(self.name(hint), TensorProto.STRING, arr.shape, data)
         else:
             tensor = numpy_helper.from_array(arr, self.name(hint))

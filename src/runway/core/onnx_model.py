@@ -79,7 +79,7 @@ class OnnxTwin:
         if self._positions is None or self._positions[0] != key:
             found = {}
             for name, cols in self.groups.items():
-                idx = columns.get_indexer(cols)
+                idx = columns.get_indexer(pd.Index(cols))
                 if (idx < 0).any():
                     missing = [c for c, i in zip(cols, idx, strict=True) if i < 0]
                     raise KeyError(f"missing input column(s): {missing}")

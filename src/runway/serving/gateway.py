@@ -30,7 +30,8 @@ from typing import Any
 from runway.core.contract import check_frame, check_records
 from runway.core.policy import InputPolicy
 from runway.serving import payload
-from runway.serving.backends import Backend, BackendError
+from runway.serving.backends import Backend, BackendError, Response
+from runway.serving.cache import Lookup, PredictionCache
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
@@ -90,6 +91,13 @@ class Gateway:
         self.timeout = settings.serve_timeout
         self.body_timeout = settings.serve_body_timeout
         self.active = 0
+        self.cache = PredictionCache.configured(settings)  # None: off
+
+    def switch(self, slot: Slot) -> None:
+        """Serve ``slot`` from now on; the prediction cache starts empty for it."""
+        self.slot = slot
+        if self.cache is not None:  # never answer from the old version's rows
+            self.cache.clear()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -150,7 +158,7 @@ class Gateway:
                 else None
             )
             dropped = self.writer.dropped if self.writer else 0
-            text = self.metrics.render(self.active, dropped, served)
+            text = self.metrics.render(self.active, dropped, served, self.cache)
             return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", extra)
         raise BadRequest(
             404,
@@ -263,7 +271,7 @@ class Gateway:
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
             # The media type as checked, not the client's spelling of it: MLflow takes
             # `application/json` but refuses `APPLICATION/JSON` or `; charset="utf-8"`.
-            answer = await self._forward(slot, body, kind)
+            answer = await self._predict(slot, rows, body, kind)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
             self.metrics.rows_scored += len(rows)
@@ -275,6 +283,19 @@ class Gateway:
                 slot.model.name, slot.model.version, rows.data(), answer.body, request_id
             )
         return 200
+
+    async def _predict(self, slot: Slot, rows: payload.Payload, body: bytes, kind: str) -> Any:
+        """The backend's answer, or the cache's for the rows it holds (JSON requests only)."""
+        if self.cache is None or rows.records is None:
+            return await self._forward(slot, body, kind)
+        lookup = Lookup(self.cache, slot.model.version, rows.records, slot.contract["columns"])
+        if lookup.missed:
+            part = body if len(lookup.missed) == len(rows.records) else lookup.request_body()
+            answer = await self._forward(slot, part, kind)
+            # answers of a version switched away from are not kept
+            if answer.status != 200 or not lookup.fill(answer.body, store=self.slot is slot):
+                return answer if part is body else await self._forward(slot, body, kind)
+        return Response(200, "application/json", lookup.response_body())
 
     async def _body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
         declared = headers.get(b"content-length")

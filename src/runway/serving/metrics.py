@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -16,6 +17,17 @@ class Served:
     model: str
     version: str
     backends_live: int
+
+
+class CacheStats(Protocol):
+    """What /metrics reads of the prediction cache."""
+
+    hits: int
+    misses: int
+    evictions: int
+    bytes: int
+
+    def __len__(self) -> int: ...
 
 
 class Metrics:
@@ -45,7 +57,9 @@ class Metrics:
             self.latency_sum += seconds
             self.latency_count += 1
 
-    def render(self, active: int, dropped: int, served: Served | None) -> str:
+    def render(
+        self, active: int, dropped: int, served: Served | None, cache: CacheStats | None = None
+    ) -> str:
         """The ``/metrics`` page."""
         out = [
             "# HELP runway_requests_total Requests answered, by path and status code.",
@@ -78,8 +92,23 @@ class Metrics:
                 "Rows not recorded in the prediction log.",
             ),
         }
+        if cache is not None:
+            counters |= {
+                "runway_cache_hits_total": (cache.hits, "Rows answered from the prediction cache."),
+                "runway_cache_misses_total": (cache.misses, "Rows the cache did not hold."),
+                "runway_cache_evictions_total": (cache.evictions, "Rows evicted (size bounds)."),
+            }
         for name, (value, help_text) in counters.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        if cache is not None:
+            out += [
+                "# HELP runway_cache_entries Rows in the prediction cache now.",
+                "# TYPE runway_cache_entries gauge",
+                f"runway_cache_entries {len(cache)}",
+                "# HELP runway_cache_bytes Estimated memory of the prediction cache.",
+                "# TYPE runway_cache_bytes gauge",
+                f"runway_cache_bytes {cache.bytes}",
+            ]
         out += [
             "# HELP runway_connections_dropped_total Connections closed before a request was "
             "read: slow or oversized request heads, too many connections from one client.",
