@@ -112,7 +112,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
-	$(BIN)/python benchmarks/onnx.py
+	$(BIN)/python benchmarks/light_models.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags

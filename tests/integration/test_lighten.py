@@ -132,7 +132,7 @@ def test_the_twin_climbs_the_gates_like_any_candidate(shipped, capsys):
     code = main(["registry", "promote", "churn-classifier", result.twin.version, "--to", "Staging"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "latency" in out
+    assert f"ONNX twin of v{version}: single-row latency" in out
     assert registry.get_version("churn-classifier", result.twin.version).stage == "Staging"
 
 

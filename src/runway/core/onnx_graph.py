@@ -34,9 +34,10 @@ import onnx
 import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
+from runway.core.onnx_model import SENTINEL
 from runway.errors import LightenRefused
 
-SENTINEL = "__missing__"
+__all__ = ["SENTINEL", "Graph", "categorical_block", "numeric_block", "steps_of"]
 _UNSEEN = "\x00runway-unseen\x00"  # a probe value no training category can equal
 
 

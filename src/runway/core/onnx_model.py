@@ -27,6 +27,7 @@ ONNX_FILE = "model.onnx"
 TWIN_FILE = "twin.json"
 DATA_DIR = "twin"  # the folder MLflow copies under data/
 META_KEY = "runway.onnx"
+SENTINEL = "__missing__"  # how a missing categorical reaches the graph (a string tensor has no NaN)
 THREADS_ENV = "RUNWAY_ONNX_THREADS"
 SMALL = 64  # rows: below this one object conversion of the frame beats per-column reads
 

@@ -21,11 +21,11 @@ from runway.core.evaluate import holdout_metrics
 from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
-from runway.errors import RegistryError, TrackingError, UntrustedModel
+from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
 from runway.jobs.lighten import load_for_scoring
 from runway.settings import Settings
-from runway.store import models, trust
-from runway.store.registry import Stage, VersionInfo, run_author
+from runway.store import models, trust, twin
+from runway.store.registry import Stage, VersionInfo, get_version, run_author
 from runway.store.tracking import download_artifact
 
 
@@ -65,6 +65,7 @@ def evaluate(
         local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
         facts = _facts(candidate, local, spec, metrics, X, y)
         base = _baseline_facts(baseline, spec, metrics, X, y, Path(tmp), settings)
+        evaluation += _twin_note(candidate, facts, X, Path(tmp), settings)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -75,6 +76,25 @@ def evaluate(
         rules=rules,
         reviewer=reviewer,
         comment=comment,
+    )
+
+
+def _twin_note(
+    candidate: VersionInfo, facts: ModelFacts, X: pd.DataFrame, tmp: Path, settings: Settings
+) -> str:
+    """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
+    source = candidate.tags.get(twin.SOURCE_TAG)
+    if candidate.tags.get(twin.KIND_TAG) != twin.TWIN_KIND or not source:
+        return ""
+    try:
+        mv = get_version(candidate.name, source)
+        source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X)
+    except (RunwayError, OSError) as exc:
+        return f"; ONNX twin of v{source} (its latency not measured: {exc})"
+    mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
+    return (
+        f"; ONNX twin of v{source}: single-row latency {mine} (twin) vs "
+        f"{source_ms:.2f} ms (v{source})"
     )
 
 
