@@ -8,7 +8,8 @@ all on loopback, from this environment, each started fresh and one at a time
 - bare ``mlflow models serve -w 1`` of the scikit-learn version;
 - ``runway serve`` of that version (gateway + 2 backends, its defaults);
 - ``runway serve`` of its ONNX twin (``runway lighten``, promoted);
-- the same with the prediction cache on (``RUNWAY_SERVE_CACHE_ENTRIES``).
+- the same with the prediction cache on (``RUNWAY_SERVE_CACHE_ENTRIES``);
+- ``runway serve --workers 1`` of the twin (one backend: the memory target).
 
 Measured: ready time (start to the first 200 on /ping or /ready), single-row
 p50/p99 from one keep-alive client with the endpoints interleaved block by
@@ -50,7 +51,13 @@ ESTIMATORS = {
     "HistGradientBoostingClassifier": None,  # the churn spec's own parameters
     "LogisticRegression": {"max_iter": 500},
 }
-ENDPOINTS = ("bare mlflow models serve", "runway serve", "runway serve, ONNX twin", "twin + cache")
+ENDPOINTS = (
+    "bare mlflow models serve",
+    "runway serve",
+    "runway serve, ONNX twin",
+    "twin + cache",
+    "runway serve --workers 1, ONNX twin",
+)
 
 
 def _spec(root: Path, estimator: str, model: str) -> dict[str, Any]:
@@ -109,6 +116,8 @@ def _start(root: Path, env: dict[str, str], base: str) -> dict[str, tuple[int, A
                        env, "/ready"),
         ENDPOINTS[3]: ([*runway, f"{base}-twin", "--log-dir", str(root / "logs"), "--port"],
                        {**env, "RUNWAY_SERVE_CACHE_ENTRIES": "100000"}, "/ready"),
+        ENDPOINTS[4]: ([*runway, f"{base}-twin", "--workers", "1", "--log-dir",
+                        str(root / "logs"), "--port"], env, "/ready"),
     }  # fmt: skip
     started: dict[str, tuple[int, Any, float]] = {}
     for i, (name, (command, environment, ready)) in enumerate(commands.items()):
@@ -190,7 +199,7 @@ def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
     print("| endpoint | ready s | p50 ms | p99 ms | req/s @ c=8 | RSS MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     p50 = {n: statistics.median(t) * 1000 for n, t in r["times"].items()}
-    for name in ENDPOINTS[:3]:
+    for name in (*ENDPOINTS[:3], ENDPOINTS[4]):
         t = r["times"][name]
         print(
             f"| {name} | {r['ready'][name]:.1f} | {p50[name]:.2f} | {sv._pct(t, 0.99):.2f} | "
@@ -204,12 +213,13 @@ def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
         f"hit {hit:.2f} / miss {miss:.2f} | hit {sv._pct(r['hits'], 0.99):.2f} | - | "
         f"{r['rss'][name]:.0f} |"
     )
-    bare, twin = ENDPOINTS[0], ENDPOINTS[2]
+    bare, twin, one = ENDPOINTS[0], ENDPOINTS[2], ENDPOINTS[4]
     checks = [
         (f"twin p50 / bare p50 = {p50[twin] / p50[bare]:.2f} (<= 0.5)", p50[twin] <= 0.5 * p50[bare]),
         (f"twin req/s / bare = {r['rps'][twin] / r['rps'][bare]:.2f} (>= 2)", r["rps"][twin] >= 2 * r["rps"][bare]),
         (f"cache hit p50 {hit:.2f} ms (< 1 ms)", hit < 1.0),
         (f"twin RSS {r['rss'][twin]:.0f} MB vs bare {r['rss'][bare]:.0f} MB (<=)", r["rss"][twin] <= r["rss"][bare]),
+        (f"twin, 1 backend: RSS {r['rss'][one]:.0f} MB vs bare {r['rss'][bare]:.0f} MB (<=)", r["rss"][one] <= r["rss"][bare]),
         (f"twin ready {r['ready'][twin]:.1f} s vs bare {r['ready'][bare]:.1f} s (within 1 s)", r["ready"][twin] <= r["ready"][bare] + 1),
         (f"runway serve (sklearn) p50 / bare = {p50[ENDPOINTS[1]] / p50[bare]:.2f} (for reference)", True),
     ]  # fmt: skip
