@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         ),
     )
 
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description=(
+            "Where people open the MLflow UI over this store (`make ui`), for the links "
+            "runway prints; a tracking server's own address is used when tracking is remote."
+        ),
+    )
+
     registry_dir: str = Field(
         default="registry",
         description="Where promotion policies live: <registry_dir>/<model>.yaml.",

@@ -156,8 +156,9 @@ def test_rejects_carry_row_and_reason_and_every_row_is_accounted_for(store, tmp_
         "column 'mean texture': expected a finite number"
     )
     assert list(rejects.columns) == [*rows.columns, "row", "reason"]
-    assert result.reasons == {
+    assert result.reasons == {  # every rule a row broke, not only its first
         "column 'mean radius': expected a number": 52,
+        "column 'mean texture': expected a finite number": 1,
     }
 
 

@@ -105,7 +105,7 @@ def test_temporaries_of_dead_runs_are_removed(tmp_path):
 
 
 def test_output_directory_must_exist(tmp_path):
-    with pytest.raises(ScoringError, match="output directory does not exist"):
+    with pytest.raises(ScoringError, match="the output folder does not exist"):
         batch_io.AtomicFile(str(tmp_path / "no" / "out.csv"))
 
 

@@ -66,3 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """``runway ... | head``: the reader closed the pipe; stop quietly, as Unix tools do.
+
+    Python would otherwise fail again flushing stdout at exit, so stdout is
+    pointed at /dev/null first (the recipe in Python's signal documentation).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return int(ExitCode.OK)

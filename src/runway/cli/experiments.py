@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.register:
         version = register_training(result, spec.registered_model_name)
         print(f"registered {version.name} version {version.version} (stage None)")
-    print(f"look   make ui, then {result.url}")
+    _print_links(result.experiment_id, result.run_id)
     return 0
 
 
@@ -68,9 +68,19 @@ def _sweep(args: argparse.Namespace) -> int:
     for name, value in result.holdout.items():
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {version.name} version {version.version} (stage None)")
+    _print_links(result.experiment_id, result.parent_run_id)
     if args.promote_to:
         return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
     return 0
+
+
+def _print_links(experiment_id: str, run_id: str) -> None:
+    """Where to look in the MLflow UI: the runs table, and the run."""
+    from runway.store import tracking
+
+    ui = store().ui_url
+    print(f"look   make ui, then {tracking.experiment_url(experiment_id, ui)}")
+    print(f"run    {tracking.run_url(run_id, experiment_id, ui)}")
 
 
 def _spec_schema(args: argparse.Namespace) -> int:

@@ -139,8 +139,11 @@ def column_problems(
         problems.append(f"column {missing[0]!r}: required, missing from the input{more}")
     unknown = [c for c in names if c not in columns]
     if unknown and policy.unknown_columns == "reject":
+        expected = ", ".join(list(columns)[:20]) + (
+            f", ... ({len(columns)} columns)" if len(columns) > 20 else ""
+        )
         problems.append(
-            f"column {unknown[0]!r}: unknown; expected only {', '.join(list(columns)[:20])}"
+            f"column {unknown[0]!r}: unknown; expected only {expected}"
             + (f" ({len(unknown)} unknown columns)" if len(unknown) > 1 else "")
         )
     return problems

@@ -35,6 +35,18 @@ class CVResult:
         """Standard deviation over folds."""
         return float(np.std(self.folds[metric]))
 
+    def fold_series(self) -> list[tuple[str, float, int]]:
+        """``(cv_<metric>_fold, score, fold)`` for every fold: a series, step = fold.
+
+        Named apart from ``cv_<metric>_mean`` on purpose: run tables and Compare
+        read a metric's latest value, which for a series is its last fold.
+        """
+        return [
+            (fold_metric(metric), value, step)
+            for metric, values in self.folds.items()
+            for step, value in enumerate(values)
+        ]
+
     def summary(self) -> dict[str, float]:
         """``cv_<metric>_mean`` and ``cv_<metric>_std`` for every metric."""
         out: dict[str, float] = {}
@@ -42,6 +54,11 @@ class CVResult:
             out[f"cv_{metric}_mean"] = self.mean(metric)
             out[f"cv_{metric}_std"] = self.std(metric)
         return out
+
+
+def fold_metric(metric: str) -> str:
+    """The name of a metric's per-fold series: ``cv_<metric>_fold``."""
+    return f"cv_{metric}_fold"
 
 
 def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:

@@ -46,6 +46,16 @@ def make_plots(
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Matplotlib's own look, whatever another library left as the global style.
+    with plt.style.context("default"):
+        return _draw(spec, fitted, X, y, out_dir)
+
+
+def _draw(
+    spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series, out_dir: Path
+) -> list[Path]:
+    import matplotlib.pyplot as plt
+
     written: list[Path] = []
 
     def save(fig: Any, name: str) -> None:

@@ -39,6 +39,12 @@ DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SPEC_ARTIFACT = "spec/spec.yaml"  # the resolved spec, as every run records it
 
 
+def _features_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema says what the validator takes: a mapping, or the word 'infer'."""
+    schema["default"] = "infer"
+    schema["anyOf"] = [*schema.get("anyOf", []), {"const": "infer"}]
+
+
 class DataSpec(Strict):
     """Where the rows come from and which columns matter."""
 
@@ -51,7 +57,7 @@ class DataSpec(Strict):
         default=None,
         description="Feature columns and their kinds, or 'infer' (every other column; "
         "numbers are numeric, everything else categorical).",
-        json_schema_extra={"default": "infer"},
+        json_schema_extra=_features_schema,
     )
     drop: tuple[str, ...] = Field(
         default=(), description="Columns to ignore when features are inferred (ids, leaks)."

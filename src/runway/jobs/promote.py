@@ -84,10 +84,11 @@ def promote(
     target = registry.target_stage(to)
     candidate = registry.get_version(model, version)
     policy = read_policy(model, settings, policy_file)
-    check_move(candidate, target)
     actor = reviewer or getpass.getuser()
-    if target == "Production":
-        _check_reviewer(policy, candidate, reviewer)
+    with _audit_refusal(settings, candidate, target, actor, comment, dry_run):
+        check_move(candidate, target)
+        if target == "Production":
+            _check_reviewer(policy, candidate, reviewer)
     if target == "Archived":
         return _archive(settings, candidate, actor, comment, dry_run)
 
@@ -105,6 +106,7 @@ def promote(
         if dry_run or lock is None:
             return result
         _log_report(candidate, report)
+        registry.describe_model(model, policy.description)
         lock.check()
         audit_id = audit.record(settings, candidate, _attempt(report, champions, actor, comment))
         if not report.passed:
@@ -146,7 +148,10 @@ def _attempt(report: GateReport, champions: list[VersionInfo], actor: str, comme
         replaced = ",".join(mv.version for mv in champions) if target == "Production" else ""
     else:
         outcome = "refused"
-        reason = "; ".join(f"{r.name}: {r.detail or 'failed'}" for r in report.failures)
+        reason = "; ".join(
+            f"{r.name}: {r.candidate}, limit {r.limit}" + (f" ({r.detail})" if r.detail else "")
+            for r in report.failures
+        )
         replaced = champions[-1].version if champions else ""
     return Attempt(
         "promote",
@@ -170,6 +175,21 @@ def _check_reviewer(policy: PromotionPolicy, mv: VersionInfo, reviewer: str | No
             raise RegistryError(
                 f"{mv.name} v{mv.version} -> Production refused: {rule.name}: {rule.detail}"
             )
+
+
+@contextlib.contextmanager
+def _audit_refusal(
+    settings: Settings, mv: VersionInfo, target: str, actor: str, comment: str, dry_run: bool
+) -> Iterator[None]:
+    """A move the rules refuse before anything is judged is an attempt too: audit it."""
+    try:
+        yield
+    except RegistryError as exc:
+        if not dry_run:
+            audit.record(
+                settings, mv, Attempt("promote", target, "refused", actor, comment, reason=str(exc))
+            )
+        raise
 
 
 @contextlib.contextmanager
@@ -336,10 +356,12 @@ def _log_report(mv: VersionInfo, report: GateReport) -> None:
     """The gate report as artifacts of the candidate's run (text and JSON)."""
     if not mv.run_id:
         return
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    base = f"registry/v{mv.version}-{report.target.lower()}-{stamp}"
+    now = datetime.now(UTC)
+    base = f"registry/v{mv.version}-{report.target.lower()}-{now:%Y%m%dT%H%M%S%fZ}"
     try:
         log_run_text(mv.run_id, report.render(), f"{base}.txt")
         log_run_text(mv.run_id, report.to_json(), f"{base}.json")
+        when = f"{now:%Y-%m-%d %H:%M} UTC"
+        registry.link_gate_report(mv, report.passed, report.target, f"{base}.txt", when)
     except Exception as exc:  # the report is also in the audit trail
         log.warning("could not log the gate report on run %s: %s", mv.run_id, exc)

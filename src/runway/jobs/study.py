@@ -1,6 +1,6 @@
 """The Optuna side of a sweep: search space, storage, study, progress.
 
-Pure Optuna and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
+Pure Optuna, scikit-learn and the spec; no MLflow. :mod:`runway.jobs.sweep` runs trials
 against what is set up here.
 """
 
@@ -19,7 +19,10 @@ import numpy as np
 import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sklearn.pipeline import Pipeline
 
+from runway.core.data import Split
+from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
 
@@ -83,6 +86,14 @@ def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[st
         else spec.estimator.name
     )
     return estimator, {k.split(":", 1)[1] if ":" in k else k: v for k, v in params.items()}
+
+
+def build_trial_pipeline(
+    spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
+) -> Pipeline:
+    """The pipeline one trial evaluates (and the refit of the best one)."""
+    pipeline = build_pipeline(trial_spec(spec, estimator), split.numeric, split.categorical)
+    return pipeline.set_params(**params)
 
 
 def trial_spec(spec: ExperimentSpec, estimator: str) -> ExperimentSpec:
@@ -274,8 +285,14 @@ class Progress:
             self.bar.close()
 
 
-def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Optimization history, parameter importances and parallel coordinates as PNGs."""
+def plots(
+    study: optuna.Study, out_dir: Path, metric: str = "objective", estimator: str = "model"
+) -> list[Path]:
+    """Optimization history, parameter importances and parallel coordinates as PNGs.
+
+    Optuna's matplotlib plots switch the global style to ggplot; drawing them in
+    a style context puts it back, so runway's own plots keep their look.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -285,21 +302,47 @@ def plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     makers: dict[str, Callable[[optuna.Study], Any]] = {
         "optimization_history.png": ovm.plot_optimization_history,
         "param_importances.png": ovm.plot_param_importances,
-        "parallel_coordinate.png": ovm.plot_parallel_coordinate,
+        "parallel_coordinate.png": lambda s: parallel_coordinate(s, metric, estimator),
     }
     written = []
     for filename, plot in makers.items():
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")
                 ax = plot(study)
-            fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
-            fig.set_size_inches(9, 5.5)
-            fig.tight_layout()
-            fig.savefig(out_dir / filename, dpi=100)
-            plt.close(fig)
+                if ax is None:
+                    continue
+                fig = ax if hasattr(ax, "savefig") else np.ravel(ax)[0].figure
+                if filename != "parallel_coordinate.png":
+                    fig.set_size_inches(9, 5.5)
+                    fig.tight_layout()
+                fig.savefig(out_dir / filename, dpi=100)
+                plt.close(fig)
             written.append(out_dir / filename)
         except Exception as exc:  # e.g. importances need two completed trials
             log.warning("study plot %s skipped: %s", filename, exc)
             plt.close("all")
     return written
+
+
+def parallel_coordinate(study: optuna.Study, metric: str, estimator: str = "model") -> Any:
+    """Completed trials as parallel coordinates, one panel per estimator choice (or None).
+
+    ``estimator`` names the panel of a study without an estimator choice.
+    """
+    from runway.core.sweep_plots import Panel, TrialPoint, parallel_coordinates
+
+    panels: dict[str, Panel] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.value is None:
+            continue
+        params = dict(trial.params)
+        name = str(params.pop(ESTIMATOR_CHOICE, estimator))
+        panel = panels.setdefault(name, Panel(name))
+        short = {k.split(":", 1)[-1]: v for k, v in params.items()}
+        panel.trials.append(TrialPoint(short, float(trial.value)))
+        for key, dist in trial.distributions.items():
+            if getattr(dist, "log", False):
+                panel.log_params.add(key.split(":", 1)[-1])
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return parallel_coordinates(list(panels.values()), metric, maximize)

@@ -17,24 +17,30 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.pipeline import Pipeline
 
 from runway.core.data import Dataset, Split, load_dataset, prepare
-from runway.core.evaluate import cross_validate, holdout_metrics
-from runway.core.pipeline import build_pipeline, loggable_params
+from runway.core.evaluate import cross_validate, fold_metric
+from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, spec_from_dict
 from runway.errors import SweepError
 from runway.jobs import study as studies
-from runway.jobs.study import PARENT_ATTR, params_of, sweep_of, trial_spec
-from runway.jobs.train import log_evaluated_model, log_lineage, log_spec, run_tags
+from runway.jobs.study import PARENT_ATTR, build_trial_pipeline, params_of, sweep_of
+from runway.jobs.sweep_parent import (
+    ESTIMATOR_TAG,
+    SweepContext,
+    describe,
+    estimator_tag,
+    log_inputs,
+    refit,
+    summarise,
+)
+from runway.jobs.train import run_tags
 from runway.settings import Settings, get_settings
 from runway.store import tracking
 
@@ -61,24 +67,6 @@ class SweepResult:
     optimize_seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Context:
-    spec: ExperimentSpec
-    split: Split
-    experiment_id: str
-    parent_run_id: str
-    study_name: str
-    storage_url: str
-
-
-def build_trial_pipeline(
-    spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
-) -> Pipeline:
-    """The pipeline one trial evaluates."""
-    pipeline = build_pipeline(trial_spec(spec, estimator), split.numeric, split.categorical)
-    return pipeline.set_params(**params)
-
-
 def check_space(spec: ExperimentSpec, split: Split) -> None:
     """Refuse ``preprocess__*`` names the built pipeline does not have (needs the columns)."""
     sweep = sweep_of(spec)
@@ -100,7 +88,7 @@ class _Pruned(optuna.TrialPruned):
         self.folds = {m: list(v) for m, v in folds.items()}
 
 
-def _objective(ctx: _Context) -> Any:
+def _objective(ctx: SweepContext) -> Any:
     def objective(trial: optuna.Trial) -> float:
         started = time.perf_counter()
         estimator, params = studies.suggest(trial, ctx.spec)
@@ -150,7 +138,7 @@ def _log_trial(
     seconds: float,
 ) -> None:
     """One batch and one status update per trial: logging must stay cheap."""
-    metrics = [(f"cv_{m}", v, step) for m, vs in folds.items() for step, v in enumerate(vs)]
+    metrics = [(fold_metric(m), v, step) for m, vs in folds.items() for step, v in enumerate(vs)]
     for m, vs in folds.items():
         if vs:
             metrics += [
@@ -160,7 +148,9 @@ def _log_trial(
     metrics.append(("trial_seconds", seconds, 0))
     tags = {"optuna.trial_state": state, **({tracking.ERROR_TAG: error} if error else {})}
     tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-    tracking.terminate(run_id, "FAILED" if state == "FAILED" else "FINISHED")
+    # A pruned trial was stopped, not finished: KILLED draws the UI's red icon, not
+    # the green tick of a success; the tag tells pruned from failed (and filters).
+    tracking.terminate(run_id, {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED"))
 
 
 # --- workers ------------------------------------------------------------------------
@@ -178,7 +168,7 @@ def _worker_main(
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
-    ctx = _Context(spec, split, **ctx_fields)
+    ctx = SweepContext(spec, split, **ctx_fields)
     study = studies.load_study(spec, studies.open_storage(ctx.storage_url), ctx.study_name)
     _freeze_heap()
     study.optimize(
@@ -201,7 +191,7 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _optimize(ctx: _Context, study: optuna.Study, workers: int) -> None:
+def _optimize(ctx: SweepContext, study: optuna.Study, workers: int) -> None:
     """Run the remaining trials: this process takes the first share, N-1 spawned workers the rest."""
     sweep = sweep_of(ctx.spec)
     done = studies.finished(study)
@@ -249,7 +239,7 @@ def _optimize(ctx: _Context, study: optuna.Study, workers: int) -> None:
         log.warning("%d worker(s) exited with errors: %s", len(failed), ", ".join(failed))
 
 
-def _workers(ctx: _Context, shares: list[int]) -> list[multiprocessing.process.BaseProcess]:
+def _workers(ctx: SweepContext, shares: list[int]) -> list[multiprocessing.process.BaseProcess]:
     """Spawned (not started) worker processes, one per non-empty share of trials."""
     spawn = multiprocessing.get_context("spawn")
     fields = ("experiment_id", "parent_run_id", "study_name", "storage_url")
@@ -318,23 +308,24 @@ def sweep(
     name = study_name or studies.default_study_name(spec)
     study = studies.open_study(spec, studies.open_storage(storage_url), name, resume, storage_url)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
+    tracking.describe_experiment(experiment_id, spec.description)
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if resume and parent_id:
         _fail_stale(study, parent_id)
         log.info("resuming study %r (%s) in parent run %s", name, studies.counts(study), parent_id)
     tags = {
         **run_tags(spec, dataset, spec_path),
-        **{"runway.sweep": "true", "optuna.study": name},
+        **{"runway.sweep": "true", "optuna.study": name, ESTIMATOR_TAG: estimator_tag(spec)},
         "optuna.storage": studies.redact(storage_url),
     }
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
-        ctx = _Context(
+        ctx = SweepContext(
             spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):
-            _log_inputs(ctx, dataset, spec_path, workers)
+            log_inputs(ctx, dataset, spec_path, workers)
             study.set_user_attr("logged_spec", True)
         started = time.perf_counter()
         _freeze_heap()
@@ -344,11 +335,14 @@ def sweep(
     return result
 
 
-def _finish(ctx: _Context, study: optuna.Study, dataset: Dataset, seconds: float) -> SweepResult:
+def _finish(
+    ctx: SweepContext, study: optuna.Study, dataset: Dataset, seconds: float
+) -> SweepResult:
     """Summarise the study on the parent run, refit its best trial, and say what came out."""
-    best = _summarise(ctx, study, seconds)
+    best = summarise(ctx, study, seconds)
     estimator, params = params_of(ctx.spec, best)
-    model_uri, holdout = _refit(ctx, best.number, estimator, params)
+    model_uri, holdout = refit(ctx, best.number, estimator, params)
+    describe(ctx, study, best, estimator, holdout)
     return SweepResult(
         ctx.study_name,
         ctx.parent_run_id,
@@ -365,58 +359,3 @@ def _finish(ctx: _Context, study: optuna.Study, dataset: Dataset, seconds: float
         holdout=holdout,
         optimize_seconds=seconds,
     )
-
-
-def _log_inputs(ctx: _Context, dataset: Dataset, spec_path: str | None, workers: int) -> None:
-    """What the parent run records once per study: the spec, the data, the sweep settings."""
-    sweep = sweep_of(ctx.spec)
-    log_spec(ctx.spec, spec_path)
-    log_lineage(ctx.spec, dataset, ctx.split)
-    tracking.log_params(
-        {
-            "sweep.trials": sweep.trials,
-            "sweep.workers": workers,
-            "sweep.pruning": sweep.pruning,
-            "sweep.seed": studies.sampler_seed(ctx.spec),
-        }
-    )
-
-
-def _summarise(ctx: _Context, study: optuna.Study, seconds: float) -> optuna.trial.FrozenTrial:
-    """Trial counts, the best trial and the study plots on the parent run."""
-    tracking.log_metrics({"optimize_seconds": seconds})
-    counts = studies.counts(study)
-    tracking.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()})
-    best = studies.best(study)
-    if best is None or best.value is None:
-        raise SweepError(
-            f"study {ctx.study_name!r} finished with no completed trial ({counts}); "
-            "nothing registered. See the FAILED trial runs for errors"
-        )
-    best_run = best.user_attrs.get("mlflow_run_id", "")
-    tracking.set_tags({"best_trial": str(best.number), "best_trial_run_id": best_run})
-    if best_run:
-        tracking.set_run_tag(best_run, "best_trial", "true")
-    tracking.log_metrics({f"best_cv_{ctx.spec.primary_metric.name}": best.value})
-    tracking.log_dict(best.params, "study/best_params.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        for png in studies.plots(study, Path(tmp)):
-            tracking.log_artifact(png, "study")
-    return best
-
-
-def _refit(
-    ctx: _Context, number: int, estimator: str, params: dict[str, Any]
-) -> tuple[str, dict[str, float]]:
-    """Fit the best trial's pipeline on the training split, score the holdout, log the model."""
-    split = ctx.split
-    log.info("refitting trial %d (%s) on the training split", number, estimator)
-    fitted = build_trial_pipeline(ctx.spec, split, estimator, params).fit(
-        split.X_train, split.y_train
-    )
-    tracking.log_params({f"best.{k}": v for k, v in loggable_params(fitted).items()})
-    holdout = holdout_metrics(
-        trial_spec(ctx.spec, estimator), fitted, split.X_holdout, split.y_holdout
-    )
-    tracking.log_metrics(holdout)
-    return log_evaluated_model(ctx.spec, split, fitted), holdout

@@ -40,7 +40,8 @@ class TrainResult:
     primary_metric: str
     metrics: dict[str, float] = field(default_factory=dict)
     spec_hash: str = ""
-    url: str = ""
+    url: str = ""  # the run's page in the MLflow UI
+    runs_url: str = ""  # the experiment's runs table
 
     @property
     def primary_value(self) -> float:
@@ -93,6 +94,7 @@ def train(
     )
     pipeline = build_pipeline(spec, split.numeric, split.categorical)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
+    tracking.describe_experiment(experiment_id, spec.description)
 
     with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
         run_id = active.info.run_id
@@ -103,7 +105,7 @@ def train(
 
         log.info("cross-validating %s over %d folds", spec.estimator.name, spec.split.cv_folds)
         cv = cross_validate(spec, pipeline, split.X_train, split.y_train)
-        tracking.log_fold_metrics(cv.folds)
+        tracking.log_fold_metrics(cv.fold_series())
         metrics = cv.summary()
 
         log.info("fitting on the training split and scoring the holdout")
@@ -122,7 +124,8 @@ def train(
         primary_metric=spec.primary_metric.name,
         metrics=metrics,
         spec_hash=spec.spec_hash(),
-        url=tracking.run_url(run_id, active.info.experiment_id),
+        url=tracking.run_url(run_id, active.info.experiment_id, settings.ui_url),
+        runs_url=tracking.experiment_url(active.info.experiment_id, settings.ui_url),
     )
 
 

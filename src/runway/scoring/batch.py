@@ -130,9 +130,7 @@ def score_file(
     input, output = str(input), str(output)
     chunk_rows, threshold = _limits(options, settings)
     engine = engine or PandasEngine(chunk_rows, progress=options.progress)
-    engine.check_paths(input, output)
-    if batch_io.is_s3(output) == batch_io.is_s3(input) and _same_path(input, output):
-        raise ScoringError(f"{output}: the output would overwrite the input")
+    _check_paths(engine, input, output)
     scored_at = (options.scored_at or datetime.now(UTC)).astimezone(UTC)
 
     with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
@@ -175,6 +173,14 @@ def _limits(options: ScoringOptions, settings: Settings) -> tuple[int, float]:
     if not 0 <= threshold <= 1:
         raise ScoringError(f"--max-reject-rate must be between 0 and 1, got {threshold}")
     return chunk_rows, threshold
+
+
+def _check_paths(engine: Engine, input: str, output: str) -> None:
+    """What can be refused before the model loads (that takes seconds): the paths."""
+    engine.check_paths(input, output)
+    batch_io.require_output_folder(output)
+    if batch_io.is_s3(output) == batch_io.is_s3(input) and _same_path(input, output):
+        raise ScoringError(f"{output}: the output would overwrite the input")
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -90,6 +90,17 @@ def require_file(uri: str) -> Path:
     return path
 
 
+def require_output_folder(uri: str) -> None:
+    """A local output path names a file in an existing folder (checked before any work)."""
+    if is_s3(uri):
+        return
+    final = Path(uri).expanduser()
+    if final.is_dir():
+        raise ScoringError(f"{uri}: is a directory; give a file name")
+    if not final.parent.is_dir():
+        raise ScoringError(f"{final.parent}: the output folder does not exist; create it first")
+
+
 @contextlib.contextmanager
 def local_copy(uri: str) -> Iterator[Path]:
     """A local path holding ``uri``'s bytes: the file itself, or a downloaded S3 object."""
@@ -294,11 +305,8 @@ class AtomicFile:
             self._tmpdir = tempfile.mkdtemp(prefix="runway-out-")
             self.local = Path(self._tmpdir) / Path(uri).name
         else:
+            require_output_folder(uri)
             final = Path(uri).expanduser()
-            if final.is_dir():
-                raise ScoringError(f"{uri}: is a directory; give a file name")
-            if not final.parent.is_dir():
-                raise ScoringError(f"{final.parent}: output directory does not exist")
             _remove_stale_temporaries(final)
             self.local = final.with_name(f".{final.name}.tmp-{os.getpid()}")
 

@@ -163,8 +163,8 @@ def count(result: BatchResult, rows: int, scored: int, check: CheckResult) -> No
     result.rows_scored += scored
     result.rows_rejected += rejected
     for reasons in check.rejected.values():
-        key = reason_kind(reasons[0])
-        result.reasons[key] = result.reasons.get(key, 0) + 1
+        for key in {reason_kind(reason) for reason in reasons}:  # every rule a row broke
+            result.reasons[key] = result.reasons.get(key, 0) + 1
 
 
 def _publish(

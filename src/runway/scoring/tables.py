@@ -172,5 +172,14 @@ def rejects_table(
 
 def _as_text(series: pd.Series) -> pa.Array:
     values = series.to_numpy(dtype=object)
-    text = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    text = [
+        None if v is None or (isinstance(v, float) and np.isnan(v)) else _text(v) for v in values
+    ]
     return pa.array(text, type=pa.string())
+
+
+def _text(value: Any) -> str:
+    """A value back as it was written: a CSV column read as floats turns ``13`` into 13.0."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)

@@ -21,9 +21,10 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from runway.serving.backends import Response
 from runway.settings import Settings
 
 Key = tuple[str, tuple[Any, ...]]
@@ -151,6 +152,46 @@ class Lookup:
                 self.cache.put(self.keys[i], prediction)
         return True
 
+    async def answer(
+        self,
+        body: bytes,
+        forward: Callable[[bytes], Awaitable[Response]],
+        current: Callable[[], bool],
+    ) -> Response:
+        """Forward the rows not cached (all of ``body`` when none is), merge, answer.
+
+        ``current()`` says whether the version is still the one served: answers
+        of a version switched away from are not kept. A backend error, or an
+        answer not shaped ``{"predictions": [one per row]}``, is passed on as
+        the backend gave it (for the whole request).
+        """
+        if self.missed:
+            part = body if len(self.missed) == len(self.records) else self.request_body()
+            answer = await forward(part)
+            if answer.status != 200 or not self.fill(answer.body, store=current()):
+                return answer if part is body else await forward(body)
+        return Response(200, "application/json", self.response_body())
+
     def response_body(self) -> bytes:
         """``{"predictions": [...]}`` for every row, in the request's order."""
         return json.dumps({"predictions": self.answers}).encode()
+
+
+async def cached(
+    cache: PredictionCache | None,
+    slot: Any,
+    records: list[Mapping[str, Any]] | None,
+    body: bytes,
+    forward: Callable[[bytes], Awaitable[Response]],
+    gateway: Any,
+) -> Response:
+    """The answer to one request: the backend's, or the cache's for the rows it holds.
+
+    No cache, or rows read from CSV or Parquet (``records`` None): ``forward(body)``
+    as is. ``slot`` is the one the request took, ``gateway.slot`` the one served
+    now: answers of a version switched away from are not kept.
+    """
+    if cache is None or records is None:
+        return await forward(body)
+    lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
+    return await lookup.answer(body, forward, lambda: gateway.slot is slot)

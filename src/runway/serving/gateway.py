@@ -29,9 +29,9 @@ from typing import Any
 
 from runway.core.contract import check_frame, check_records
 from runway.core.policy import InputPolicy
-from runway.serving import payload
-from runway.serving.backends import Backend, BackendError, Response
-from runway.serving.cache import Lookup, PredictionCache
+from runway.serving import docs, payload
+from runway.serving.backends import Backend, BackendError
+from runway.serving.cache import PredictionCache, cached
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 20
 THREAD_CHECK_VALUES = 20_000  # bigger requests are checked off the event loop
-KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics"})
+KNOWN_PATHS = frozenset({"/invocations", "/health", "/ping", "/ready", "/metrics", *docs.PATHS})
 
 
 @dataclass
@@ -115,13 +115,13 @@ class Gateway:
         authed = not self.tokens  # with tokens, an error names the model only to their holders
         try:
             if len(headers) != len(raw):
-                _check_duplicates(raw)
+                payload.check_duplicates(raw)
             self._check_host(headers)
             if known == "/invocations" and scope["method"] != "POST":
                 extra.append((b"allow", b"POST"))
                 raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
-            if known in ("/invocations", "/metrics"):
-                self._check_token(headers)
+            if known in ("/invocations", "/metrics") or known in docs.PATHS:
+                self._check_token(headers)  # the pages describe the model: token holders only
                 authed = True
             status = await self._route(known, scope, receive, send, headers, request_id, extra)
         except BadRequest as exc:
@@ -146,8 +146,10 @@ class Gateway:
     ) -> int:
         if known == "/invocations":
             return await self._invocations(scope, receive, send, headers, request_id, extra)
+        # Every answer names the version served, to whoever may know it (token holders).
+        named = [*extra, *(self.slot.headers if self.slot and not self.tokens else [])]
         if known in ("/health", "/ping"):
-            return await _send_json(send, 200, {"status": "ok"}, extra)
+            return await _send_json(send, 200, {"status": "ok"}, named)
         if known == "/ready":
             return await self._ready(send, headers, extra)
         if known == "/metrics":
@@ -159,11 +161,14 @@ class Gateway:
             )
             dropped = self.writer.dropped if self.writer else 0
             text = self.metrics.render(self.active, dropped, served, self.cache)
-            return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", extra)
+            named = [*extra, *(slot.headers if slot else [])]  # /metrics: token holders only
+            return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", named)
+        if known in docs.PATHS:
+            return await self._docs(scope, send, headers, extra)
         raise BadRequest(
             404,
-            f"no such path {payload.clip(scope['path'])}; POST /invocations, "
-            "GET /health /ready /metrics",
+            f"no such path {payload.clip(scope['path'])}; POST /invocations, GET / /docs "
+            "/openapi.json /version /health /ping /ready /metrics",
             "NOT_FOUND",
         )
 
@@ -193,7 +198,33 @@ class Gateway:
 
     def _check_token(self, headers: dict[bytes, bytes]) -> None:
         if self.tokens and not self._token_ok(headers):
-            raise BadRequest(401, "missing or invalid bearer token", "UNAUTHENTICATED")
+            raise BadRequest(
+                401,
+                "missing or invalid bearer token: send the header "
+                "'Authorization: Bearer <token>' (one of the server's RUNWAY_SERVE_TOKENS)",
+                "UNAUTHENTICATED",
+            )
+
+    async def _docs(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        """``/``, ``/docs``, ``/openapi.json``, ``/version``: see :mod:`runway.serving.docs`."""
+        slot = self.slot
+        if slot is None:
+            raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
+        if scope["method"] != "GET":
+            extra.append((b"allow", b"GET"))
+        described = docs.Described(
+            slot.model, slot.contract, slot.policy, slot.example, bool(self.tokens)
+        )
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
+        body, kind = docs.answer(scope["path"], scope["method"], accept, host, described)
+        return await _send(send, 200, body, kind, [*extra, *slot.headers])
 
     def _token_ok(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
@@ -271,7 +302,9 @@ class Gateway:
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
             # The media type as checked, not the client's spelling of it: MLflow takes
             # `application/json` but refuses `APPLICATION/JSON` or `; charset="utf-8"`.
-            answer = await self._predict(slot, rows, body, kind)
+            answer = await cached(  # the prediction cache's rows, the backend's for the rest
+                self.cache, slot, rows.records, body, lambda b: self._forward(slot, b, kind), self
+            )
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
             self.metrics.rows_scored += len(rows)
@@ -283,19 +316,6 @@ class Gateway:
                 slot.model.name, slot.model.version, rows.data(), answer.body, request_id
             )
         return 200
-
-    async def _predict(self, slot: Slot, rows: payload.Payload, body: bytes, kind: str) -> Any:
-        """The backend's answer, or the cache's for the rows it holds (JSON requests only)."""
-        if self.cache is None or rows.records is None:
-            return await self._forward(slot, body, kind)
-        lookup = Lookup(self.cache, slot.model.version, rows.records, slot.contract["columns"])
-        if lookup.missed:
-            part = body if len(lookup.missed) == len(rows.records) else lookup.request_body()
-            answer = await self._forward(slot, part, kind)
-            # answers of a version switched away from are not kept
-            if answer.status != 200 or not lookup.fill(answer.body, store=self.slot is slot):
-                return answer if part is body else await self._forward(slot, body, kind)
-        return Response(200, "application/json", lookup.response_body())
 
     async def _body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
         declared = headers.get(b"content-length")
@@ -401,23 +421,6 @@ class Gateway:
         status = answer.status if answer.status < 500 else 502
         body = {"error_code": code or "MODEL_ERROR", "message": f"model error: {first[:300]}"}
         return await _send_json(send, status, body, headers)
-
-
-# Headers that must not appear twice: with two, which one wins depends on who reads them.
-SINGLE_HEADERS = frozenset(
-    {b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"}
-)
-
-
-def _check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
-    """400 when a header that must be single appears twice (only called when some header does)."""
-    seen: set[bytes] = set()
-    for name, _ in raw:
-        if name in seen and name in SINGLE_HEADERS:
-            raise BadRequest(
-                400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
-            )
-        seen.add(name)
 
 
 async def _send(

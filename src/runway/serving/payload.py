@@ -278,3 +278,20 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
+
+
+# Headers that must not appear twice: with two, which one wins depends on who reads them.
+SINGLE_HEADERS = frozenset(
+    {b"host", b"authorization", b"content-type", b"content-length", b"transfer-encoding"}
+)
+
+
+def check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
+    """400 when a header that must be single appears twice (only called when some header does)."""
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        if name in seen and name in SINGLE_HEADERS:
+            raise BadRequest(
+                400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
+            )
+        seen.add(name)

@@ -11,11 +11,13 @@ approvals are what the chain of records explains.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 
 from runway.core.chain import ChainReport, Link, VersionState, seal
 from runway.core.chain import verify as verify_links
@@ -24,10 +26,21 @@ from runway.store import registry
 from runway.store.registry import VersionInfo, quote
 from runway.store.tracking import (
     MAX_TAG_CHARS,
+    NOTE_TAG,
     client,
+    describe_experiment,
     ensure_experiment,
     load_run_text,
     log_run_text,
+    run_experiment,
+    run_link,
+)
+
+DESCRIPTION = (
+    "runway's promotion audit trail: one run per attempt to change a registered model's "
+    "stage (applied runs FINISHED, refused or failed ones FAILED), named "
+    "`v<version> <from> -> <to> <outcome>: <model>`; each links its source run and gate "
+    "report. `runway registry history <model>` reads it."
 )
 
 AUDIT = "runway.audit."
@@ -104,6 +117,7 @@ def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bo
     record of giving up on the lock is written without it, off the chain.
     """
     experiment_id = ensure_experiment(settings.audit_experiment, settings)
+    describe_experiment(experiment_id, DESCRIPTION)
     fields = {
         "model": mv.name,
         "version": mv.version,
@@ -127,22 +141,44 @@ def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bo
         f"{AUDIT}seal": kind,
         f"{AUDIT}chained": "true" if chained else "false",
         "mlflow.user": getpass.getuser(),
-        "mlflow.note.content": f"{attempt.action} {mv.name} v{mv.version} {mv.stage} -> "
-        f"{attempt.to_stage}: {attempt.outcome} by {attempt.actor}"
-        + (f" ({attempt.comment})" if attempt.comment else ""),
     }
     mlflow_client = client()
-    run = mlflow_client.create_run(
-        experiment_id, run_name=f"{mv.name} v{mv.version} -> {attempt.to_stage}", tags=tags
-    )
+    run = mlflow_client.create_run(experiment_id, run_name=run_name(mv, attempt), tags=tags)
     run_id = str(run.info.run_id)
     if attempt.report_text is not None:
         log_run_text(run_id, attempt.report_text, REPORT_TEXT)
     if attempt.report_json is not None:
         log_run_text(run_id, attempt.report_json, REPORT_JSON)
+    mlflow_client.set_tag(run_id, NOTE_TAG, _note(mv, attempt, experiment_id, run_id))
     status = RunStatus.FINISHED if attempt.outcome == "applied" else RunStatus.FAILED
     mlflow_client.set_terminated(run_id, RunStatus.to_string(status))
     return run_id
+
+
+def run_name(mv: VersionInfo, attempt: Attempt) -> str:
+    """What changed first, the model last: the runs table cuts long names on the right."""
+    action = "" if attempt.action == "promote" else f" ({attempt.action})"
+    return f"v{mv.version} {mv.stage} -> {attempt.to_stage} {attempt.outcome}{action}: {mv.name}"
+
+
+def _note(mv: VersionInfo, attempt: Attempt, experiment_id: str, run_id: str) -> str:
+    """The audit run's description: Markdown the UI renders, with links (tags are never links)."""
+    lines = [
+        f"{attempt.action} {mv.name} v{mv.version} {mv.stage} -> {attempt.to_stage}: "
+        f"**{attempt.outcome}** by {attempt.actor}"
+        + (f" ({attempt.comment})" if attempt.comment else "")
+    ]
+    if attempt.reason:
+        lines.append(f"Why: {attempt.reason}")
+    links = []
+    if mv.run_id:
+        with contextlib.suppress(MlflowException):  # a deleted run: no link, still a record
+            links.append(f"[source run]({run_link(mv.run_id, run_experiment(mv.run_id))})")
+    if attempt.report_text is not None:
+        links.append(f"[gate report]({run_link(run_id, experiment_id, REPORT_TEXT)})")
+    if links:
+        lines.append(" · ".join(links))
+    return "\n\n".join(lines)[:MAX_TAG_CHARS]
 
 
 def _key(settings: Settings) -> bytes:

@@ -24,7 +24,14 @@ from mlflow.exceptions import MlflowException
 from runway.core.chain import ALIASES, STAGE_TAG
 from runway.core.policy import InputPolicy
 from runway.errors import RegistryError
-from runway.store.tracking import MAX_TAG_CHARS, client, run_metrics, run_tags
+from runway.store.tracking import (
+    MAX_TAG_CHARS,
+    client,
+    run_experiment,
+    run_link,
+    run_metrics,
+    run_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +277,31 @@ def applied_input_policy(model: str, number: str) -> InputPolicy:
         )
         return default
     return recorded
+
+
+# --- descriptions (Markdown on the registry's pages; links work there, not in tags) ---------
+
+REPORTS_HEADING = "Gate reports:"
+
+
+def describe_model(name: str, text: str) -> None:
+    """The registered model's description (its policy's), when it changed."""
+    if not text:
+        return
+    mlflow_client = client()
+    if (mlflow_client.get_registered_model(name).description or "") != text:
+        mlflow_client.update_registered_model(name, description=text)
+
+
+def link_gate_report(mv: VersionInfo, passed: bool, target: str, path: str, when: str) -> None:
+    """Add a link to a gate report (an artifact of the version's run) to its description."""
+    if not mv.run_id:
+        return
+    href = run_link(mv.run_id, run_experiment(mv.run_id), path)
+    verdict = "PASS" if passed else "FAIL"
+    line = f"- [{target} gate report: {verdict} ({when})]({href})"
+    mlflow_client = client()
+    current = (mlflow_client.get_model_version(mv.name, mv.version).description or "").rstrip()
+    if REPORTS_HEADING not in current:
+        current = f"{current}\n\n{REPORTS_HEADING}" if current else REPORTS_HEADING
+    mlflow_client.update_model_version(mv.name, mv.version, description=f"{current}\n{line}")

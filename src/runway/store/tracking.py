@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 ERROR_TAG = "runway.error"
 PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"  # a run's or experiment's description, rendered as Markdown
 CONTRACT_ARTIFACT = "contract/contract.json"  # core.contract.infer_contract, per run
 PROFILE_ARTIFACT = "contract/reference_profile.json"  # core.profile.infer_profile, per run
 MAX_TAG_CHARS = 5000
@@ -166,6 +167,17 @@ def log_params(params: Mapping[str, Any]) -> None:
         mlflow.log_params(dict(items[start : start + 100]))
 
 
+def log_params_once(params: Mapping[str, Any]) -> list[str]:
+    """Log the params the active run does not have yet; return those it has with another value.
+
+    MLflow never changes a logged param, so a run that is resumed (a sweep's
+    parent) keeps the first value of each.
+    """
+    existing = client().get_run(active_run_id()).data.params
+    log_params({k: v for k, v in params.items() if k not in existing})
+    return sorted(k for k, v in params.items() if k in existing and existing[k] != str(v))
+
+
 def log_metrics(metrics: Mapping[str, float]) -> None:
     """Metrics of the active run (step 0)."""
     mlflow.log_metrics(dict(metrics))
@@ -191,16 +203,9 @@ def log_artifact(local: str | Path, folder: str | None = None) -> None:
     mlflow.log_artifact(str(local), folder)
 
 
-def log_fold_metrics(folds: Mapping[str, list[float]]) -> None:
-    """Per-fold scores as ``cv_<metric>`` with the fold number as step."""
-    log_batch(
-        active_run_id(),
-        metrics=[
-            (f"cv_{name}", value, step)
-            for name, values in folds.items()
-            for step, value in enumerate(values)
-        ],
-    )
+def log_fold_metrics(series: Sequence[tuple[str, float, int]]) -> None:
+    """Per-fold scores, ``(name, value, fold)``, as metrics with the fold as step."""
+    log_batch(active_run_id(), metrics=series)
 
 
 def log_dataset(
@@ -306,11 +311,45 @@ def child_runs(parent_id: str, status: str | None = None) -> list[tuple[str, dic
     return [(r.info.run_id, dict(r.data.tags)) for r in runs]
 
 
-def run_url(run_id: str, experiment_id: str, ui_base: str = "http://127.0.0.1:5000") -> str:
-    """Where to look at a run in the MLflow UI (``make ui``)."""
+# MLflow 3.17's UI opens an experiment on its GenAI overview unless the URL (or the
+# browser's "Model training" toggle, kept in localStorage) says otherwise; the
+# experiment tag `mlflow.experimentKind` is not read by the open-source UI.
+MODEL_TRAINING = "workflowType=machine_learning"
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+
+
+def ui_base(ui_url: str = DEFAULT_UI_URL) -> str:
+    """The MLflow UI's address: the tracking server's, else ``ui_url`` (where `make ui` runs)."""
     uri = tracking_uri()
-    base = uri.rstrip("/") if uri.startswith("http") else ui_base
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return (uri if uri.startswith(("http://", "https://")) else ui_url).rstrip("/")
+
+
+def experiment_url(experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
+    """The experiment's runs table in the MLflow UI, in model-training mode."""
+    return f"{ui_base(ui_url)}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}"
+
+
+def run_url(run_id: str, experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
+    """A run's page in the MLflow UI, in model-training mode."""
+    return f"{ui_base(ui_url)}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}"
+
+
+def run_link(run_id: str, experiment_id: str, path: str = "") -> str:
+    """A relative UI link to a run (or one of its artifacts), for Markdown descriptions.
+
+    Relative links work on any host and port the UI is served from.
+    """
+    return f"#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{path}" if path else "")
+
+
+def describe_experiment(experiment_id: str, text: str) -> None:
+    """The experiment's description (Markdown, shown above its runs table), when it changed."""
+    if not text:
+        return
+    mlflow_client = client()
+    current = mlflow_client.get_experiment(experiment_id).tags.get(NOTE_TAG)
+    if current != text:
+        mlflow_client.set_experiment_tag(experiment_id, NOTE_TAG, text[:MAX_TAG_CHARS])
 
 
 def load_contract(run_id: str) -> dict[str, Any]:

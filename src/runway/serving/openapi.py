@@ -1,0 +1,290 @@
+"""The endpoint's OpenAPI 3.1 document, generated from the data contract of the version served.
+
+``POST /invocations`` takes rows in any format ``mlflow models serve`` accepts;
+the JSON shapes are described row by row from the contract (each column's
+type, integer range, categories, whether it may be null, whether other columns
+are refused), under the input policy recorded on the version. So the document
+says exactly what the gateway's own checks accept: a request valid against it
+is scored, one that is not gets a 4xx naming the column and row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from runway import __version__
+from runway.core.policy import InputPolicy
+from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
+from runway.store.registry import ResolvedModel
+
+OPENAPI_VERSION = "3.1.0"
+MODEL_HEADERS = ("X-Runway-Model", "X-Runway-Model-Version", "X-Request-Id")
+ERROR_CODES = {
+    "400": "The body cannot be read: malformed JSON, CSV or Parquet, an empty body, a wrong shape.",
+    "401": "Missing or invalid bearer token.",
+    "413": "The body is over the size limit (RUNWAY_SERVE_MAX_BODY_MB).",
+    "415": "Missing or unsupported Content-Type.",
+    "422": "Rows that break the data contract: the error names the column and row.",
+    "502": "The model itself failed on rows that passed the contract (no stack trace).",
+    "503": "Busy (retry after the Retry-After header) or no model answering yet.",
+    "504": "No answer within RUNWAY_SERVE_TIMEOUT.",
+}
+
+
+def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+    """One column of the contract as a JSON Schema: what the gateway's check accepts."""
+    dtype = str(entry.get("source_dtype", entry.get("dtype", "")))
+    if entry["kind"] == "numeric":
+        if dtype.startswith(("int", "uint", "Int", "UInt")):
+            info = np.iinfo(dtype.lower())
+            schema: dict[str, Any] = {
+                "type": "integer",
+                "minimum": int(info.min),
+                "maximum": int(info.max),
+            }
+        else:
+            schema = {"type": "number"}
+        low, high = entry.get("min"), entry.get("max")
+        if low is not None and high is not None:
+            schema["description"] = f"{dtype} in training, from {low:g} to {high:g}"
+    elif dtype == "bool":
+        schema = {"type": "boolean"}
+    else:
+        categories = entry.get("categories") or []
+        closed = policy.unseen_categories == "reject" and not entry.get("categories_truncated")
+        schema = {"type": "string"}
+        if categories and closed:
+            schema["enum"] = list(categories)
+        elif categories:
+            schema["examples"] = list(categories[:10])
+    if policy.missing_values == "pass":
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def row_schema(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+    """One row (a JSON object): every contract column required; others refused unless passed."""
+    columns: dict[str, Any] = contract["columns"]
+    return {
+        "type": "object",
+        "properties": {name: column_schema(entry, policy) for name, entry in columns.items()},
+        "required": list(columns),
+        "additionalProperties": policy.unknown_columns == "pass",
+    }
+
+
+def _rows(minimum: int = 1) -> dict[str, Any]:
+    return {"type": "array", "items": {"$ref": "#/components/schemas/Row"}, "minItems": minimum}
+
+
+def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {key: value, "params": {"type": "object"}},
+        "required": [key],
+        "additionalProperties": False,
+    }
+
+
+def json_body(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+    """The JSON request: exactly one of MLflow's four shapes."""
+    columns: dict[str, Any] = contract["columns"]
+    cells = [column_schema(entry, policy) for entry in columns.values()]
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"const": list(columns)},
+            "data": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "array",
+                    "prefixItems": cells,
+                    "items": False,
+                    "minItems": len(cells),
+                    "maxItems": len(cells),
+                },
+            },
+        },
+        "required": ["columns", "data"],
+    }
+    return {
+        "oneOf": [
+            _only("dataframe_records", _rows()),
+            _only("dataframe_split", split),
+            _only("instances", _rows()),
+            _only("inputs", _rows()),
+        ]
+    }
+
+
+def _headers(named: bool) -> dict[str, Any]:
+    names = MODEL_HEADERS if named else MODEL_HEADERS[-1:]  # the request id only
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+def _answer(
+    description: str, content: dict[str, Any] | None = None, named: bool = True
+) -> dict[str, Any]:
+    """A response; ``named=False`` when it does not name the model (not a token holder's)."""
+    doc: dict[str, Any] = {"description": description, "headers": _headers(named)}
+    if content is not None:
+        doc["content"] = content
+    return doc
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    # A 401 goes to someone without a token: it names no model.
+    return {code: _answer(ERROR_CODES[code], _json("Error"), code != "401") for code in codes}
+
+
+def _get(
+    summary: str, responses: dict[str, Any], operation: str, auth: bool = False
+) -> dict[str, Any]:
+    """A GET; with ``auth`` it needs the bearer token (and may answer 401)."""
+    get: dict[str, Any] = {"summary": summary, "operationId": operation, "responses": responses}
+    if auth:
+        get["responses"] = responses | _errors("401")
+        get["security"] = [{"bearer": []}]
+    return {"get": get}
+
+
+def _invocations(auth: bool, example: Any) -> dict[str, Any]:
+    codes = ("400", *(("401",) if auth else ()), "413", "415", "422", "502", "503", "504")
+    operation: dict[str, Any] = {
+        "summary": "Score rows with the model (checked against its data contract first)",
+        "operationId": "invocations",
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON_TYPE: {"schema": {"$ref": "#/components/schemas/Request"}, "example": example},
+                CSV_TYPE: {"schema": {"type": "string", "description": "CSV with a header row"}},
+                PARQUET_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        "responses": {"200": _answer("The model's predictions", _json("Predictions"))}
+        | _errors(*codes),
+    }
+    if auth:
+        operation["security"] = [{"bearer": []}]
+    return {"post": operation}
+
+
+def _pages(auth: bool) -> dict[str, Any]:
+    """The pages; with tokens set, those describing the model are for token holders only."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    html = {"text/html": {"schema": {"type": "string"}}}
+    ok = {"200": _answer("OK", _json("Status"), not auth)}
+    return {
+        "/": _get(
+            "What is served and how to call it (HTML for a browser, text for curl)",
+            {"200": _answer("This endpoint, described", {**html, **text})},
+            "home",
+            auth,
+        ),
+        "/docs": _get("This API, as a page", {"200": _answer("HTML", html)}, "docs", auth),
+        "/openapi.json": _get(
+            "This document", {"200": _answer("OpenAPI 3.1", _json("Document"))}, "openapi", auth
+        ),
+        "/version": _get(
+            "The model version served",
+            {"200": _answer("Versions", _json("Version"))},
+            "version",
+            auth,
+        ),
+        "/health": _get("Alive (the gateway answers)", ok, "health"),
+        "/ping": _get("Alive: the same as /health, as mlflow models serve names it", ok, "ping"),
+        "/ready": _get(
+            "A model version is loaded and answering (which one: to token holders)",
+            {
+                "200": _answer("Ready", _json("Ready"), not auth),
+                "503": _answer(ERROR_CODES["503"], _json("Error"), not auth),
+            },
+            "ready",
+        ),
+        "/metrics": _get(
+            "Prometheus metrics: requests, latency, rows scored and rejected, the version served",
+            {"200": _answer("Prometheus text format", text)},
+            "metrics",
+            auth,
+        ),
+    }
+
+
+def _components(contract: Mapping[str, Any], policy: InputPolicy, auth: bool) -> dict[str, Any]:
+    text = {"type": "string"}
+    components: dict[str, Any] = {
+        "schemas": {
+            "Row": row_schema(contract, policy),
+            "Request": json_body(contract, policy),
+            "Predictions": {
+                "type": "object",
+                "properties": {"predictions": {"type": "array"}},
+                "required": ["predictions"],
+            },
+            "Error": {
+                "type": "object",
+                "properties": {"error_code": text, "message": text, "errors": {"type": "array"}},
+                "required": ["error_code", "message"],
+            },
+            "Status": {"type": "object", "properties": {"status": text}, "required": ["status"]},
+            "Ready": {
+                "type": "object",
+                "properties": {"status": text, "model": text, "version": text, "backends": {}},
+                "required": ["status", "model", "version"],
+            },
+            "Version": {
+                "type": "object",
+                "properties": {k: text for k in ("model", "version", "stage", "runway")},
+                "required": ["model", "version"],
+            },
+            "Document": {"type": "object", "required": ["openapi", "paths"]},
+        },
+        "headers": {
+            name: {"description": what, "required": True, "schema": text}
+            for name, what in zip(
+                MODEL_HEADERS,
+                ("The registered model served", "Its version", "The request's id (sent or made)"),
+                strict=True,
+            )
+        },
+    }
+    if auth:
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return components
+
+
+def document(
+    model: ResolvedModel,
+    contract: Mapping[str, Any],
+    policy: InputPolicy,
+    *,
+    auth: bool,
+    example: Any = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the endpoint serving ``model``."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": f"{model.name} v{model.version}",
+            "version": model.version,
+            "description": (
+                f"runway {__version__} serving {model.name} version {model.version} "
+                f"({model.stage} when loaded). Every response carries X-Runway-Model and "
+                "X-Runway-Model-Version. Input rules (the policy recorded on the version): "
+                + ", ".join(f"{k}: {v}" for k, v in policy.model_dump().items())
+                + "."
+            ),
+        },
+        "paths": {"/invocations": _invocations(auth, example), **_pages(auth)},
+        "components": _components(contract, policy, auth),
+    }
