@@ -67,17 +67,7 @@ class Metrics:
         ]
         for (path, status), n in sorted(self.requests.items()):
             out.append(f'runway_requests_total{{path="{path}",code="{status}"}} {n}')
-        out += [
-            "# HELP runway_request_duration_seconds Time to answer /invocations.",
-            "# TYPE runway_request_duration_seconds histogram",
-        ]
-        total = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
-            total += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            out.append(f'runway_request_duration_seconds_bucket{{le="{le}"}} {total}')
-        out.append(f"runway_request_duration_seconds_sum {self.latency_sum:.6f}")
-        out.append(f"runway_request_duration_seconds_count {self.latency_count}")
+        out += self._histogram()
         counters = {
             "runway_rows_scored_total": (self.rows_scored, "Rows scored by the model."),
             "runway_rows_rejected_total": (self.rows_rejected, "Rows refused by the contract."),
@@ -92,23 +82,10 @@ class Metrics:
                 "Rows not recorded in the prediction log.",
             ),
         }
-        if cache is not None:
-            counters |= {
-                "runway_cache_hits_total": (cache.hits, "Rows answered from the prediction cache."),
-                "runway_cache_misses_total": (cache.misses, "Rows the cache did not hold."),
-                "runway_cache_evictions_total": (cache.evictions, "Rows evicted (size bounds)."),
-            }
         for name, (value, help_text) in counters.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
         if cache is not None:
-            out += [
-                "# HELP runway_cache_entries Rows in the prediction cache now.",
-                "# TYPE runway_cache_entries gauge",
-                f"runway_cache_entries {len(cache)}",
-                "# HELP runway_cache_bytes Estimated memory of the prediction cache.",
-                "# TYPE runway_cache_bytes gauge",
-                f"runway_cache_bytes {cache.bytes}",
-            ]
+            out += _cache_lines(cache)
         out += [
             "# HELP runway_connections_dropped_total Connections closed before a request was "
             "read: slow or oversized request heads, too many connections from one client.",
@@ -132,3 +109,32 @@ class Metrics:
                 f"runway_backends_live {live}",
             ]
         return "\n".join(out) + "\n"
+
+    def _histogram(self) -> list[str]:
+        out = [
+            "# HELP runway_request_duration_seconds Time to answer /invocations.",
+            "# TYPE runway_request_duration_seconds histogram",
+        ]
+        total = 0
+        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
+            total += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            out.append(f'runway_request_duration_seconds_bucket{{le="{le}"}} {total}')
+        out.append(f"runway_request_duration_seconds_sum {self.latency_sum:.6f}")
+        out.append(f"runway_request_duration_seconds_count {self.latency_count}")
+        return out
+
+
+def _cache_lines(cache: CacheStats) -> list[str]:
+    """The prediction cache's counters and gauges (only when the cache is on)."""
+    series = [
+        ("runway_cache_hits_total", "counter", cache.hits, "Rows answered from the cache."),
+        ("runway_cache_misses_total", "counter", cache.misses, "Rows the cache did not hold."),
+        ("runway_cache_evictions_total", "counter", cache.evictions, "Rows evicted (bounds)."),
+        ("runway_cache_entries", "gauge", len(cache), "Rows in the prediction cache now."),
+        ("runway_cache_bytes", "gauge", cache.bytes, "Estimated memory of the cache."),
+    ]
+    out = []
+    for name, kind, value, help_text in series:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    return out
