@@ -170,3 +170,14 @@ def test_export_refuses_a_version_without_a_twin(shipped, tmp_path, capsys):
     code = main(["export", "churn-classifier", "--version", version, "--out", str(tmp_path / "b")])
     assert code == ExitCode.USAGE
     assert "runway lighten churn-classifier" in capsys.readouterr().err
+
+
+def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_csv, capsys):
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(churn_spec("LogisticRegression", max_iter=300)))
+    assert main(["train", str(spec), "--lighten"]) == ExitCode.USAGE  # needs --register
+    assert main(["train", str(spec), "--register", "--lighten"]) == 0
+    out = capsys.readouterr().out
+    assert "registered churn-classifier version 1" in out
+    assert "the ONNX twin of v1" in out
+    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"

@@ -8,9 +8,14 @@ from runway.cli.common import store
 
 
 def _lighten(args: argparse.Namespace) -> int:
+    return lighten_and_print(args.model, args.version)
+
+
+def lighten_and_print(model: str, version: str) -> int:
+    """``runway lighten`` (also ``train --register --lighten`` and ``sweep --lighten``)."""
     from runway.jobs.lighten import lighten
 
-    result = lighten(args.model, args.version, settings=store())
+    result = lighten(model, version, settings=store())
     print(result.report.render())
     print(
         f"registered {result.twin.name} v{result.twin.version} (stage None): the ONNX twin of "
