@@ -167,6 +167,9 @@ def main() -> None:
         import mlflow.sklearn
 
         model = mlflow.sklearn.load_model(f"models:/{MODEL}/Production")
+        # Logged to predict one row at a time (n_jobs=1); a raw batch predict gets every
+        # core, as `runway score` gives it (RUNWAY_THREADS unset: all cores).
+        model.set_params(model__n_jobs=-1)
         raw_times, runway_times = [], []
         for i in range(args.repeat):
             print(f"throughput, repeat {i + 1}/{args.repeat} ...", flush=True)

@@ -11,7 +11,12 @@ and ``runway serve`` with its defaults (two such backends on Unix sockets).
    Target: runway costs at most 1.5 ms at p50 over the bare `mlflow models serve`;
 2. requests/s with 8 concurrent keep-alive clients (and their p99);
 3. memory (PSS, MB) of each endpoint's processes after the runs;
-4. a load check on runway's endpoint: 8 clients for 60 s, zero errors, p99.
+4. a load check on runway's endpoint: 8 clients for 60 s, zero errors, p99;
+5. threads: a HistGradientBoosting model on two bare backends, one with BLAS and
+   OpenMP threads pinned to 1 as `runway serve` starts its backends
+   (``RUNWAY_THREADS``), one with the libraries' default (a thread per core),
+   single-row latency interleaved while busy processes keep every core loaded
+   (a shared host). Target: pinned p50 below unpinned p50.
 
 runway runs with its defaults: contract checks, Host check, limits, metrics and
 the prediction log (Parquet, in a temporary directory) all on.
@@ -39,6 +44,7 @@ sys.path.insert(0, str(REPO))  # tests.helpers.ship: the same set-up as the serv
 from tests.helpers import ship  # noqa: E402
 
 MODEL = "bench-serving"
+THREADS_MODEL = "bench-threads"
 
 
 def _setup(root: Path) -> dict[str, str]:
@@ -67,6 +73,62 @@ def _setup(root: Path) -> dict[str, str]:
         # `mlflow models serve` execs `uvicorn` from PATH: this environment's
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
+
+
+def _setup_threads_model(root: Path) -> None:
+    """A HistGradientBoosting classifier (OpenMP inside predict) in the same store."""
+    spec = {
+        "experiment": "bench-threads",
+        "task": "classification",
+        "model_name": THREADS_MODEL,
+        "data": {"source": "sklearn:breast_cancer", "target": "target"},
+        "estimator": {"name": "HistGradientBoostingClassifier", "params": {"max_iter": 100}},
+        "split": {"holdout": 0.2, "cv_folds": 2, "seed": 0},
+        "metrics": ["roc_auc"],
+        "primary_metric": {"name": "roc_auc"},
+    }
+    ship(root, spec, reviewer="bench")
+
+
+def _busy(cores: int) -> list[subprocess.Popen]:
+    """One spinning process per core: the load a shared host puts on a backend."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(cores)
+    ]
+
+
+def _threads(root: Path, env: dict[str, str], body: bytes, requests: int) -> list[tuple]:
+    """Single-row latency of pinned and unpinned backends of one model, under load."""
+    from runway.core.threads import THREAD_VARIABLES, cores, thread_env
+
+    _setup_threads_model(root)
+    unpinned_env = {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
+    variants = {
+        "unpinned (a thread per core, today's default)": unpinned_env,
+        "pinned to 1 (RUNWAY_THREADS unset)": {**unpinned_env, **thread_env(1)},
+    }
+    procs, ports = [], {}
+    try:
+        for name, variant_env in variants.items():
+            port = _free_port()
+            log = root / f"threads-{len(procs)}.log"
+            command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                       f"models:/{THREADS_MODEL}/1", "--env-manager", "local",
+                       "-h", "127.0.0.1", "-p", str(port), "-w", "1"]  # fmt: skip
+            procs.append(_start(command, variant_env, log))
+            _wait(port, "/ping", procs[-1], log)
+            ports[name] = port
+        load = _busy(cores())
+        try:
+            times = _latency(ports, body, requests, block=50)
+        finally:
+            for proc in load:
+                _stop(proc)
+    finally:
+        for proc in procs:
+            _stop(proc)
+    return [(name, times[name]) for name in ports]
 
 
 def _free_port() -> int:
@@ -277,6 +339,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--throughput-seconds", type=float, default=15)
     parser.add_argument("--load-seconds", type=float, default=60)
+    parser.add_argument(
+        "--threads-requests", type=int, default=600, help="single-row requests per threads variant"
+    )
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -318,10 +383,14 @@ def main() -> None:
         finally:
             for _, proc, _ in endpoints.values():
                 _stop(proc)
-    _report(rows, memory, load, args)
+        print("threads: HistGradientBoosting, pinned vs unpinned backends, cores busy ...")
+        threads = _threads(root, env, body, args.threads_requests)
+    _report(rows, memory, load, threads, args)
 
 
-def _report(rows: list, memory: list[str], load: tuple, args: argparse.Namespace) -> None:
+def _report(
+    rows: list, memory: list[str], load: tuple, threads: list[tuple], args: argparse.Namespace
+) -> None:
     print()
     print("| endpoint | p50 ms | p99 ms | req/s @ c=8 | p99 ms @ c=8 | errors |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -349,6 +418,16 @@ def _report(rows: list, memory: list[str], load: tuple, args: argparse.Namespace
         f"{load_n} requests, {load_bad} errors, p50 {_pct(load_lat, 0.5):.1f} ms, "
         f"p99 {_pct(load_lat, 0.99):.1f} ms: {load_verdict}"
     )
+    print()
+    print("| HistGradientBoosting backend, every core busy | p50 ms | p90 ms | p99 ms |")
+    print("| --- | --- | --- | --- |")
+    for name, lat in threads:
+        print(
+            f"| {name} | {statistics.median(lat) * 1000:.2f} | {_pct(lat, 0.9):.2f} | {_pct(lat, 0.99):.2f} |"
+        )
+    unpinned, pinned = (statistics.median(lat) * 1000 for _, lat in threads)
+    verdict = "ok" if pinned < unpinned else "FAIL"
+    print(f"pinned / unpinned p50: {pinned / unpinned:.2f} (target < 1): {verdict}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ store is made per session and copied for each test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,3 +68,44 @@ def churn_csv(tmp_path: Path) -> Path:
 def python() -> str:
     """The interpreter running the tests (its venv has runway and mlflow)."""
     return sys.executable
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A model trained, registered and put in Production once per session, in its own store."""
+
+    root: Path
+    settings: Any
+    version: str
+    run_id: str
+    data: Path  # the training file
+    frame: pd.DataFrame  # the training table as generated
+
+    @property
+    def db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment a `runway` process needs to reach this store."""
+        return {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.db}",
+            "RUNWAY_REGISTRY_DIR": str(self.root / "registry"),
+            "RUNWAY_ARTIFACT_ROOT": str(self.root / "mlruns"),
+            "RUNWAY_PREDICTION_LOG": str(self.root / "predictions"),
+            "PYTHONPATH": str(REPO),
+            **extra,
+        }
+
+
+@pytest.fixture(scope="session")
+def delivery(tmp_path_factory: pytest.TempPathFactory) -> Shipped:
+    """The delivery-time model (every kind of column; tests/helpers.delivery_frame), in Production."""
+    from tests.helpers import delivery_frame, delivery_spec, ship
+
+    root = tmp_path_factory.mktemp("delivery")
+    frame = delivery_frame(600, seed=0)
+    data = root / "delivery.csv"
+    frame.to_csv(data, index=False)
+    settings, version, run_id = ship(root, delivery_spec(data))
+    return Shipped(root, settings, version, run_id, data, frame)

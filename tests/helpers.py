@@ -107,3 +107,90 @@ def ship(
         promote(model, version, "Staging", settings=settings)
         promote(model, version, "Production", reviewer=reviewer, settings=settings)
     return settings, version, result.run_id
+
+
+DELIVERY_FEATURES = ["distance_km", "items", "express", "ordered_at", "zone", "courier id"]
+
+
+def delivery_frame(n: int = 600, seed: int = 0, boolean_gaps: bool = False):
+    """A delivery-time table with every kind of column a tabular user brings.
+
+    ``distance_km`` (float, gaps), ``items`` (int), ``express`` (boolean; gaps when
+    ``boolean_gaps``), ``ordered_at`` (ISO 8601 text, gaps), ``zone`` (4 levels,
+    gaps), ``courier id`` (60 levels, a space in its name); targets ``minutes``
+    (regression) and ``late``. Generated, never downloaded: the same seed gives the
+    same table.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2024-01-01T00:00:00")
+    stamps = start + rng.integers(0, 180 * 24 * 3600, n).astype("timedelta64[s]")
+    hour = stamps.astype("datetime64[h]").astype(int) % 24
+    weekday = (stamps.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday
+    distance = rng.gamma(2.0, 2.5, n).round(2)
+    items = rng.integers(1, 12, n)
+    express = rng.random(n) < 0.3
+    zones = np.array(["north", "south", "east", "west"])
+    zone = zones[rng.integers(0, 4, n)]
+    couriers = np.array([f"c{i:02d}" for i in range(60)])
+    courier = couriers[rng.integers(0, 60, n)]
+    courier_effect = dict(zip(couriers, rng.normal(0, 3, 60), strict=True))
+    minutes = (
+        12
+        + 2.2 * distance
+        + 0.6 * items
+        - 6 * express
+        + 7 * np.isin(hour, [11, 12, 17, 18, 19])
+        + 3 * (weekday >= 5)
+        + np.array([courier_effect[c] for c in courier])
+        + (zone == "east") * 4
+        + rng.normal(0, 2, n)
+    )
+    frame = pd.DataFrame(
+        {
+            "distance_km": distance,
+            "items": items,
+            "express": pd.Series(express, dtype=object),
+            "ordered_at": pd.Series(np.datetime_as_string(stamps, unit="s"), dtype=object),
+            "zone": pd.Series(zone, dtype=object),
+            "courier id": pd.Series(courier, dtype=object),
+            "minutes": minutes.round(2),
+        }
+    )
+    for column, rate in (
+        ("distance_km", 0.05),
+        ("express", 0.08),
+        ("ordered_at", 0.05),
+        ("zone", 0.06),
+    ):
+        gaps = rng.random(n) < rate  # drawn either way: the other columns stay the same
+        if column != "express" or boolean_gaps:
+            frame.loc[gaps, column] = None
+    frame["late"] = (frame["minutes"] > frame["minutes"].median()).map({True: "yes", False: "no"})
+    return frame
+
+
+def delivery_spec(data: Path, **changes: Any) -> dict[str, Any]:
+    """A regression spec for :func:`delivery_frame`, as a new user writes it: features inferred.
+
+    A Ridge regression: any difference in a feature moves its prediction.
+    """
+    spec: dict[str, Any] = {
+        "experiment": "delivery",
+        "task": "regression",
+        "model_name": "delivery",
+        "data": {
+            "source": str(data),
+            "target": "minutes",
+            "features": "infer",
+            "drop": ["late"],
+        },
+        "estimator": {"name": "Ridge", "params": {"alpha": 1.0}},
+        "split": {"holdout": 0.25, "cv_folds": 2, "seed": 3},
+        "metrics": ["rmse", "mae"],
+        "primary_metric": {"name": "rmse"},
+    }
+    spec.update(changes)
+    return spec

@@ -212,6 +212,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- threads (runway.core.threads) ---
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "BLAS/OpenMP threads per process runway starts or scores in. Unset: 1 for "
+            "serving backends, the latency gate and Spark's Python workers; all cores for "
+            "batch scoring in this process; cores / workers for each sweep worker."
+        ),
+    )
+
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
         if "://" in self.artifact_root:

@@ -257,6 +257,21 @@ def _without(deployment: Deployment, column: str) -> bytes:
     return json.dumps({"dataframe_records": [record]}).encode()
 
 
+def test_rows_read_from_the_training_csv_score_alike_as_parquet_and_csv(deployment):
+    """The churn rows as pandas reads data/churn.csv (int64 columns), sent as Parquet and as CSV."""
+    rows = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])
+    rows = rows.iloc[[0, 1, 2, 5, 8, 13]].reset_index(drop=True)
+    assert rows["tenure_months"].dtype == "int64"
+    parquet = io.BytesIO()
+    rows.to_parquet(parquet, index=False)
+    as_parquet = deployment.post(parquet.getvalue(), "application/vnd.apache.parquet")
+    as_csv = deployment.post(rows.to_csv(index=False), "text/csv")
+    assert as_parquet.status_code == 200, as_parquet.text
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_parquet.json()["predictions"] == as_csv.json()["predictions"]
+    assert as_parquet.json()["predictions"] == deployment.expected[_version(as_parquet)]
+
+
 BAD_INPUTS = [
     # (name, body or callable(deployment) -> body, content type, extra, status, message)
     ("malformed JSON", b'{"dataframe_records": [', "application/json", {}, 400, "malformed JSON"),

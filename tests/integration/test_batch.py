@@ -99,12 +99,14 @@ def test_scores_csv_and_parquet_in_and_out(store, tmp_path, src, dst):
     out = _read(tmp_path / f"scores.{dst}")
     assert (result.rows_in, result.rows_scored, result.rows_rejected) == (569, 569, 0)
     assert result.published and (result.model, result.version) == (MODEL, "1")
-    assert list(out.columns) == ["id", "prediction", "proba_0", "proba_1", *LINEAGE]
+    assert list(out.columns) == ["id", "prediction", "proba_malignant", "proba_benign", *LINEAGE]
     assert out["id"].tolist() == rows["id"].tolist()  # chunk order kept
     model = _sklearn_model()
     features = rows.drop(columns="id")
     assert out["prediction"].tolist() == model.predict(features).tolist()
-    np.testing.assert_allclose(out[["proba_0", "proba_1"]], model.predict_proba(features))
+    np.testing.assert_allclose(
+        out[["proba_malignant", "proba_benign"]], model.predict_proba(features)
+    )
     assert set(out["model"]) == {MODEL} and set(out["model_version"].astype(str)) == {"1"}
     assert set(out["run_id"]) == {store.run_id}
     assert out["scored_at"].nunique() == 1

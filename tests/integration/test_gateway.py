@@ -31,8 +31,9 @@ from tests.helpers import free_port, stop_process_group
 pytestmark = pytest.mark.slow
 
 SLOW_BACKEND = """
-import json, socketserver, sys, time
+import io, json, socketserver, sys, time
 from http.server import BaseHTTPRequestHandler
+import pandas as pd
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -49,7 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(200, {})
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        rows = json.loads(body)["dataframe_records"]
+        # the gateway sends the checked rows as Parquet (runway.serving.payload.canonical)
+        rows = pd.read_parquet(io.BytesIO(body)).to_dict("records")
         if any(r["mode"] == "slow" for r in rows):
             time.sleep(float(sys.argv[2]))
         if any(r["mode"] == "crash" for r in rows):

@@ -30,8 +30,9 @@ from tests.helpers import free_port, stop_process_group
 pytestmark = pytest.mark.slow
 
 COUNTING_BACKEND = """
-import json, socketserver, sys
+import io, json, socketserver, sys
 from http.server import BaseHTTPRequestHandler
+import pandas as pd
 scored = 0
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,7 +41,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
     def do_POST(self):
         global scored
-        rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["dataframe_records"]
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        rows = pd.read_parquet(io.BytesIO(body)).to_dict("records")  # the checked rows
         scored += len(rows)
         open(sys.argv[3], "w").write(str(scored))
         data = json.dumps({"predictions": [r["x"] * float(sys.argv[2]) for r in rows]}).encode()

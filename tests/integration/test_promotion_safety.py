@@ -69,10 +69,10 @@ def test_a_slow_holder_keeps_the_lock_past_its_lease(client, tmp_path, monkeypat
     settings = Settings(lock_lease=1.0, lock_timeout=3.0)
     real = gate_facts.evaluate
 
-    def slow_for_a(policy, candidate, *args):
+    def slow_for_a(policy, candidate, *args, **kwargs):
         if candidate.version == a:
             time.sleep(6)
-        return real(policy, candidate, *args)
+        return real(policy, candidate, *args, **kwargs)
 
     monkeypatch.setattr(gate_facts, "evaluate", slow_for_a)
     outcome: dict[str, object] = {}

@@ -11,10 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from runway.core.contract import cast_to_signature, parse_csv_numbers
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
-from runway.scoring.model import cast_to_signature
-from runway.scoring.pandas_engine import parse_numbers as _parse_numbers
 
 
 @pytest.mark.parametrize(
@@ -111,7 +110,13 @@ def test_output_directory_must_exist(tmp_path):
 
 def test_csv_text_in_a_numeric_column_is_parsed_except_the_bad_cells():
     frame = pd.DataFrame({"x": pd.Series(["1.5", "oops", None, "7"], dtype="str"), "c": ["a"] * 4})
-    parsed = _parse_numbers(frame, {"x"})
+    contract = {
+        "columns": {
+            "x": {"kind": "numeric", "dtype": "float64"},
+            "c": {"kind": "categorical", "dtype": "object"},
+        }
+    }
+    parsed = parse_csv_numbers(frame, contract)
     assert parsed["x"].tolist()[:2] == [1.5, "oops"] and parsed["x"][3] == 7
     assert pd.isna(parsed["x"][2])
     assert parsed["c"].tolist() == ["a"] * 4

@@ -62,8 +62,8 @@ def test_each_bad_value_is_named(contract, changes, message):
 
 
 def test_missing_and_unknown_columns_reject_the_frame(contract):
-    missing = check_frame(row().drop(columns=["plan"]), contract)
-    assert missing.problems == ["column 'plan': required, missing from the input"]
+    missing = check_frame(row().drop(columns=["visits"]), contract)
+    assert missing.problems == ["column 'visits': required, missing from the input"]
     unknown = check_frame(row(extra=1), contract)
     assert unknown.problems[0].startswith("column 'extra': unknown")
     ignored = check_frame(row(extra=1), contract, InputPolicy(unknown_columns="pass"))

@@ -142,6 +142,7 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
         "source_dtype": "float64",
         "missing_rate": 0.25,
         "nullable": True,
+        "required": False,
         "min": 1.0,
         "max": 4.0,
         "integer": True,

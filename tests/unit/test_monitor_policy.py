@@ -95,3 +95,48 @@ def test_the_report_opens_offline_and_escapes_what_it_shows():
     assert page.startswith("<!doctype html>") and "<svg" in page
     assert not re.search(r"""<script|<link|@import|(src|href)=["']?https?:|url\(""", page)
     assert "threshold crossed" in page and "(unseen)" in page
+
+
+def test_booleans_drift_like_categories_and_a_timestamp_range_is_not_compared():
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame(
+        {
+            "b": pd.Series(rng.random(500) < 0.3, dtype=object),
+            "t": pd.Series(pd.date_range("2024-01-01", periods=500, freq="h")).astype(
+                "datetime64[us]"
+            ),
+        }
+    )
+    kinds = {"b": "boolean", "t": "datetime"}
+    stats = WindowStats.for_reference(infer_profile(train, kinds), infer_contract(train, kinds))
+    window = pd.DataFrame(
+        {
+            "status": "scored",
+            "input.b": pd.Series(rng.random(400) < 0.8, dtype=object),  # mostly true now
+            "input.t": pd.date_range("2025-06-01", periods=400, freq="h"),  # later, as always
+        }
+    )
+    stats.add(window)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    verdict = judge(
+        stats,
+        MonitorPolicy(min_rows=10),
+        model="m",
+        version="1",
+        window=Window(now, now + timedelta(days=1)),
+        holdout={},
+        primary_metric="roc_auc",
+    )
+    assert verdict.drifted == ["b"]
+    timestamps = next(f for f in verdict.features if f.name == "t")
+    assert timestamps.distribution is None and timestamps.missing_rate == 0.0
+
+
+def test_the_live_metric_is_about_the_positive_class_the_spec_names():
+    from runway.core.evaluate import metric_value
+
+    truth = ["0", "0", "0", "1", "1", "1", "1", "1"]
+    predicted = ["0", "1", "1", "1", "1", "1", "1", "0"]
+    assert metric_value("recall", truth, predicted, classes=["0", "1"]) == pytest.approx(0.8)
+    malignant = metric_value("recall", truth, predicted, classes=["0", "1"], positive=0)
+    assert malignant == pytest.approx(1 / 3)

@@ -115,7 +115,10 @@ def test_data_source_checks(tmp_path):
     spec = write_spec(
         tmp_path / "d.yaml", data={"source": "a.csv", "target": "y", "features": {"x": "text"}}
     )
-    assert "data.features.x: Input should be 'numeric' or 'categorical'" in _error(spec)
+    assert (
+        "data.features.x: Input should be 'numeric', 'boolean', 'categorical' or 'datetime'"
+        in _error(spec)
+    )
     spec = write_spec(
         tmp_path / "e.yaml", data={"source": "a.csv", "target": "y", "features": {"y": "numeric"}}
     )

@@ -103,6 +103,7 @@ def _spec_schema(args: argparse.Namespace) -> int:
 
 def _spec_check(args: argparse.Namespace) -> int:
     from runway.core.data import load_dataset, prepare
+    from runway.core.kinds import KINDS
     from runway.core.spec import load_spec, parse_overrides
 
     spec = load_spec(args.spec, parse_overrides(args.set or []))
@@ -114,10 +115,16 @@ def _spec_check(args: argparse.Namespace) -> int:
         from runway.jobs.sweep import check_space
 
         check_space(spec, split)
+    kinds = "; ".join(f"{kind}: {columns(split.kind(kind))}" for kind in KINDS if split.kind(kind))
     print(
         f"{spec.data.source}: data ok, {len(split.X_train)} training + {len(split.X_holdout)} "
-        f"holdout rows; numeric: {columns(split.numeric)}; categorical: {columns(split.categorical)}"
+        f"holdout rows; {kinds}"
     )
+    if split.target is not None and split.target.positive is not None:
+        positive = split.target.positive
+        print(f"  positive class: {positive!r} ({split.target.name(positive)})")
+    for note in split.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -1,12 +1,21 @@
 """Check incoming rows against the data contract a model was trained with.
 
-The contract (``contract/contract.json``, written by :func:`infer_contract` at training time)
-records each feature's kind, dtype, integrality, range and categories. Serving
-and batch scoring both ask the same question before a row reaches the model:
-would the model see what it was trained on? This module answers it, per row and
-per column, vectorised so a million-row chunk stays cheap, and never guesses: a
-value that would have to be coerced (``1.7`` into an integer column, ``"no"``
-into a boolean, ``3000000000`` into int32) is a violation, not a silent cast.
+The contract (``contract/contract.json``, written by :func:`infer_contract` at
+training time) records each feature's kind (numeric, boolean, categorical,
+datetime; :mod:`runway.core.kinds`), dtype, whether it is required, its range
+and every category. Serving and batch scoring both ask the same question before
+a row reaches the model: would the model see what it was trained on? This
+module answers it, per row and per column, vectorised so a million-row chunk
+stays cheap, and never guesses: a value that would have to be coerced (``1.7``
+into an integer column, ``"no"`` into a boolean, ``3000000000`` into int32) is
+a violation, not a silent cast. The rows that pass come out in one canonical
+form per kind, whatever format they arrived in, so every path hands the model
+the same values.
+
+Optional columns: a column with missing values in training is optional (the
+model has an imputation for it). A request or file may leave it out; it is then
+missing on every row. The signature logged with the model says the same
+(:func:`signature_columns`).
 """
 
 from __future__ import annotations
@@ -18,11 +27,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runway.core.column_checks import (
+    as_text,
+    boolean_column,
+    categorical_column,
+    datetime_column,
+    is_optional,
+    kind_of,
+    merge,
+    numeric_column,
+    value_problem,
+)
+from runway.core.kinds import Kind, boolean_value, is_missing, numbers_from_text, timestamp_value
 from runway.core.policy import InputPolicy
 from runway.core.spec import FeatureKind
 
-CONTRACT_VERSION = 1
-MAX_CATEGORIES = 200
+CONTRACT_VERSION = 2
+# Every level is recorded up to this many; beyond, the contract says it is incomplete
+# and the unseen-category rule cannot be verified for that column (see unverified()).
+MAX_CATEGORIES = 100_000
+MLFLOW_TYPES: dict[Kind, str] = {
+    "numeric": "double",
+    "boolean": "boolean",
+    "categorical": "string",
+    "datetime": "datetime",
+}
 
 
 @dataclass
@@ -50,39 +79,85 @@ class CheckResult:
         return f"row {row}: {self.rejected[row][0]}"
 
 
+def signature_columns(contract: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+    """(name, MLflow type, required) per column: the model signature, from the contract."""
+    return [
+        (name, MLFLOW_TYPES[kind_of(entry)], not is_optional(entry))
+        for name, entry in contract["columns"].items()
+    ]
+
+
 def infer_contract(
     X: pd.DataFrame,
     features: dict[str, FeatureKind],
     source_dtypes: dict[str, str] | None = None,
+    target: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The column contract serving and batch scoring check inputs against.
 
     Records, per column: kind, the dtype the model sees, the dtype the data had
     (``source_dtype``: an int32 column only takes integers in int32's range,
-    though the model gets it as float64), the missing rate seen in training,
-    numeric ranges and integrality, and categories.
+    though the model gets it as float64), the missing rate seen in training and
+    whether the column is required, numeric ranges and integrality, timestamp
+    ranges, and every category. ``target`` (classes, names, positive class) is
+    recorded as given.
     """
     columns: dict[str, Any] = {}
     for name, kind in features.items():
         series = X[name]
+        nullable = bool(series.isna().any())
         entry: dict[str, Any] = {
             "kind": kind,
             "dtype": str(series.dtype),
             "source_dtype": (source_dtypes or {}).get(name, str(series.dtype)),
             "missing_rate": float(series.isna().mean()),
-            "nullable": bool(series.isna().any()),
+            "nullable": nullable,
+            "required": not nullable,
         }
+        values = series.dropna()
         if kind == "numeric":
-            values = series.dropna().astype("float64")
-            entry["min"] = float(values.min()) if len(values) else None
-            entry["max"] = float(values.max()) if len(values) else None
-            entry["integer"] = bool(len(values) and np.all(np.mod(values, 1) == 0))
+            numbers = values.astype("float64")
+            entry["min"] = float(numbers.min()) if len(numbers) else None
+            entry["max"] = float(numbers.max()) if len(numbers) else None
+            entry["integer"] = bool(len(numbers) and np.all(np.mod(numbers, 1) == 0))
+        elif kind == "boolean":
+            entry["true_rate"] = float(values.astype(bool).mean()) if len(values) else None
+        elif kind == "datetime":
+            entry["min"] = values.min().isoformat() if len(values) else None
+            entry["max"] = values.max().isoformat() if len(values) else None
         else:
-            counts = series.dropna().astype(str).value_counts()
-            entry["categories"] = sorted(counts.index[:MAX_CATEGORIES].tolist())
-            entry["categories_truncated"] = bool(len(counts) > MAX_CATEGORIES)
+            levels = sorted(values.astype(str).unique().tolist())
+            entry["categories"] = levels[:MAX_CATEGORIES]
+            entry["n_categories"] = len(levels)
+            entry["categories_truncated"] = len(levels) > MAX_CATEGORIES
         columns[name] = entry
-    return {"version": CONTRACT_VERSION, "n_rows": len(X), "columns": columns}
+    contract: dict[str, Any] = {"version": CONTRACT_VERSION, "n_rows": len(X), "columns": columns}
+    if target is not None:
+        contract["target"] = target
+    return contract
+
+
+def unverified(contract: Mapping[str, Any], policy: InputPolicy | None = None) -> list[str]:
+    """What the checks cannot verify for this contract, said once (at load), never silently.
+
+    Today: the unseen-category rule on a column whose contract lists only part of
+    its levels (more than :data:`MAX_CATEGORIES`, or a contract written before
+    every level was kept, which kept 200).
+    """
+    policy = policy or InputPolicy()
+    if policy.unseen_categories != "reject":
+        return []
+    notes = []
+    for name, entry in contract["columns"].items():
+        if kind_of(entry) == "categorical" and entry.get("categories_truncated"):
+            kept = len(entry.get("categories") or [])
+            total = entry.get("n_categories")
+            of = f"{kept:,} of {total:,}" if total else f"only {kept:,}"
+            notes.append(
+                f"column {name!r}: the contract lists {of} levels, so values never seen in "
+                "training are not rejected for this column (retrain to record every level)"
+            )
+    return notes
 
 
 def check_frame(
@@ -90,9 +165,10 @@ def check_frame(
     contract: Mapping[str, Any],
     policy: InputPolicy | None = None,
 ) -> CheckResult:
-    """Check ``frame`` against ``contract``; cast valid rows to the training dtypes.
+    """Check ``frame`` against ``contract``; cast valid rows to their canonical form.
 
-    Row numbers in messages are positions in ``frame`` (0-based).
+    An optional column the frame does not have is missing on every row. Row
+    numbers in messages are positions in ``frame`` (0-based).
     """
     policy = policy or InputPolicy()
     columns: dict[str, Any] = contract["columns"]
@@ -103,14 +179,22 @@ def check_frame(
     reasons: dict[int, list[str]] = {}
     cast: dict[str, pd.Series] = {}
     for name, entry in columns.items():
-        series = frame[name].reset_index(drop=True)
-        if entry["kind"] == "numeric":
-            values, bad = _numeric(series, entry)
+        if name in frame.columns:
+            series = frame[name].reset_index(drop=True)
+        else:  # an optional column left out
+            series = pd.Series([None] * len(frame), dtype=object, name=name)
+        series.name = name
+        kind = kind_of(entry)
+        if kind == "numeric":
+            values, bad = numeric_column(series, entry)
+        elif kind == "boolean":
+            values, bad = boolean_column(series)
+        elif kind == "datetime":
+            values, bad = datetime_column(series)
         else:
-            values, bad = _categorical(series, entry, policy)
-        missing = series.isna().to_numpy()
+            values, bad = categorical_column(series, entry, policy)
         if policy.missing_values == "reject":
-            bad = _merge(bad, missing, f"column {name!r}: missing value")
+            bad = merge(bad, series.isna().to_numpy(), f"column {name!r}: missing value")
         for row, reason in bad:
             reasons.setdefault(int(row), []).append(reason)
         cast[name] = values
@@ -120,6 +204,33 @@ def check_frame(
     return CheckResult(checked[keep], dict(sorted(reasons.items())), [])
 
 
+def text_columns(contract: Mapping[str, Any]) -> list[str]:
+    """Columns a CSV reader keeps as text: every kind but numeric (leading zeros, ``TRUE``)."""
+    return [n for n, e in contract["columns"].items() if kind_of(e) != "numeric"]
+
+
+def parse_csv_numbers(frame: pd.DataFrame, contract: Mapping[str, Any]) -> pd.DataFrame:
+    """Numeric columns a CSV reader left as text (one bad cell does that), parsed cell by cell.
+
+    Values that parse become numbers; the others stay as written, so the check
+    rejects exactly their rows, naming the value. Serving and batch read CSV
+    through this one function.
+    """
+    numeric = [
+        n
+        for n, e in contract["columns"].items()
+        if kind_of(e) == "numeric"
+        and n in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[n])
+    ]
+    if not numeric:
+        return frame
+    frame = frame.copy()
+    for name in numeric:
+        frame[name] = numbers_from_text(frame[name])
+    return frame
+
+
 def column_problems(
     names: list[Any], contract: Mapping[str, Any], policy: InputPolicy | None = None
 ) -> list[str]:
@@ -127,7 +238,7 @@ def column_problems(
     policy = policy or InputPolicy()
     columns: dict[str, Any] = contract["columns"]
     present = set(names)
-    missing = [name for name in columns if name not in present]
+    missing = [n for n, e in columns.items() if n not in present and not is_optional(e)]
     problems = []
     if missing:
         more = (
@@ -158,7 +269,8 @@ def check_records(
 
     A serving request holds one row or a handful: building a DataFrame and
     checking it column-wise costs milliseconds there, a plain loop microseconds.
-    Returns (frame-level problems, reasons per row); nothing is cast.
+    Returns (frame-level problems, reasons per row); nothing is cast (see
+    :func:`canonical_records`).
     """
     policy = policy or InputPolicy()
     columns: dict[str, Any] = contract["columns"]
@@ -172,10 +284,10 @@ def check_records(
     for row, record in enumerate(records):
         reasons = []
         for name, entry in columns.items():
-            if name not in record:
+            if name not in record and not is_optional(entry):
                 reasons.append(f"column {name!r}: required, missing from the row")
                 continue
-            reason = value_problem(name, entry, record[name], policy)
+            reason = value_problem(name, entry, record.get(name), policy)
             if reason:
                 reasons.append(reason)
         if reasons:
@@ -183,132 +295,59 @@ def check_records(
     return [], rejected
 
 
-def value_problem(
-    name: str, entry: Mapping[str, Any], value: Any, policy: InputPolicy
-) -> str | None:
-    """Why one value breaks its column's contract, or None (the scalar twin of the vectorised checks)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return f"column {name!r}: missing value" if policy.missing_values == "reject" else None
-    if entry["kind"] == "numeric":
-        if isinstance(value, (bool, np.bool_)):
-            return f"column {name!r}: expected a number, got a boolean"
-        if isinstance(value, str):
-            return f"column {name!r}: expected a number, got text {value!r}"
-        if not isinstance(value, (int, float, np.integer, np.floating)):
-            return f"column {name!r}: expected a number"
-        number = float(value)
-        if number in (float("inf"), float("-inf")):
-            return f"column {name!r}: expected a finite number"
-        dtype = _source_dtype(entry)
-        if dtype.startswith(("int", "uint", "Int", "UInt")):
-            if number % 1 != 0:
-                return f"column {name!r}: expected an integer, got {number:g}"
-            info = np.iinfo(dtype.lower())
-            if not info.min <= int(value) <= info.max:
-                return _out_of_range(name, number, dtype, info)
-        return None
-    if _source_dtype(entry) == "bool":
-        if isinstance(value, (bool, np.bool_)):
-            return None
-        return f"column {name!r}: expected true or false, got {value!r}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (str, int, float, np.integer, np.floating)
-    ):
-        return f"column {name!r}: expected a category (text), got {type(value).__name__}"
-    known = entry.get("categories") or []
-    if policy.unseen_categories == "reject" and known and not entry.get("categories_truncated"):
-        text = str(value)
-        if text not in known:
-            return _unseen(name, text, known)
-    return None
+def canonical_records(
+    records: list[Mapping[str, Any]], contract: Mapping[str, Any]
+) -> dict[str, list[Any]]:
+    """Checked records as one list per contract column, each value in its canonical form.
+
+    The scalar twin of what :func:`check_frame` returns for valid rows: floats,
+    ``True``/``False``, naive UTC timestamps, text; ``None`` when missing.
+    """
+    out: dict[str, list[Any]] = {}
+    for name, entry in contract["columns"].items():
+        kind = kind_of(entry)
+        values: list[Any] = []
+        for record in records:
+            value: Any = record.get(name)
+            if is_missing(value):
+                values.append(None)
+            elif kind == "numeric":
+                values.append(float(value))
+            elif kind == "boolean":
+                values.append(boolean_value(value))
+            elif kind == "datetime":
+                values.append(timestamp_value(value))
+            else:
+                values.append(as_text(value))
+        out[name] = values
+    return out
 
 
-def _out_of_range(name: Any, value: float, dtype: str, info: np.iinfo) -> str:
-    return f"column {name!r}: {value:.0f} is out of range for {dtype} [{info.min}, {info.max}]"
+def cast_to_signature(
+    valid: pd.DataFrame, input_types: Mapping[str, str], features: list[str]
+) -> pd.DataFrame:
+    """Checked rows in the signature's column order and types.
 
-
-def _unseen(name: Any, text: str, known: list[str]) -> str:
-    shown = ", ".join(map(repr, known[:10])) + (" ..." if len(known) > 10 else "")
-    return f"column {name!r}: category {text!r} never seen in training; expected one of {shown}"
-
-
-def _source_dtype(entry: Mapping[str, Any]) -> str:
-    """The column's dtype in the training data (the model may see it as float64)."""
-    return str(entry.get("source_dtype", entry["dtype"]))
-
-
-Bad = list[tuple[int, str]]
-
-
-def _merge(bad: Bad, mask: np.ndarray, reason: str) -> Bad:
-    return bad + [(int(i), reason) for i in np.flatnonzero(mask)]
-
-
-def _numeric(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Series, Bad]:
-    name = series.name
-    dtype = _source_dtype(entry)
-    bad: Bad = []
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("float64"), _merge(
-            bad, series.notna().to_numpy(), f"column {name!r}: expected a number, got a boolean"
-        )
-    if not pd.api.types.is_numeric_dtype(series):  # object, or pandas' str dtype
-        series = series.astype(object)
-        is_bool = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-        is_text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-        for mask, kind in ((is_bool, "a boolean"), (is_text, "text")):
-            for i in np.flatnonzero(mask):
-                bad.append(
-                    (int(i), f"column {name!r}: expected a number, got {kind} {series[i]!r}")
-                )
-        numbers = pd.to_numeric(series.where(~(is_bool | is_text)), errors="coerce")
-        other = numbers.isna().to_numpy() & series.notna().to_numpy() & ~(is_bool | is_text)
-        bad = _merge(bad, other, f"column {name!r}: expected a number")
-    else:
-        numbers = pd.to_numeric(series, errors="coerce")
-    as_float = numbers.astype("float64")
-    present = as_float.notna().to_numpy()
-    finite = np.isfinite(as_float.to_numpy(na_value=0.0))
-    bad = _merge(bad, present & ~finite, f"column {name!r}: expected a finite number")
-    if dtype.startswith(("int", "uint", "Int", "UInt")):
-        info = np.iinfo(dtype.lower())
-        values = as_float.to_numpy(na_value=0.0)
-        fractional = present & finite & (np.mod(values, 1) != 0)
-        for i in np.flatnonzero(fractional):
-            bad.append((int(i), f"column {name!r}: expected an integer, got {values[i]:g}"))
-        out_of_range = present & finite & ((values < info.min) | (values > info.max))
-        for i in np.flatnonzero(out_of_range & ~fractional):
-            bad.append((int(i), _out_of_range(name, values[i], dtype, info)))
-        return as_float, bad  # scored as float64; the model's signature casts
-    return as_float, bad
-
-
-def _categorical(
-    series: pd.Series, entry: Mapping[str, Any], policy: InputPolicy
-) -> tuple[pd.Series, Bad]:
-    name = series.name
-    dtype = _source_dtype(entry)
-    bad: Bad = []
-    present = series.notna().to_numpy()
-    if dtype == "bool":
-        ok = series.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-        for i in np.flatnonzero(present & ~ok):
-            bad.append((int(i), f"column {name!r}: expected true or false, got {series[i]!r}"))
-        return series, bad
-    is_text = series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    is_number = series.map(
-        lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-    ).to_numpy(dtype=bool)
-    wrong = present & ~(is_text | is_number)
-    for i in np.flatnonzero(wrong):
-        bad.append(
-            (int(i), f"column {name!r}: expected a category (text), got {type(series[i]).__name__}")
-        )
-    text = series.where(~present, series.astype(str)).astype(object)
-    text = text.where(present, np.nan)
-    known = entry.get("categories") or []
-    if policy.unseen_categories == "reject" and known and not entry.get("categories_truncated"):
-        unseen = present & ~wrong & ~text.isin(known).to_numpy()
-        for i in np.flatnonzero(unseen):
-            bad.append((int(i), _unseen(name, text[i], known)))
-    return text, bad
+    The contract check gives numeric columns as float64, so integers read from
+    a file never meet pyfunc's "cannot safely convert int64 to float64";
+    integer signature columns (models logged before every number was float64)
+    become int64 again, kept float64 when a value is missing. Booleans stay an
+    object column of ``True``/``False``/``None`` (a missing one must reach the
+    imputer, not become ``False``); timestamps are ``datetime64[ns]``.
+    """
+    out = {}
+    for name in list(input_types) or features:
+        series = valid[name]
+        kind = input_types.get(name)
+        if kind in {"long", "integer"} and not series.isna().any():
+            series = series.astype("int64" if kind == "long" else "int32")
+        elif kind == "float":
+            series = series.astype("float32")
+        elif kind == "double" and series.dtype != np.float64:
+            series = series.astype("float64")
+        elif kind == "boolean":
+            series = series.astype(object).where(series.notna(), None)
+        elif kind == "datetime":
+            series = series.astype("datetime64[ns]")
+        out[name] = series
+    return pd.DataFrame(out, index=valid.index)

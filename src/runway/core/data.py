@@ -19,6 +19,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from runway.core.catalog import SKLEARN_DATASETS
+from runway.core.kinds import (
+    BOOLEAN_EXPECTED,
+    DATETIME_EXPECTED,
+    boolean_series,
+    looks_boolean,
+    looks_like_timestamps,
+    timestamp_series,
+)
 from runway.core.spec import DataSpec, ExperimentSpec, FeatureKind
 from runway.errors import DataError
 
@@ -32,6 +40,8 @@ class Dataset:
     frame: pd.DataFrame
     source: str
     name: str
+    # names a bundled dataset gives its integer labels (breast_cancer: 0 malignant, 1 benign)
+    class_names: dict[Any, str] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -58,16 +68,59 @@ class Split:
     features: dict[str, FeatureKind] = field(default_factory=dict)
     # dtypes as read, before numerics became float64: an int32 column stays "int32" here
     source_dtypes: dict[str, str] = field(default_factory=dict)
+    target: Target | None = None  # classification: classes, names, positive class
+    many_levels: tuple[str, ...] = ()  # categoricals with more levels than the threshold
+    notes: tuple[str, ...] = ()  # what `infer` decided and what to look at, for people
+
+    @property
+    def pos_label(self) -> Any:
+        """The positive class of a binary target (None otherwise): what f1/precision/recall use."""
+        return self.target.positive if self.target is not None else None
+
+    def kind(self, kind: FeatureKind) -> list[str]:
+        """Feature columns of one kind, in order."""
+        return [c for c, k in self.features.items() if k == kind]
 
     @property
     def numeric(self) -> list[str]:
         """Numeric feature columns, in order."""
-        return [c for c, k in self.features.items() if k == "numeric"]
+        return self.kind("numeric")
 
     @property
     def categorical(self) -> list[str]:
         """Categorical feature columns, in order."""
-        return [c for c, k in self.features.items() if k == "categorical"]
+        return self.kind("categorical")
+
+    def columns_by_kind(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`runway.core.pipeline.build_pipeline` for these columns."""
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "boolean": self.kind("boolean"),
+            "datetime": self.kind("datetime"),
+            "many_levels": self.many_levels,
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """A classification target: its labels, their names, and the positive class of a binary one."""
+
+    classes: tuple[Any, ...]
+    names: dict[Any, str]
+    positive: Any = None  # binary only: the label f1/precision/recall are about
+
+    def name(self, label: Any) -> str:
+        """The display name of ``label`` (the label itself when it has none)."""
+        return self.names.get(label, str(label))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (the contract's ``target`` section)."""
+        return {
+            "classes": [_plain(c) for c in self.classes],
+            "class_names": [self.name(c) for c in self.classes],
+            "positive_class": _plain(self.positive),
+        }
 
 
 def load_dataset(spec: DataSpec) -> Dataset:
@@ -77,7 +130,11 @@ def load_dataset(spec: DataSpec) -> Dataset:
         name = source.removeprefix("sklearn:")
         loader = getattr(importlib.import_module("sklearn.datasets"), SKLEARN_DATASETS[name])
         bunch = loader(as_frame=True)
-        return Dataset(frame=bunch.frame, source=source, name=name)
+        names = getattr(bunch, "target_names", None)
+        labels = {}
+        if names is not None and pd.api.types.is_integer_dtype(bunch.frame["target"]):
+            labels = {i: str(n) for i, n in enumerate(names) if str(n) != str(i)}
+        return Dataset(frame=bunch.frame, source=source, name=name, class_names=labels)
     path = Path(source).expanduser()
     if not path.is_file():
         raise DataError(
@@ -107,11 +164,7 @@ def resolve_features(spec: DataSpec, frame: pd.DataFrame, source: str) -> dict[s
         missing_drop = [c for c in spec.drop if c not in columns]
         if missing_drop:
             raise DataError(f"{source}: data.drop names unknown column(s) {missing_drop}")
-        return {
-            c: ("numeric" if _is_numeric(frame[c]) else "categorical")
-            for c in columns
-            if c != spec.target and c not in spec.drop
-        }
+        return {c: infer_kind(frame[c]) for c in columns if c != spec.target and c not in spec.drop}
     missing = [c for c in spec.features if c not in columns]
     if missing:
         raise DataError(
@@ -121,6 +174,34 @@ def resolve_features(spec: DataSpec, frame: pd.DataFrame, source: str) -> dict[s
         if kind == "numeric":
             _require_numeric(frame[column], source, column)
     return dict(spec.features)
+
+
+def infer_kind(series: pd.Series) -> FeatureKind:
+    """What ``features: infer`` makes of a column: numbers, true/false, ISO timestamps, or text."""
+    if looks_boolean(series):
+        return "boolean"
+    if _is_numeric(series):
+        return "numeric"
+    if looks_like_timestamps(series):
+        return "datetime"
+    return "categorical"
+
+
+def inference_notes(spec: DataSpec, features: dict[str, FeatureKind]) -> list[str]:
+    """One line per column ``infer`` did not make numeric or categorical, saying why."""
+    if spec.features is not None:
+        return []
+    notes = []
+    for column, kind in features.items():
+        if kind == "datetime":
+            notes.append(
+                f"column {column!r}: ISO 8601 timestamps, inferred as datetime (the model "
+                "derives its parts: preprocessing.datetime.parts); declare it categorical "
+                "in data.features to keep it as text"
+            )
+        elif kind == "boolean":
+            notes.append(f"column {column!r}: true/false values, inferred as boolean")
+    return notes
 
 
 def prepare(spec: ExperimentSpec, dataset: Dataset) -> Split:
@@ -143,17 +224,11 @@ def prepare(spec: ExperimentSpec, dataset: Dataset) -> Split:
     X = frame[list(features)].copy()
     source_dtypes = {column: str(X[column].dtype) for column in features}
     for column, kind in features.items():
-        if kind == "numeric":
-            # float64 throughout: an integer column cannot hold a missing value at
-            # predict time, and MLflow's schema would refuse the float it becomes.
-            X[column] = pd.to_numeric(X[column]).astype("float64")
-        else:
-            # object dtype with NaN for missing: what SimpleImputer and MLflow's
-            # signature inference both understand, whatever pandas' string default.
-            X[column] = X[column].astype("object").where(X[column].notna(), np.nan)
-    stratify = None
+        X[column] = canonical_training_column(X[column], kind, dataset.source)
+    stratify, classes = None, None
     if spec.task == "classification":
         _check_classes(target, spec, dataset.source)
+        classes = resolve_target(spec.data, target, dataset)
         stratify = target if spec.split.stratify else None
     else:
         _require_numeric(target, dataset.source, spec.data.target, role="target")
@@ -171,7 +246,118 @@ def prepare(spec: ExperimentSpec, dataset: Dataset) -> Split:
         random_state=spec.split.seed,
         stratify=stratify,
     )
-    return Split(X_train, X_holdout, y_train, y_holdout, features, source_dtypes)
+    threshold = spec.preprocessing.categorical.many_levels.threshold
+    levels = level_counts(X_train, features)
+    many = tuple(c for c, n in levels.items() if n > threshold)
+    notes = [
+        *inference_notes(spec.data, features),
+        *many_level_notes(X_train, levels, threshold),
+    ]
+    return Split(
+        X_train,
+        X_holdout,
+        y_train,
+        y_holdout,
+        features,
+        source_dtypes,
+        classes,
+        many,
+        tuple(notes),
+    )
+
+
+def canonical_training_column(series: pd.Series, kind: FeatureKind, source: str) -> pd.Series:
+    """A training column in the form the model is fitted on, and every path scores with.
+
+    numeric: float64 (an integer column cannot hold a missing value at predict
+    time, and MLflow's schema would refuse the float it becomes); boolean: object
+    ``True``/``False``/``None``; datetime: naive UTC ``datetime64[us]``; categorical:
+    object text with NaN for missing (what SimpleImputer and MLflow's signature
+    inference both understand, whatever pandas' string default).
+    """
+    name = series.name
+    if kind == "numeric":
+        return pd.to_numeric(series).astype("float64")
+    if kind == "boolean":
+        values, bad = boolean_series(series)
+        _refuse(bad, series, source, f"column {name!r} is boolean: {BOOLEAN_EXPECTED}")
+        return values
+    if kind == "datetime":
+        stamps, bad = timestamp_series(series)
+        _refuse(bad, series, source, f"column {name!r} is datetime: {DATETIME_EXPECTED}")
+        return stamps
+    present = series.notna()
+    text = series.astype("object").where(present, np.nan)
+    return text.where(~present, text.astype(str)).astype(object)
+
+
+def _refuse(bad: np.ndarray, series: pd.Series, source: str, what: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: {what}, but row {row} holds {series.iloc[row]!r} "
+            f"({int(bad.sum())} such value(s))"
+        )
+
+
+def level_counts(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str, int]:
+    """Distinct values per categorical column."""
+    return {c: int(X[c].nunique(dropna=True)) for c, k in features.items() if k == "categorical"}
+
+
+def many_level_notes(X: pd.DataFrame, levels: dict[str, int], threshold: int) -> list[str]:
+    """A warning per categorical with more levels than ``threshold``, or nearly one per row."""
+    notes = []
+    for column, n in levels.items():
+        present = int(X[column].notna().sum())
+        unique = n >= 20 and present and n / present > 0.5
+        if n <= threshold and not unique:
+            continue
+        why = f"{n:,} distinct values in {present:,} training rows"
+        why += " (nearly one per row)" if unique else f" (more than {threshold})"
+        notes.append(
+            f"column {column!r}: {why}: one-hot encoding makes a column per value and new "
+            "rows often hold values never seen in training. If it is an identifier, leave it "
+            "out (data.drop); if it holds timestamps, declare it datetime; otherwise set "
+            "preprocessing.categorical.min_frequency or preprocessing.categorical.many_levels."
+            "encode: target"
+        )
+    return notes
+
+
+def resolve_target(spec: DataSpec, target: pd.Series, dataset: Dataset) -> Target:
+    """The labels, their names (spec, else the bundled dataset's) and the positive class."""
+    classes = tuple(_plain(c) for c in sorted(target.dropna().unique()))
+    given = {str(k): v for k, v in (spec.class_names or {}).items()}
+    unknown = [k for k in given if k not in {str(c) for c in classes}]
+    if unknown:
+        raise DataError(
+            f"{dataset.source}: data.class_names names label(s) {unknown} the target "
+            f"{spec.target!r} does not have; its labels are {list(classes)}"
+        )
+    shipped = {str(k): v for k, v in dataset.class_names.items()}
+    names = {c: given.get(str(c), shipped.get(str(c), str(c))) for c in classes}
+    positive = None
+    if len(classes) == 2:
+        positive = classes[1]  # scikit-learn's convention: the greater label
+        wanted = spec.positive_class
+        if wanted is not None:
+            matches = [c for c in classes if str(c) == str(wanted) or names[c] == str(wanted)]
+            if not matches:
+                raise DataError(
+                    f"{dataset.source}: data.positive_class {wanted!r} is not a class of "
+                    f"{spec.target!r}; classes are "
+                    + ", ".join(
+                        f"{c!r} ({names[c]})" if names[c] != str(c) else repr(c) for c in classes
+                    )
+                )
+            positive = matches[0]
+    elif spec.positive_class is not None:
+        raise DataError(
+            f"{dataset.source}: data.positive_class is for binary targets; {spec.target!r} "
+            f"has {len(classes)} classes"
+        )
+    return Target(classes, names, positive)
 
 
 def _check_classes(target: pd.Series, spec: ExperimentSpec, source: str) -> None:

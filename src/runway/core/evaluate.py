@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import get_scorer
+from sklearn.metrics import f1_score, get_scorer, make_scorer, precision_score, recall_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -70,6 +70,20 @@ def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:
 
 FoldReport = Callable[[float, int, dict[str, list[float]]], None]
 
+# Metrics about one class of a binary target; roc_auc and log_loss are the same whichever it is.
+_POSITIVE_CLASS_METRICS = {"f1": f1_score, "precision": precision_score, "recall": recall_score}
+
+
+def metric_scorer(metric: str, pos_label: Any = None) -> Any:
+    """The scikit-learn scorer of ``metric``; f1/precision/recall about ``pos_label`` when given.
+
+    scikit-learn's named scorers assume the positive class is ``1``; a spec names
+    its own (``data.positive_class``; default the greater label, which is 1 of 0/1).
+    """
+    if pos_label is not None and metric in _POSITIVE_CLASS_METRICS:
+        return make_scorer(_POSITIVE_CLASS_METRICS[metric], pos_label=pos_label)
+    return get_scorer(METRICS[metric].scorer)
+
 
 def cross_validate(
     spec: ExperimentSpec,
@@ -77,6 +91,8 @@ def cross_validate(
     X: pd.DataFrame,
     y: pd.Series,
     report: FoldReport | None = None,
+    *,
+    pos_label: Any = None,
 ) -> CVResult:
     """Cross-validate an unfitted pipeline on the training split, fold by fold.
 
@@ -86,7 +102,7 @@ def cross_validate(
     into NaN scores: a run whose folds fail must fail.
     """
     folds: dict[str, list[float]] = {m: [] for m in spec.metrics}
-    scorers = {m: get_scorer(METRICS[m].scorer) for m in spec.metrics}
+    scorers = {m: metric_scorer(m, pos_label) for m in spec.metrics}
     primary = spec.primary_metric.name
     for fold, (train_idx, valid_idx) in enumerate(cv_splitter(spec).split(X, y)):
         fitted = clone(pipeline).fit(X.iloc[train_idx], y.iloc[train_idx])
@@ -104,13 +120,15 @@ def holdout_metrics(
     X: pd.DataFrame,
     y: pd.Series,
     metrics: Sequence[str] | None = None,
+    *,
+    pos_label: Any = None,
 ) -> dict[str, float]:
     """Score a fitted pipeline on the holdout, ``holdout_<metric>`` per metric.
 
     ``metrics`` defaults to the spec's (the registry adds those its policy gates on).
     """
     return {
-        f"holdout_{m}": float(get_scorer(METRICS[m].scorer)(fitted, X, y)) * METRICS[m].sign
+        f"holdout_{m}": float(metric_scorer(m, pos_label)(fitted, X, y)) * METRICS[m].sign
         for m in (metrics if metrics is not None else spec.metrics)
     }
 
@@ -121,14 +139,16 @@ def metric_value(
     y_pred: Sequence[Any],
     probabilities: np.ndarray | None = None,
     classes: Sequence[Any] | None = None,
+    positive: Any = None,
 ) -> float | None:
     """A catalog metric from predictions rather than a fitted model (labels joined later).
 
     Classification labels are compared as text (a label file's ``"1"`` is the
-    model's ``1``); ``classes`` orders the ``probabilities`` columns and its
-    last entry is the positive class of binary metrics (scikit-learn's
-    convention). Returns None when the metric needs probabilities that are not
-    there, or a second class that the labels do not have.
+    model's ``1``); ``classes`` orders the ``probabilities`` columns; the
+    positive class of binary metrics is ``positive`` (the model's contract
+    records the spec's), else the last class (scikit-learn's convention).
+    Returns None when the metric needs probabilities that are not there, or a
+    second class that the labels do not have.
     """
     from sklearn import metrics as m
 
@@ -147,12 +167,13 @@ def metric_value(
     truth_s = np.asarray([str(v) for v in y_true], dtype=object)
     predicted_s = np.asarray([str(v) for v in y_pred], dtype=object)
     labels = [str(c) for c in classes] if classes is not None else sorted(set(truth_s))
-    positive = labels[-1]
+    positive = str(positive) if positive is not None and str(positive) in labels else labels[-1]
     if entry.needs_proba:
         if probabilities is None or len(set(truth_s)) < 2:
             return None
         if name == "roc_auc":
-            return float(m.roc_auc_score(truth_s == positive, probabilities[:, -1]))
+            column = probabilities[:, labels.index(positive)]
+            return float(m.roc_auc_score(truth_s == positive, column))
         if name == "roc_auc_ovr":
             return float(m.roc_auc_score(truth_s, probabilities, multi_class="ovr", labels=labels))
         return float(m.log_loss(truth_s, probabilities, labels=labels))

@@ -28,7 +28,15 @@ class ModelFacts:
     author: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     score_error: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # every signature column -> type
+    # the columns a request must send; None: all of them (facts gathered before optional columns)
+    required: tuple[str, ...] | None = None
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """The signature columns a request must send."""
+        return tuple(self.inputs) if self.required is None else self.required
+
     latency_ms: float | None = None
     size_mb: float | None = None
 
@@ -231,14 +239,23 @@ def _improvement(
     )
 
 
+def _columns(facts: ModelFacts) -> str:
+    optional = len(facts.inputs) - len(facts.required_inputs)
+    return f"{len(facts.inputs)} columns" + (f" ({optional} optional)" if optional else "")
+
+
 def _signature(candidate: ModelFacts, baseline: ModelFacts | None, allow_breaking: bool) -> Rule:
     ours = candidate.inputs
     name = "input signature"
     if baseline is None:
-        return Rule(name, True, f"{len(ours)} columns", "-", "compatible", "no Production version")
+        return Rule(name, True, _columns(candidate), "-", "compatible", "no Production version")
     theirs = baseline.inputs
     problems = [f"{c} is no longer accepted" for c in theirs if c not in ours]
-    problems += [f"{c} is newly required" for c in ours if c not in theirs]
+    problems += [
+        f"{c} is newly required"
+        for c in candidate.required_inputs
+        if c not in theirs or c not in baseline.required_inputs
+    ]
     problems += [
         f"{c} changed type {theirs[c]} -> {ours[c]}"
         for c in ours
@@ -249,4 +266,4 @@ def _signature(candidate: ModelFacts, baseline: ModelFacts | None, allow_breakin
         f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
     )
     limit = "breaking allowed" if allow_breaking else "same columns and types"
-    return Rule(name, passed, f"{len(ours)} columns", f"{len(theirs)} columns", limit, detail)
+    return Rule(name, passed, _columns(candidate), _columns(baseline), limit, detail)

@@ -7,6 +7,7 @@ Step names are part of the public contract: ``preprocess`` then ``model``, so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -19,10 +20,18 @@ from sklearn.preprocessing import (
     OrdinalEncoder,
     RobustScaler,
     StandardScaler,
+    TargetEncoder,
 )
 
 from runway.core.catalog import ESTIMATORS
-from runway.core.spec import CategoricalPreprocessing, ExperimentSpec, NumericPreprocessing
+from runway.core.spec import (
+    BooleanPreprocessing,
+    CategoricalPreprocessing,
+    DatetimePreprocessing,
+    ExperimentSpec,
+    NumericPreprocessing,
+)
+from runway.core.transformers import BooleanEncoder, CategoryText, DatetimeParts
 
 PREPROCESS_STEP = "preprocess"
 MODEL_STEP = "model"
@@ -38,23 +47,39 @@ def build_estimator(spec: ExperimentSpec) -> BaseEstimator:
     return cls(**params)
 
 
-def _numeric(cfg: NumericPreprocessing) -> Pipeline | str:
+def _numeric(cfg: NumericPreprocessing | DatetimePreprocessing) -> list[tuple[str, Any]]:
     steps: list[tuple[str, Any]] = []
     if cfg.impute != "none":
         steps.append(("impute", SimpleImputer(strategy=cfg.impute)))
     if cfg.scale != "none":
         steps.append(("scale", _SCALERS[cfg.scale]()))
-    return Pipeline(steps) if steps else "passthrough"
+    return steps
 
 
-def _categorical(cfg: CategoricalPreprocessing) -> Pipeline:
-    steps: list[tuple[str, Any]] = []
+def _boolean(cfg: BooleanPreprocessing) -> Pipeline:
+    steps: list[tuple[str, Any]] = [("encode", BooleanEncoder())]
+    if cfg.impute != "none":
+        steps.append(("impute", SimpleImputer(strategy=cfg.impute)))
+    return Pipeline(steps)
+
+
+def _datetime(cfg: DatetimePreprocessing) -> Pipeline:
+    return Pipeline([("parts", DatetimeParts(parts=tuple(cfg.parts))), *_numeric(cfg)])
+
+
+def _categorical(cfg: CategoricalPreprocessing, encode: str, spec: ExperimentSpec) -> Pipeline:
+    steps: list[tuple[str, Any]] = [("text", CategoryText())]
     if cfg.impute == "constant":
         steps.append(("impute", SimpleImputer(strategy="constant", fill_value="__missing__")))
     elif cfg.impute == "most_frequent":
         steps.append(("impute", SimpleImputer(strategy="most_frequent")))
-    if cfg.encode == "onehot":
-        encoder: Any = OneHotEncoder(
+    encoder: Any
+    if encode == "target":
+        # Cross-fitted inside fit_transform; unseen values get the overall target mean.
+        target = "continuous" if spec.task == "regression" else "auto"
+        encoder = TargetEncoder(target_type=target, random_state=spec.split.seed)
+    elif encode == "onehot":
+        encoder = OneHotEncoder(
             handle_unknown="infrequent_if_exist" if cfg.min_frequency else "ignore",
             min_frequency=cfg.min_frequency,
             sparse_output=False,
@@ -67,15 +92,49 @@ def _categorical(cfg: CategoricalPreprocessing) -> Pipeline:
     return Pipeline(steps)
 
 
-def build_pipeline(spec: ExperimentSpec, numeric: list[str], categorical: list[str]) -> Pipeline:
-    """Preprocessing for the given columns followed by the spec's estimator."""
-    transformers: list[tuple[str, Any, list[str]]] = []
-    if numeric:
-        transformers.append(("num", _numeric(spec.preprocessing.numeric), numeric))
-    if categorical:
-        transformers.append(("cat", _categorical(spec.preprocessing.categorical), categorical))
+def build_pipeline(
+    spec: ExperimentSpec,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    boolean: Sequence[str] = (),
+    datetime: Sequence[str] = (),
+    many_levels: Sequence[str] = (),
+) -> Pipeline:
+    """Preprocessing for the given columns followed by the spec's estimator.
+
+    One branch per kind: ``num``, ``bool``, ``cat``, ``many`` (the many-level
+    categoricals, when ``many_levels.encode`` gives them their own encoding) and
+    ``dt``. Branches without columns are left out, so a spec without booleans or
+    timestamps builds the pipeline it always did.
+    """
+    pre = spec.preprocessing
+    cat = pre.categorical
+    separate = list(many_levels) if cat.many_levels.encode != "same" else []
+    plain = [c for c in categorical if c not in separate]
+    numeric_steps = _numeric(pre.numeric)
+    branches: list[tuple[str, Any, list[str]]] = [
+        ("num", Pipeline(numeric_steps) if numeric_steps else "passthrough", list(numeric)),
+        ("bool", _boolean(pre.boolean), list(boolean)),
+        ("cat", _categorical(cat, cat.encode, spec), plain),
+        ("many", _categorical(cat, cat.many_levels.encode, spec), separate),
+        ("dt", _datetime(pre.datetime), list(datetime)),
+    ]
+    transformers = [branch for branch in branches if branch[2]]
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
     return Pipeline([(PREPROCESS_STEP, preprocess), (MODEL_STEP, build_estimator(spec))])
+
+
+def inference_ready(pipeline: Pipeline) -> Pipeline:
+    """Set every ``n_jobs`` of a fitted pipeline to 1: the model is scored one request at a time.
+
+    Why: a forest fitted with ``n_jobs=-1`` predicts one row ~2.5x slower (joblib
+    starts a pool per call) and oversubscribes a shared host. Batch scoring sets
+    its own value at load (``runway.scoring.model``). Training params stay as logged.
+    """
+    params = pipeline.get_params(deep=True)
+    jobs = {k: 1 for k, v in params.items() if k.endswith("n_jobs") and v not in (None, 1)}
+    return pipeline.set_params(**jobs) if jobs else pipeline
 
 
 def loggable_params(pipeline: Pipeline) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from runway.core.data import Target
 from runway.core.pipeline import MODEL_STEP, PREPROCESS_STEP
 from runway.core.spec import ExperimentSpec
 
@@ -37,9 +38,18 @@ Save = Callable[[Any, str], None]
 
 
 def make_plots(
-    spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series, out_dir: Path
+    spec: ExperimentSpec,
+    fitted: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    out_dir: Path,
+    target: Target | None = None,
 ) -> list[Path]:
-    """Write the PNGs people look at for this task into ``out_dir``; return their paths."""
+    """Write the PNGs people look at for this task into ``out_dir``; return their paths.
+
+    Classes are shown by name (``target.names``) and a binary ROC is drawn for
+    the positive class.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -48,11 +58,16 @@ def make_plots(
     out_dir.mkdir(parents=True, exist_ok=True)
     # Matplotlib's own look, whatever another library left as the global style.
     with plt.style.context("default"):
-        return _draw(spec, fitted, X, y, out_dir)
+        return _draw(spec, fitted, X, y, out_dir, target)
 
 
 def _draw(
-    spec: ExperimentSpec, fitted: Pipeline, X: pd.DataFrame, y: pd.Series, out_dir: Path
+    spec: ExperimentSpec,
+    fitted: Pipeline,
+    X: pd.DataFrame,
+    y: pd.Series,
+    out_dir: Path,
+    target: Target | None,
 ) -> list[Path]:
     import matplotlib.pyplot as plt
 
@@ -66,7 +81,7 @@ def _draw(
         written.append(path)
 
     if spec.task == "classification":
-        _classification(fitted, X, y, save)
+        _classification(fitted, X, y, save, target)
     else:
         _regression(fitted, X, y, save)
     importances = feature_importances(fitted)
@@ -79,26 +94,43 @@ def _draw(
     return written
 
 
-def _classification(fitted: Pipeline, X: pd.DataFrame, y: pd.Series, save: Save) -> None:
-    """Confusion matrix, and ROC curves (one per class beyond two)."""
+def class_labels(classes: list[Any], target: Target | None) -> list[str]:
+    """What a plot calls each class: its name, with the label when they differ (``malignant (0)``)."""
+    if target is None:
+        return [str(c) for c in classes]
+    named = [target.name(c) for c in classes]
+    return [n if n == str(c) else f"{n} ({c})" for n, c in zip(named, classes, strict=True)]
+
+
+def _classification(
+    fitted: Pipeline, X: pd.DataFrame, y: pd.Series, save: Save, target: Target | None
+) -> None:
+    """Confusion matrix, and ROC curves (the positive class's; one per class beyond two)."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
+    classes = list(fitted.classes_)
+    labels = class_labels(classes, target)
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    ConfusionMatrixDisplay.from_estimator(fitted, X, y, ax=ax, colorbar=False)
+    ConfusionMatrixDisplay.from_estimator(
+        fitted, X, y, labels=classes, display_labels=labels, ax=ax, colorbar=False
+    )
     ax.set_title(f"Confusion matrix (holdout, n={len(y)})")
     save(fig, "confusion_matrix.png")
-    classes = list(fitted.classes_)
     if not hasattr(fitted, "predict_proba"):
         return
     fig, ax = plt.subplots(figsize=(5, 4.5))
     if len(classes) == 2:
-        RocCurveDisplay.from_estimator(fitted, X, y, ax=ax)
+        positive = target.positive if target is not None else classes[1]
+        name = labels[classes.index(positive)] if positive in classes else str(positive)
+        RocCurveDisplay.from_estimator(
+            fitted, X, y, pos_label=positive, ax=ax, name=f"positive class: {name}"
+        )
     else:
         proba = fitted.predict_proba(X)
         for i, label in enumerate(classes):
             RocCurveDisplay.from_predictions(
-                (y == label).astype(int), proba[:, i], ax=ax, name=f"{label} vs rest"
+                (y == label).astype(int), proba[:, i], ax=ax, name=f"{labels[i]} vs rest"
             )
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_title("ROC (holdout)")

@@ -1,7 +1,7 @@
 """The reference profile of a model's training data: what drift checks compare against.
 
-Quantile bins and summary statistics per numeric feature, category frequencies
-per categorical one; logged with every model (``contract/reference_profile.json``).
+Quantile bins and summary statistics per numeric feature, value frequencies
+per categorical or boolean one, the range of a datetime one; logged with every model (``contract/reference_profile.json``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str
         }
         if kind == "numeric":
             entry.update(numeric_entry(series.dropna().astype("float64").to_numpy()))
-        else:
+        elif kind == "datetime":  # timestamps move on by nature: their range, not their bins
+            stamps = series.dropna()
+            if len(stamps):
+                entry.update(min=stamps.min().isoformat(), max=stamps.max().isoformat())
+        else:  # categorical and boolean: how often each value occurs
             entry.update(categorical_entry(series.dropna().astype(str)))
         profile[name] = entry
     return {"version": PROFILE_VERSION, "n_rows": len(X), "features": profile}

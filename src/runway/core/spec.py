@@ -24,6 +24,8 @@ from runway.core.catalog import (
     Direction,
     Task,
 )
+from runway.core.kinds import DatetimePart, Kind
+from runway.core.transformers import DATETIME_PARTS
 from runway.core.validation import (
     Strict,
     fail,
@@ -34,7 +36,7 @@ from runway.core.validation import (
 )
 from runway.errors import SpecError
 
-FeatureKind = Literal["numeric", "categorical"]
+FeatureKind = Kind  # numeric | boolean | categorical | datetime (runway.core.kinds)
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SPEC_ARTIFACT = "spec/spec.yaml"  # the resolved spec, as every run records it
 
@@ -55,12 +57,25 @@ class DataSpec(Strict):
     target: str = Field(min_length=1, description="The column to predict.")
     features: dict[str, FeatureKind] | None = Field(
         default=None,
-        description="Feature columns and their kinds, or 'infer' (every other column; "
-        "numbers are numeric, everything else categorical).",
+        description="Feature columns and their kinds (numeric, boolean, categorical, datetime), "
+        "or 'infer' (every other column: numbers are numeric, true/false columns boolean, "
+        "ISO 8601 dates and timestamps datetime, everything else categorical).",
         json_schema_extra=_features_schema,
     )
     drop: tuple[str, ...] = Field(
         default=(), description="Columns to ignore when features are inferred (ids, leaks)."
+    )
+    positive_class: int | str | None = Field(
+        default=None,
+        description="Binary classification: the class f1, precision and recall are about "
+        "(a label, or its name in class_names). Default: scikit-learn's convention, the "
+        "greater of the two labels (1 of 0/1, 'yes' of no/yes).",
+    )
+    class_names: dict[int | str, str] | None = Field(
+        default=None,
+        description="Names for the target's labels (0: malignant), used in plots and in "
+        "batch scoring's proba_<class> columns; predictions stay the labels. Default: the "
+        "names a bundled scikit-learn dataset ships, else the labels themselves.",
     )
 
     @field_validator("features", mode="before")
@@ -101,21 +116,64 @@ class NumericPreprocessing(Strict):
     scale: Literal["standard", "minmax", "robust", "none"] = "standard"
 
 
+class ManyLevels(Strict):
+    """Categoricals with many distinct values: one-hot encoding makes a column per value."""
+
+    threshold: int = Field(
+        default=50,
+        ge=2,
+        description="A categorical with more distinct values than this in the training "
+        "split is many-level: `spec check` and `train` warn about it.",
+    )
+    encode: Literal["same", "target"] = Field(
+        default="same",
+        description="How many-level categoricals are encoded: 'same' as the others "
+        "(categorical.encode), or 'target' (scikit-learn's TargetEncoder: the target mean "
+        "per value, cross-fitted; unseen values get the overall mean).",
+    )
+
+
 class CategoricalPreprocessing(Strict):
     """How categorical columns are imputed and encoded."""
 
     impute: Literal["most_frequent", "constant", "none"] = "constant"
-    encode: Literal["onehot", "ordinal"] = "onehot"
+    encode: Literal["onehot", "ordinal", "target"] = "onehot"
     min_frequency: int | None = Field(
         default=None, ge=1, description="Group categories rarer than this into one column."
     )
+    many_levels: ManyLevels = ManyLevels()
+
+
+class BooleanPreprocessing(Strict):
+    """Boolean columns become 1.0/0.0; a missing value is imputed."""
+
+    impute: Literal["mean", "most_frequent", "none"] = Field(
+        default="mean",
+        description="mean: the share of true in training (a missing value scores between "
+        "false and true); most_frequent; none (the estimator must take NaN).",
+    )
+
+
+class DatetimePreprocessing(Strict):
+    """Datetime columns become numeric parts inside the model (clients send the timestamp)."""
+
+    parts: tuple[DatetimePart, ...] = Field(
+        default=DATETIME_PARTS,
+        min_length=1,
+        description="Parts derived from each timestamp (UTC); elapsed_days counts from the "
+        "earliest training timestamp.",
+    )
+    impute: Literal["mean", "median", "most_frequent", "none"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
 
 
 class PreprocessingSpec(Strict):
     """Per-kind preprocessing; unseen categories are always tolerated at predict time."""
 
     numeric: NumericPreprocessing = NumericPreprocessing()
+    boolean: BooleanPreprocessing = BooleanPreprocessing()
     categorical: CategoricalPreprocessing = CategoricalPreprocessing()
+    datetime: DatetimePreprocessing = DatetimePreprocessing()
 
 
 class EstimatorSpec(Strict):
@@ -237,6 +295,10 @@ class ExperimentSpec(Strict):
             fail("primary_metric.direction", f"{primary.name!r} is better when it is {natural}d")
         if self.sweep is not None:
             _check_sweep(self.sweep, self.estimator, self.task)
+        if self.task != "classification":
+            for name in ("positive_class", "class_names"):
+                if getattr(self.data, name) is not None:
+                    fail(f"data.{name}", f"only for classification, task is {self.task}")
         if self.data.features is not None:
             if self.data.target in self.data.features:
                 fail(f"data.features.{self.data.target}", "the target cannot be a feature")

@@ -7,6 +7,7 @@ then :func:`runway.core.gates.judge` decides. Nothing here writes.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 import time
@@ -16,17 +17,25 @@ from typing import Any
 import pandas as pd
 
 from runway.core.catalog import BINARY_ONLY_METRICS, METRICS
-from runway.core.data import load_dataset, prepare
+from runway.core.data import Split, load_dataset, prepare
 from runway.core.evaluate import holdout_metrics
 from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
+from runway.core.threads import limit, threads_for
 from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
 from runway.jobs.lighten import load_for_scoring
 from runway.settings import Settings
 from runway.store import models, trust, twin
 from runway.store.registry import Stage, VersionInfo, get_version, run_author
 from runway.store.tracking import download_artifact
+
+# The latency gate: a warm median of enough single-row calls that measuring the same
+# version twice gives the same verdict (measured with threads pinned, as serving runs).
+LATENCY_WARMUP_CALLS = 10
+LATENCY_MIN_CALLS = 50
+LATENCY_MAX_CALLS = 500
+LATENCY_BUDGET_SECONDS = 1.0
 
 
 def evaluate(
@@ -42,7 +51,9 @@ def evaluate(
 
     Both are checked (:func:`runway.store.trust.fetch_verified`) before they
     are loaded: an untrusted candidate raises :class:`UntrustedModel`; an
-    untrusted champion is not loaded and counts as unable to score.
+    untrusted champion is not loaded and counts as unable to score. The latency
+    gate measures with BLAS/OpenMP threads pinned as serving pins them
+    (``RUNWAY_THREADS``, :func:`runway.core.threads.threads_for`).
     """
     if not candidate.run_id:
         raise RegistryError(f"{candidate.name} v{candidate.version} has no source run to gate")
@@ -62,10 +73,14 @@ def evaluate(
             f"holdout {spec.split.holdout:g}) from the candidate's spec"
         )
         metrics = gate_metrics(spec, policy, y)
+        if split.target is not None and split.target.positive is not None:
+            positive = split.target.positive
+            evaluation += f"; positive class {positive!r} ({split.target.name(positive)})"
+        threads = threads_for("gate", settings.threads)
         local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
-        facts = _facts(candidate, local, spec, metrics, X, y)
-        base = _baseline_facts(baseline, spec, metrics, X, y, Path(tmp), settings)
-        evaluation += _twin_note(candidate, facts, X, Path(tmp), settings)
+        facts = _facts(candidate, local, spec, metrics, split, threads)
+        base = _baseline_facts(baseline, spec, metrics, split, threads, Path(tmp), settings)
+        evaluation += _twin_note(candidate, facts, split.X_holdout, threads, Path(tmp), settings)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -80,7 +95,12 @@ def evaluate(
 
 
 def _twin_note(
-    candidate: VersionInfo, facts: ModelFacts, X: pd.DataFrame, tmp: Path, settings: Settings
+    candidate: VersionInfo,
+    facts: ModelFacts,
+    X: pd.DataFrame,
+    threads: int,
+    tmp: Path,
+    settings: Settings,
 ) -> str:
     """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
     source = candidate.tags.get(twin.SOURCE_TAG)
@@ -88,7 +108,7 @@ def _twin_note(
         return ""
     try:
         mv = get_version(candidate.name, source)
-        source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X)
+        source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X, threads)
     except (RunwayError, OSError) as exc:
         return f"; ONNX twin of v{source} (its latency not measured: {exc})"
     mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
@@ -116,8 +136,8 @@ def _baseline_facts(
     baseline: VersionInfo | None,
     spec: ExperimentSpec,
     metrics: list[str],
-    X: pd.DataFrame,
-    y: pd.Series,
+    split: Split,
+    threads: int,
     tmp: Path,
     settings: Settings,
 ) -> ModelFacts | None:
@@ -127,7 +147,7 @@ def _baseline_facts(
         local = trust.fetch_verified(baseline, tmp / "baseline", settings)
     except UntrustedModel as exc:  # never loaded; the improvement gate says why
         return ModelFacts(baseline.version, baseline.stage, baseline.run_id, score_error=str(exc))
-    return _facts(baseline, local, spec, metrics, X, y)
+    return _facts(baseline, local, spec, metrics, split, threads)
 
 
 def _facts(
@@ -135,16 +155,17 @@ def _facts(
     local: Path,
     spec: ExperimentSpec,
     metrics: list[str],
-    X: pd.DataFrame,
-    y: pd.Series,
+    split: Split,
+    threads: int,
 ) -> ModelFacts:
     scores: dict[str, float] = {}
     latency = error = None
     try:
         model = load_for_scoring(local)  # the pipeline, or an ONNX twin
-        measured = holdout_metrics(spec, model, X, y, metrics)
+        X, y = split.X_holdout, split.y_holdout
+        measured = holdout_metrics(spec, model, X, y, metrics, pos_label=split.pos_label)
         scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}
-        latency = latency_ms(local, X)
+        latency = latency_ms(local, X, threads)
     except Exception as exc:  # the baseline may not read the candidate's columns
         error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     return ModelFacts(
@@ -154,21 +175,37 @@ def _facts(
         author=run_author(mv.run_id),
         metrics=scores,
         score_error=error,
-        inputs=models.signature_inputs(local, required_only=True),
+        inputs=models.signature_inputs(local),
+        required=tuple(models.signature_inputs(local, required_only=True)),
         latency_ms=latency,
         size_mb=models.size_mb(local),
     )
 
 
-def latency_ms(local: Path, X: Any, repeats: int = 30) -> float:
-    """Median in-process single-row predict time through pyfunc (schema checks included)."""
+def latency_ms(local: Path, X: Any, threads: int = 1) -> float:
+    """Median in-process single-row predict time through pyfunc (schema checks included).
+
+    Warm (the first calls pay caches and lazy imports), with BLAS/OpenMP pinned to
+    ``threads`` as a serving backend runs, without the garbage collector in the
+    timed calls, over at least :data:`LATENCY_MIN_CALLS` calls (more while the
+    budget lasts): the same version measured twice gets the same verdict.
+    """
     model = models.load_pyfunc(local)
     row = X.head(1)
-    for _ in range(3):
-        model.predict(row)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.predict(row)
-        times.append((time.perf_counter() - started) * 1000)
+    with limit(threads):
+        for _ in range(LATENCY_WARMUP_CALLS):
+            model.predict(row)
+        times: list[float] = []
+        gc.collect()
+        gc.disable()
+        try:
+            deadline = time.perf_counter() + LATENCY_BUDGET_SECONDS
+            while len(times) < LATENCY_MIN_CALLS or (
+                len(times) < LATENCY_MAX_CALLS and time.perf_counter() < deadline
+            ):
+                started = time.perf_counter()
+                model.predict(row)
+                times.append((time.perf_counter() - started) * 1000)
+        finally:
+            gc.enable()
     return statistics.median(times)

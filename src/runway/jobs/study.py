@@ -92,7 +92,7 @@ def build_trial_pipeline(
     spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
 ) -> Pipeline:
     """The pipeline one trial evaluates (and the refit of the best one)."""
-    pipeline = build_pipeline(trial_spec(spec, estimator), split.numeric, split.categorical)
+    pipeline = build_pipeline(trial_spec(spec, estimator), **split.columns_by_kind())
     return pipeline.set_params(**params)
 
 

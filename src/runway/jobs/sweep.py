@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from runway.core.data import Dataset, Split, load_dataset, prepare
 from runway.core.evaluate import cross_validate, fold_metric
 from runway.core.pipeline import build_pipeline
 from runway.core.spec import ExperimentSpec, spec_from_dict
+from runway.core.threads import limit, thread_env, threads_for
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import PARENT_ATTR, build_trial_pipeline, params_of, sweep_of
@@ -70,7 +72,7 @@ class SweepResult:
 def check_space(spec: ExperimentSpec, split: Split) -> None:
     """Refuse ``preprocess__*`` names the built pipeline does not have (needs the columns)."""
     sweep = sweep_of(spec)
-    known = build_pipeline(spec, split.numeric, split.categorical).get_params(deep=True)
+    known = build_pipeline(spec, **split.columns_by_kind()).get_params(deep=True)
     for key in sweep.space:
         if key.startswith("preprocess__") and key not in known:
             candidates = [k for k in known if k.startswith("preprocess__")]
@@ -113,7 +115,14 @@ def _objective(ctx: SweepContext) -> Any:
 
         try:
             pipeline = build_trial_pipeline(ctx.spec, ctx.split, estimator, params)
-            cv = cross_validate(ctx.spec, pipeline, ctx.split.X_train, ctx.split.y_train, report)
+            cv = cross_validate(
+                ctx.spec,
+                pipeline,
+                ctx.split.X_train,
+                ctx.split.y_train,
+                report,
+                pos_label=ctx.split.pos_label,
+            )
             folds, state = cv.folds, "COMPLETE"
             return cv.mean(ctx.spec.primary_metric.name)
         except _Pruned as pruned:
@@ -158,26 +167,29 @@ def _log_trial(
 
 def _worker_main(
     spec_doc: dict[str, Any],
-    ctx_fields: dict[str, str],
+    ctx_fields: dict[str, Any],
     n_trials: int,
     timeout: float | None,
     tracking_uri: str,
+    threads: int = 1,
 ) -> None:
     """A sweep worker process: its own data split, storage handle and MLflow configuration."""
+    os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
-    ctx = SweepContext(spec, split, **ctx_fields)
+    ctx = SweepContext(spec, split, **ctx_fields, threads=threads)
     study = studies.load_study(spec, studies.open_storage(ctx.storage_url), ctx.study_name)
     _freeze_heap()
-    study.optimize(
-        _objective(ctx),
-        n_trials=n_trials,
-        timeout=timeout,
-        catch=(Exception,),
-        gc_after_trial=False,
-    )
+    with limit(threads):
+        study.optimize(
+            _objective(ctx),
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),
+            gc_after_trial=False,
+        )
 
 
 def _freeze_heap() -> None:
@@ -214,14 +226,15 @@ def _optimize(ctx: SweepContext, study: optuna.Study, workers: int) -> None:
     try:
         for proc in procs:
             proc.start()
-        study.optimize(
-            _objective(ctx),
-            n_trials=shares[0],
-            timeout=sweep.timeout,
-            catch=(Exception,),
-            callbacks=[lambda s, t: progress.update(s)],
-            gc_after_trial=False,
-        )
+        with limit(ctx.threads):  # this process is a worker too: the cores are shared
+            study.optimize(
+                _objective(ctx),
+                n_trials=shares[0],
+                timeout=sweep.timeout,
+                catch=(Exception,),
+                callbacks=[lambda s, t: progress.update(s)],
+                gc_after_trial=False,
+            )
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
             progress.update(study)
@@ -249,7 +262,7 @@ def _workers(ctx: SweepContext, shares: list[int]) -> list[multiprocessing.proce
     return [
         spawn.Process(
             target=_worker_main,
-            args=(spec_doc, ctx_fields, share, timeout, tracking.tracking_uri()),
+            args=(spec_doc, ctx_fields, share, timeout, tracking.tracking_uri(), ctx.threads),
             name=f"runway-sweep-worker-{i}",
         )
         for i, share in enumerate(shares, start=1)
@@ -321,7 +334,13 @@ def sweep(
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
         ctx = SweepContext(
-            spec, split, parent.info.experiment_id, parent.info.run_id, name, storage_url
+            spec,
+            split,
+            parent.info.experiment_id,
+            parent.info.run_id,
+            name,
+            storage_url,
+            threads_for("sweep", settings.threads, workers),
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):

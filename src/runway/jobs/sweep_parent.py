@@ -44,6 +44,7 @@ class SweepContext:
     parent_run_id: str
     study_name: str
     storage_url: str
+    threads: int = 1  # BLAS/OpenMP threads per worker process (runway.core.threads)
 
 
 def estimator_tag(spec: ExperimentSpec) -> str:
@@ -119,7 +120,11 @@ def refit(
         tracking.set_tags({"runway.refit_params_changed": ",".join(changed)})
     tracking.set_tags({ESTIMATOR_TAG: estimator})
     holdout = holdout_metrics(
-        trial_spec(ctx.spec, estimator), fitted, split.X_holdout, split.y_holdout
+        trial_spec(ctx.spec, estimator),
+        fitted,
+        split.X_holdout,
+        split.y_holdout,
+        pos_label=split.pos_label,
     )
     tracking.log_metrics(holdout)
     return log_evaluated_model(ctx.spec, split, fitted), holdout

@@ -16,10 +16,11 @@ from pathlib import Path
 from sklearn.pipeline import Pipeline
 
 from runway import __version__
-from runway.core.contract import infer_contract
+from runway.core.contract import infer_contract, signature_columns
 from runway.core.data import Dataset, Split, frame_digest, load_dataset, prepare
 from runway.core.evaluate import cross_validate, holdout_metrics
-from runway.core.pipeline import build_pipeline, loggable_params
+from runway.core.kinds import KINDS
+from runway.core.pipeline import build_pipeline, inference_ready, loggable_params
 from runway.core.plots import make_plots
 from runway.core.profile import infer_profile, prediction_profile
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec
@@ -88,11 +89,8 @@ def train(
     log.info("loading data from %s", spec.data.source)
     dataset = load_dataset(spec.data)
     split = prepare(spec, dataset)
-    log.info(
-        "%d training rows, %d holdout rows, %d numeric + %d categorical features",
-        *(len(split.X_train), len(split.X_holdout), len(split.numeric), len(split.categorical)),
-    )
-    pipeline = build_pipeline(spec, split.numeric, split.categorical)
+    describe(split)
+    pipeline = build_pipeline(spec, **split.columns_by_kind())
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
 
@@ -104,13 +102,17 @@ def train(
         log_lineage(spec, dataset, split)
 
         log.info("cross-validating %s over %d folds", spec.estimator.name, spec.split.cv_folds)
-        cv = cross_validate(spec, pipeline, split.X_train, split.y_train)
+        cv = cross_validate(spec, pipeline, split.X_train, split.y_train, pos_label=split.pos_label)
         tracking.log_fold_metrics(cv.fold_series())
         metrics = cv.summary()
 
         log.info("fitting on the training split and scoring the holdout")
         fitted = pipeline.fit(split.X_train, split.y_train)
-        metrics.update(holdout_metrics(spec, fitted, split.X_holdout, split.y_holdout))
+        metrics.update(
+            holdout_metrics(
+                spec, fitted, split.X_holdout, split.y_holdout, pos_label=split.pos_label
+            )
+        )
         tracking.log_metrics(metrics)
 
         model_uri = log_evaluated_model(spec, split, fitted)
@@ -127,6 +129,17 @@ def train(
         url=tracking.run_url(run_id, active.info.experiment_id, settings.ui_url),
         runs_url=tracking.experiment_url(active.info.experiment_id, settings.ui_url),
     )
+
+
+def describe(split: Split) -> None:
+    """Log the split's size and feature kinds, and warn about what ``prepare`` noticed."""
+    kinds = ", ".join(f"{len(split.kind(k))} {k}" for k in KINDS if split.kind(k))
+    log.info(
+        "%d training rows, %d holdout rows; features: %s",
+        *(len(split.X_train), len(split.X_holdout), kinds),
+    )
+    for note in split.notes:
+        log.warning("%s", note)
 
 
 def split_params(spec: ExperimentSpec) -> dict[str, float | int]:
@@ -151,18 +164,20 @@ def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) ->
     The contract, the reference profile, the plots and the model itself: shared by
     ``train`` and the refit of a sweep's best trial.
     """
-    tracking.log_dict(
-        infer_contract(split.X_train, split.features, split.source_dtypes),
-        tracking.CONTRACT_ARTIFACT,
-    )
+    target = split.target.to_dict() if split.target is not None else None
+    contract = infer_contract(split.X_train, split.features, split.source_dtypes, target)
+    tracking.log_dict(contract, tracking.CONTRACT_ARTIFACT)
     profile = infer_profile(split.X_train, split.features)
     profile["predictions"] = prediction_profile(fitted, split.X_holdout)
     tracking.log_dict(profile, tracking.PROFILE_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
-        for png in make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp)):
+        plots = make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp), split.target)
+        for png in plots:
             tracking.log_artifact(png, "plots")
     log.info("logging the model")
-    return models.log_sklearn_model(fitted, split.X_train)
+    return models.log_sklearn_model(
+        inference_ready(fitted), split.X_train, inputs=signature_columns(contract)
+    )
 
 
 def log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:

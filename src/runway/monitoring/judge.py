@@ -152,7 +152,9 @@ def judge(
     scores = {
         label: Distribution.of(h, output_drift) for label, h in stats.scores.items() if h.rows
     }
-    performance = _performance(policy, holdout, primary_metric, labels) if labels else None
+    performance = (
+        _performance(policy, holdout, primary_metric, labels, stats.positive) if labels else None
+    )
     verdict = Verdict(
         model,
         version,
@@ -206,7 +208,11 @@ def _feature(stats: FeatureStats, drifted: Any, policy: MonitorPolicy) -> Featur
 
 
 def _performance(
-    policy: MonitorPolicy, holdout: dict[str, float], primary: str, labels: Labels
+    policy: MonitorPolicy,
+    holdout: dict[str, float],
+    primary: str,
+    labels: Labels,
+    positive: str | None = None,
 ) -> Performance:
     rules = policy.performance
     metric = rules.metric or primary
@@ -215,7 +221,12 @@ def _performance(
         note = f"{labels.joined} labelled rows joined, fewer than {rules.min_labelled_rows}"
         return Performance(metric, None, reference, labels.joined, None, None, note)
     live = metric_value(
-        metric, labels.y_true, labels.y_pred, labels.probabilities(), labels.classes or None
+        metric,
+        labels.y_true,
+        labels.y_pred,
+        labels.probabilities(),
+        labels.classes or None,
+        positive,
     )
     higher_is_better = METRICS[metric].direction == "maximize"
     floors = []

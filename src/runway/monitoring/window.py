@@ -99,6 +99,7 @@ class WindowStats:
     reasons: Counter[str] = field(default_factory=Counter)
     scores_computed: int = 0  # served rows whose probabilities monitoring computed itself
     log_has_probabilities: bool = False
+    positive: str | None = None  # the positive class the model's spec names (its contract)
 
     @classmethod
     def for_reference(cls, profile: Mapping[str, Any], contract: Mapping[str, Any]) -> WindowStats:
@@ -107,6 +108,13 @@ class WindowStats:
         features = {}
         for name, entry in profile["features"].items():
             rules = columns.get(name, {})
+            if entry.get("kind") == "datetime":
+                # Timestamps move on by nature: their distribution is not compared (their
+                # missing rate is); the parts the model derives are, once logged, future work.
+                features[name] = FeatureStats(
+                    name, "datetime", None, float(entry.get("missing_rate", 0.0))
+                )
+                continue
             if entry.get("kind") == "numeric":
                 histogram = numeric_histogram(entry)
             else:
@@ -124,7 +132,10 @@ class WindowStats:
         reference = profile.get("predictions") or {}
         predictions, scores = _prediction_histograms(reference)
         classes = [str(c) for c in reference.get("scores") or {}]
-        return cls(features, predictions, scores, classes)
+        positive = (contract.get("target") or {}).get("positive_class")
+        stats = cls(features, predictions, scores, classes)
+        stats.positive = None if positive is None else str(positive)
+        return stats
 
     def add(self, batch: pd.DataFrame, scorer: Scorer | None = None) -> None:
         """Count one batch of log rows (already filtered to the window and the version)."""

@@ -45,8 +45,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from runway.core.contract import unverified
+from runway.core.threads import threads_for
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
 from runway.scoring.model import LoadedModel, load_model
@@ -134,8 +136,7 @@ def score_file(
     scored_at = (options.scored_at or datetime.now(UTC)).astimezone(UTC)
 
     with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
-        which: dict[str, Any] = {"stage": stage, "version": version, "settings": settings}
-        loaded = load_model(model, workdir=Path(tmp), proba=options.proba, **which)
+        loaded = _load(model, stage, version, Path(tmp), options.proba, engine.name, settings)
         resolved = loaded.resolved
         result = BatchResult(
             model=resolved.name,
@@ -160,6 +161,31 @@ def score_file(
     if not result.published:
         raise RejectRateExceeded(result)
     return result
+
+
+def _load(
+    model: str,
+    stage: str | None,
+    version: str | int | None,
+    workdir: Path,
+    proba: bool,
+    engine: str,
+    settings: Settings,
+) -> LoadedModel:
+    """The model, with the threads its engine predicts with; says what its contract cannot check."""
+    threads = threads_for("spark" if engine == "spark" else "batch", settings.threads)
+    loaded = load_model(
+        model,
+        stage=stage,
+        version=version,
+        workdir=workdir,
+        proba=proba,
+        threads=threads,
+        settings=settings,
+    )
+    for note in unverified(loaded.contract, loaded.policy):
+        log.warning("%s", note)
+    return loaded
 
 
 def _limits(options: ScoringOptions, settings: Settings) -> tuple[int, float]:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runway.core.contract import cast_to_signature, is_optional, kind_of
+from runway.core.pipeline import MODEL_STEP
 from runway.core.policy import InputPolicy
 from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
@@ -45,6 +47,7 @@ class LoadedModel:
     input_types: dict[str, str]  # signature column -> MLflow type name
     classes: list[Any] | None = None
     proba: bool = False
+    threads: int = 1  # BLAS/OpenMP threads and n_jobs while predicting (runway.core.threads)
     _argmax_checked: bool = False
     _argmax: bool = False
 
@@ -56,12 +59,18 @@ class LoadedModel:
     @property
     def numeric(self) -> set[str]:
         """Contract columns of kind numeric."""
-        return {c for c, e in self.contract["columns"].items() if e["kind"] == "numeric"}
+        return {c for c, e in self.contract["columns"].items() if kind_of(e) == "numeric"}
+
+    def proba_names(self) -> list[str]:
+        """``proba_<class>`` per class, by the class's name where the contract records one."""
+        target = self.contract.get("target") or {}
+        labels = [str(c) for c in target.get("classes") or []]
+        names = dict(zip(labels, target.get("class_names") or labels, strict=True))
+        return [f"{PROBA_PREFIX}{names.get(str(c), c)}" for c in self.classes or []]
 
     def output_names(self) -> list[str]:
         """The prediction columns this model adds."""
-        probas = [f"{PROBA_PREFIX}{c}" for c in self.classes or []] if self.proba else []
-        return [PREDICTION, *probas]
+        return [PREDICTION, *(self.proba_names() if self.proba else [])]
 
     def passthrough(
         self, columns: Sequence[str], key_columns: Sequence[str], source: str
@@ -70,9 +79,11 @@ class LoadedModel:
 
         A missing required column or (under a policy that rejects them) an unknown
         column would reject every row: better said once, before anything is scored.
+        An optional column may be left out: it is then missing on every row.
         """
         contract_columns = self.features
-        missing = [c for c in contract_columns if c not in columns]
+        entries = self.contract["columns"]
+        missing = [c for c in contract_columns if c not in columns and not is_optional(entries[c])]
         if missing:
             raise ScoringError(
                 f"{source}: required column(s) {missing} missing; the model was trained on "
@@ -123,30 +134,6 @@ class LoadedModel:
         return labels, probabilities
 
 
-def cast_to_signature(
-    valid: pd.DataFrame, input_types: dict[str, str], features: list[str]
-) -> pd.DataFrame:
-    """Checked rows in the signature's column order and types.
-
-    The contract check gives numeric columns as float64, so integers read from
-    a file never meet pyfunc's "cannot safely convert int64 to float64";
-    integer signature columns become int64 again (kept float64 when a value is
-    missing, which the pipeline's imputer handles).
-    """
-    out = {}
-    for name in list(input_types) or features:
-        series = valid[name]
-        kind = input_types.get(name)
-        if kind in {"long", "integer"} and not series.isna().any():
-            series = series.astype("int64" if kind == "long" else "int32")
-        elif kind == "float":
-            series = series.astype("float32")
-        elif kind == "double" and series.dtype != np.float64:
-            series = series.astype("float64")
-        out[name] = series
-    return pd.DataFrame(out, index=valid.index)
-
-
 def _final_name(estimator: Any) -> str:
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return type(final).__name__
@@ -159,6 +146,7 @@ def load_model(
     version: str | int | None = None,
     workdir: Path,
     proba: bool = True,
+    threads: int = 1,
     settings: Settings | None = None,
 ) -> LoadedModel:
     """Resolve ``model`` (as serving does), download and check it once, load it, with its contract.
@@ -166,7 +154,9 @@ def load_model(
     The version is checked before anything from it is loaded
     (:func:`runway.store.trust.fetch_verified`, :class:`UntrustedModel` if it
     fails), and the folder checked is the folder loaded. The input policy is the
-    one recorded on the version when it was promoted.
+    one recorded on the version when it was promoted. Estimators that predict in
+    parallel (``n_jobs``) get ``threads`` workers: a model is logged with 1, which
+    suits single rows, not million-row chunks.
     """
     from sklearn.base import is_classifier
 
@@ -180,9 +170,21 @@ def load_model(
     policy = registry.applied_input_policy(resolved.name, resolved.version)
     local = trust.fetch_verified(resolved, workdir, settings or get_settings())
     estimator = models.load_sklearn(local)
+    # The estimator's own n_jobs only: a ColumnTransformer's would start process pools.
+    jobs = [k for k in estimator.get_params(deep=True) if k == f"{MODEL_STEP}__n_jobs"]
+    if jobs and threads > 1:
+        estimator.set_params(**dict.fromkeys(jobs, threads))
     input_types = models.signature_inputs(local)
     classifier = is_classifier(estimator) and hasattr(estimator, "predict_proba")
     classes = list(estimator.classes_) if classifier else None
     return LoadedModel(
-        resolved, contract, policy, local, estimator, input_types, classes, proba and classifier
+        resolved,
+        contract,
+        policy,
+        local,
+        estimator,
+        input_types,
+        classes,
+        proba and classifier,
+        threads,
     )

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from runway.core.contract import CheckResult, check_frame
+from runway.core.contract import CheckResult, check_frame, parse_csv_numbers
+from runway.core.threads import limit
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
 from runway.scoring.model import LoadedModel
@@ -102,13 +103,15 @@ class PandasEngine:
         pending: Future[None] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="runway-score-writer") as writer:
             for chunk in reader:
-                features = chunk.frame[loaded.features]
+                present = [c for c in loaded.features if c in chunk.frame.columns]
+                features = chunk.frame[present]
                 if chunk.table is None:
-                    features = parse_numbers(features, loaded.numeric)
+                    features = parse_csv_numbers(features, loaded.contract)
                 check = check_frame(features, loaded.contract, loaded.policy)
                 if check.problems:  # pragma: no cover - passthrough() caught these
                     raise ScoringError(f"{result.input}: {check.problems[0]}")
-                labels, probabilities = loaded.predict(loaded.cast(check.valid))
+                with limit(loaded.threads):
+                    labels, probabilities = loaded.predict(loaded.cast(check.valid))
                 tables = (
                     output_table(loaded, result, chunk, check, passthrough, labels, probabilities),
                     rejects_table(reader, chunk, check),
@@ -127,31 +130,6 @@ class PandasEngine:
                     log.info("%s rows done (%s rows/s)", f"{result.rows_in:,}", rate)
             if pending is not None:
                 pending.result()
-
-
-def parse_numbers(frame: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
-    """CSV columns that should be numbers but were read as text (one bad cell does that).
-
-    Values that parse become numbers; the others stay as they were written, so
-    the contract check rejects exactly those rows, naming the value.
-    """
-    text = [
-        c for c in frame.columns if c in numeric and not pd.api.types.is_numeric_dtype(frame[c])
-    ]
-    if not text:
-        return frame
-    frame = frame.copy()
-    for name in text:
-        original = frame[name].astype(object)
-        numbers = pd.to_numeric(original, errors="coerce")
-        unparsed = numbers.isna().to_numpy() & original.notna().to_numpy()
-        if unparsed.any():
-            mixed = numbers.astype(object)
-            mixed[unparsed] = original[unparsed]
-            frame[name] = mixed
-        else:
-            frame[name] = numbers
-    return frame
 
 
 def count(result: BatchResult, rows: int, scored: int, check: CheckResult) -> None:

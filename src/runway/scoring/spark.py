@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from runway.core.contract import check_frame
+from runway.core.contract import cast_to_signature, check_frame
+from runway.core.threads import thread_env, threads_for
 from runway.errors import ScoringError
-from runway.scoring.model import PREDICTION, PROBA_PREFIX, LoadedModel, cast_to_signature
+from runway.scoring.model import PREDICTION, LoadedModel
 from runway.scoring.result import LINEAGE, BatchResult, reason_kind
 from runway.settings import Settings
 from runway.store import models
@@ -54,6 +55,7 @@ _SPARK_TYPES = {
     "integer": "int",
     "string": "string",
     "boolean": "boolean",
+    "datetime": "timestamp",
 }
 
 
@@ -80,7 +82,8 @@ class SparkEngine:
         settings: Settings,
     ) -> None:
         """Score ``result.input`` into ``result.output``; fills in ``result``'s counts."""
-        spark, owned = _session(self.master, self.progress)
+        threads = threads_for("spark", settings.threads)
+        spark, owned = _session(self.master, self.progress, threads)
         try:
             _score(spark, loaded, result, key_columns)
         finally:
@@ -92,7 +95,7 @@ def _is_dir(uri: str) -> bool:
     return "://" not in uri and os.path.isdir(uri)
 
 
-def _session(master: str, progress: bool) -> tuple[SparkSession, bool]:
+def _session(master: str, progress: bool, threads: int = 1) -> tuple[SparkSession, bool]:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
@@ -115,6 +118,9 @@ def _session(master: str, progress: bool) -> tuple[SparkSession, bool]:
         .config("spark.ui.showConsoleProgress", str(progress and sys.stderr.isatty()).lower())
         .config("spark.ui.enabled", "false")
     )
+    # Spark runs a Python worker per core already: each pins BLAS/OpenMP (runway.core.threads).
+    for variable, value in thread_env(threads).items():
+        builder = builder.config(f"spark.executorEnv.{variable}", value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark, active is None
@@ -153,10 +159,7 @@ def _score(
         outputs = [predict(struct).alias(PREDICTION)]
         if loaded.proba:
             probabilities = _proba_udf(spark, loaded, signature)(struct)
-            outputs += [
-                probabilities[i].alias(f"{PROBA_PREFIX}{cls}")
-                for i, cls in enumerate(loaded.classes or [])
-            ]
+            outputs += [probabilities[i].alias(name) for i, name in enumerate(loaded.proba_names())]
         resolved = loaded.resolved
         scored = valid.select(
             *[F.col(c) for c in passthrough],
@@ -179,7 +182,7 @@ def _checked(df: Any, loaded: LoadedModel, signature: list[str], cast_names: dic
     """
     from pyspark.sql import types as T
 
-    features = loaded.features
+    features = [c for c in loaded.features if c in df.columns]  # optional ones may be absent
     cast_types = {name: _cast_type(loaded, name) for name in signature}
     checked_schema = T.StructType(
         [

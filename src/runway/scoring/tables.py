@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from runway.core.contract import CheckResult
 from runway.scoring import io as batch_io
-from runway.scoring.model import PREDICTION, PROBA_PREFIX, LoadedModel
+from runway.scoring.model import PREDICTION, LoadedModel
 from runway.scoring.result import LINEAGE, REJECT_COLUMNS, BatchResult
 from runway.store.predlog import INPUT_PREFIX, SCORED, rejected_frame
 from runway.store.predlog import PROBA_PREFIX as LOG_PROBA_PREFIX
@@ -132,10 +132,10 @@ def output_table(
     columns.append(pa.array(labels) if n else pa.array([], type=pa.int64()))
     names.append(PREDICTION)
     if loaded.proba:
-        for i, cls in enumerate(loaded.classes or []):
+        for i, name in enumerate(loaded.proba_names()):
             values = probabilities[:, i] if probabilities is not None else np.empty(0)
             columns.append(pa.array(values, type=pa.float64()))
-            names.append(f"{PROBA_PREFIX}{cls}")
+            names.append(name)
     resolved = loaded.resolved
     columns += [
         _constant(resolved.name, n, pa.string()),

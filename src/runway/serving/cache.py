@@ -10,9 +10,9 @@ used first out, and each entry expires after a TTL.
 
 Off unless ``RUNWAY_SERVE_CACHE_ENTRIES`` is above 0: a cached answer skips the
 backend (MLflow's scoring server), which is what the cache is for, but is the
-deployment's choice to make. Only JSON requests are cached (CSV and Parquet
-rows go to the backend as sent); a request with several rows sends only the
-rows not cached.
+deployment's choice to make. A request with several rows sends the backend
+only the rows not cached (as the gateway sends every request: the checked rows,
+in Parquet).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from runway.serving.backends import Response
+from runway.serving.payload import Canonical, canonical
 from runway.settings import Settings
 
 Key = tuple[str, tuple[Any, ...]]
@@ -128,11 +129,6 @@ class Lookup:
             if not found:
                 self.missed.append(i)
 
-    def request_body(self) -> bytes:
-        """The rows not cached, as ``dataframe_records`` (what every JSON format means)."""
-        rows = [self.records[i] for i in self.missed]
-        return json.dumps({"dataframe_records": rows}).encode()
-
     def fill(self, body: bytes, store: bool) -> bool:
         """Take the backend's predictions for the missed rows; False if it answered otherwise."""
         try:
@@ -154,22 +150,23 @@ class Lookup:
 
     async def answer(
         self,
-        body: bytes,
+        whole: bytes,
+        part: Callable[[list[int]], bytes],
         forward: Callable[[bytes], Awaitable[Response]],
         current: Callable[[], bool],
     ) -> Response:
-        """Forward the rows not cached (all of ``body`` when none is), merge, answer.
+        """Forward the rows not cached (``whole`` when none is, else ``part(missed)``), merge.
 
         ``current()`` says whether the version is still the one served: answers
         of a version switched away from are not kept. A backend error, or an
         answer not shaped ``{"predictions": [one per row]}``, is passed on as
-        the backend gave it (for the whole request).
+        the backend gave it for the whole request.
         """
         if self.missed:
-            part = body if len(self.missed) == len(self.records) else self.request_body()
-            answer = await forward(part)
+            everything = len(self.missed) == len(self.records)
+            answer = await forward(whole if everything else part(self.missed))
             if answer.status != 200 or not self.fill(answer.body, store=current()):
-                return answer if part is body else await forward(body)
+                return answer if everything else await forward(whole)
         return Response(200, "application/json", self.response_body())
 
     def response_body(self) -> bytes:
@@ -180,18 +177,25 @@ class Lookup:
 async def cached(
     cache: PredictionCache | None,
     slot: Any,
-    records: list[Mapping[str, Any]] | None,
-    body: bytes,
+    checked: Canonical,
     forward: Callable[[bytes], Awaitable[Response]],
     gateway: Any,
 ) -> Response:
     """The answer to one request: the backend's, or the cache's for the rows it holds.
 
-    No cache, or rows read from CSV or Parquet (``records`` None): ``forward(body)``
-    as is. ``slot`` is the one the request took, ``gateway.slot`` the one served
-    now: answers of a version switched away from are not kept.
+    ``checked`` holds the rows as the contract check left them and their Parquet
+    body; without a cache that body is forwarded as is. ``slot`` is the version
+    the request took, ``gateway.slot`` the one served now: answers of a version
+    switched away from are not kept.
     """
-    if cache is None or records is None:
-        return await forward(body)
+    if cache is None:
+        return await forward(checked.body)
+    rows = checked.rows
+    records = rows if isinstance(rows, list) else rows.to_dict("records")
     lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
-    return await lookup.answer(body, forward, lambda: gateway.slot is slot)
+
+    def part(missed: list[int]) -> bytes:
+        subset = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
+        return canonical(subset, slot.contract, slot.input_types).body
+
+    return await lookup.answer(checked.body, part, forward, lambda: gateway.slot is slot)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from runway import __version__
+from runway.core.contract import is_optional, kind_of
 from runway.core.policy import InputPolicy
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.registry import ResolvedModel
@@ -37,7 +38,8 @@ ERROR_CODES = {
 def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
     """One column of the contract as a JSON Schema: what the gateway's check accepts."""
     dtype = str(entry.get("source_dtype", entry.get("dtype", "")))
-    if entry["kind"] == "numeric":
+    kind = kind_of(entry)
+    if kind == "numeric":
         if dtype.startswith(("int", "uint", "Int", "UInt")):
             info = np.iinfo(dtype.lower())
             schema: dict[str, Any] = {
@@ -50,8 +52,18 @@ def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, An
         low, high = entry.get("min"), entry.get("max")
         if low is not None and high is not None:
             schema["description"] = f"{dtype} in training, from {low:g} to {high:g}"
-    elif dtype == "bool":
-        schema = {"type": "boolean"}
+    elif kind == "boolean":
+        schema = {
+            "type": ["boolean", "string", "integer"],
+            "enum": [True, False, "true", "True", "TRUE", "false", "False", "FALSE", 1, 0],
+            "description": "true or false; also the texts true/True/TRUE/false/False/FALSE and 1/0",
+        }
+    elif kind == "datetime":
+        schema = {
+            "type": "string",
+            "description": "an ISO 8601 date or timestamp (no offset: UTC)",
+            "examples": [v for v in (entry.get("min"), entry.get("max")) if v],
+        }
     else:
         categories = entry.get("categories") or []
         closed = policy.unseen_categories == "reject" and not entry.get("categories_truncated")
@@ -61,19 +73,20 @@ def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, An
         elif categories:
             schema["examples"] = list(categories[:10])
     if policy.missing_values == "pass":
-        schema["type"] = [schema["type"], "null"]
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        schema["type"] = [*types, "null"]
         if "enum" in schema:
             schema["enum"] = [*schema["enum"], None]
     return schema
 
 
 def row_schema(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
-    """One row (a JSON object): every contract column required; others refused unless passed."""
+    """One row (a JSON object): required columns, optional ones; others refused unless passed."""
     columns: dict[str, Any] = contract["columns"]
     return {
         "type": "object",
         "properties": {name: column_schema(entry, policy) for name, entry in columns.items()},
-        "required": list(columns),
+        "required": [name for name, entry in columns.items() if not is_optional(entry)],
         "additionalProperties": policy.unknown_columns == "pass",
     }
 
@@ -85,7 +98,8 @@ def _rows(minimum: int = 1) -> dict[str, Any]:
 def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {key: value, "params": {"type": "object"}},
+        # MLflow's params: runway's models take none, so only an empty object is accepted.
+        "properties": {key: value, "params": {"type": "object", "maxProperties": 0}},
         "required": [key],
         "additionalProperties": False,
     }

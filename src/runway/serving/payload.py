@@ -5,6 +5,7 @@ sees it, so it must first read the rows out of whatever format MLflow accepts:
 JSON (``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``),
 CSV, or Parquet. A body that cannot be read becomes a :class:`BadRequest` with
 a status and a message naming the key, row or column, never a stack trace.
+Rows that pass the check go to the backend as :func:`canonical` makes them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runway.core.contract import (
+    canonical_records,
+    cast_to_signature,
+    parse_csv_numbers,
+    signature_columns,
+    text_columns,
+)
+from runway.core.kinds import is_missing
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_INT_DIGITS = 300  # a longer integer overflows a float (or is the 4,300-digit DoS guard)
@@ -128,7 +140,6 @@ def parse(body: bytes, kind: str, contract_columns: Mapping[str, Any]) -> Payloa
         payload = Payload(records=_json_records(body))
     elif kind == CSV_TYPE:
         payload = Payload(frame=_csv_frame(body, contract_columns))
-        _check_big_numbers(payload.frame, contract_columns)
     else:
         payload = Payload(frame=_parquet_frame(body))
     if len(payload) == 0:
@@ -231,15 +242,19 @@ def _csv_frame(body: bytes, columns: Mapping[str, Any]) -> pd.DataFrame:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "request body is not UTF-8 text") from None
-    text_columns = {n: "string" for n, e in columns.items() if e["kind"] == "categorical"}
+    contract = {"columns": columns}
+    as_text = dict.fromkeys(text_columns(contract), "string")
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=text_columns)
+        frame = pd.read_csv(io.StringIO(text), dtype=as_text)
     except (ValueError, pd.errors.ParserError) as exc:
         raise BadRequest(400, f"malformed CSV: {str(exc).splitlines()[0]}") from None
-    # Back to Python objects so text is text and numbers are numbers, as in JSON.
-    return frame.astype(
-        {n: object for n in frame.columns if n in text_columns or frame[n].dtype == "string"}
+    # Back to Python objects so text is text and numbers are numbers, as in JSON;
+    # a number column with one bad cell is parsed cell by cell (only that row is blamed).
+    frame = frame.astype(
+        {n: object for n in frame.columns if n in as_text or frame[n].dtype == "string"}
     )
+    _check_big_numbers(frame, columns)  # before any float conversion of them
+    return parse_csv_numbers(frame, contract)
 
 
 def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, Any]) -> None:
@@ -264,6 +279,18 @@ def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, Any]) -
                 "NUMBER_TOO_LARGE",
                 [{"row": row, "message": "number too large"}],
             )
+
+
+def rejection(rejected: Mapping[int, list[str]], rows: int, listed: int) -> BadRequest:
+    """The 422 for rows the contract rejected: the first named, up to ``listed`` rows listed."""
+    first = min(rejected)
+    errors = [
+        {"row": row, "message": reason}
+        for row, reasons in list(rejected.items())[:listed]
+        for reason in reasons
+    ]
+    more = f" ({len(rejected)} of {rows} rows rejected)" if len(rejected) > 1 else ""
+    return BadRequest(422, f"row {first}: {rejected[first][0]}{more}", "INVALID_INPUT", errors)
 
 
 def _parquet_frame(body: bytes) -> pd.DataFrame:
@@ -295,3 +322,62 @@ def check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
                 400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
             )
         seen.add(name)
+
+
+# --- what the backend is sent -------------------------------------------------------------
+
+_ARROW_TYPES = {
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "datetime": pa.timestamp("ns"),
+}
+
+
+@dataclass
+class Canonical:
+    """Checked rows in their canonical form: the body a backend scores, the rows the log keeps."""
+
+    body: bytes
+    rows: list[Mapping[str, Any]] | pd.DataFrame
+
+
+def canonical(
+    data: list[Mapping[str, Any]] | pd.DataFrame,
+    contract: Mapping[str, Any],
+    input_types: Mapping[str, str],
+) -> Canonical:
+    """Checked rows (records, or the valid frame of a check) as the Parquet body a backend scores.
+
+    Why not forward the client's body: MLflow reads each format its own way
+    (JSON casts a missing boolean to ``False``, Parquet refuses an int64 column
+    for a double, CSV infers per request), so the same row could score
+    differently by format. The gateway sends every backend the values the
+    contract check produced, typed as the model's signature, in Parquet: the
+    one format MLflow reads without recasting, missing booleans included.
+    """
+    columns = signature_columns(contract)
+    types = {name: input_types.get(name, kind) for name, kind, _ in columns}
+    if isinstance(data, pd.DataFrame):
+        frame = cast_to_signature(data, types, list(types))
+        arrays = [
+            pa.array(frame[name], type=_ARROW_TYPES.get(types[name]), from_pandas=True)
+            for name in types
+        ]
+        logged: list[Mapping[str, Any]] | pd.DataFrame = data
+    else:
+        values = canonical_records(data, contract)
+        arrays = [_array(values[name], types[name]) for name in types]
+        logged = [{name: values[name][i] for name in values} for i in range(len(data))]
+    table = pa.Table.from_arrays(arrays, names=list(types))
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="none", use_dictionary=False, write_statistics=False)
+    return Canonical(sink.getvalue(), logged)
+
+
+def _array(values: list[Any], kind: str) -> pa.Array:
+    clean = [None if is_missing(v) else v for v in values]
+    return pa.array(clean, type=_ARROW_TYPES.get(kind, pa.string()))

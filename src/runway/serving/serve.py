@@ -34,6 +34,8 @@ from types import FrameType
 
 import uvicorn
 
+from runway.core.contract import unverified
+from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
 from runway.serving.backends import Backend, BackendError, start
 from runway.serving.gateway import Gateway, Slot
@@ -41,7 +43,7 @@ from runway.serving.payload import JSON_TYPE, parse
 from runway.serving.protocol import guarded_protocol
 from runway.settings import Settings
 from runway.store import registry, tracking, trust
-from runway.store.models import EXAMPLE_FILE
+from runway.store.models import EXAMPLE_FILE, signature_inputs
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
 from runway.store.registry import ResolvedModel
@@ -88,7 +90,9 @@ class Server:
         backends: list[Backend] = []
         try:
             local = await asyncio.to_thread(trust.fetch_verified, model, folder, self.settings)
-            example, rows = await asyncio.to_thread(_input_example, model, local, contract)
+            example, rows, input_types = await asyncio.to_thread(
+                _input_example, model, local, contract
+            )
             for _ in range(self.options.workers):
                 backends.append(self._start(model.name, model.version, local))
             await asyncio.gather(
@@ -97,7 +101,11 @@ class Server:
         except BaseException:
             await asyncio.to_thread(_stop_all, backends, folder)
             raise
-        return Slot(model, contract, policy, backends, example, rows, local)
+        for note in unverified(contract, policy):
+            log.warning("%s v%s: %s", model.name, model.version, note)
+        return Slot(
+            model, contract, policy, backends, example, rows, local, input_types=input_types
+        )
 
     def _folder(self, slot: Slot) -> Path | None:
         """The private folder a slot's model was fetched into (directly under the runtime dir)."""
@@ -107,7 +115,13 @@ class Server:
 
     def _start(self, model: str, version: str, local: Path) -> Backend:
         backend = start(
-            model, version, local, self.runtime, self.options.log_dir, self.settings.serve_timeout
+            model,
+            version,
+            local,
+            self.runtime,
+            self.options.log_dir,
+            self.settings.serve_timeout,
+            env=thread_env(threads_for("serve", self.settings.threads)),
         )
         backend.on_exit(asyncio.get_running_loop(), self._wake.set)
         return backend
@@ -348,8 +362,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[bytes, int]:
-    """The model's logged serving example (what warm-up scores) and its row count."""
+def _input_example(
+    model: ResolvedModel, local: Path, contract: dict
+) -> tuple[bytes, int, dict[str, str]]:
+    """The model's logged serving example (what warm-up scores), its row count, its signature."""
     path = local / EXAMPLE_FILE
     if not path.is_file():
         raise ServeError(
@@ -357,8 +373,9 @@ def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[b
             "runway needs one to check a backend before sending it traffic"
         )
     example = path.read_bytes()
+    input_types = signature_inputs(local)
     rows = parse(example, JSON_TYPE, contract["columns"])
-    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
+    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows), input_types
 
 
 def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:

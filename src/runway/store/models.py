@@ -98,17 +98,28 @@ def pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in packages]
 
 
-def log_sklearn_model(model: Any, X_example: pd.DataFrame, name: str = "model") -> str:
+def log_sklearn_model(
+    model: Any,
+    X_example: pd.DataFrame,
+    name: str = "model",
+    inputs: list[tuple[str, str, bool]] | None = None,
+) -> str:
     """Log a fitted scikit-learn model into the active run with signature and input example.
 
-    Returns the logged model's URI.
+    ``inputs`` (name, MLflow type, required) sets the signature's inputs (from
+    the data contract, so both say the same about types and optional columns);
+    without it they are inferred from ``X_example``. Returns the logged model's URI.
     """
     import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     example = X_example.head(5)
     with quiet_schema_hints():
         signature = infer_signature(X_example, model.predict(X_example))
+    if inputs is not None:
+        columns = [ColSpec(kind, column, required=required) for column, kind, required in inputs]
+        signature = ModelSignature(Schema(columns), signature.outputs)  # type: ignore[arg-type]
 
     def log_with(trusted: list[str]) -> str:
         with quiet_schema_hints():

@@ -1,0 +1,66 @@
+"""How many BLAS/OpenMP threads the work runway starts may use.
+
+Unpinned, every process asks OpenMP and BLAS for one thread per core: on a
+2-core host under load, HistGradientBoosting's single-row latency went from
+8-13 ms to 47-1,119 ms, and a latency gate flipped between pass and fail on the
+same version. So everything runway starts runs with a fixed number of threads
+(``RUNWAY_THREADS`` when set): processes it spawns get the usual environment
+variables (:func:`thread_env`), work in this process runs under threadpoolctl
+(:func:`limit`).
+
+Defaults, when ``RUNWAY_THREADS`` is not set: 1 where one request or one row is
+scored at a time (serving backends, the latency gate, Spark's Python workers,
+of which Spark already runs one per core), the cores shared out where one
+process does the heavy lifting (batch scoring in this process: all cores;
+sweeps: cores / workers per worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Literal
+
+# The variables OpenMP, OpenBLAS, MKL, Accelerate and numexpr read at start-up.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+Use = Literal["serve", "gate", "batch", "spark", "sweep"]
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_for(use: Use, configured: int | None, workers: int = 1) -> int:
+    """The thread count for ``use``: ``configured`` (``RUNWAY_THREADS``) or the default above."""
+    if configured is not None:
+        return configured
+    if use == "batch":
+        return cores()
+    if use == "sweep":
+        return max(1, cores() // max(1, workers))
+    return 1
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment variables pinning a child process to ``threads`` BLAS/OpenMP threads."""
+    return dict.fromkeys(THREAD_VARIABLES, str(threads))
+
+
+@contextlib.contextmanager
+def limit(threads: int) -> Iterator[None]:
+    """Run the body with BLAS and OpenMP pools of this process limited to ``threads``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
