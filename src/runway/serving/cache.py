@@ -191,11 +191,15 @@ async def cached(
     if cache is None:
         return await forward(checked.body)
     rows = checked.rows
-    records = rows if isinstance(rows, list) else rows.to_dict("records")
+    records: list[Mapping[str, Any]] = (
+        rows
+        if isinstance(rows, list)
+        else [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
+    )
     lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
 
     def part(missed: list[int]) -> bytes:
-        subset = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
+        subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
         return canonical(subset, slot.contract, slot.input_types).body
 
     return await lookup.answer(checked.body, part, forward, lambda: gateway.slot is slot)
