@@ -138,6 +138,12 @@ def test_categorical_impute_none_is_refused_naming_the_column(tmp_path):
         to_onnx(pipeline, contract)
 
 
+def test_target_encoding_is_refused_naming_the_step(tmp_path):
+    pipeline, _, contract = fit("LogisticRegression", **{"categorical.encode": "target"})
+    with pytest.raises(LightenRefused, match="TargetEncoder has no ONNX twin"):
+        to_onnx(pipeline, contract)
+
+
 def test_an_unsupported_step_or_estimator_is_refused(tmp_path):
     from sklearn.naive_bayes import GaussianNB
     from sklearn.preprocessing import PolynomialFeatures

@@ -120,7 +120,10 @@ def column_plan(pipeline: Any) -> list[tuple[str, Any, list[str]]]:
         if name == "remainder" and len(cols):
             raise LightenRefused("ColumnTransformer(remainder=...) must be 'drop'")
         steps = steps_of(transformer)
-        encodes = any(isinstance(s, (OneHotEncoder, OrdinalEncoder)) for _, s in steps)
+        encodes = any(
+            isinstance(s, (OneHotEncoder, OrdinalEncoder)) or type(s).__name__ == "CategoryText"
+            for _, s in steps
+        )
         plan.append(("categorical" if encodes else "numeric", transformer, list(map(str, cols))))
     kinds = [kind for kind, _, _ in plan]
     if kinds.count("numeric") > 1 or kinds.count("categorical") > 1:

@@ -171,6 +171,8 @@ def categorical_block(
     strategy: str | None = None
     fills: list[str] = []
     for _, step in steps:
+        if type(step).__name__ == "CategoryText":
+            continue  # text, missing as NaN: what the runtime feeds already (sentinel aside)
         if isinstance(step, SimpleImputer):
             s, strategy, fills = _categorical_impute(g, s, step)
         elif isinstance(step, (OneHotEncoder, OrdinalEncoder)):
