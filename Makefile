@@ -39,6 +39,7 @@ OUTPUT ?=
 CHUNK_ROWS ?=
 KEY ?=
 ENGINE ?= pandas
+OUT ?=
 
 # monitoring (make monitor / make retrain)
 SINCE ?=
@@ -47,7 +48,7 @@ WINDOW ?=
 LABELS ?=
 DATA ?=
 
-.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data allowlist lock clean team-up team-down team-env
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data allowlist lock clean lighten bundle team-up team-down team-env
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,7 +56,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,team]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,lighten,team]'
 	@touch $@
 
 install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
@@ -109,6 +110,14 @@ retrain: $(INSTALL) ## retrain MODEL='s Production spec on fresh data up to Stag
 	@test -n "$(MODEL)" || { echo "usage: make retrain MODEL=<name> [DATA=<file>] [LABELS=<file> KEY=<column> SINCE=<time> WINDOW=1d]" >&2; exit 2; }
 	$(BIN)/runway retrain "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k)) $(if $(SINCE),--since "$(SINCE)") $(if $(WINDOW),--window "$(WINDOW)")
 
+lighten: $(INSTALL) ## ONNX twin of MODEL= VERSION=: converted, checked equal, registered (stage None)
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make lighten MODEL=<name> VERSION=<n>" >&2; exit 2; }
+	$(BIN)/runway lighten "$(MODEL)" "$(VERSION)"
+
+bundle: $(INSTALL) ## edge bundle (ONNX, contract, predict.py) of MODEL= into OUT= [VERSION= | STAGE=]
+	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make bundle MODEL=<name> OUT=<dir> [VERSION=<n> | STAGE=Production]" >&2; exit 2; }
+	$(BIN)/runway export "$(MODEL)" --out "$(OUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)"))
+
 team-up: $(INSTALL) ## start the team stack on loopback: PostgreSQL, S3 (moto), MLflow server with basic-auth (idempotent)
 	$(BIN)/runway team up
 
@@ -134,6 +143,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/light_models.py
 	$(BIN)/python benchmarks/team.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)

@@ -12,7 +12,8 @@ code    class                       meaning
 3       :class:`DataError`          the data cannot be used as the spec describes
 4       :class:`TrackingError`      the MLflow store is misconfigured or unreachable
 5       :class:`SweepError`         a sweep cannot start or ended with no usable trial
-6       :class:`RegistryError`      a registry operation was refused (gates, reviewer, lock)
+6       :class:`RegistryError`      a registry operation was refused (gates, reviewer, lock,
+                                    ``runway lighten`` without a faithful ONNX twin)
 7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
 8       :class:`ServeError`         the endpoint could not be started
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
@@ -101,6 +102,12 @@ class RegistryError(RunwayError):
     """A registry operation was refused or failed; nothing changed."""
 
     exit_code = ExitCode.REGISTRY
+
+
+class LightenRefused(RegistryError):
+    """``runway lighten``: no ONNX twin that scores like the version (a step or estimator
+    without one, or parity not met on the holdout or the edge cases); nothing was registered.
+    """
 
 
 class LockError(RegistryError):

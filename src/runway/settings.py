@@ -164,6 +164,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a new backend may take to load its model and answer /ping.",
     )
+    serve_cache_entries: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Rows the gateway's prediction cache holds (per version, least recently used "
+            "out); 0: no cache, every row goes to the model."
+        ),
+    )
+    serve_cache_mb: float = Field(
+        default=64.0, gt=0, description="Memory the prediction cache may use (estimated), in MB."
+    )
+    serve_cache_ttl: float = Field(
+        default=300.0, gt=0, description="Seconds a cached prediction is answered for."
+    )
 
     allow_pickle_models: bool = Field(
         default=False,

@@ -203,6 +203,8 @@ def test_openapi_document_is_valid_and_generated_from_the_contract(endpoint):
     assert row["properties"]["support_calls"]["maximum"] == 2**31 - 1
     assert row["properties"]["monthly_charges"]["type"] == ["number", "null"]
     assert row["properties"]["contract"]["enum"] == ["month-to-month", "one-year", "two-year", None]
+    request = doc["components"]["schemas"]["Request"]["oneOf"]
+    assert all(shape["properties"]["params"]["maxProperties"] == 0 for shape in request)
     invocations = doc["paths"]["/invocations"]["post"]
     assert invocations["security"] == [{"bearer": []}]
     assert set(invocations["requestBody"]["content"]) == {

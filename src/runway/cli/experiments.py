@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from runway.cli.common import add_set_option, columns, store
+from runway.errors import UsageError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -14,6 +15,8 @@ def _train(args: argparse.Namespace) -> int:
     from runway.jobs.register import register_training
     from runway.jobs.train import train
 
+    if args.lighten and not args.register:
+        raise UsageError("--lighten needs --register (the twin is made of a registered version)")
     spec = load_spec(args.spec, parse_overrides(args.set or []))
     result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
     primary = f"holdout_{result.primary_metric}"
@@ -33,6 +36,10 @@ def _train(args: argparse.Namespace) -> int:
         version = register_training(result, spec.registered_model_name)
         print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.run_id)
+    if args.lighten:
+        from runway.cli.light import lighten_and_print
+
+        lighten_and_print(version.name, version.version)
     return 0
 
 
@@ -71,6 +78,10 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.parent_run_id)
+    if args.lighten:
+        from runway.cli.light import lighten_and_print
+
+        lighten_and_print(version.name, version.version)
     if args.promote_to:
         return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
     return 0
@@ -151,6 +162,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--register", action="store_true", help="register the model as a new version (stage None)"
     )
+    p.add_argument(
+        "--lighten",
+        action="store_true",
+        help="then make its ONNX twin (runway lighten), registered as the next version",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sweep", help="Optuna sweep of a spec's search space; registers the best")
@@ -176,6 +192,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--promote-to",
         choices=["Staging"],
         help="then put the registered version through the Staging gates",
+    )
+    p.add_argument(
+        "--lighten",
+        action="store_true",
+        help="make the registered version's ONNX twin too (runway lighten)",
     )
     p.set_defaults(func=_sweep)
 

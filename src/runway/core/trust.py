@@ -16,6 +16,12 @@ numpy or skops upgrade that changes it is a reviewed change.
 Pickle and cloudpickle (and anything else that runs code on load: custom pyfunc
 models, ``code`` directories) cannot be inspected; they are refused unless the
 caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``).
+
+The one custom pyfunc runway vouches for is its own ONNX twin (``runway
+lighten``): ``python_function`` only, loaded by :mod:`runway.core.onnx_model`,
+the files MLflow writes plus ``data/twin/model.onnx`` and ``twin.json``, and a
+``model.onnx`` whose SHA-256 is the one recorded on the version when the twin
+was checked against its source (the caller passes it; without it, refused).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from runway.core import onnx_model
 
 ALLOWLIST_FILE = Path(__file__).with_name("skops_types.txt")
 SKOPS_FILE = "model.skops"
@@ -45,6 +53,11 @@ EXPECTED_FILES = frozenset(
         "registered_model_meta",
     }
 )
+TWIN_LOADER = onnx_model.__name__
+TWIN_DATA = f"data/{onnx_model.DATA_DIR}"
+TWIN_ONNX = f"{TWIN_DATA}/{onnx_model.ONNX_FILE}"
+TWIN_RECORD = f"{TWIN_DATA}/{onnx_model.TWIN_FILE}"
+TWIN_FILES = (EXPECTED_FILES - {SKOPS_FILE}) | {TWIN_ONNX, TWIN_RECORD}
 MAX_TOTAL_BYTES = 4 * 1024**3  # uncompressed size of the skops file's members
 MAX_SCHEMA_BYTES = 256 * 1024**2
 SHOWN = 8  # offending names listed in a message
@@ -136,7 +149,9 @@ def types_in_skops(path: Path) -> set[str]:
     return types_from_schema(read_schema(path))
 
 
-def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
+def inspect_model_dir(
+    path: Path, allow_pickle: bool = False, onnx_sha256: str | None = None
+) -> Verdict:
     """Whether runway may load the MLflow model folder at ``path``, and why not.
 
     Accepted: the two flavors ``mlflow.sklearn`` writes (``python_function``
@@ -144,7 +159,8 @@ def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
     ``code`` directory, no files beyond the ones MLflow writes, and every type
     named in MLmodel's ``skops_trusted_types`` and in the skops file on
     runway's allow-list. A model that runs code on load is accepted only with
-    ``allow_pickle`` (and marked ``runs_code``).
+    ``allow_pickle`` (and marked ``runs_code``). An ONNX twin is judged by
+    :func:`twin_problems` against ``onnx_sha256``, the hash recorded for it.
     """
     try:
         mlmodel = yaml.safe_load((path / "MLmodel").read_text())
@@ -153,6 +169,8 @@ def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
     flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
     if not isinstance(flavors, dict):
         return Verdict(("MLmodel has no flavors",))
+    if (flavors.get("python_function") or {}).get("loader_module") == TWIN_LOADER:
+        return Verdict(tuple(twin_problems(path, flavors, onnx_sha256)))
     code = _runs_code(flavors)
     if code and allow_pickle:
         return Verdict((), runs_code=True)
@@ -180,6 +198,39 @@ def inspect_model_dir(path: Path, allow_pickle: bool = False) -> Verdict:
                     f"{SKOPS_FILE} holds types off runway's allow-list: {_names(foreign)}"
                 )
     return Verdict(tuple(problems))
+
+
+def twin_problems(path: Path, flavors: dict[str, Any], onnx_sha256: str | None) -> list[str]:
+    """Why a folder that says it is runway's ONNX twin is not one runway vouches for."""
+    problems = []
+    pyfunc = flavors.get("python_function") or {}
+    if set(flavors) != {"python_function"}:
+        problems.append(f"an ONNX twin has flavors {sorted(map(str, flavors))}")
+    if pyfunc.get("code") or "python_model" in pyfunc:
+        problems.append("an ONNX twin with a code directory or a pickled python_model")
+    if pyfunc.get("data") != TWIN_DATA or pyfunc.get("predict_fn", "predict") != "predict":
+        problems.append(f"an ONNX twin whose data is not {TWIN_DATA}")
+    files = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    unexpected = sorted(files - TWIN_FILES)
+    if unexpected:
+        problems.append(f"unexpected files {_names(unexpected)}")
+    if TWIN_ONNX not in files or TWIN_RECORD not in files:
+        return [*problems, f"an ONNX twin without {TWIN_ONNX} and {TWIN_RECORD}"]
+    actual = onnx_model.sha256_file(path / TWIN_ONNX)
+    if not onnx_sha256:
+        problems.append("no SHA-256 is recorded for its model.onnx (not made by runway lighten)")
+    elif actual != onnx_sha256:
+        problems.append(
+            f"{TWIN_ONNX} has SHA-256 {actual[:16]}..., not the {onnx_sha256[:16]}... "
+            "recorded when the twin was checked (the file was changed)"
+        )
+    try:
+        recorded = json.loads((path / TWIN_RECORD).read_text()).get("onnx_sha256")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded != actual:
+        problems.append(f"{TWIN_RECORD} does not record the SHA-256 of {TWIN_ONNX}")
+    return problems
 
 
 def _runs_code(flavors: dict[str, Any]) -> list[str]:

@@ -23,10 +23,11 @@ from runway.core.gates import GateReport, ModelFacts, judge
 from runway.core.policy import PromotionPolicy
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.core.threads import limit, threads_for
-from runway.errors import RegistryError, TrackingError, UntrustedModel
+from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
+from runway.jobs.lighten import load_for_scoring
 from runway.settings import Settings
-from runway.store import models, trust
-from runway.store.registry import Stage, VersionInfo, run_author
+from runway.store import models, trust, twin
+from runway.store.registry import Stage, VersionInfo, get_version, run_author
 from runway.store.tracking import download_artifact
 
 # The latency gate: a warm median of enough single-row calls that measuring the same
@@ -79,6 +80,7 @@ def evaluate(
         local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
         facts = _facts(candidate, local, spec, metrics, split, threads)
         base = _baseline_facts(baseline, spec, metrics, split, threads, Path(tmp), settings)
+        evaluation += _twin_note(candidate, facts, split.X_holdout, threads, Path(tmp), settings)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -89,6 +91,30 @@ def evaluate(
         rules=rules,
         reviewer=reviewer,
         comment=comment,
+    )
+
+
+def _twin_note(
+    candidate: VersionInfo,
+    facts: ModelFacts,
+    X: pd.DataFrame,
+    threads: int,
+    tmp: Path,
+    settings: Settings,
+) -> str:
+    """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
+    source = candidate.tags.get(twin.SOURCE_TAG)
+    if candidate.tags.get(twin.KIND_TAG) != twin.TWIN_KIND or not source:
+        return ""
+    try:
+        mv = get_version(candidate.name, source)
+        source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X, threads)
+    except (RunwayError, OSError) as exc:
+        return f"; ONNX twin of v{source} (its latency not measured: {exc})"
+    mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
+    return (
+        f"; ONNX twin of v{source}: single-row latency {mine} (twin) vs "
+        f"{source_ms:.2f} ms (v{source})"
     )
 
 
@@ -135,7 +161,7 @@ def _facts(
     scores: dict[str, float] = {}
     latency = error = None
     try:
-        model = models.load_sklearn(local)
+        model = load_for_scoring(local)  # the pipeline, or an ONNX twin
         X, y = split.X_holdout, split.y_holdout
         measured = holdout_metrics(spec, model, X, y, metrics, pos_label=split.pos_label)
         scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -33,6 +34,7 @@ from runway.core.contract import check_frame, check_records
 from runway.core.policy import InputPolicy
 from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
+from runway.serving.cache import PredictionCache, cached
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
@@ -93,6 +95,13 @@ class Gateway:
         self.timeout = settings.serve_timeout
         self.body_timeout = settings.serve_body_timeout
         self.active = 0
+        self.cache = PredictionCache.configured(settings)  # None: off
+
+    def switch(self, slot: Slot) -> None:
+        """Serve ``slot`` from now on; the prediction cache starts empty for it."""
+        self.slot = slot
+        if self.cache is not None:  # never answer from the old version's rows
+            self.cache.clear()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -155,7 +164,7 @@ class Gateway:
                 else None
             )
             dropped = self.writer.dropped if self.writer else 0
-            text = self.metrics.render(self.active, dropped, served)
+            text = self.metrics.render(self.active, dropped, served, self.cache)
             named = [*extra, *(slot.headers if slot else [])]  # /metrics: token holders only
             return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", named)
         if known in docs.PATHS:
@@ -295,8 +304,10 @@ class Gateway:
                 checked = await self._check(rows, slot, request_id)  # the backend scores these
             except RecursionError:  # a value nested deep enough to break a repr
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
-            # Whatever the client sent, the backend is sent the checked rows as Parquet.
-            answer = await self._forward(slot, checked.body, payload.PARQUET_TYPE)
+            # Whatever the client sent, the backend is sent the checked rows as Parquet
+            # (only those the prediction cache does not hold, when it is on).
+            forward = functools.partial(self._forward, slot, content_type=payload.PARQUET_TYPE)
+            answer = await cached(self.cache, slot, checked, forward, self)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
             self.metrics.rows_scored += len(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -16,6 +17,17 @@ class Served:
     model: str
     version: str
     backends_live: int
+
+
+class CacheStats(Protocol):
+    """What /metrics reads of the prediction cache."""
+
+    hits: int
+    misses: int
+    evictions: int
+    bytes: int
+
+    def __len__(self) -> int: ...
 
 
 class Metrics:
@@ -45,7 +57,9 @@ class Metrics:
             self.latency_sum += seconds
             self.latency_count += 1
 
-    def render(self, active: int, dropped: int, served: Served | None) -> str:
+    def render(
+        self, active: int, dropped: int, served: Served | None, cache: CacheStats | None = None
+    ) -> str:
         """The ``/metrics`` page."""
         out = [
             "# HELP runway_requests_total Requests answered, by path and status code.",
@@ -53,17 +67,7 @@ class Metrics:
         ]
         for (path, status), n in sorted(self.requests.items()):
             out.append(f'runway_requests_total{{path="{path}",code="{status}"}} {n}')
-        out += [
-            "# HELP runway_request_duration_seconds Time to answer /invocations.",
-            "# TYPE runway_request_duration_seconds histogram",
-        ]
-        total = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
-            total += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            out.append(f'runway_request_duration_seconds_bucket{{le="{le}"}} {total}')
-        out.append(f"runway_request_duration_seconds_sum {self.latency_sum:.6f}")
-        out.append(f"runway_request_duration_seconds_count {self.latency_count}")
+        out += self._histogram()
         counters = {
             "runway_rows_scored_total": (self.rows_scored, "Rows scored by the model."),
             "runway_rows_rejected_total": (self.rows_rejected, "Rows refused by the contract."),
@@ -80,6 +84,8 @@ class Metrics:
         }
         for name, (value, help_text) in counters.items():
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        if cache is not None:
+            out += _cache_lines(cache)
         out += [
             "# HELP runway_connections_dropped_total Connections closed before a request was "
             "read: slow or oversized request heads, too many connections from one client.",
@@ -103,3 +109,32 @@ class Metrics:
                 f"runway_backends_live {live}",
             ]
         return "\n".join(out) + "\n"
+
+    def _histogram(self) -> list[str]:
+        out = [
+            "# HELP runway_request_duration_seconds Time to answer /invocations.",
+            "# TYPE runway_request_duration_seconds histogram",
+        ]
+        total = 0
+        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
+            total += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            out.append(f'runway_request_duration_seconds_bucket{{le="{le}"}} {total}')
+        out.append(f"runway_request_duration_seconds_sum {self.latency_sum:.6f}")
+        out.append(f"runway_request_duration_seconds_count {self.latency_count}")
+        return out
+
+
+def _cache_lines(cache: CacheStats) -> list[str]:
+    """The prediction cache's counters and gauges (only when the cache is on)."""
+    series = [
+        ("runway_cache_hits_total", "counter", cache.hits, "Rows answered from the cache."),
+        ("runway_cache_misses_total", "counter", cache.misses, "Rows the cache did not hold."),
+        ("runway_cache_evictions_total", "counter", cache.evictions, "Rows evicted (bounds)."),
+        ("runway_cache_entries", "gauge", len(cache), "Rows in the prediction cache now."),
+        ("runway_cache_bytes", "gauge", cache.bytes, "Estimated memory of the cache."),
+    ]
+    out = []
+    for name, kind, value, help_text in series:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    return out

@@ -98,7 +98,8 @@ def _rows(minimum: int = 1) -> dict[str, Any]:
 def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {key: value, "params": {"type": "object"}},
+        # MLflow's params: runway's models take none, so only an empty object is accepted.
+        "properties": {key: value, "params": {"type": "object", "maxProperties": 0}},
         "required": [key],
         "additionalProperties": False,
     }

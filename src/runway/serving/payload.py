@@ -10,9 +10,10 @@ Rows that pass the check go to the backend as :func:`canonical` makes them.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,12 +338,26 @@ _ARROW_TYPES = {
 }
 
 
-@dataclass
-class Canonical:
-    """Checked rows in their canonical form: the body a backend scores, the rows the log keeps."""
+LAZY_ROWS = 64  # up to this many rows, the Parquet body is built only if a backend needs it
 
-    body: bytes
-    rows: list[Mapping[str, Any]] | pd.DataFrame
+
+class Canonical:
+    """Checked rows in their canonical form: the body a backend scores, the rows the log keeps.
+
+    The Parquet body of a small request is built when first asked for: one the
+    prediction cache answers whole never needs it.
+    """
+
+    def __init__(
+        self, build: Callable[[], bytes], rows: list[Mapping[str, Any]] | pd.DataFrame
+    ) -> None:
+        self._build = build
+        self.rows = rows
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        """The Parquet body a backend scores."""
+        return self._build()
 
 
 def canonical(
@@ -363,19 +378,32 @@ def canonical(
     types = {name: input_types.get(name, kind) for name, kind, _ in columns}
     if isinstance(data, pd.DataFrame):
         frame = cast_to_signature(data, types, list(types))
-        arrays = [
-            pa.array(frame[name], type=_ARROW_TYPES.get(types[name]), from_pandas=True)
-            for name in types
-        ]
+
+        def arrays() -> list[pa.Array]:
+            kinds = {name: _ARROW_TYPES.get(types[name]) for name in types}
+            return [pa.array(frame[n], type=kinds[n], from_pandas=True) for n in types]
+
         logged: list[Mapping[str, Any]] | pd.DataFrame = data
     else:
         values = canonical_records(data, contract)
-        arrays = [_array(values[name], types[name]) for name in types]
+
+        def arrays() -> list[pa.Array]:
+            return [_array(values[name], types[name]) for name in types]
+
         logged = [{name: values[name][i] for name in values} for i in range(len(data))]
-    table = pa.Table.from_arrays(arrays, names=list(types))
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="none", use_dictionary=False, write_statistics=False)
-    return Canonical(sink.getvalue(), logged)
+
+    def build() -> bytes:
+        table = pa.Table.from_arrays(arrays(), names=list(types))
+        sink = io.BytesIO()
+        pq.write_table(
+            table, sink, compression="none", use_dictionary=False, write_statistics=False
+        )
+        return sink.getvalue()
+
+    checked = Canonical(build, logged)
+    if len(data) > LAZY_ROWS:  # built here, off the event loop when the rows are many
+        _ = checked.body
+    return checked
 
 
 def _array(values: list[Any], kind: str) -> pa.Array:

@@ -168,7 +168,7 @@ class Server:
                 "v%s failed to start; traffic stays on %s: %s", latest.version, _name(current), exc
             )
             return
-        self.gateway.slot = slot
+        self.gateway.switch(slot)
         self.gateway.metrics.switches += 1
         log.info("switched to %s v%s", latest.name, latest.version)
         if current is not None:

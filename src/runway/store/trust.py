@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from runway.core.trust import ALLOWLIST_FILE, inspect_model_dir
 from runway.errors import UntrustedModel
 from runway.settings import Settings
+from runway.store import twin
 from runway.store.models import download_model
 from runway.store.tracking import client
 
@@ -88,7 +89,15 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         )
     dst.mkdir(parents=True, exist_ok=True)
     local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
-    verdict = inspect_model_dir(local, allow_pickle=settings.allow_pickle_models)
+    # an ONNX twin is checked against the graph hash recorded on the version at lighten time
+    expected = (
+        twin.version_tags(mv.name, mv.version).get(twin.SHA_TAG)
+        if twin.is_twin_folder(local)
+        else None
+    )
+    verdict = inspect_model_dir(
+        local, allow_pickle=settings.allow_pickle_models, onnx_sha256=expected
+    )
     if verdict.problems:
         raise UntrustedModel(
             f"refusing {label}: {'; '.join(verdict.problems)}; nothing from it was loaded. "

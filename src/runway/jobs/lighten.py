@@ -1,0 +1,241 @@
+"""``runway lighten``: an ONNX twin of a version, checked equal, registered as a candidate.
+
+The version is fetched and checked (:func:`runway.store.trust.fetch_verified`),
+its pipeline converted (:func:`runway.core.onnx_convert.to_onnx`), and the twin
+scored against it on the holdout its spec rebuilds and on an edge-case frame
+(:mod:`runway.core.onnx_parity`). Only a twin that meets the tolerance on every
+row is logged (its own run: the source's spec, contract and profile, the parity
+report, the twin's holdout metrics) and registered as a new version of the same
+model, stage None, tagged with the version it twins. From there it climbs the
+gates like any candidate. Anything short of parity is refused
+(:class:`LightenRefused`, exit 6) with the report: nothing is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+from runway.core.data import Split, load_dataset, prepare
+from runway.core.evaluate import holdout_metrics
+from runway.core.onnx_model import ONNX_FILE, OnnxTwin, sha256_file
+from runway.core.onnx_parity import ParityReport, check_parity, edge_frame
+from runway.core.spec import SPEC_ARTIFACT, load_spec
+from runway.errors import LightenRefused
+from runway.settings import Settings, get_settings
+from runway.store import models, registry, tracking, trust, twin
+from runway.store.registry import VersionInfo
+
+log = logging.getLogger(__name__)
+
+COPIED_RUN_TAGS = (
+    "spec_hash",
+    "data_digest",
+    "runway.task",
+    "runway.estimator",
+    "runway.primary_metric",
+    "runway.registered_model_name",
+    "runway.spec_path",
+)
+
+
+@dataclass(frozen=True)
+class LightenResult:
+    """The registered twin and how it compared with its source."""
+
+    source: VersionInfo
+    twin: VersionInfo
+    run_id: str
+    report: ParityReport
+    onnx_sha256: str
+    onnx_bytes: int
+
+
+class TwinClassifier(ClassifierMixin, BaseEstimator):
+    """A loaded twin seen as a fitted scikit-learn classifier (for the metric scorers)."""
+
+    def __init__(self, model: Any = None) -> None:
+        self.model = model
+
+    def fit(self, X: Any, y: Any = None) -> TwinClassifier:  # already fitted
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.model.classes)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.model.predict(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(X))
+
+
+class TwinRegressor(RegressorMixin, BaseEstimator):
+    """A loaded twin seen as a fitted scikit-learn regressor."""
+
+    def __init__(self, model: Any = None) -> None:
+        self.model = model
+
+    def fit(self, X: Any, y: Any = None) -> TwinRegressor:
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.model.predict(X))
+
+
+def as_estimator(local: Path) -> BaseEstimator:
+    """A downloaded, checked twin folder as something scikit-learn's scorers take."""
+    from runway.core.trust import TWIN_DATA
+
+    loaded = OnnxTwin(local / TWIN_DATA / ONNX_FILE)
+    return TwinClassifier(loaded) if loaded.is_classifier else TwinRegressor(loaded)
+
+
+def load_for_scoring(local: Path) -> Any:
+    """The model in a checked folder, for in-process metrics: the pipeline, or the twin."""
+    return as_estimator(local) if twin.is_twin_folder(local) else models.load_sklearn(local)
+
+
+def lighten(model: str, version: str, settings: Settings | None = None) -> LightenResult:
+    """Convert, check and register the ONNX twin of ``model`` v``version``.
+
+    Raises:
+        LightenRefused: no twin that scores like the version (the report says why).
+        UntrustedModel: the source version fails runway's trust checks.
+    """
+    settings = settings or get_settings()
+    source = registry.get_version(model, version)
+    if source.tags.get(twin.KIND_TAG) == twin.TWIN_KIND:
+        raise LightenRefused(f"{model} v{version} is an ONNX twin already")
+    if not source.run_id:
+        raise LightenRefused(f"{model} v{version} names no source run (no spec, no holdout)")
+    with tempfile.TemporaryDirectory(prefix="runway-lighten-") as tmp:
+        folder = Path(tmp)
+        spec_file = tracking.download_artifact(source.run_id, SPEC_ARTIFACT, folder / "spec")
+        spec = load_spec(spec_file)
+        local = trust.fetch_verified(source, folder / "source", settings)
+        pipeline = models.load_sklearn(local)
+        contract = tracking.load_contract(source.run_id)
+        split = prepare(spec, load_dataset(spec.data))
+        onnx_file, report = convert_and_check(pipeline, contract, split, spec.task, folder)
+        label = f"{model} v{version} ({report.estimator})"
+        if not report.ok:
+            raise LightenRefused(
+                f"{label}: the ONNX twin does not score like the version; nothing registered\n"
+                + report.render()
+            )
+        sha = sha256_file(onnx_file)
+        record = _record(source, report, sha)
+        metrics = holdout_metrics(
+            spec, _adapter(OnnxTwin(onnx_file)), split.X_holdout, split.y_holdout
+        )
+        run_id, uri = _log_run(source, onnx_file, record, local, report, spec_file, metrics)
+        size = onnx_file.stat().st_size
+    registered = registry.register_version(
+        model,
+        uri,
+        tags=_version_tags(source, report, sha),
+        description=f"ONNX twin of v{version} (runway lighten, run {run_id}).",
+    )
+    tracking.set_run_tag(source.run_id, twin.TWIN_RUN_TAG, f"v{registered.version}")
+    log.info("registered %s v%s: the ONNX twin of v%s", model, registered.version, version)
+    return LightenResult(source, registered, run_id, report, sha, size)
+
+
+def convert_and_check(
+    pipeline: Any, contract: dict[str, Any], split: Split, task: str, folder: Path
+) -> tuple[Path, ParityReport]:
+    """The twin written to ``folder/model.onnx`` and its parity on the holdout and edge cases."""
+    import onnx
+
+    from runway.core.onnx_convert import to_onnx
+
+    started = time.perf_counter()
+    converted = to_onnx(pipeline, contract)
+    onnx_file = folder / ONNX_FILE
+    onnx.save_model(converted, str(onnx_file))
+    log.info(
+        "converted in %.2fs (%d KB)",
+        time.perf_counter() - started,
+        onnx_file.stat().st_size // 1024,
+    )
+    frames = {"holdout": split.X_holdout, "edge": edge_frame(contract, split.X_holdout)}
+    report = check_parity(pipeline, OnnxTwin(onnx_file), frames, task == "classification")
+    return onnx_file, report
+
+
+def _record(source: VersionInfo, report: ParityReport, sha: str) -> dict[str, Any]:
+    """``twin.json``: what the twin is, and the figures it was admitted on."""
+    return {
+        "model": source.name,
+        "source_version": source.version,
+        "source_run_id": source.run_id,
+        "onnx_sha256": sha,
+        "estimator": report.estimator,
+        "parity": {
+            "max_abs_diff": report.max_abs_diff,
+            "tolerance": report.tolerance,
+            "rows_checked": report.rows_checked,
+        },
+    }
+
+
+def _version_tags(source: VersionInfo, report: ParityReport, sha: str) -> dict[str, str]:
+    max_diff, tolerance, rows = twin.PARITY_TAGS
+    return {
+        twin.KIND_TAG: twin.TWIN_KIND,
+        twin.SOURCE_TAG: source.version,
+        twin.SHA_TAG: sha,
+        max_diff: f"{report.max_abs_diff:.3g}",
+        tolerance: f"{report.tolerance:g}",
+        rows: str(report.rows_checked),
+        "source_run_id": source.run_id or "",
+        "spec_hash": source.tags.get("spec_hash", ""),
+    }
+
+
+def _log_run(
+    source: VersionInfo,
+    onnx_file: Path,
+    record: dict[str, Any],
+    local: Path,
+    report: ParityReport,
+    spec_file: Path,
+    metrics: dict[str, float],
+) -> tuple[str, str]:
+    """The lighten run: the source's spec, contract and profile, the parity report, the twin."""
+    assert source.run_id is not None
+    source_tags = tracking.run_tags(source.run_id)
+    tags = {k: source_tags[k] for k in COPIED_RUN_TAGS if k in source_tags}
+    tags |= {"runway.twin_of_run": source.run_id, twin.KIND_TAG: twin.TWIN_KIND}
+    experiment_id = tracking.run_experiment(source.run_id)
+    run_name = f"onnx-twin-of-v{source.version}"
+    with tracking.run(experiment_id, run_name, tags) as active:
+        tracking.log_artifact(spec_file, Path(SPEC_ARTIFACT).parent.as_posix())
+        for artifact in (tracking.CONTRACT_ARTIFACT, tracking.PROFILE_ARTIFACT):
+            doc = tracking.load_json_artifact(source.run_id, artifact)
+            tracking.log_dict(doc, artifact)
+        tracking.log_dict(report.to_dict(), twin.PARITY_ARTIFACT)
+        tracking.log_text(report.render(), twin.PARITY_ARTIFACT.replace(".json", ".txt"))
+        metrics = metrics | {
+            "parity_max_abs_diff": report.max_abs_diff,
+            "parity_rows": float(report.rows_checked),
+            "onnx_kb": onnx_file.stat().st_size / 1024,
+        }
+        tracking.log_metrics(metrics)
+        uri = twin.log_twin(onnx_file, record, local)
+        log.info("logged the twin: %s", json.dumps(record["parity"]))
+        return str(active.info.run_id), uri
+
+
+def _adapter(loaded: OnnxTwin) -> BaseEstimator:
+    return TwinClassifier(loaded) if loaded.is_classifier else TwinRegressor(loaded)

@@ -1,0 +1,205 @@
+"""The gateway's prediction cache: identical rows for the same version answered from memory.
+
+Keyed by the model version and the row as the contract check saw it (the
+contract's columns in its order, numbers as floats, missing as None, columns
+the model ignores left out), so ``{"age": 30}`` and ``{"age": 30.0}`` are one
+entry and a row is never answered with another version's prediction: the
+version is part of every key, and the gateway empties the cache when it
+switches versions. Bounded by entries and by (estimated) bytes, least recently
+used first out, and each entry expires after a TTL.
+
+Off unless ``RUNWAY_SERVE_CACHE_ENTRIES`` is above 0: a cached answer skips the
+backend (MLflow's scoring server), which is what the cache is for, but is the
+deployment's choice to make. A request with several rows sends the backend
+only the rows not cached (as the gateway sends every request: the checked rows,
+in Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from runway.serving.backends import Response
+from runway.serving.payload import Canonical, canonical
+from runway.settings import Settings
+
+Key = tuple[str, tuple[Any, ...]]
+ENTRY_OVERHEAD = 200  # bytes per entry beyond its values: the tuple, the dict slot, floats
+
+
+class PredictionCache:
+    """An LRU of ``(version, row) -> prediction`` with entry, byte and age limits."""
+
+    def __init__(self, max_entries: int, max_bytes: int, ttl_seconds: float) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl_seconds
+        self.entries: OrderedDict[Key, tuple[Any, float, int]] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    @classmethod
+    def configured(cls, settings: Settings) -> PredictionCache | None:
+        """The cache ``RUNWAY_SERVE_CACHE_*`` ask for, or None when it is off."""
+        if settings.serve_cache_entries <= 0:
+            return None
+        size = int(settings.serve_cache_mb * 1024 * 1024)
+        return cls(settings.serve_cache_entries, size, settings.serve_cache_ttl)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @staticmethod
+    def key(version: str, record: Mapping[str, Any], columns: Mapping[str, Any]) -> Key:
+        """The canonical row: contract columns in order; numbers as floats; missing as None."""
+        values: list[Any] = []
+        for name, entry in columns.items():
+            value = record.get(name)
+            if value is None or isinstance(value, str):
+                values.append(value)
+            elif isinstance(value, float) and math.isnan(value):
+                values.append(None)
+            elif entry.get("kind") == "numeric" and isinstance(value, (int, float)):
+                values.append(float(value) if not isinstance(value, bool) else ("bool", value))
+            else:  # typed: 1, 1.0 and True are equal in Python, not to the model's encoder
+                values.append((type(value).__name__, value))
+        return version, tuple(values)
+
+    def get(self, key: Key) -> tuple[bool, Any]:
+        """(found, prediction); counts a hit or a miss."""
+        found = self.entries.get(key)
+        if found is None or found[1] < time.monotonic():
+            if found is not None:
+                self._drop(key)
+            self.misses += 1
+            return False, None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return True, found[0]
+
+    def put(self, key: Key, prediction: Any) -> None:
+        """Remember one row's prediction (the oldest go when a bound is reached)."""
+        size = ENTRY_OVERHEAD + len(repr(key)) + len(repr(prediction))
+        if self.max_entries <= 0 or size > self.max_bytes:
+            return
+        if key in self.entries:
+            self._drop(key)
+        self.entries[key] = (prediction, time.monotonic() + self.ttl, size)
+        self.bytes += size
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            oldest = next(iter(self.entries))
+            self._drop(oldest)
+            self.evictions += 1
+
+    def clear(self) -> None:
+        """Forget everything (a version switch)."""
+        self.entries.clear()
+        self.bytes = 0
+
+    def _drop(self, key: Key) -> None:
+        _, _, size = self.entries.pop(key)
+        self.bytes -= size
+
+
+class Lookup:
+    """One request's rows against the cache: the answers found, the rows to send."""
+
+    def __init__(
+        self,
+        cache: PredictionCache,
+        version: str,
+        records: list[Mapping[str, Any]],
+        columns: Mapping[str, Any],
+    ) -> None:
+        self.cache = cache
+        self.records = records
+        self.keys = [cache.key(version, r, columns) for r in records]
+        self.answers: list[Any] = []
+        self.missed: list[int] = []
+        for i, key in enumerate(self.keys):
+            found, prediction = cache.get(key)
+            self.answers.append(prediction)
+            if not found:
+                self.missed.append(i)
+
+    def fill(self, body: bytes, store: bool) -> bool:
+        """Take the backend's predictions for the missed rows; False if it answered otherwise."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return False
+        predictions = doc.get("predictions") if isinstance(doc, dict) else None
+        if (
+            not isinstance(predictions, list)
+            or len(predictions) != len(self.missed)
+            or len(doc) != 1
+        ):
+            return False
+        for i, prediction in zip(self.missed, predictions, strict=True):
+            self.answers[i] = prediction
+            if store:
+                self.cache.put(self.keys[i], prediction)
+        return True
+
+    async def answer(
+        self,
+        whole: bytes,
+        part: Callable[[list[int]], bytes],
+        forward: Callable[[bytes], Awaitable[Response]],
+        current: Callable[[], bool],
+    ) -> Response:
+        """Forward the rows not cached (``whole`` when none is, else ``part(missed)``), merge.
+
+        ``current()`` says whether the version is still the one served: answers
+        of a version switched away from are not kept. A backend error, or an
+        answer not shaped ``{"predictions": [one per row]}``, is passed on as
+        the backend gave it for the whole request.
+        """
+        if self.missed:
+            everything = len(self.missed) == len(self.records)
+            answer = await forward(whole if everything else part(self.missed))
+            if answer.status != 200 or not self.fill(answer.body, store=current()):
+                return answer if everything else await forward(whole)
+        return Response(200, "application/json", self.response_body())
+
+    def response_body(self) -> bytes:
+        """``{"predictions": [...]}`` for every row, in the request's order."""
+        return json.dumps({"predictions": self.answers}).encode()
+
+
+async def cached(
+    cache: PredictionCache | None,
+    slot: Any,
+    checked: Canonical,
+    forward: Callable[[bytes], Awaitable[Response]],
+    gateway: Any,
+) -> Response:
+    """The answer to one request: the backend's, or the cache's for the rows it holds.
+
+    ``checked`` holds the rows as the contract check left them and their Parquet
+    body; without a cache that body is forwarded as is. ``slot`` is the version
+    the request took, ``gateway.slot`` the one served now: answers of a version
+    switched away from are not kept.
+    """
+    if cache is None:
+        return await forward(checked.body)
+    rows = checked.rows
+    records: list[Mapping[str, Any]] = (
+        rows
+        if isinstance(rows, list)
+        else [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
+    )
+    lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
+
+    def part(missed: list[int]) -> bytes:
+        subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
+        return canonical(subset, slot.contract, slot.input_types).body
+
+    return await lookup.answer(checked.body, part, forward, lambda: gateway.slot is slot)

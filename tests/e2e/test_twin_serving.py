@@ -1,0 +1,200 @@
+"""The ONNX twin over real HTTP: `mlflow models serve` of it, and `runway serve` of it.
+
+One store per module: churn (HistGradientBoosting) v1 trained and promoted,
+its twin v2 made by `runway lighten` and promoted through the same gates. The
+twin must answer every input format exactly as v1 answers in process, and its
+scoring server must not load scikit-learn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+import yaml
+
+from tests.conftest import EXPERIMENTS, REPO
+from tests.helpers import free_port, ship, stop_process_group, wait_http
+
+pytestmark = pytest.mark.slow
+
+MODEL = "churn-classifier"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("twin")
+    (root / "data").mkdir()
+    (root / "data" / "churn.csv").write_bytes((REPO / "data" / "churn.csv").read_bytes())
+    doc = yaml.safe_load((EXPERIMENTS / "churn.yaml").read_text())
+    doc["data"]["source"] = str(root / "data" / "churn.csv")
+    doc["estimator"]["params"]["max_iter"] = 30
+    doc["split"]["cv_folds"] = 2
+    _, version, _ = ship(root, doc, reviewer="alice")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "RUNWAY_REGISTRY_DIR": str(root / "registry"),
+        "RUNWAY_ARTIFACT_ROOT": str(root / "mlruns"),
+        "RUNWAY_PREDICTION_LOG": "off",
+        # `mlflow models serve` execs `uvicorn` from PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "RUNWAY_SERVE_POLL_SECONDS": "1",
+        "RUNWAY_SERVE_CACHE_ENTRIES": "1000",
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+    }
+
+    def runway(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [sys.executable, "-m", "runway", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    runway("lighten", MODEL, version)
+    runway("registry", "promote", MODEL, "2", "--to", "Staging")
+    runway("registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice")
+    frame = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])
+    rows = frame[frame.isna().any(axis=1)].head(6)  # missing values, numeric and categorical
+    rows = pd.concat([rows, frame.head(6)]).reset_index(drop=True)
+    rows = rows.astype({"tenure_months": "float64", "support_calls": "float64"})
+    expected = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}").predict(rows).tolist()
+    return root, env, rows, expected
+
+
+def _formats(rows: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
+    records = json.loads(rows.to_json(orient="records"))
+    columns = list(rows.columns)
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in records]}
+    parquet = io.BytesIO()
+    rows.to_parquet(parquet, index=False)
+    return {
+        "dataframe_split": (json.dumps({"dataframe_split": split}).encode(), "application/json"),
+        "dataframe_records": (
+            json.dumps({"dataframe_records": records}).encode(),
+            "application/json",
+        ),
+        "instances": (json.dumps({"instances": records}).encode(), "application/json"),
+        "inputs": (
+            json.dumps({"inputs": {c: [r[c] for r in records] for c in columns}}).encode(),
+            "application/json",
+        ),
+        "csv": (rows.to_csv(index=False).encode(), "text/csv"),
+        "parquet": (parquet.getvalue(), "application/vnd.apache.parquet"),
+    }
+
+
+def _tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    pairs = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
+    found, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in pairs if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _maps_sklearn(pids: list[int]) -> bool:
+    for pid in pids:
+        try:
+            if "/sklearn/" in Path(f"/proc/{pid}/maps").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_mlflow_models_serve_scores_the_twin_without_scikit_learn(store):
+    root, env, rows, expected = store
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{MODEL}/2",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=(root / "mlflow-serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", proc, timeout=180)
+        body, kind = _formats(rows)["dataframe_split"]
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": kind},
+            timeout=30,
+        )
+        assert answer.json() == {"predictions": expected}
+        assert not _maps_sklearn(_tree(proc.pid))
+    finally:
+        stop_process_group(proc)
+
+
+def test_runway_serve_of_the_twin_answers_like_the_source_for_every_format(store):
+    root, env, rows, expected = store
+    port = free_port()
+    with open(root / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runway",
+                "serve",
+                MODEL,
+                "--port",
+                str(port),
+                "--log-dir",
+                str(root / "logs"),
+            ],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ready", proc, timeout=180)
+        for _ in range(2):  # the second round is answered from the cache (JSON formats)
+            for name, (body, kind) in _formats(rows).items():
+                answer = requests.post(
+                    f"{url}/invocations", data=body, headers={"Content-Type": kind}, timeout=30
+                )
+                assert answer.status_code == 200, (name, answer.text)
+                assert answer.headers["X-Runway-Model-Version"] == "2"
+                assert answer.json() == {"predictions": expected}, name
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        hits = next(x for x in metrics.splitlines() if x.startswith("runway_cache_hits_total "))
+        assert float(hits.split()[1]) >= 4 * len(rows)
+        assert not _maps_sklearn(_tree(proc.pid)[1:])  # the backends: the gateway is runway
+    finally:
+        stop_process_group(proc)

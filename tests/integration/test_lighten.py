@@ -1,0 +1,183 @@
+"""``runway lighten`` and ``runway export`` against a real (SQLite) store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from runway.cli import main
+from runway.core.data import load_dataset, prepare
+from runway.core.spec import spec_from_dict
+from runway.errors import ExitCode, LightenRefused, UntrustedModel
+from runway.jobs.lighten import lighten
+from runway.store import models, registry, trust, twin
+from runway.store.tracking import client
+from tests.conftest import EXPERIMENTS
+from tests.helpers import ship
+
+
+def churn_spec(estimator: str = "HistGradientBoostingClassifier", **params: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((EXPERIMENTS / "churn.yaml").read_text())
+    doc["estimator"] = {"name": estimator, "params": params}
+    doc["split"]["cv_folds"] = 2
+    return doc
+
+
+@pytest.fixture
+def shipped(tmp_path: Path, churn_csv: Path) -> tuple[Any, str, str]:
+    """churn (HGB, 30 iterations) trained and registered as v1, not promoted."""
+    spec = churn_spec(max_iter=30)
+    return ship(tmp_path, spec, production=False)
+
+
+def holdout(doc: dict[str, Any]) -> pd.DataFrame:
+    spec = spec_from_dict(doc)
+    return prepare(spec, load_dataset(spec.data)).X_holdout
+
+
+def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, tmp_path):
+    settings, version, _ = shipped
+    result = lighten("churn-classifier", version, settings)
+    assert result.report.ok and result.report.rows_checked > 600
+    twin_v = registry.get_version("churn-classifier", result.twin.version)
+    tags = twin_v.tags
+    assert tags[twin.SOURCE_TAG] == version and tags[twin.KIND_TAG] == twin.TWIN_KIND
+    assert tags[twin.SHA_TAG] == result.onnx_sha256
+    assert float(tags["runway.parity.max_abs_diff"]) <= float(tags["runway.parity.tolerance"])
+    assert (
+        twin_v.stage == "None"
+        and twin_v.run_id != registry.get_version("churn-classifier", version).run_id
+    )
+
+    local = trust.fetch_verified(twin_v, tmp_path / "twin", settings)
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    assert set(mlmodel["flavors"]) == {"python_function"}
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == "runway.core.onnx_model"
+    requirements = (local / "requirements.txt").read_text()
+    assert "onnxruntime==" in requirements and "scikit-learn" not in requirements
+    source = trust.fetch_verified(
+        registry.get_version("churn-classifier", version), tmp_path / "s", settings
+    )
+    assert models.signature_inputs(local) == models.signature_inputs(source)
+
+    X = holdout(churn_spec(max_iter=30))
+    np.testing.assert_array_equal(
+        models.load_pyfunc(local).predict(X), models.load_pyfunc(source).predict(X)
+    )
+    parity = json.loads(
+        Path(
+            client().download_artifacts(result.run_id, twin.PARITY_ARTIFACT, str(tmp_path))
+        ).read_text()
+    )
+    assert parity["ok"] and {f["name"] for f in parity["frames"]} == {"holdout", "edge"}
+
+
+def test_a_tampered_twin_is_refused_before_it_loads(shipped, tmp_path):
+    settings, version, _ = shipped
+    result = lighten("churn-classifier", version, settings)
+    twin_v = registry.get_version("churn-classifier", result.twin.version)
+    local = trust.fetch_verified(twin_v, tmp_path / "ok", settings)
+    # The artifact store's copy, changed in place (same size, one byte different).
+    logged = client().get_logged_model(twin_v.source.removeprefix("models:/"))
+    stored = Path(logged.artifact_location.removeprefix("file://")) / "data" / "twin" / "model.onnx"
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 1
+    stored.write_bytes(bytes(data))
+    with pytest.raises(UntrustedModel, match="SHA-256"):
+        trust.fetch_verified(twin_v, tmp_path / "bad", settings)
+    # Rewriting twin.json to match is not enough: the hash recorded on the version decides.
+    record = stored.with_name("twin.json")
+    doc = json.loads(record.read_text())
+    from runway.core.onnx_model import sha256_file
+
+    doc["onnx_sha256"] = sha256_file(stored)
+    record.write_text(json.dumps(doc))
+    with pytest.raises(UntrustedModel, match="recorded when the twin was checked"):
+        trust.fetch_verified(twin_v, tmp_path / "bad2", settings)
+    assert (local / "data" / "twin" / "model.onnx").is_file()
+
+
+def test_knn_is_refused_with_a_report_naming_the_estimator_and_worst_rows(
+    tmp_path, churn_csv, capsys
+):
+    _, version, _ = ship(tmp_path, churn_spec("KNeighborsClassifier"), production=False)
+    code = main(["lighten", "churn-classifier", version])
+    err = capsys.readouterr().err
+    assert code == ExitCode.REGISTRY
+    assert (
+        "KNeighborsClassifier" in err and "worst rows of edge" in err and "1000000000000.0" in err
+    )
+    assert [v.version for v in registry.versions("churn-classifier")] == [version]
+
+
+def test_categorical_impute_none_is_refused(tmp_path, churn_csv):
+    doc = churn_spec("LogisticRegression", max_iter=300)
+    doc["preprocessing"]["categorical"] = {"impute": "none", "encode": "onehot"}
+    settings, version, _ = ship(tmp_path, doc, production=False)
+    with pytest.raises(LightenRefused, match=r"payment_method.*learnt 'missing' as a category"):
+        lighten("churn-classifier", version, settings)
+
+
+def test_the_twin_climbs_the_gates_like_any_candidate(shipped, capsys):
+    settings, version, _ = shipped
+    result = lighten("churn-classifier", version, settings)
+    code = main(["registry", "promote", "churn-classifier", result.twin.version, "--to", "Staging"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"ONNX twin of v{version}: single-row latency" in out
+    assert registry.get_version("churn-classifier", result.twin.version).stage == "Staging"
+
+
+def test_export_writes_a_bundle_whose_predictor_agrees_with_the_registry(shipped, tmp_path):
+    settings, version, _ = shipped
+    lighten("churn-classifier", version, settings)
+    out = tmp_path / "bundle"
+    assert main(["export", "churn-classifier", "--version", version, "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "model.onnx",
+        "contract.json",
+        "twin.json",
+        "predict.py",
+        "README.md",
+    }
+    X = holdout(churn_spec(max_iter=30)).head(200)
+    rows = tmp_path / "rows.json"
+    rows.write_text(X.astype(object).where(X.notna(), None).to_json(orient="records"))
+    done = subprocess.run(
+        [sys.executable, str(out / "predict.py"), "--json", str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = [json.loads(line)["prediction"] for line in done.stdout.splitlines()]
+    source = trust.fetch_verified(
+        registry.get_version("churn-classifier", version), tmp_path / "s", settings
+    )
+    expected = models.load_pyfunc(source).predict(X)
+    assert got == [int(v) for v in expected]
+
+
+def test_export_refuses_a_version_without_a_twin(shipped, tmp_path, capsys):
+    _, version, _ = shipped
+    code = main(["export", "churn-classifier", "--version", version, "--out", str(tmp_path / "b")])
+    assert code == ExitCode.USAGE
+    assert "runway lighten churn-classifier" in capsys.readouterr().err
+
+
+def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_csv, capsys):
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(churn_spec("LogisticRegression", max_iter=300)))
+    assert main(["train", str(spec), "--lighten"]) == ExitCode.USAGE  # needs --register
+    assert main(["train", str(spec), "--register", "--lighten"]) == 0
+    out = capsys.readouterr().out
+    assert "registered churn-classifier version 1" in out
+    assert "the ONNX twin of v1" in out
+    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
