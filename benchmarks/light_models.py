@@ -46,6 +46,8 @@ sys.path.insert(0, str(HERE))
 import serving as sv  # noqa: E402  (the serving benchmark's clients and process helpers)
 from tests.helpers import ship  # noqa: E402
 
+from runway.team.procs import tree  # noqa: E402
+
 ESTIMATORS = {
     "RandomForestClassifier": {"n_estimators": 100},
     "HistGradientBoostingClassifier": None,  # the churn spec's own parameters
@@ -186,7 +188,7 @@ def _bench_one(estimator: str, args: argparse.Namespace) -> dict[str, Any]:
                 rps[name] = n / args.throughput_seconds
             print("  cache workload ...", flush=True)
             hits, misses = _cache_workload(ports[ENDPOINTS[3]], records, args.requests)
-            rss = {name: _rss_mb(sv._tree(proc.pid)) for name, (_, proc, _) in endpoints.items()}
+            rss = {name: _rss_mb(tree(proc.pid)) for name, (_, proc, _) in endpoints.items()}
             ready = {name: seconds for name, (_, _, seconds) in endpoints.items()}
         finally:
             for _, proc, _ in endpoints.values():

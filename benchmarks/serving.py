@@ -43,6 +43,8 @@ sys.path.insert(0, str(REPO))  # tests.helpers.ship: the same set-up as the serv
 
 from tests.helpers import ship  # noqa: E402
 
+from runway.team.procs import tree  # noqa: E402
+
 MODEL = "bench-serving"
 THREADS_MODEL = "bench-threads"
 
@@ -268,19 +270,6 @@ def _pss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
-    pairs = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
-    found, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in pairs if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
 LOGS = {
     "bare mlflow models serve": "bare.log",
     "scoring app on uvicorn, TCP (a runway backend, bare)": "app.log",
@@ -321,7 +310,7 @@ def _memory(endpoints: dict[str, tuple[int, subprocess.Popen, str]]) -> list[str
     """Lines of the memory table: PSS per endpoint, and per process for runway."""
     lines = ["| endpoint | processes | PSS MB |", "| --- | --- | --- |"]
     for name, (_, proc, _) in endpoints.items():
-        pids = _tree(proc.pid)
+        pids = tree(proc.pid)
         lines.append(f"| {name} | {len(pids)} | {_pss_mb(pids):.0f} |")
         if name.startswith("runway"):
             backends = [p for p in pids if p != proc.pid]

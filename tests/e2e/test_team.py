@@ -30,6 +30,7 @@ import requests
 import yaml
 from sklearn.datasets import load_breast_cancer
 
+from runway.team.procs import tree
 from tests.conftest import REPO
 from tests.helpers import free_port, stop_process_group, wait_http
 
@@ -618,7 +619,7 @@ def test_the_database_uri_instead_of_the_server_names_the_real_cause(team):
 def test_team_down_leaves_nothing_running_and_up_brings_the_artifacts_back(team):
     run_dir = Path(team.env["RUNWAY_TEAM_DIR"]) / "run"
     pids = [int(p.read_text()) for p in run_dir.glob("*.pid")]
-    trees = {pid for root in pids for pid in _tree(root)}
+    trees = {pid for root in pids for pid in tree(root)}
     assert len(pids) == 3 and len(trees) > 3
 
     down = _make(team.env, "team-down", team.root)
@@ -638,12 +639,6 @@ def test_team_down_leaves_nothing_running_and_up_brings_the_artifacts_back(team)
     rows.to_csv(team.home("svc") / "again.csv", index=False)
     scored = team.runway("svc", "score", MODEL, "--input", "again.csv", "--output", "again.parquet")
     assert scored.returncode == 0, scored.stderr  # the model's files came back with the bucket
-
-
-def _tree(root: int) -> list[int]:
-    from runway.team.procs import tree
-
-    return tree(root)
 
 
 def _alive(pid: int) -> bool:

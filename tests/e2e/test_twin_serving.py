@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from runway.team.procs import tree
 from tests.conftest import EXPERIMENTS, REPO
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
@@ -97,18 +98,6 @@ def _formats(rows: pd.DataFrame) -> dict[str, tuple[bytes, str]]:
     }
 
 
-def _tree(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
-    pairs = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
-    found, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in pairs if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
 def _maps_sklearn(pids: list[int]) -> bool:
     for pid in pids:
         try:
@@ -154,7 +143,7 @@ def test_mlflow_models_serve_scores_the_twin_without_scikit_learn(store):
             timeout=30,
         )
         assert answer.json() == {"predictions": expected}
-        assert not _maps_sklearn(_tree(proc.pid))
+        assert not _maps_sklearn(tree(proc.pid))
     finally:
         stop_process_group(proc)
 
@@ -195,6 +184,6 @@ def test_runway_serve_of_the_twin_answers_like_the_source_for_every_format(store
         metrics = requests.get(f"{url}/metrics", timeout=5).text
         hits = next(x for x in metrics.splitlines() if x.startswith("runway_cache_hits_total "))
         assert float(hits.split()[1]) >= 4 * len(rows)
-        assert not _maps_sklearn(_tree(proc.pid)[1:])  # the backends: the gateway is runway
+        assert not _maps_sklearn(tree(proc.pid)[1:])  # the backends: the gateway is runway
     finally:
         stop_process_group(proc)
