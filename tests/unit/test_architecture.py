@@ -58,3 +58,13 @@ def test_the_import_contract_names_every_layer():
     [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
     named = {part.strip() for layer in layers["layers"] for part in layer.split("|")}
     assert {f"runway.{layer}" for layer in LAYERS} <= named
+
+
+def test_the_endpoint_process_does_not_import_scikit_learn():
+    """The gateway never runs a model: scikit-learn would cost it ~60 MB and ~1 s of start-up."""
+    import subprocess
+    import sys
+
+    probe = "import sys, runway.serving.serve; print(sorted({'sklearn', 'optuna', 'skl2onnx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -40,7 +40,6 @@ from runway.core.column_checks import (
 )
 from runway.core.kinds import Kind, boolean_value, is_missing, numbers_from_text, timestamp_value
 from runway.core.policy import InputPolicy
-from runway.core.spec import FeatureKind
 
 CONTRACT_VERSION = 2
 # Every level is recorded up to this many; beyond, the contract says it is incomplete
@@ -89,7 +88,7 @@ def signature_columns(contract: Mapping[str, Any]) -> list[tuple[str, str, bool]
 
 def infer_contract(
     X: pd.DataFrame,
-    features: dict[str, FeatureKind],
+    features: dict[str, Kind],
     source_dtypes: dict[str, str] | None = None,
     target: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
