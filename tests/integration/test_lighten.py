@@ -181,3 +181,60 @@ def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_cs
     assert "registered churn-classifier version 1" in out
     assert "the ONNX twin of v1" in out
     assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+
+
+def write_policy(root: Path, **lighten_section: bool) -> None:
+    """A permissive churn-classifier policy whose ``lighten`` section is ``lighten_section``."""
+    (root / "registry").mkdir(exist_ok=True)
+    policy = {
+        "model": "churn-classifier",
+        "staging": {"max_latency_ms": 60_000},
+        "production": {"reviewers": ["ci"], "four_eyes": False},
+        "lighten": lighten_section,
+    }
+    (root / "registry" / "churn-classifier.yaml").write_text(yaml.safe_dump(policy))
+
+
+def test_a_policy_with_lighten_on_register_makes_the_twin_of_each_new_version(
+    tmp_path, churn_csv, capsys
+):
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(churn_spec("LogisticRegression", max_iter=300)))
+    write_policy(tmp_path, on_register=True)
+    assert main(["train", str(spec), "--register"]) == 0
+    out = capsys.readouterr().out
+    assert "lighten.on_register" in out and "the ONNX twin of v1" in out
+    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+
+    write_policy(tmp_path, on_register=False)  # the default: nothing more than asked
+    assert main(["train", str(spec), "--register"]) == 0
+    assert [v.version for v in registry.versions("churn-classifier")] == ["1", "2", "3"]
+
+
+def test_a_version_without_a_twin_warns_unless_the_policy_requires_one(
+    tmp_path, churn_csv, capsys
+):
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(churn_spec("KNeighborsClassifier")))
+    write_policy(tmp_path, on_register=True)
+    assert main(["train", str(spec), "--register"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: churn-classifier v1 has no ONNX twin" in err and "KNeighborsClassifier" in err
+
+    write_policy(tmp_path, on_register=True, required=True)
+    assert main(["train", str(spec), "--register"]) == ExitCode.REGISTRY
+    err = capsys.readouterr().err
+    assert "churn-classifier v2 stays registered" in err and "lighten.required" in err
+    assert [v.version for v in registry.versions("churn-classifier")] == ["1", "2"]
+
+
+def test_retrain_makes_the_twin_when_the_policy_asks(tmp_path, churn_csv):
+    from runway.jobs.retrain import retrain
+
+    settings, version, _ = ship(tmp_path, churn_spec("LogisticRegression", max_iter=300))
+    write_policy(tmp_path, on_register=True)
+    result = retrain("churn-classifier", reason="test", settings=settings)
+    assert result.staged and result.twin is not None and result.twin.twin is not None
+    made = result.twin.twin
+    assert made.source.version == result.version == "2" and made.twin.version == "3"
+    assert registry.get_version("churn-classifier", "3").stage == "None"

@@ -36,10 +36,10 @@ def _train(args: argparse.Namespace) -> int:
         version = register_training(result, spec.registered_model_name)
         print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.run_id)
-    if args.lighten:
-        from runway.cli.light import lighten_and_print
+    if args.register:
+        from runway.cli.light import after_register
 
-        lighten_and_print(version.name, version.version)
+        return after_register(version.name, version.version, args.lighten)
     return 0
 
 
@@ -78,10 +78,9 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.parent_run_id)
-    if args.lighten:
-        from runway.cli.light import lighten_and_print
+    from runway.cli.light import after_register
 
-        lighten_and_print(version.name, version.version)
+    after_register(version.name, version.version, args.lighten)
     if args.promote_to:
         return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
     return 0

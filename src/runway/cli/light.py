@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
 
 from runway.cli.common import store
+
+if TYPE_CHECKING:
+    from runway.jobs.lighten import LightenResult
 
 
 def _lighten(args: argparse.Namespace) -> int:
@@ -15,7 +20,31 @@ def lighten_and_print(model: str, version: str) -> int:
     """``runway lighten`` (also ``train --register --lighten`` and ``sweep --lighten``)."""
     from runway.jobs.lighten import lighten
 
-    result = lighten(model, version, settings=store())
+    print_twin(lighten(model, version, settings=store()))
+    return 0
+
+
+def after_register(model: str, version: str, asked: bool) -> int:
+    """``--lighten`` given, or the policy's ``lighten.on_register``: the new version's twin."""
+    if asked:
+        return lighten_and_print(model, version)
+    from runway.jobs.register import lighten_if_asked
+
+    done = lighten_if_asked(model, version, store())
+    if done is not None and done.twin is not None:
+        print("the policy asks for an ONNX twin of each new version (lighten.on_register):")
+        print_twin(done.twin)
+    elif done is not None and done.refused is not None:
+        print(
+            f"warning: {model} v{version} has no ONNX twin (the policy asks for one; it does not "
+            f"require one):\n{done.refused}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def print_twin(result: LightenResult) -> None:
+    """The parity report and the registered twin, with the next step."""
     print(result.report.render())
     print(
         f"registered {result.twin.name} v{result.twin.version} (stage None): the ONNX twin of "
@@ -23,7 +52,6 @@ def lighten_and_print(model: str, version: str) -> int:
         f"{result.onnx_sha256[:16]}..., run {result.run_id}"
     )
     print(f"next: runway registry promote {result.twin.name} {result.twin.version} --to Staging")
-    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

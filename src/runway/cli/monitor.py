@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from runway.cli.common import store
@@ -11,6 +12,7 @@ from runway.errors import ExitCode
 if TYPE_CHECKING:
     import pandas as pd
 
+    from runway.jobs.retrain import RetrainResult
     from runway.monitoring.judge import Verdict
 
 
@@ -53,6 +55,7 @@ def _monitor(args: argparse.Namespace) -> int:
         print(f"retrained  {r.model} v{r.version} from v{r.from_version} -> {where}")
         if r.report is not None:
             print(r.report.render())
+        _print_twin(r)
     verdict_line = "threshold crossed" if result.trigger_met else "healthy"
     if result.outcome == "crossed" and not result.trigger_met:
         verdict_line = "crossed in this window, trigger not met"
@@ -125,6 +128,7 @@ def _retrain(args: argparse.Namespace) -> int:
     print(f"retrained {result.model} v{result.from_version} on {result.data} -> v{result.version}")
     if result.report is not None:
         print(result.report.render())
+    _print_twin(result)
     if result.staged:
         print(
             f"{result.model} v{result.version}: None -> Staging; a reviewer promotes it to Production"
@@ -132,6 +136,19 @@ def _retrain(args: argparse.Namespace) -> int:
         return 0
     print(f"{result.model} v{result.version} stays in None: {result.refused}")
     return int(ExitCode.REGISTRY)
+
+
+def _print_twin(result: RetrainResult) -> None:
+    """The ONNX twin the policy's ``lighten.on_register`` made of the retrained version, or why not."""
+    done = result.twin
+    if done is not None and done.twin is not None:
+        print(
+            f"ONNX twin  {result.model} v{done.twin.twin.version} of v{result.version} "
+            "(the policy's lighten.on_register), stage None"
+        )
+    elif done is not None and done.refused is not None:
+        reason = str(done.refused).splitlines()[0]
+        print(f"warning: v{result.version} has no ONNX twin: {reason}", file=sys.stderr)
 
 
 def _trigger_run(model: str, given: str | None) -> str:

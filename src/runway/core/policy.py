@@ -114,6 +114,21 @@ class InputPolicy(Strict):
     )
 
 
+class LightenPolicy(Strict):
+    """Whether each newly registered version gets its ONNX twin (``runway lighten``) at once."""
+
+    on_register: bool = Field(
+        default=False,
+        description="After `train --register`, `sweep` and `retrain` register a version, make its "
+        "ONNX twin (registered as the next version, stage None).",
+    )
+    required: bool = Field(
+        default=False,
+        description="A version with no faithful twin fails the command (exit 6); otherwise the "
+        "refusal is a warning. The source version stays registered either way.",
+    )
+
+
 class PromotionPolicy(Strict):
     """The gates of one registered model: ``registry/<model>.yaml``."""
 
@@ -128,6 +143,10 @@ class PromotionPolicy(Strict):
     monitor: MonitorPolicy = Field(
         default_factory=MonitorPolicy,
         description="What `runway monitor` judges in each window of the prediction log, and does.",
+    )
+    lighten: LightenPolicy = Field(
+        default_factory=LightenPolicy,
+        description="Make each new version's ONNX twin on registration (runway lighten).",
     )
 
     @model_validator(mode="after")

@@ -10,13 +10,15 @@ model's is its policy's ``description``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from dataclasses import dataclass
 
-from runway.core.policy import load_policy
-from runway.errors import SpecError
+from runway.core.policy import PromotionPolicy
+from runway.errors import LightenRefused, SpecError
+from runway.jobs.lighten import LightenResult, lighten
+from runway.jobs.promote import policy_path, read_policy
 from runway.jobs.sweep import SweepResult
 from runway.jobs.train import TrainResult
-from runway.settings import get_settings
+from runway.settings import Settings, get_settings
 from runway.store import registry, tracking
 from runway.store.registry import VersionInfo
 
@@ -65,10 +67,52 @@ def register_sweep(result: SweepResult) -> VersionInfo:
 
 def describe_model(model_name: str) -> None:
     """The registered model's description from its policy file, if it has one."""
-    path = Path(get_settings().registry_dir) / f"{model_name}.yaml"
-    if not path.is_file():
-        return
+    policy = _policy(model_name, get_settings())
+    if policy is not None:
+        registry.describe_model(model_name, policy.description)
+
+
+@dataclass(frozen=True)
+class PolicyLighten:
+    """What the policy's ``lighten: {on_register: true}`` did for one new version."""
+
+    twin: LightenResult | None = None
+    refused: LightenRefused | None = None  # no faithful twin, and the policy does not require one
+
+
+def lighten_if_asked(
+    model: str, version: str, settings: Settings | None = None
+) -> PolicyLighten | None:
+    """Make a newly registered version's ONNX twin when its policy asks; None when it does not.
+
+    Registration has happened by then, so a refusal is returned rather than
+    raised, unless the policy sets ``lighten.required``.
+
+    Raises:
+        LightenRefused: no faithful twin and the policy requires one (the version stays).
+    """
+    settings = settings or get_settings()
+    policy = _policy(model, settings)
+    if policy is None or not policy.lighten.on_register:
+        return None
     try:
-        registry.describe_model(model_name, load_policy(path).description)
+        return PolicyLighten(twin=lighten(model, version, settings))
+    except LightenRefused as exc:
+        if policy.lighten.required:
+            raise LightenRefused(
+                f"{exc}\n{model} v{version} stays registered; its policy's lighten.required "
+                "makes a version without a twin a failure"
+            ) from None
+        log.warning("%s v%s has no ONNX twin (the policy asks for one): %s", model, version, exc)
+        return PolicyLighten(refused=exc)
+
+
+def _policy(model: str, settings: Settings) -> PromotionPolicy | None:
+    """``model``'s policy file, or None when it has none or it does not validate (warned)."""
+    if not policy_path(model, settings).is_file():
+        return None
+    try:
+        return read_policy(model, settings, None)
     except SpecError as exc:  # promotion will refuse it with the same message
         log.warning("%s", exc)
+        return None

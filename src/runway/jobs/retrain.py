@@ -24,7 +24,7 @@ from runway.core.gates import GateReport
 from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec, spec_from_dict
 from runway.errors import DataError, GateFailure, RegistryError, TrackingError
 from runway.jobs import promote as promotion
-from runway.jobs.register import register_sweep, register_training
+from runway.jobs.register import PolicyLighten, lighten_if_asked, register_sweep, register_training
 from runway.jobs.study import default_study_name
 from runway.jobs.sweep import sweep
 from runway.jobs.train import train
@@ -51,6 +51,7 @@ class RetrainResult:
     staged: bool
     report: GateReport | None
     refused: str = ""
+    twin: PolicyLighten | None = None  # the ONNX twin the policy's lighten.on_register asked for
 
 
 def retrain(
@@ -100,6 +101,7 @@ def retrain(
     except GateFailure as failure:
         result.report = cast(GateReport, failure.report)
         result.refused = str(failure)
+    result.twin = lighten_if_asked(model, version, settings)
     return result
 
 
