@@ -13,7 +13,8 @@ all on loopback, from this environment, each started fresh and one at a time
 
 Measured: ready time (start to the first 200 on /ping or /ready), single-row
 p50/p99 from one keep-alive client with the endpoints interleaved block by
-block, requests/s with 8 keep-alive clients, RSS of each process tree; for the
+block, requests/s with 8 keep-alive clients, RSS and PSS summed over each process tree
+after the load (RSS counts a page shared by two processes twice, PSS splits it); for the
 cache, a workload where half the requests repeat one of 20 rows (hits timed
 apart from misses). Targets (issue 15): the twin's p50 at most 0.5x bare
 ``mlflow models serve``, requests/s at least 2x; cache hits under 1 ms at p50;
@@ -94,14 +95,18 @@ def _setup(root: Path, estimator: str) -> dict[str, str]:
     }
 
 
-def _rss_mb(pids: list[int]) -> float:
+def _memory_mb(pids: list[int], field: str) -> float:
+    """``Rss`` or ``Pss`` summed over a process tree (smaps_rollup). RSS counts a page shared by
+    two processes twice; PSS splits it between them, so its sum is what the tree holds."""
     total = 0
     for pid in pids:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue
-        total += next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+        total += next(
+            (int(x.split()[1]) for x in rollup.splitlines() if x.startswith(f"{field}:")), 0
+        )
     return total / 1024
 
 
@@ -188,24 +193,29 @@ def _bench_one(estimator: str, args: argparse.Namespace) -> dict[str, Any]:
                 rps[name] = n / args.throughput_seconds
             print("  cache workload ...", flush=True)
             hits, misses = _cache_workload(ports[ENDPOINTS[3]], records, args.requests)
-            rss = {name: _rss_mb(tree(proc.pid)) for name, (_, proc, _) in endpoints.items()}
+            pids = {name: tree(proc.pid) for name, (_, proc, _) in endpoints.items()}
+            rss = {name: _memory_mb(p, "Rss") for name, p in pids.items()}
+            pss = {name: _memory_mb(p, "Pss") for name, p in pids.items()}
             ready = {name: seconds for name, (_, _, seconds) in endpoints.items()}
         finally:
             for _, proc, _ in endpoints.values():
                 sv._stop(proc)
-    return {"times": times, "rps": rps, "hits": hits, "misses": misses, "rss": rss, "ready": ready}
+    return {
+        **{"times": times, "rps": rps, "hits": hits, "misses": misses},
+        **{"rss": rss, "pss": pss, "ready": ready},
+    }
 
 
 def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
     print(f"\n{estimator}")
-    print("| endpoint | ready s | p50 ms | p99 ms | req/s @ c=8 | RSS MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| endpoint | ready s | p50 ms | p99 ms | req/s @ c=8 | RSS MB | PSS MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     p50 = {n: statistics.median(t) * 1000 for n, t in r["times"].items()}
     for name in (*ENDPOINTS[:3], ENDPOINTS[4]):
         t = r["times"][name]
         print(
             f"| {name} | {r['ready'][name]:.1f} | {p50[name]:.2f} | {sv._pct(t, 0.99):.2f} | "
-            f"{r['rps'][name]:.0f} | {r['rss'][name]:.0f} |"
+            f"{r['rps'][name]:.0f} | {r['rss'][name]:.0f} | {r['pss'][name]:.0f} |"
         )
     hit = statistics.median(r["hits"]) * 1000 if r["hits"] else float("nan")
     miss = statistics.median(r["misses"]) * 1000
@@ -213,7 +223,7 @@ def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
     print(
         f"| {name}: {len(r['hits'])} hits, {len(r['misses'])} misses | {r['ready'][name]:.1f} | "
         f"hit {hit:.2f} / miss {miss:.2f} | hit {sv._pct(r['hits'], 0.99):.2f} | - | "
-        f"{r['rss'][name]:.0f} |"
+        f"{r['rss'][name]:.0f} | {r['pss'][name]:.0f} |"
     )
     bare, twin, one = ENDPOINTS[0], ENDPOINTS[2], ENDPOINTS[4]
     checks = [
@@ -222,6 +232,7 @@ def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
         (f"cache hit p50 {hit:.2f} ms (< 1 ms)", hit < 1.0),
         (f"twin RSS {r['rss'][twin]:.0f} MB vs bare {r['rss'][bare]:.0f} MB (<=)", r["rss"][twin] <= r["rss"][bare]),
         (f"twin, 1 backend: RSS {r['rss'][one]:.0f} MB vs bare {r['rss'][bare]:.0f} MB (<=)", r["rss"][one] <= r["rss"][bare]),
+        (f"twin PSS {r['pss'][twin]:.0f} MB vs bare {r['pss'][bare]:.0f} MB (<=)", r["pss"][twin] <= r["pss"][bare]),
         (f"twin ready {r['ready'][twin]:.1f} s vs bare {r['ready'][bare]:.1f} s (within 1 s)", r["ready"][twin] <= r["ready"][bare] + 1),
         (f"runway serve (sklearn) p50 / bare = {p50[ENDPOINTS[1]] / p50[bare]:.2f} (for reference)", True),
     ]  # fmt: skip
