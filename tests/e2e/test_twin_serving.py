@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -185,5 +186,57 @@ def test_runway_serve_of_the_twin_answers_like_the_source_for_every_format(store
         hits = next(x for x in metrics.splitlines() if x.startswith("runway_cache_hits_total "))
         assert float(hits.split()[1]) >= 4 * len(rows)
         assert not _maps_sklearn(tree(proc.pid)[1:])  # the backends: the gateway is runway
+    finally:
+        stop_process_group(proc)
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat fields after the command name: state, ppid, pgrp, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _memory(pid: int, field: str) -> int:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return next(int(x.split()[1]) for x in rollup.splitlines() if x.startswith(f"{field}:"))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return _stat(pid)[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_backends_forked_from_one_zygote_share_pages_and_die_with_the_gateway(store):
+    """Two backends, forked and adopted: the gateway's children, in their own groups, sharing
+    most of their pages; a gateway killed with SIGKILL still takes them down."""
+    root, env, _, _ = store
+    port = free_port()
+    with open(root / "serve-kill.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runway", "serve", MODEL, "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ready", proc, timeout=180)
+        backends = tree(proc.pid)[1:]
+        assert len(backends) == 2, backends  # the zygote itself has exited
+        for pid in backends:
+            _, ppid, pgrp = _stat(pid)[:3]
+            assert int(ppid) == proc.pid and int(pgrp) == pid
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert b"mlflow.pyfunc.scoring_server.app:app" in command
+            # separately started backends share only their libraries (PSS ~0.75 of RSS)
+            assert _memory(pid, "Pss") < 0.7 * _memory(pid, "Rss"), pid
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_running(pid) for pid in backends) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in backends), "a backend outlived a killed gateway"
     finally:
         stop_process_group(proc)

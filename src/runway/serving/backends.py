@@ -6,6 +6,8 @@ execs) on one model folder: the folder runway downloaded and checked
 (:func:`runway.store.trust.fetch_verified`), never a fresh ``models:/``
 download. runway skips the ``mlflow models serve`` wrapper, which would
 download the model again and then idle at ~200 MB next to its uvicorn child.
+A version's backends are forked from one zygote (:mod:`runway.serving.zygote`)
+that imported the scoring server once: they share those pages.
 
 The gateway binds each backend's Unix socket itself, mode 0600 before it listens,
 inside a directory only its user can enter (0700), and hands the bound socket
@@ -35,14 +37,28 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from runway.store.models import SCORING_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
 
+IMPORT_TIMEOUT = 180.0  # seconds a zygote may take to import MLflow on a loaded host
+
 
 class BackendError(Exception):
     """The backend could not be reached or broke the connection."""
+
+
+class Process(Protocol):
+    """What a backend's process handle offers: ``subprocess.Popen``, or :class:`Adopted`."""
+
+    pid: int
+    returncode: Any
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 @dataclass
@@ -67,7 +83,7 @@ class Backend:
     model: str
     version: str
     path: Path
-    process: subprocess.Popen
+    process: Process
     log_path: Path
     inflight: int = 0
     served: int = 0
@@ -230,7 +246,7 @@ class Backend:
             self.path.unlink()
 
 
-def _group_alive(group: int, leader: subprocess.Popen) -> bool:
+def _group_alive(group: int, leader: Process) -> bool:
     leader.poll()  # reap the leader so it does not count as alive
     try:
         os.killpg(group, 0)
@@ -241,55 +257,131 @@ def _group_alive(group: int, leader: subprocess.Popen) -> bool:
     return True
 
 
-def start(
+def start_group(
     model: str,
     version: str,
     model_dir: Path,
     socket_dir: Path,
     log_dir: Path,
     timeout: float,
+    count: int,
     env: dict[str, str] | None = None,
-) -> Backend:
-    """Start MLflow's scoring app on ``model_dir`` behind a new socket in ``socket_dir`` (not warm yet).
+) -> list[Backend]:
+    """Start ``count`` MLflow scoring apps on ``model_dir``, each on a new socket (not warm yet).
 
-    ``socket_dir`` must be private to this user (0700): it is what keeps other
-    users away; the socket itself is made 0600 before it accepts connections.
+    One zygote (:mod:`runway.serving.zygote`) imports MLflow's scoring server
+    once and forks the backends, which this process adopts as a child subreaper:
+    they share the imported pages and stay its children (stopped, reaped and
+    measured with it). Blocks while the zygote imports (seconds): call it off
+    the event loop. ``socket_dir`` must be private to this user (0700): it is
+    what keeps other users away; each socket is made 0600 before it listens.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    listener, path = _listen(socket_dir, f"v{version}")
-    log_path = log_dir / f"backend-{model}-{path.stem}.log"
+    _become_subreaper()
+    listeners = [_listen(socket_dir, f"v{version}") for _ in range(count)]
+    logs = [log_dir / f"backend-{model}-{path.stem}.log" for _, path in listeners]
+    fds = [listener.fileno() for listener, _ in listeners]
     child_env = {**os.environ, **(env or {}), **scoring_server_env(model_dir, timeout)}
-    fd = listener.fileno()
     command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--fd",
-        str(fd),
-        "--workers",
-        "1",
-        "--no-access-log",  # the gateway counts requests; a line per request costs CPU
-        "--timeout-keep-alive",
-        "60",  # longer than the gateway keeps an idle pooled connection
-        SCORING_APP,
+        *(sys.executable, "-m", "runway.serving.zygote", SCORING_APP),
+        *("--fds", ",".join(map(str, fds)), "--logs", ",".join(map(str, logs))),
+        *("--gateway", str(os.getpid())),
     ]
     try:
-        with open(log_path, "ab") as out:
-            process = subprocess.Popen(
+        with open(logs[0], "ab") as err:
+            zygote = subprocess.Popen(
                 command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,
+                stderr=err,
                 stdin=subprocess.DEVNULL,
                 env=child_env,
-                pass_fds=(fd,),
-                process_group=0,  # its own group: stopped as a whole, without touching ours
+                pass_fds=fds,
+                process_group=0,
                 preexec_fn=_die_with_parent,
             )
+            try:
+                out, _ = zygote.communicate(timeout=IMPORT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(zygote.pid, signal.SIGKILL)
+                zygote.wait()
+                raise BackendError(
+                    f"the backends of {model} v{version} took over {IMPORT_TIMEOUT:g}s to import "
+                    f"MLflow's scoring server; see {logs[0]}"
+                ) from None
     finally:
-        listener.close()  # the child holds its own copy
-    backend = Backend(model, str(version), path, process, log_path)
-    log.info("starting backend %s; log %s", backend, log_path)
-    return backend
+        for listener, _ in listeners:
+            listener.close()  # the backends hold their own copies
+    pids, done = _forked(out)
+    if not done or len(pids) != count:
+        for pid, (_, path), log_path in zip(pids, listeners, logs, strict=False):
+            # forked, then the zygote failed: stop what it did start
+            Backend(model, str(version), path, Adopted(pid), log_path).stop(grace=2)
+        raise BackendError(
+            f"the backends of {model} v{version} failed to start (exit {zygote.returncode}); "
+            f"last lines of {logs[0]}:\n{tail(logs[0])}"
+        )
+    backends = [
+        Backend(model, str(version), path, Adopted(pid), log_path)
+        for pid, (_, path), log_path in zip(pids, listeners, logs, strict=True)
+    ]
+    for backend in backends:
+        log.info("starting backend %s; log %s", backend, backend.log_path)
+    return backends
+
+
+def _forked(out: bytes) -> tuple[list[int], bool]:
+    """The pids a zygote reported, one JSON line each, and whether it reported them all."""
+    pids, done = [], False
+    for line in out.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and isinstance(message.get("pid"), int):
+            pids.append(message["pid"])
+        done = done or (isinstance(message, dict) and "done" in message)
+    return pids, done
+
+
+class Adopted:
+    """A backend the zygote forked and this process adopted: what runway uses of ``Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once it has exited (reaping it), else None."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # not ours to reap (no subreaper on this OS): ask the kernel
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -1
+            except PermissionError:  # pragma: no cover - the pid was reused by another user
+                self.returncode = -1
+            return self.returncode
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to exit; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"backend {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        return code
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned descendants (the zygote's backends) instead of init (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 
 
 def _listen(socket_dir: Path, stem: str) -> tuple[socket.socket, Path]:

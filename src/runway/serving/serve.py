@@ -37,7 +37,7 @@ import uvicorn
 from runway.core.contract import unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
-from runway.serving.backends import Backend, BackendError, start
+from runway.serving.backends import Backend, BackendError, start_group
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import JSON_TYPE, parse
 from runway.serving.protocol import guarded_protocol
@@ -93,8 +93,7 @@ class Server:
             example, rows, input_types = await asyncio.to_thread(
                 _input_example, model, local, contract
             )
-            for _ in range(self.options.workers):
-                backends.append(self._start(model.name, model.version, local))
+            backends += await self._start(model.name, model.version, local, self.options.workers)
             await asyncio.gather(
                 *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
             )
@@ -113,18 +112,21 @@ class Server:
             return None
         return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
 
-    def _start(self, model: str, version: str, local: Path) -> Backend:
-        backend = start(
+    async def _start(self, model: str, version: str, local: Path, count: int) -> list[Backend]:
+        backends = await asyncio.to_thread(
+            start_group,
             model,
             version,
             local,
             self.runtime,
             self.options.log_dir,
             self.settings.serve_timeout,
+            count,
             env=thread_env(threads_for("serve", self.settings.threads)),
         )
-        backend.on_exit(asyncio.get_running_loop(), self._wake.set)
-        return backend
+        for backend in backends:
+            backend.on_exit(asyncio.get_running_loop(), self._wake.set)
+        return backends
 
     async def watch(self) -> None:
         """Poll the registry; switch to a new Production version; replace dead backends at once."""
@@ -200,7 +202,11 @@ class Server:
                 backend,
                 backend.process.returncode,
             )
-            fresh = self._start(slot.model.name, slot.model.version, slot.model_dir)
+            try:
+                (fresh,) = await self._start(slot.model.name, slot.model.version, slot.model_dir, 1)
+            except BackendError as exc:
+                log.error("replacement backend failed: %s", exc)
+                continue
             self._starting[id(fresh)] = fresh
             try:
                 await fresh.warm(slot.example, slot.example_rows, self.settings.serve_start_timeout)

@@ -220,3 +220,30 @@ def scoring_server_env(model_dir: Path, timeout: float) -> dict[str, str]:
     (``mlflow.pyfunc.scoring_server.get_cmd``).
     """
     return {SCORING_MODEL_ENV: str(model_dir), SCORING_TIMEOUT_ENV: str(int(max(timeout, 1)))}
+
+
+def preload_scoring_server() -> None:
+    """Import MLflow's scoring server and the model's loader module, without loading the model.
+
+    What a backend zygote does before it forks (:mod:`runway.serving.zygote`):
+    the model folder is the one ``SCORING_MODEL_ENV`` names, as for the app.
+    """
+    import importlib
+    import os
+
+    import yaml
+
+    importlib.import_module("mlflow.pyfunc.scoring_server")
+    mlmodel = Path(os.environ[SCORING_MODEL_ENV]) / "MLmodel"
+    flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function")
+    loader = flavor.get("loader_module") if isinstance(flavor, dict) else None
+    if isinstance(loader, str):
+        for module in (loader, *PRELOAD.get(loader, ())):
+            importlib.import_module(module)
+
+
+# What each loader imports only when it loads a model: imported ahead by the zygote too.
+PRELOAD = {
+    "runway.core.onnx_model": ("onnxruntime",),
+    "mlflow.sklearn": ("sklearn.pipeline", "sklearn.compose", "skops.io"),
+}

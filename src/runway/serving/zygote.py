@@ -1,0 +1,100 @@
+"""One interpreter for a version's backends: import MLflow's scoring server once, fork each backend.
+
+Run by :func:`runway.serving.backends.start_group` as
+``python -m runway.serving.zygote mlflow.pyfunc.scoring_server.app:app --fds 5,6 --logs a,b
+--gateway PID``, with the scoring server's environment (the model folder, the
+request timeout, the thread pins). It imports MLflow's scoring server and the
+model's loader module (onnxruntime for a twin, scikit-learn and skops for a
+pipeline) but does not load the model: that would start the thread pools of
+onnxruntime or OpenMP, which do not survive a fork. It then forks one child per
+listening socket and exits; the gateway, a child subreaper, adopts the children.
+
+Each child closes every socket but its own (a dead sibling's socket must refuse
+connections, not queue them), takes its own process group and its own log,
+ties its life to the gateway's (``PR_SET_PDEATHSIG`` once adopted), and runs
+``uvicorn`` on MLflow's scoring app exactly as ``mlflow models serve`` does:
+MLflow's own server loads the model and scores. Shared pages: two backends
+forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests each against
+432 MB (328 MB PSS) for two separately started ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import signal
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+ADOPTION_WAIT = 10.0  # seconds a child waits for the gateway to adopt it
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runway.serving.zygote")
+    parser.add_argument("app", help="the ASGI app uvicorn runs (MLflow's scoring app)")
+    parser.add_argument("--fds", required=True, help="listening socket fds, comma-separated")
+    parser.add_argument("--logs", required=True, help="one log file per fd, comma-separated")
+    parser.add_argument("--gateway", type=int, required=True, help="the pid that adopts them")
+    args = parser.parse_args(argv)
+    fds = [int(fd) for fd in args.fds.split(",")]
+    logs = args.logs.split(",")
+    if len(fds) != len(logs):
+        parser.error("--fds and --logs differ in length")
+
+    from runway.store.models import preload_scoring_server
+
+    preload_scoring_server()
+    import uvicorn  # noqa: F401  (imported before the fork: shared, not once per child)
+
+    gc.collect()
+    gc.freeze()  # imported objects stay out of the collector: their pages stay shared
+    sys.stdout.flush()
+    zygote = os.getpid()
+    for fd, log in zip(fds, logs, strict=True):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            os._exit(_child(args.app, fd, [f for f in fds if f != fd], log, zygote, args.gateway))
+        with contextlib.suppress(OSError):  # both sides set it: a stop never finds no group
+            os.setpgid(pid, pid)
+        print(json.dumps({"pid": pid}), flush=True)  # at once: the gateway stops what it hears of
+    print(json.dumps({"done": len(fds)}), flush=True)
+    return 0
+
+
+def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway: int) -> int:
+    """Become one backend: its socket, its group, its log; then MLflow's scoring app."""
+    for other in others:
+        with contextlib.suppress(OSError):
+            os.close(other)
+    os.setpgid(0, 0)  # stopped as a group, like a spawned backend
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    deadline = time.monotonic() + ADOPTION_WAIT
+    while os.getppid() == zygote and time.monotonic() < deadline:
+        time.sleep(0.002)  # the zygote exits right after forking
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != gateway:  # the gateway died meanwhile, or did not adopt us
+        print(f"backend {os.getpid()}: not adopted by the gateway (pid {gateway}); exiting")
+        return 1
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        fd=fd,
+        workers=1,
+        access_log=False,  # the gateway counts requests; a line per request costs CPU
+        timeout_keep_alive=60,  # longer than the gateway keeps an idle pooled connection
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
