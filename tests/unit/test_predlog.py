@@ -145,3 +145,23 @@ def test_a_database_log_grows_the_columns_a_newer_runway_writes(tmp_path):
     assert len(logged) == 6
     assert logged["key"].tolist()[3:] == ["a", "b", "c"]
     assert logged["proba.1"].tolist()[3:] == [0.1, 0.8, 0.6]
+
+
+def test_many_requests_of_one_version_are_logged_as_one_frame_row_for_row(tmp_path):
+    """Batched per flush, each row still carries its own request's id, key, position and time."""
+    sink = PredictionLog(str(tmp_path))
+    writer = BackgroundWriter(sink, flush_seconds=60, flush_rows=10_000)
+    for i in range(300):
+        rows = [{"x": float(i), "plan": "a"}] * (1 + i % 3)
+        body = json.dumps({"predictions": [i % 2] * len(rows)}).encode()
+        writer.submit("m", "1" if i < 200 else "2", rows, body, f"r{i}")
+    writer.submit("m", "2", [{"x": 1.0}], b'{"predictions": [1, 1]}', "bad")  # skipped alone
+    writer.close()
+    logged = read_predictions("m", str(tmp_path))
+    assert len(logged) == sum(1 + i % 3 for i in range(300)) == writer.written
+    first = logged[logged["request_id"] == "r4"]  # two rows
+    assert first["key"].tolist() == ["r4:0", "r4:1"] and first["row"].tolist() == [0, 1]
+    assert set(first["input.x"]) == {4.0} and set(first["version"]) == {"1"}
+    assert set(logged[logged["request_id"] == "r250"]["version"]) == {"2"}
+    assert "bad" not in set(logged["request_id"])
+    assert logged["timestamp"].is_monotonic_increasing
