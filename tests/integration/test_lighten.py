@@ -211,9 +211,7 @@ def test_a_policy_with_lighten_on_register_makes_the_twin_of_each_new_version(
     assert [v.version for v in registry.versions("churn-classifier")] == ["1", "2", "3"]
 
 
-def test_a_version_without_a_twin_warns_unless_the_policy_requires_one(
-    tmp_path, churn_csv, capsys
-):
+def test_a_version_without_a_twin_warns_unless_the_policy_requires_one(tmp_path, churn_csv, capsys):
     spec = tmp_path / "churn.yaml"
     spec.write_text(yaml.safe_dump(churn_spec("KNeighborsClassifier")))
     write_policy(tmp_path, on_register=True)
@@ -233,6 +231,7 @@ def test_retrain_makes_the_twin_when_the_policy_asks(tmp_path, churn_csv):
 
     settings, version, _ = ship(tmp_path, churn_spec("LogisticRegression", max_iter=300))
     write_policy(tmp_path, on_register=True)
+    assert version == "1"
     result = retrain("churn-classifier", reason="test", settings=settings)
     assert result.staged and result.twin is not None and result.twin.twin is not None
     made = result.twin.twin

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from runway.serving import zygote
 from runway.store.models import SCORING_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class BackendError(Exception):
 
 
 class Process(Protocol):
-    """What a backend's process handle offers: ``subprocess.Popen``, or :class:`Adopted`."""
+    """What a backend's process handle offers: ``subprocess.Popen``, or ``zygote.Adopted``."""
 
     pid: int
     returncode: Any
@@ -68,12 +69,6 @@ class Response:
     status: int
     content_type: str
     body: bytes
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """The backend gets SIGTERM if the gateway dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -288,94 +283,31 @@ def start_group(
         *("--gateway", str(os.getpid())),
     ]
     try:
-        with open(logs[0], "ab") as err:
-            zygote = subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=child_env,
-                pass_fds=fds,
-                process_group=0,
-                preexec_fn=_die_with_parent,
-            )
-            try:
-                out, _ = zygote.communicate(timeout=IMPORT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(zygote.pid, signal.SIGKILL)
-                zygote.wait()
-                raise BackendError(
-                    f"the backends of {model} v{version} took over {IMPORT_TIMEOUT:g}s to import "
-                    f"MLflow's scoring server; see {logs[0]}"
-                ) from None
+        out, code = zygote.run(command, child_env, fds, logs[0], IMPORT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise BackendError(
+            f"the backends of {model} v{version} took over {IMPORT_TIMEOUT:g}s to import "
+            f"MLflow's scoring server (a loaded host?); see {logs[0]}"
+        ) from None
     finally:
         for listener, _ in listeners:
             listener.close()  # the backends hold their own copies
-    pids, done = _forked(out)
+    pids, done = zygote.reported(out)
     if not done or len(pids) != count:
         for pid, (_, path), log_path in zip(pids, listeners, logs, strict=False):
             # forked, then the zygote failed: stop what it did start
-            Backend(model, str(version), path, Adopted(pid), log_path).stop(grace=2)
+            Backend(model, str(version), path, zygote.Adopted(pid), log_path).stop(grace=2)
         raise BackendError(
-            f"the backends of {model} v{version} failed to start (exit {zygote.returncode}); "
+            f"the backends of {model} v{version} failed to start (exit {code}); "
             f"last lines of {logs[0]}:\n{tail(logs[0])}"
         )
     backends = [
-        Backend(model, str(version), path, Adopted(pid), log_path)
+        Backend(model, str(version), path, zygote.Adopted(pid), log_path)
         for pid, (_, path), log_path in zip(pids, listeners, logs, strict=True)
     ]
     for backend in backends:
         log.info("starting backend %s; log %s", backend, backend.log_path)
     return backends
-
-
-def _forked(out: bytes) -> tuple[list[int], bool]:
-    """The pids a zygote reported, one JSON line each, and whether it reported them all."""
-    pids, done = [], False
-    for line in out.splitlines():
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(message, dict) and isinstance(message.get("pid"), int):
-            pids.append(message["pid"])
-        done = done or (isinstance(message, dict) and "done" in message)
-    return pids, done
-
-
-class Adopted:
-    """A backend the zygote forked and this process adopted: what runway uses of ``Popen``."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        """The exit code once it has exited (reaping it), else None."""
-        if self.returncode is not None:
-            return self.returncode
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:  # not ours to reap (no subreaper on this OS): ask the kernel
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                self.returncode = -1
-            except PermissionError:  # pragma: no cover - the pid was reused by another user
-                self.returncode = -1
-            return self.returncode
-        if pid:
-            self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for it to exit; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"backend {self.pid}", timeout or 0)
-            time.sleep(0.02)
-        return code
 
 
 def _become_subreaper() -> None:

@@ -16,6 +16,10 @@ ties its life to the gateway's (``PR_SET_PDEATHSIG`` once adopted), and runs
 MLflow's own server loads the model and scores. Shared pages: two backends
 forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests each against
 432 MB (328 MB PSS) for two separately started ones.
+
+Both sides of the protocol live here: :func:`main` runs in the zygote,
+:func:`run`, :func:`reported` and :class:`Adopted` in the gateway
+(:func:`runway.serving.backends.start_group`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import gc
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 ADOPTION_WAIT = 10.0  # seconds a child waits for the gateway to adopt it
@@ -94,6 +100,90 @@ def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway:
         timeout_keep_alive=60,  # longer than the gateway keeps an idle pooled connection
     )
     return 0
+
+
+def run(
+    command: list[str], env: dict[str, str], fds: list[int], log: Path, timeout: float
+) -> tuple[bytes, int]:
+    """In the gateway: run a zygote to its exit; (what it printed, its exit code).
+
+    Raises:
+        subprocess.TimeoutExpired: it did not finish within ``timeout`` (it is killed).
+    """
+    with open(log, "ab") as err:
+        zygote = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            pass_fds=fds,
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
+        try:
+            out, _ = zygote.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(zygote.pid, signal.SIGKILL)
+            zygote.wait()
+            raise
+    return out, zygote.returncode
+
+
+def reported(out: bytes) -> tuple[list[int], bool]:
+    """The pids a zygote reported, one JSON line each, and whether it reported them all."""
+    pids, done = [], False
+    for line in out.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and isinstance(message.get("pid"), int):
+            pids.append(message["pid"])
+        done = done or (isinstance(message, dict) and "done" in message)
+    return pids, done
+
+
+class Adopted:
+    """In the gateway: a backend a zygote forked and the gateway adopted (what runway uses of
+    ``Popen``)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once it has exited (reaping it), else None."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # not ours to reap (no subreaper on this OS): ask the kernel
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -1
+            except PermissionError:  # pragma: no cover - the pid was reused by another user
+                self.returncode = -1
+            return self.returncode
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to exit; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"backend {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        return code
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """The child gets SIGTERM if this process dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 if __name__ == "__main__":
