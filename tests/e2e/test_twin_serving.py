@@ -149,29 +149,25 @@ def test_mlflow_models_serve_scores_the_twin_without_scikit_learn(store):
         stop_process_group(proc)
 
 
-def test_runway_serve_of_the_twin_answers_like_the_source_for_every_format(store):
-    root, env, rows, expected = store
+def _serve(root: Path, env: dict[str, str], log_name: str) -> tuple[subprocess.Popen, str]:
+    """``runway serve`` of the store's Production version, in its own session: (process, URL)."""
     port = free_port()
-    with open(root / "serve.log", "wb") as log:
+    command = [sys.executable, "-m", "runway", "serve", MODEL, "--port", str(port)]
+    with open(root / log_name, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runway",
-                "serve",
-                MODEL,
-                "--port",
-                str(port),
-                "--log-dir",
-                str(root / "logs"),
-            ],
+            [*command, "--log-dir", str(root / "logs")],
             cwd=root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_runway_serve_of_the_twin_answers_like_the_source_for_every_format(store):
+    root, env, rows, expected = store
+    proc, url = _serve(root, env, "serve.log")
     try:
         wait_http(f"{url}/ready", proc, timeout=180)
         for _ in range(2):  # the second round is answered from the cache (JSON formats)
@@ -211,18 +207,9 @@ def test_backends_forked_from_one_zygote_share_pages_and_die_with_the_gateway(st
     """Two backends, forked and adopted: the gateway's children, in their own groups, sharing
     most of their pages; a gateway killed with SIGKILL still takes them down."""
     root, env, _, _ = store
-    port = free_port()
-    with open(root / "serve-kill.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runway", "serve", MODEL, "--port", str(port)],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, url = _serve(root, env, "serve-kill.log")
     try:
-        wait_http(f"http://127.0.0.1:{port}/ready", proc, timeout=180)
+        wait_http(f"{url}/ready", proc, timeout=180)
         backends = tree(proc.pid)[1:]
         assert len(backends) == 2, backends  # the zygote itself has exited
         for pid in backends:

@@ -164,9 +164,8 @@ class BackgroundWriter:
                         raise ValueError(
                             f"{len(request.rows)} input rows but {len(predictions)} predictions"
                         )
-                    if batch and batch[0][0].version != request.version:
-                        close_batch()
-                    if batch and batch[0][0].model != request.model:
+                    first = batch[0][0] if batch else request
+                    if (first.model, first.version) != (request.model, request.version):
                         close_batch()
                     batch.append((request, predictions))
                     continue
