@@ -12,6 +12,20 @@ from runway.net import free_port
 __all__ = ["free_port", "ship", "stop_process_group", "wait_http", "write_spec"]
 
 
+# For the fake backends the gateway tests start (source text, run with ``python -c``):
+# the checked rows the gateway sent, as MLflow's scoring server reads either format.
+BACKEND_ROWS = """
+import io, json
+import pandas as pd
+
+def checked_rows(body, content_type):
+    if content_type == "application/json":  # dataframe_split, for a few JSON rows
+        split = json.loads(body)["dataframe_split"]
+        return [dict(zip(split["columns"], row)) for row in split["data"]]
+    return pd.read_parquet(io.BytesIO(body)).to_dict("records")
+"""
+
+
 def write_spec(path: Path, **changes: Any) -> Path:
     """Write a small, fast classification spec, with top-level sections replaced."""
     doc: dict[str, Any] = {

@@ -26,14 +26,15 @@ from runway.serving.backends import Backend
 from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings
 from runway.store.registry import ResolvedModel
-from tests.helpers import free_port, stop_process_group
+from tests.helpers import BACKEND_ROWS, free_port, stop_process_group
 
 pytestmark = pytest.mark.slow
 
-SLOW_BACKEND = """
-import io, json, socketserver, sys, time
+SLOW_BACKEND = (
+    BACKEND_ROWS
+    + """
+import json, socketserver, sys, time
 from http.server import BaseHTTPRequestHandler
-import pandas as pd
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -50,8 +51,7 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(200, {})
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        # the gateway sends the checked rows as Parquet (runway.serving.payload.canonical)
-        rows = pd.read_parquet(io.BytesIO(body)).to_dict("records")
+        rows = checked_rows(body, self.headers["Content-Type"])
         if any(r["mode"] == "slow" for r in rows):
             time.sleep(float(sys.argv[2]))
         if any(r["mode"] == "crash" for r in rows):
@@ -65,6 +65,7 @@ class Server(socketserver.ThreadingUnixStreamServer):
 
 Server(sys.argv[1], Handler).serve_forever()
 """
+)
 
 
 @pytest.fixture(scope="module")

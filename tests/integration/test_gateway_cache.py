@@ -25,14 +25,15 @@ from runway.serving.backends import Backend
 from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings
 from runway.store.registry import ResolvedModel
-from tests.helpers import free_port, stop_process_group
+from tests.helpers import BACKEND_ROWS, free_port, stop_process_group
 
 pytestmark = pytest.mark.slow
 
-COUNTING_BACKEND = """
-import io, json, socketserver, sys
+COUNTING_BACKEND = (
+    BACKEND_ROWS
+    + """
+import json, socketserver, sys
 from http.server import BaseHTTPRequestHandler
-import pandas as pd
 scored = 0
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         global scored
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        rows = pd.read_parquet(io.BytesIO(body)).to_dict("records")  # the checked rows
+        rows = checked_rows(body, self.headers["Content-Type"])
         scored += len(rows)
         open(sys.argv[3], "w").write(str(scored))
         data = json.dumps({"predictions": [r["x"] * float(sys.argv[2]) for r in rows]}).encode()
@@ -57,6 +58,7 @@ class Server(socketserver.ThreadingUnixStreamServer):
 
 Server(sys.argv[1], Handler).serve_forever()
 """
+)
 
 
 class Toy:

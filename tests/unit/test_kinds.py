@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -34,7 +36,7 @@ from runway.core.kinds import (
 from runway.core.policy import InputPolicy
 from runway.core.threads import thread_env, threads_for
 from runway.core.transformers import BooleanEncoder, CategoryText, DatetimeParts
-from runway.serving.payload import canonical
+from runway.serving.payload import JSON_TYPE, LAZY_ROWS, PARQUET_TYPE, Canonical, canonical
 
 TRANSFORMERS = [DatetimeParts(), BooleanEncoder(), CategoryText()]
 OWN_TYPES = {
@@ -380,3 +382,78 @@ def test_an_integer_no_float_holds_rejects_its_row_in_a_csv_not_the_file():
         2: ["column 'x': expected a finite number"],
     }
     assert len(result.valid) == 1
+
+
+NO_TIME = {**CONTRACT, "columns": {k: v for k, v in CONTRACT["columns"].items() if k != "t"}}
+
+
+def _as_the_model_gets_it(sent: Canonical, schema: Any) -> dict[str, list[Any]] | str:
+    """What MLflow's scoring server hands the model for a body the gateway sent: each column's
+    values with their types (missing as None), or the error it answers with."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models.utils import _enforce_schema
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data, parse_parquet_input
+
+    try:
+        if sent.content_type == JSON_TYPE:
+            frame = infer_and_parse_data(json.loads(sent.body), schema)
+        else:
+            frame = parse_parquet_input(io.BytesIO(sent.body))
+        frame = _enforce_schema(frame, schema)
+    except MlflowException as exc:
+        return str(exc).split(".")[0]
+    return {
+        str(name): [None if pd.isna(v) else (type(v), v) for v in frame[name]] for name in frame
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries({k: VALUES for k in NO_TIME["columns"]}), min_size=1, max_size=5
+    ),
+    st.sampled_from(["double", "long"]),
+)
+def test_a_few_rows_sent_as_json_reach_the_model_as_the_parquet_body_would(records, numeric):
+    """The gateway sends a few JSON rows as JSON only when MLflow's JSON reading cannot change
+    them: the model must get the frame it gets from the Parquet body of the same rows."""
+    from mlflow.types import ColSpec, Schema
+
+    valid = [r for i, r in enumerate(records) if i not in check_records(records, NO_TIME)[1]]
+    assume(valid and (numeric == "double" or all(_whole(r.get("n")) for r in valid)))
+    # (a fraction in a whole-number column is refused while building the Parquet body)
+    types = {"n": numeric}
+    schema = Schema(
+        [ColSpec(types.get(n, k), n, required=r) for n, k, r in signature_columns(NO_TIME)]
+    )
+    sent = canonical(valid, NO_TIME, types)
+    parquet = canonical(
+        check_frame(pd.DataFrame(valid, dtype=object), NO_TIME).valid, NO_TIME, types
+    )
+    assert parquet.content_type == PARQUET_TYPE  # a frame always goes as Parquet
+    assert _as_the_model_gets_it(sent, schema) == _as_the_model_gets_it(parquet, schema)
+
+
+def _whole(value: Any) -> bool:
+    try:
+        return value is None or float(value).is_integer()
+    except (TypeError, ValueError):
+        return True  # not a number: the contract check rejects it or reads it as missing
+
+
+def test_which_rows_go_as_json_and_which_as_parquet():
+    clean = [{"n": 2, "b": True, "c": "a"}]
+    assert canonical(clean, NO_TIME, {"n": "long"}).content_type == JSON_TYPE
+    assert json.loads(canonical(clean, NO_TIME, {"n": "long"}).body) == {
+        "dataframe_split": {"columns": ["n", "b", "c"], "data": [[2, True, "a"]]}
+    }
+    assert canonical([{"n": None, "b": True, "c": "a"}], NO_TIME, {}).content_type == JSON_TYPE
+    # a missing boolean would be read as False, a missing category as None, not NaN
+    assert canonical([{"n": 2, "b": None, "c": "a"}], NO_TIME, {}).content_type == PARQUET_TYPE
+    assert canonical([{"n": 2, "b": True, "c": None}], NO_TIME, {}).content_type == PARQUET_TYPE
+    assert canonical([{"n": float("inf"), "b": True, "c": "a"}], NO_TIME, {}).content_type == (
+        PARQUET_TYPE
+    )
+    # timestamps would be re-parsed from text; many rows read faster from Parquet
+    assert canonical(clean, CONTRACT, {}).content_type == PARQUET_TYPE
+    assert canonical(clean * (LAZY_ROWS + 1), NO_TIME, {}).content_type == PARQUET_TYPE

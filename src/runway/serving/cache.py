@@ -12,7 +12,7 @@ Off unless ``RUNWAY_SERVE_CACHE_ENTRIES`` is above 0: a cached answer skips the
 backend (MLflow's scoring server), which is what the cache is for, but is the
 deployment's choice to make. A request with several rows sends the backend
 only the rows not cached (as the gateway sends every request: the checked rows,
-in Parquet).
+in their canonical form).
 """
 
 from __future__ import annotations
@@ -150,9 +150,9 @@ class Lookup:
 
     async def answer(
         self,
-        whole: bytes,
-        part: Callable[[list[int]], bytes],
-        forward: Callable[[bytes], Awaitable[Response]],
+        whole: Canonical,
+        part: Callable[[list[int]], Canonical],
+        forward: Callable[[Canonical], Awaitable[Response]],
         current: Callable[[], bool],
     ) -> Response:
         """Forward the rows not cached (``whole`` when none is, else ``part(missed)``), merge.
@@ -178,18 +178,18 @@ async def cached(
     cache: PredictionCache | None,
     slot: Any,
     checked: Canonical,
-    forward: Callable[[bytes], Awaitable[Response]],
+    forward: Callable[[Canonical], Awaitable[Response]],
     gateway: Any,
 ) -> Response:
     """The answer to one request: the backend's, or the cache's for the rows it holds.
 
-    ``checked`` holds the rows as the contract check left them and their Parquet
-    body; without a cache that body is forwarded as is. ``slot`` is the version
+    ``checked`` holds the rows as the contract check left them and the body a
+    backend scores; without a cache that body is forwarded as is. ``slot`` is the version
     the request took, ``gateway.slot`` the one served now: answers of a version
     switched away from are not kept.
     """
     if cache is None:
-        return await forward(checked.body)
+        return await forward(checked)
     rows = checked.rows
     records: list[Mapping[str, Any]] = (
         rows
@@ -198,8 +198,8 @@ async def cached(
     )
     lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
 
-    def part(missed: list[int]) -> bytes:
+    def part(missed: list[int]) -> Canonical:
         subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
-        return canonical(subset, slot.contract, slot.input_types).body
+        return canonical(subset, slot.contract, slot.input_types)
 
-    return await lookup.answer(checked.body, part, forward, lambda: gateway.slot is slot)
+    return await lookup.answer(checked, part, forward, lambda: gateway.slot is slot)
