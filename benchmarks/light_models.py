@@ -95,19 +95,6 @@ def _setup(root: Path, estimator: str) -> dict[str, str]:
     }
 
 
-def _setup_apart(root: Path, estimator: str) -> dict[str, str]:
-    """:func:`_setup` in a fresh interpreter: the process that times the endpoints never
-    holds the training's objects (a garbage collection over them is a pause in a timing)."""
-    import subprocess
-
-    out = root / "env.json"
-    subprocess.run(
-        [sys.executable, __file__, "--setup", str(root), estimator, str(out)], check=True
-    )
-    env: dict[str, str] = json.loads(out.read_text())
-    return env
-
-
 def _memory_mb(pids: list[int], field: str) -> float:
     """``Rss`` or ``Pss`` summed over a process tree (smaps_rollup). RSS counts a page shared by
     two processes twice; PSS splits it between them, so its sum is what the tree holds."""
@@ -183,7 +170,7 @@ def _bench_one(estimator: str, args: argparse.Namespace) -> dict[str, Any]:
         root = Path(tmp)
         (root / "churn.csv").write_bytes((REPO / "data" / "churn.csv").read_bytes())
         print(f"{estimator}: training, registering, lightening ...", flush=True)
-        env = _setup_apart(root, estimator)
+        env = sv.set_up_apart(__file__, str(root), estimator)
         frame = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])
         records = json.loads(
             frame.astype({"tenure_months": float, "support_calls": float}).to_json(orient="records")
@@ -255,9 +242,9 @@ def _report(estimator: str, r: dict[str, Any]) -> list[tuple[str, bool]]:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--setup"]:  # the child of _setup_apart
-        root, estimator, out = sys.argv[2:5]
-        Path(out).write_text(json.dumps(_setup(Path(root), estimator)))
+    if sys.argv[1:2] == ["--setup"]:  # the child of serving.set_up_apart
+        where, estimator, out = sys.argv[2:5]
+        Path(out).write_text(json.dumps(_setup(Path(where), estimator)))
         return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(

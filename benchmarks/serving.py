@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.helpers.ship: the same set-up as the serving tests
@@ -77,6 +78,19 @@ def _setup(root: Path) -> dict[str, str]:
     }
 
 
+def set_up_apart(script: str, *args: str) -> Any:
+    """``python SCRIPT --setup ARGS... OUT`` in a fresh interpreter; the JSON it wrote to OUT.
+
+    Training and registering happen there, so the process that times the endpoints
+    never holds the training's objects (a garbage collection over them would be a
+    pause inside a timing) nor its threads.
+    """
+    with tempfile.TemporaryDirectory(prefix="runway-bench-setup-") as tmp:
+        out = Path(tmp) / "out.json"
+        subprocess.run([sys.executable, script, "--setup", *args, str(out)], check=True)
+        return json.loads(out.read_text())
+
+
 def _setup_threads_model(root: Path) -> None:
     """A HistGradientBoosting classifier (OpenMP inside predict) in the same store."""
     spec = {
@@ -104,7 +118,7 @@ def _threads(root: Path, env: dict[str, str], body: bytes, requests: int) -> lis
     """Single-row latency of pinned and unpinned backends of one model, under load."""
     from runway.core.threads import THREAD_VARIABLES, cores, thread_env
 
-    _setup_threads_model(root)
+    set_up_apart(__file__, "threads", str(root))
     unpinned_env = {k: v for k, v in env.items() if k not in THREAD_VARIABLES}
     variants = {
         "unpinned (a thread per core, today's default)": unpinned_env,
@@ -321,6 +335,15 @@ def _memory(endpoints: dict[str, tuple[int, subprocess.Popen, str]]) -> list[str
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--setup"]:  # the child of set_up_apart
+        step, where, out = sys.argv[2:5]
+        env: dict[str, str] = {}
+        if step == "serving":
+            env = _setup(Path(where))
+        else:
+            _setup_threads_model(Path(where))
+        Path(out).write_text(json.dumps(env))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--requests", type=int, default=3000, help="single-row requests per endpoint"
@@ -337,7 +360,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="runway-bench-serving-") as tmp:
         root = Path(tmp)
         print("serving benchmark: training and promoting a 100-tree random forest ...", flush=True)
-        env = _setup(root)
+        env = set_up_apart(__file__, "serving", str(root))
         endpoints = _start_all(root, env)
         try:
             for name, (port, proc, ready) in endpoints.items():
