@@ -227,3 +227,23 @@ def test_backends_forked_from_one_zygote_share_pages_and_die_with_the_gateway(st
         assert not any(_running(pid) for pid in backends), "a backend outlived a killed gateway"
     finally:
         stop_process_group(proc)
+
+
+def test_a_model_whose_load_starts_threads_is_loaded_by_each_backend(store):
+    """Backends are forked after the zygote loaded the model, unless the load started threads
+    (onnxruntime's pool with RUNWAY_ONNX_THREADS=2), which a fork would leave behind: then the
+    zygote starts over without the model, each backend loads it, and the answers are the same."""
+    root, env, rows, expected = store
+    proc, url = _serve(root, {**env, "RUNWAY_ONNX_THREADS": "2"}, "serve-threads.log")
+    try:
+        wait_http(f"{url}/ready", proc, timeout=180)
+        for name, (body, kind) in _formats(rows).items():
+            answer = requests.post(
+                f"{url}/invocations", data=body, headers={"Content-Type": kind}, timeout=30
+            )
+            assert answer.json() == {"predictions": expected}, name
+        assert len(tree(proc.pid)[1:]) == 2
+        logs = "".join(p.read_text() for p in (root / "logs").glob("backend-*.log"))
+        assert "loading the model started 1 thread(s); each backend loads it" in logs
+    finally:
+        stop_process_group(proc)

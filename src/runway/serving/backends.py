@@ -265,10 +265,10 @@ def start_group(
     """Start ``count`` MLflow scoring apps on ``model_dir``, each on a new socket (not warm yet).
 
     One zygote (:mod:`runway.serving.zygote`) imports MLflow's scoring server
-    once and forks the backends, which this process adopts as a child subreaper:
-    they share the imported pages and stay its children (stopped, reaped and
-    measured with it). Blocks while the zygote imports (seconds): call it off
-    the event loop. ``socket_dir`` must be private to this user (0700): it is
+    and loads the model once and forks the backends, which this process adopts
+    as a child subreaper: they share those pages and stay its children (stopped,
+    reaped and measured with it). Blocks while the zygote loads (seconds): call
+    it off the event loop. ``socket_dir`` must be private to this user (0700): it is
     what keeps other users away; each socket is made 0600 before it listens.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,7 @@ def start_group(
     except subprocess.TimeoutExpired:
         raise BackendError(
             f"the backends of {model} v{version} took over {IMPORT_TIMEOUT:g}s to import "
-            f"MLflow's scoring server (a loaded host?); see {logs[0]}"
+            f"MLflow's scoring server and load the model (a loaded host?); see {logs[0]}"
         ) from None
     finally:
         for listener, _ in listeners:

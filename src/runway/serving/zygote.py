@@ -1,21 +1,28 @@
-"""One interpreter for a version's backends: import MLflow's scoring server once, fork each backend.
+"""One interpreter for a version's backends: load the model once, fork each backend.
 
 Run by :func:`runway.serving.backends.start_group` as
 ``python -m runway.serving.zygote mlflow.pyfunc.scoring_server.app:app --fds 5,6 --logs a,b
 --gateway PID``, with the scoring server's environment (the model folder, the
 request timeout, the thread pins). It imports MLflow's scoring server and the
-model's loader module (onnxruntime for a twin, scikit-learn and skops for a
-pipeline) but does not load the model: that would start the thread pools of
-onnxruntime or OpenMP, which do not survive a fork. It then forks one child per
+model's loader module, then imports MLflow's scoring app, which loads the model
+(the folder :func:`runway.store.trust.fetch_verified` checked) and builds the
+app, exactly as in ``mlflow models serve``. It then forks one child per
 listening socket and exits; the gateway, a child subreaper, adopts the children.
+So the backends share the imported modules and the loaded model (a forest's
+graph is held once, not once per backend) and none loads it again.
+
+A fork copies only the thread that calls it, so a pool of threads the load
+started (onnxruntime with ``RUNWAY_ONNX_THREADS`` above 1, say) would be missing
+in every child. Loading runway's flavors with the default pins starts none;
+if a load does, the zygote re-executes itself with ``--no-model`` and each
+child loads the model for itself, as MLflow's app does on import.
 
 Each child closes every socket but its own (a dead sibling's socket must refuse
 connections, not queue them), takes its own process group and its own log,
 ties its life to the gateway's (``PR_SET_PDEATHSIG`` once adopted), and runs
-``uvicorn`` on MLflow's scoring app exactly as ``mlflow models serve`` does:
-MLflow's own server loads the model and scores. Shared pages: two backends
-forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests each against
-432 MB (328 MB PSS) for two separately started ones.
+``uvicorn`` on MLflow's scoring app: MLflow's own server scores. Shared pages:
+two backends forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests
+each against 432 MB (328 MB PSS) for two separately started ones.
 
 Both sides of the protocol live here: :func:`main` runs in the zygote,
 :func:`run`, :func:`reported` and :class:`Adopted` in the gateway
@@ -28,6 +35,7 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import os
 import signal
@@ -46,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fds", required=True, help="listening socket fds, comma-separated")
     parser.add_argument("--logs", required=True, help="one log file per fd, comma-separated")
     parser.add_argument("--gateway", type=int, required=True, help="the pid that adopts them")
+    parser.add_argument("--no-model", action="store_true", help="each child loads the model")
     args = parser.parse_args(argv)
     fds = [int(fd) for fd in args.fds.split(",")]
     logs = args.logs.split(",")
@@ -56,6 +65,19 @@ def main(argv: list[str] | None = None) -> int:
 
     preload_scoring_server()
     import uvicorn  # noqa: F401  (imported before the fork: shared, not once per child)
+
+    if not args.no_model:
+        before = _threads()
+        importlib.import_module(args.app.partition(":")[0])  # MLflow's app: loads the model
+        started = _threads() - before
+        if started > 0:  # a fork would leave them behind: start over, load in each child
+            print(
+                f"zygote: loading the model started {started} thread(s); each backend loads it",
+                file=sys.stderr,  # stdout is the gateway's: pids and "done" only
+                flush=True,
+            )
+            again = ["-m", "runway.serving.zygote", *(argv or sys.argv[1:]), "--no-model"]
+            os.execv(sys.executable, [sys.executable, *again])
 
     gc.collect()
     gc.freeze()  # imported objects stay out of the collector: their pages stay shared
@@ -70,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"pid": pid}), flush=True)  # at once: the gateway stops what it hears of
     print(json.dumps({"done": len(fds)}), flush=True)
     return 0
+
+
+def _threads() -> int:
+    """This process's threads (native ones included: a fork copies only the caller)."""
+    return len(os.listdir("/proc/self/task"))
 
 
 def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway: int) -> int:
