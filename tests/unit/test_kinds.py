@@ -36,7 +36,8 @@ from runway.core.kinds import (
 from runway.core.policy import InputPolicy
 from runway.core.threads import thread_env, threads_for
 from runway.core.transformers import BooleanEncoder, CategoryText, DatetimeParts
-from runway.serving.payload import JSON_TYPE, LAZY_ROWS, PARQUET_TYPE, Canonical, canonical
+from runway.serving.canonical import LAZY_ROWS, Canonical, canonical
+from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
 
 TRANSFORMERS = [DatetimeParts(), BooleanEncoder(), CategoryText()]
 OWN_TYPES = {

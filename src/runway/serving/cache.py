@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from runway.serving.backends import Response
-from runway.serving.payload import Canonical, canonical
+from runway.serving.canonical import Canonical, canonical
 from runway.settings import Settings
 
 Key = tuple[str, tuple[Any, ...]]

@@ -5,7 +5,7 @@ tokens, body-size and concurrency limits, a request timeout, input checks
 against the training contract, clean JSON errors (never a stack trace), the
 model-version header, ``/health`` ``/ready`` ``/metrics`` and the prediction
 log. Scoring itself is forwarded to a backend of the :class:`Slot` currently
-live, as the checked rows in their canonical form (:func:`payload.canonical`);
+live, as the checked rows in their canonical form (:func:`canonical.canonical`);
 :mod:`runway.serving.serve` swaps slots when the registry's Production version
 changes.
 
@@ -35,6 +35,7 @@ from runway.core.policy import InputPolicy
 from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
 from runway.serving.cache import PredictionCache, cached
+from runway.serving.canonical import Canonical, canonical
 from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
@@ -345,7 +346,7 @@ class Gateway:
             "PAYLOAD_TOO_LARGE",
         )
 
-    async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> payload.Canonical:
+    async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> Canonical:
         data = rows.data()
         valid: Any = data
         large = len(rows) * len(slot.contract["columns"]) > THREAD_CHECK_VALUES
@@ -363,7 +364,7 @@ class Gateway:
             self.metrics.rows_rejected += len(rows)
             self._log_rejected(rows, rejected, slot, request_id)
             raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
-        return await _off_loop(large, payload.canonical, valid, slot.contract, slot.input_types)
+        return await _off_loop(large, canonical, valid, slot.contract, slot.input_types)
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
@@ -375,7 +376,7 @@ class Gateway:
                 model.name, model.version, rows.data(), rejected, request_id
             )
 
-    async def _forward(self, slot: Slot, checked: payload.Canonical) -> Any:
+    async def _forward(self, slot: Slot, checked: Canonical) -> Any:
         """Score on the least busy backend; a backend that drops the connection gets one retry elsewhere."""
         tried: Backend | None = None
         for _ in range(2):

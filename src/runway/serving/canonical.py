@@ -1,0 +1,159 @@
+"""The body a backend scores: the checked rows in one canonical form, whatever the client sent.
+
+MLflow reads each request format its own way, so the gateway never forwards the
+client's body: it sends the values the contract check produced, typed as the
+model's signature (:func:`canonical`), as Parquet or, for a few JSON rows whose
+values MLflow's JSON reader cannot change, as ``dataframe_split`` JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runway.core.contract import canonical_records, cast_to_signature, signature_columns
+from runway.core.kinds import is_missing
+from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
+
+_ARROW_TYPES = {
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "datetime": pa.timestamp("ns"),
+}
+
+
+LAZY_ROWS = 64  # up to this many rows, the Parquet body is built only if a backend needs it
+
+
+class Canonical:
+    """Checked rows in their canonical form: the body a backend scores, the rows the log keeps.
+
+    The body of a small request is built when first asked for: one the
+    prediction cache answers whole never needs it.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], bytes],
+        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        content_type: str = PARQUET_TYPE,
+    ) -> None:
+        self._build = build
+        self.rows = rows
+        self.content_type = content_type
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        """The body a backend scores, in :attr:`content_type`."""
+        return self._build()
+
+
+def canonical(
+    data: list[Mapping[str, Any]] | pd.DataFrame,
+    contract: Mapping[str, Any],
+    input_types: Mapping[str, str],
+) -> Canonical:
+    """Checked rows (records, or the valid frame of a check) as the body a backend scores.
+
+    Why not forward the client's body: MLflow reads each format its own way
+    (JSON casts a missing boolean to ``False``, Parquet refuses an int64 column
+    for a double, CSV infers per request), so the same row could score
+    differently by format. The gateway sends every backend the values the
+    contract check produced, typed as the model's signature: in Parquet, the
+    one format MLflow reads without recasting, missing booleans included; or,
+    for a few JSON rows whose values MLflow's JSON reading cannot change (see
+    :func:`_json_split`), as ``dataframe_split`` JSON, which MLflow's scoring
+    server reads faster than a Parquet file when the rows are few.
+    """
+    columns = signature_columns(contract)
+    types = {name: input_types.get(name, kind) for name, kind, _ in columns}
+    if isinstance(data, pd.DataFrame):
+        frame = cast_to_signature(data, types, list(types))
+
+        def arrays() -> list[pa.Array]:
+            kinds = {name: _ARROW_TYPES.get(types[name]) for name in types}
+            return [pa.array(frame[n], type=kinds[n], from_pandas=True) for n in types]
+
+        logged: list[Mapping[str, Any]] | pd.DataFrame = data
+        as_json = None
+    else:
+        values = canonical_records(data, contract)
+
+        def arrays() -> list[pa.Array]:
+            return [_array(values[name], types[name]) for name in types]
+
+        logged = [{name: values[name][i] for name in values} for i in range(len(data))]
+        as_json = _json_split(values, types, len(data)) if len(data) <= LAZY_ROWS else None
+
+    def build() -> bytes:
+        table = pa.Table.from_arrays(arrays(), names=list(types))
+        sink = io.BytesIO()
+        pq.write_table(
+            table, sink, compression="none", use_dictionary=False, write_statistics=False
+        )
+        return sink.getvalue()
+
+    if as_json is not None:
+        checked = Canonical(as_json, logged, JSON_TYPE)
+    else:
+        checked = Canonical(build, logged)
+    if len(data) > LAZY_ROWS:  # built here, off the event loop when the rows are many
+        _ = checked.body
+    return checked
+
+
+_JSON_EXACT = frozenset({"double", "float", "long", "integer", "string", "boolean"})
+_JSON_INT = frozenset({"long", "integer"})
+
+
+def _json_split(
+    values: Mapping[str, list[Any]], types: Mapping[str, str], count: int
+) -> Callable[[], bytes] | None:
+    """The rows as ``dataframe_split`` JSON if MLflow reads them back as the Parquet body would be.
+
+    MLflow builds a frame from the JSON and casts each column to the signature's
+    type: exact for finite floats (missing ones become NaN, as in Parquet),
+    whole numbers, texts and booleans, but a missing boolean becomes ``False``,
+    a missing whole number fails the cast, and timestamps are re-parsed from
+    text. Rows with any of those go as Parquet (``None`` here).
+    """
+    for name, kind in types.items():
+        if kind not in _JSON_EXACT:
+            return None
+        column = values[name]
+        if kind in ("double", "float"):
+            exact = all(v is None or math.isfinite(v) for v in column)
+        elif kind in _JSON_INT:
+            exact = all(v is not None and float(v).is_integer() and abs(v) < 2**53 for v in column)
+        else:
+            exact = all(v is not None for v in column)
+        if not exact:
+            return None
+    names = list(types)
+    whole = [name for name in names if types[name] in _JSON_INT]
+
+    def build() -> bytes:
+        columns = [
+            [int(v) for v in values[name]] if name in whole else values[name] for name in names
+        ]
+        rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[]] * count
+        return json.dumps({"dataframe_split": {"columns": names, "data": rows}}).encode()
+
+    return build
+
+
+def _array(values: list[Any], kind: str) -> pa.Array:
+    clean = [None if is_missing(v) else v for v in values]
+    return pa.array(clean, type=_ARROW_TYPES.get(kind, pa.string()))
