@@ -25,7 +25,7 @@ from runway.core.policy import InputPolicy
 from runway.serving.backends import Backend
 from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 from tests.helpers import BACKEND_ROWS, free_port, stop_process_group
 
 pytestmark = pytest.mark.slow

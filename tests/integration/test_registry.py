@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from runway.jobs.promote import promote, rollback
 from runway.jobs.status import history, status, verify
 from runway.jobs.train import train
 from runway.settings import Settings
-from runway.store import registry, tracking
+from runway.serving import prepare
+from runway.store import registry, served, tracking
 
 MODEL = "cancer"
 
@@ -439,3 +441,51 @@ def test_with_an_audit_key_a_record_forged_without_it_is_flagged(
     assert "set outside runway" in report.versions[other]
     monkeypatch.delenv("RUNWAY_AUDIT_KEY")
     assert any("set RUNWAY_AUDIT_KEY" in p for p in verify(MODEL).records.values())
+
+
+def test_the_gateways_fingerprint_moves_with_the_models_versions_and_nothing_else(
+    store, client, mlflow_store, tmp_path
+):
+    """What ``runway serve`` polls instead of MLflow: it must change on every stage move."""
+    _policy(tmp_path)
+    before = served.fingerprint(mlflow_store, MODEL)
+    assert before is not None  # a SQLite store: read directly
+    weak = _register(store.weak)
+    registered = served.fingerprint(mlflow_store, MODEL)
+    assert registered != before
+    client.log_metric(store.strong, "unrelated", 1.0)  # runs and other models: no change
+    client.create_registered_model("another")
+    assert served.fingerprint(mlflow_store, MODEL) == registered
+    seen = {registered}
+    for stage in ("Staging", "Production", "Archived"):
+        registry.transition(MODEL, weak, stage)
+        now = served.fingerprint(mlflow_store, MODEL)
+        assert now not in seen, stage
+        seen.add(now)
+    # not a SQLite file: the gateway asks MLflow instead
+    assert served.fingerprint("http://127.0.0.1:5000", MODEL) is None
+    assert served.fingerprint(f"sqlite:///{tmp_path / 'missing.db'}", MODEL) is None
+
+
+def test_resolve_and_fetch_in_a_child_give_mlflows_answer_and_runway_errors(
+    store, mlflow_store, tmp_path
+):
+    """The gateway's MLflow work runs in a child; its errors keep their class (and exit code)."""
+    settings = Settings(MLFLOW_TRACKING_URI=mlflow_store, audit_key=SecretStr("k"))
+    _policy(tmp_path)
+    strong = _register(store.strong)
+    with pytest.raises(RegistryError, match="has no Production version"):
+        asyncio.run(prepare.resolve(settings, MODEL))
+    _to_production(strong)
+
+    resolved = asyncio.run(prepare.resolve(settings, MODEL))
+    assert resolved == registry.resolve(MODEL, "Production")
+    fetched = asyncio.run(prepare.fetch(settings, MODEL, None, tmp_path / "served"))
+    assert fetched.model == resolved
+    assert fetched.local.is_relative_to(tmp_path / "served")
+    assert (fetched.local / "MLmodel").is_file()
+    assert fetched.contract == tracking.load_contract(store.strong)
+    assert fetched.policy == registry.applied_input_policy(MODEL, strong)
+    assert set(fetched.input_types) == set(fetched.contract["columns"])
+    with pytest.raises(RegistryError, match="unknown model 'nope'"):
+        asyncio.run(prepare.fetch(settings, "nope", "1", tmp_path / "served"))

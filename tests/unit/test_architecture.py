@@ -60,11 +60,17 @@ def test_the_import_contract_names_every_layer():
     assert {f"runway.{layer}" for layer in LAYERS} <= named
 
 
-def test_the_endpoint_process_does_not_import_scikit_learn():
-    """The gateway never runs a model: scikit-learn would cost it ~60 MB and ~1 s of start-up."""
+def test_the_endpoint_process_imports_neither_mlflow_nor_scikit_learn():
+    """The gateway never runs a model (scikit-learn: ~60 MB) and asks MLflow only in a child
+    (:mod:`runway.serving.prepare`; MLflow with its SQL store: ~120 MB for as long as it serves).
+    """
     import subprocess
     import sys
 
-    probe = "import sys, runway.serving.serve; print(sorted({'sklearn', 'optuna', 'skl2onnx'} & set(sys.modules)))"
+    heavy = {"sklearn", "optuna", "skl2onnx", "mlflow", "sqlalchemy", "alembic", "scipy"}
+    probe = (
+        "import sys, runway.cli, runway.cli.deploy, runway.serving.serve; "
+        f"print(sorted({heavy!r} & {{m.split('.')[0] for m in sys.modules}}))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

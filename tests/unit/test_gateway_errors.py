@@ -15,7 +15,7 @@ from runway.core.policy import InputPolicy
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 
 def _call(gateway: Gateway, path: str, body: bytes = b"", headers=None) -> tuple[int, dict, bytes]:

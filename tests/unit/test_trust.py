@@ -145,7 +145,7 @@ def test_the_scoring_server_names_runway_spells_out_are_mlflows():
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
     from mlflow.pyfunc import scoring_server
 
-    from runway.store.models import SCORING_APP, SCORING_MODEL_ENV, SCORING_TIMEOUT_ENV
+    from runway.store.served import SCORING_APP, SCORING_MODEL_ENV, SCORING_TIMEOUT_ENV
 
     assert SCORING_MODEL_ENV == scoring_server._SERVER_MODEL_PATH
     assert MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.name == SCORING_TIMEOUT_ENV

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from runway.cli.common import store
 from runway.errors import UsageError
+from runway.settings import get_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(args.model, host=args.host, port=args.port, workers=args.workers)
     if args.log_dir:
         options.log_dir = Path(args.log_dir)
-    serve(options, store())
+    serve(options, get_settings())  # not store(): the gateway never imports MLflow
     return 0
 
 

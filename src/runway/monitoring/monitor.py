@@ -33,7 +33,7 @@ from runway.monitoring.window import Window, WindowStats, resolve_window
 from runway.settings import Settings, get_settings
 from runway.store import models, monitoring, registry, tracking, trust
 from runway.store.predlog import PredictionLog
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 log = logging.getLogger(__name__)
 

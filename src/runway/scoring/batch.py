@@ -55,7 +55,7 @@ from runway.scoring.model import LoadedModel, load_model
 from runway.scoring.pandas_engine import PandasEngine
 from runway.scoring.result import BatchResult, RejectRateExceeded
 from runway.settings import Settings, get_settings
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
 from runway.settings import Settings, get_settings
 from runway.store import models, registry, tracking, trust
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"

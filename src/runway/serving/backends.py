@@ -14,7 +14,7 @@ inside a directory only its user can enter (0700), and hands the bound socket
 to uvicorn (``--fd``): no TCP port, so nothing else on the machine can reach a
 backend around the gateway's token, contract and limits. A backend is not used
 until it answers ``/ping`` and scores the model's own input example:
-:func:`start` and :meth:`Backend.warm`.
+:func:`spawn_group` and :meth:`Backend.warm`.
 
 The client speaks just enough HTTP/1.1 to talk to uvicorn over pooled
 connections; a general-purpose client costs more than the whole gateway budget.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runway.serving import zygote
-from runway.store.models import SCORING_APP, scoring_server_env
+from runway.store.served import SCORING_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
 
@@ -252,62 +252,99 @@ def _group_alive(group: int, leader: Process) -> bool:
     return True
 
 
-def start_group(
+@dataclass
+class Pending:
+    """A zygote importing MLflow's scoring server: :meth:`load` gives it the model folder.
+
+    Started before the version is fetched, so the import (seconds) overlaps the fetch.
+    """
+
+    model: str
+    zygote: subprocess.Popen
+    listeners: list[tuple[socket.socket, Path]]
+    logs: list[Path]
+
+    def load(self, version: str, model_dir: Path) -> list[Backend]:
+        """Have the zygote load ``model_dir`` and fork the backends (not warm yet).
+
+        Blocks while it loads (seconds): call it off the event loop.
+        """
+        try:
+            out, code = zygote.finish(self.zygote, model_dir, IMPORT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise BackendError(
+                f"the backends of {self.model} v{version} took over {IMPORT_TIMEOUT:g}s to "
+                f"import MLflow's scoring server and load the model (a loaded host?); "
+                f"see {self.logs[0]}"
+            ) from None
+        finally:
+            self._close()
+        pids, done = zygote.reported(out)
+        paths = [path for _, path in self.listeners]
+        if not done or len(pids) != len(paths):
+            for pid, path, log_path in zip(pids, paths, self.logs, strict=False):
+                # forked, then the zygote failed: stop what it did start
+                Backend(self.model, version, path, zygote.Adopted(pid), log_path).stop(grace=2)
+            raise BackendError(
+                f"the backends of {self.model} v{version} failed to start (exit {code}); "
+                f"last lines of {self.logs[0]}:\n{tail(self.logs[0])}"
+            )
+        backends = [
+            Backend(self.model, version, path, zygote.Adopted(pid), log_path)
+            for pid, path, log_path in zip(pids, paths, self.logs, strict=True)
+        ]
+        for backend in backends:
+            log.info("starting backend %s; log %s", backend, backend.log_path)
+        return backends
+
+    def cancel(self) -> None:
+        """The version will not be served: the zygote exits without loading anything."""
+        if self.zygote.returncode is not None:  # loaded (or failed) already
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            zygote.finish(self.zygote, None, 10.0)
+        self._close()
+
+    def _close(self) -> None:
+        for listener, _ in self.listeners:
+            listener.close()  # the backends hold their own copies
+
+
+def spawn_group(
     model: str,
-    version: str,
-    model_dir: Path,
     socket_dir: Path,
     log_dir: Path,
     timeout: float,
     count: int,
     env: dict[str, str] | None = None,
-) -> list[Backend]:
-    """Start ``count`` MLflow scoring apps on ``model_dir``, each on a new socket (not warm yet).
+) -> Pending:
+    """Start a zygote for ``count`` MLflow scoring apps, each to listen on a new socket.
 
-    One zygote (:mod:`runway.serving.zygote`) imports MLflow's scoring server
-    and loads the model once and forks the backends, which this process adopts
-    as a child subreaper: they share those pages and stay its children (stopped,
-    reaped and measured with it). Blocks while the zygote loads (seconds): call
-    it off the event loop. ``socket_dir`` must be private to this user (0700): it is
-    what keeps other users away; each socket is made 0600 before it listens.
+    The zygote (:mod:`runway.serving.zygote`) imports MLflow's scoring server,
+    then, once :meth:`Pending.load` names the model folder, loads the model once
+    and forks the backends, which this process adopts as a child subreaper:
+    they share those pages and stay its children (stopped, reaped and measured
+    with it). ``socket_dir`` must be private to this user (0700): it is what
+    keeps other users away; each socket is made 0600 before it listens.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     _become_subreaper()
-    listeners = [_listen(socket_dir, f"v{version}") for _ in range(count)]
-    logs = [log_dir / f"backend-{model}-{path.stem}.log" for _, path in listeners]
+    listeners = [_listen(socket_dir, "b") for _ in range(count)]
+    logs = [log_dir / f"backend-{model}-{path.stem[2:]}.log" for _, path in listeners]
     fds = [listener.fileno() for listener, _ in listeners]
-    child_env = {**os.environ, **(env or {}), **scoring_server_env(model_dir, timeout)}
+    child_env = {**os.environ, **(env or {}), **scoring_server_env(timeout)}
     command = [
         *(sys.executable, "-m", "runway.serving.zygote", SCORING_APP),
         *("--fds", ",".join(map(str, fds)), "--logs", ",".join(map(str, logs))),
         *("--gateway", str(os.getpid())),
     ]
     try:
-        out, code = zygote.run(command, child_env, fds, logs[0], IMPORT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BackendError(
-            f"the backends of {model} v{version} took over {IMPORT_TIMEOUT:g}s to import "
-            f"MLflow's scoring server and load the model (a loaded host?); see {logs[0]}"
-        ) from None
-    finally:
+        process = zygote.spawn(command, child_env, fds, logs[0])
+    except BaseException:
         for listener, _ in listeners:
-            listener.close()  # the backends hold their own copies
-    pids, done = zygote.reported(out)
-    if not done or len(pids) != count:
-        for pid, (_, path), log_path in zip(pids, listeners, logs, strict=False):
-            # forked, then the zygote failed: stop what it did start
-            Backend(model, str(version), path, zygote.Adopted(pid), log_path).stop(grace=2)
-        raise BackendError(
-            f"the backends of {model} v{version} failed to start (exit {code}); "
-            f"last lines of {logs[0]}:\n{tail(logs[0])}"
-        )
-    backends = [
-        Backend(model, str(version), path, zygote.Adopted(pid), log_path)
-        for pid, (_, path), log_path in zip(pids, listeners, logs, strict=True)
-    ]
-    for backend in backends:
-        log.info("starting backend %s; log %s", backend, backend.log_path)
-    return backends
+            listener.close()
+        raise
+    return Pending(model, process, listeners, logs)
 
 
 def _become_subreaper() -> None:

@@ -24,7 +24,7 @@ from runway import __version__
 from runway.core.policy import InputPolicy
 from runway.serving.openapi import ERROR_CODES, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 PATHS = frozenset({"/", "/docs", "/openapi.json", "/version"})
 HTML = b"text/html; charset=utf-8"

@@ -40,7 +40,7 @@ from runway.serving.metrics import Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
 from runway.store.predlog_writer import BackgroundWriter
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 log = logging.getLogger(__name__)
 

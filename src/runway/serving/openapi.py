@@ -19,7 +19,7 @@ from runway import __version__
 from runway.core.contract import is_optional, kind_of
 from runway.core.policy import InputPolicy
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
-from runway.store.registry import ResolvedModel
+from runway.store.served import ResolvedModel
 
 OPENAPI_VERSION = "3.1.0"
 MODEL_HEADERS = ("X-Runway-Model", "X-Runway-Model-Version", "X-Request-Id")

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -37,20 +38,21 @@ import uvicorn
 from runway.core.contract import unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
-from runway.serving.backends import Backend, BackendError, start_group
+from runway.serving import prepare
+from runway.serving.backends import Backend, BackendError, Pending, spawn_group
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import JSON_TYPE, parse
 from runway.serving.protocol import guarded_protocol
 from runway.settings import Settings
-from runway.store import registry, tracking, trust
-from runway.store.models import EXAMPLE_FILE, signature_inputs
+from runway.store import served
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
-from runway.store.registry import ResolvedModel
+from runway.store.served import EXAMPLE_FILE, ResolvedModel
 
 log = logging.getLogger(__name__)
 
 RETRY_FAILED_AFTER = 300.0  # seconds before a version that failed to start is tried again
+RECHECK_AFTER_ERROR = 60.0  # seconds before an unchanged registry is read again after an error
 
 
 @dataclass
@@ -79,31 +81,48 @@ class Server:
         self._last_problem = ""
         self._wake = asyncio.Event()  # a backend died: repair now, not at the next poll
         self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
+        self.seen: str | None = None  # the registry's fingerprint when last resolved
+        self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
 
-    async def build(self, model: ResolvedModel) -> Slot:
-        """Fetch and check ``model``, start and warm its backends; undo it all if one step fails."""
-        if not model.run_id:
-            raise ServeError(f"{model.name} v{model.version} has no source run (no data contract)")
-        contract = await asyncio.to_thread(tracking.load_contract, model.run_id)
-        policy = await asyncio.to_thread(registry.applied_input_policy, model.name, model.version)
-        folder = Path(tempfile.mkdtemp(prefix=f"v{model.version}-", dir=self.runtime))
+    async def build(self, version: str | None = None) -> Slot:
+        """Fetch and check a version (else Production's), start and warm its backends.
+
+        Undoes it all if one step fails. The fetch and the checks run in a child
+        with MLflow (:mod:`runway.serving.prepare`); the gateway never imports it.
+        """
+        folder = Path(tempfile.mkdtemp(prefix="version-", dir=self.runtime))
+        pending = await asyncio.to_thread(self._spawn, self.options.workers)  # imports meanwhile
         backends: list[Backend] = []
         try:
-            local = await asyncio.to_thread(trust.fetch_verified, model, folder, self.settings)
-            example, rows, input_types = await asyncio.to_thread(
-                _input_example, model, local, contract
-            )
-            backends += await self._start(model.name, model.version, local, self.options.workers)
+            ready = await prepare.fetch(self.settings, self.options.model, version, folder)
+            model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
+            example, rows = await asyncio.to_thread(_input_example, model, local, contract)
+            if self.gateway.slot is None:  # starting up: say what the wait is for
+                print(
+                    f"starting {self.options.workers} backend(s) for {model.name} "
+                    f"v{model.version} ({model.stage}); model load takes a few seconds",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            backends += await self._load(pending, model.version, local)
             await asyncio.gather(
                 *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
             )
         except BaseException:
+            await asyncio.to_thread(pending.cancel)
             await asyncio.to_thread(_stop_all, backends, folder)
             raise
         for note in unverified(contract, policy):
             log.warning("%s v%s: %s", model.name, model.version, note)
         return Slot(
-            model, contract, policy, backends, example, rows, local, input_types=input_types
+            model,
+            contract,
+            policy,
+            backends,
+            example,
+            rows,
+            local,
+            input_types=ready.input_types,
         )
 
     def _folder(self, slot: Slot) -> Path | None:
@@ -112,18 +131,18 @@ class Server:
             return None
         return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
 
-    async def _start(self, model: str, version: str, local: Path, count: int) -> list[Backend]:
-        backends = await asyncio.to_thread(
-            start_group,
-            model,
-            version,
-            local,
+    def _spawn(self, count: int) -> Pending:
+        return spawn_group(
+            self.options.model,
             self.runtime,
             self.options.log_dir,
             self.settings.serve_timeout,
             count,
             env=thread_env(threads_for("serve", self.settings.threads)),
         )
+
+    async def _load(self, pending: Pending, version: str, local: Path) -> list[Backend]:
+        backends = await asyncio.to_thread(pending.load, version, local)
         for backend in backends:
             backend.on_exit(asyncio.get_running_loop(), self._wake.set)
         return backends
@@ -147,9 +166,14 @@ class Server:
 
     async def _follow(self) -> None:
         current = self.gateway.slot
+        mark = await asyncio.to_thread(self.fingerprint)
+        if mark is not None and mark == self.seen and time.monotonic() < self._recheck_at:
+            return  # nothing about the model changed: no need to ask MLflow
+        self.seen, self._recheck_at = mark, math.inf
         try:
-            latest = await asyncio.to_thread(registry.resolve, self.options.model, "Production")
+            latest = await self._resolve(here=mark is None)
         except RunwayError as exc:
+            self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
             if str(exc) != self._last_problem:  # once per new problem, not every poll
                 log.warning("keeping %s: %s", _name(current), exc)
                 self._last_problem = str(exc)
@@ -159,12 +183,14 @@ class Server:
             return
         failed_at = self.failed.get(latest.version)
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER:
+            self._recheck_at = failed_at + RETRY_FAILED_AFTER
             return  # not every poll: a broken version would start a backend every few seconds
         log.info("Production is now v%s: starting it next to %s", latest.version, _name(current))
         try:
-            slot = await self.build(latest)
+            slot = await self.build(latest.version)
         except (BackendError, RunwayError, OSError) as exc:
             self.failed[latest.version] = time.monotonic()
+            self._recheck_at = time.monotonic() + RETRY_FAILED_AFTER
             self.gateway.metrics.switch_failures += 1
             log.error(
                 "v%s failed to start; traffic stays on %s: %s", latest.version, _name(current), exc
@@ -177,6 +203,21 @@ class Server:
             task = asyncio.create_task(self._drain(current))
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
+
+    def fingerprint(self) -> str | None:
+        """The served model's registry fingerprint (None: this store has none)."""
+        return served.fingerprint(self.settings.tracking_uri, self.options.model)
+
+    async def _resolve(self, here: bool) -> ResolvedModel:
+        """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`).
+
+        A store with no fingerprint (a tracking server, another database) must be
+        asked at every poll: a child each time would cost seconds of CPU, so
+        MLflow's client is imported into this process instead, once.
+        """
+        if here:
+            return await asyncio.to_thread(_resolve_here, self.settings, self.options.model)
+        return await prepare.resolve(self.settings, self.options.model)
 
     async def _drain(self, slot: Slot) -> None:
         """Let the old version answer what it holds, then stop it."""
@@ -203,7 +244,8 @@ class Server:
                 backend.process.returncode,
             )
             try:
-                (fresh,) = await self._start(slot.model.name, slot.model.version, slot.model_dir, 1)
+                pending = await asyncio.to_thread(self._spawn, 1)
+                (fresh,) = await self._load(pending, slot.model.version, slot.model_dir)
             except BackendError as exc:
                 log.error("replacement backend failed: %s", exc)
                 continue
@@ -230,8 +272,7 @@ class Server:
 
 
 def serve(options: ServeOptions, settings: Settings) -> None:
-    """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on the configured store."""
-    model = registry.resolve(options.model, "Production")
+    """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on ``settings``' store."""
     sock = _bind(options.host, options.port)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     with contextlib.suppress(ImportError):
@@ -241,7 +282,7 @@ def serve(options: ServeOptions, settings: Settings) -> None:
     runtime = _runtime_dir()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(_main(options, settings, model, sock, runtime))
+            runner.run(_main(options, settings, sock, runtime))
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -261,7 +302,6 @@ def _runtime_dir() -> Path:
 async def _main(
     options: ServeOptions,
     settings: Settings,
-    model: ResolvedModel,
     sock: socket.socket,
     runtime: Path,
 ) -> None:
@@ -269,16 +309,11 @@ async def _main(
     writer = BackgroundWriter(sink) if sink.enabled else None
     gateway = Gateway(settings, writer)
     server = Server(options, settings, gateway, runtime)
-    print(
-        f"starting {options.workers} backend(s) for {model.name} v{model.version} (Production); "
-        f"model load takes a few seconds",
-        file=sys.stderr,
-        flush=True,
-    )
+    server.seen = await asyncio.to_thread(server.fingerprint)  # before: a change meanwhile shows
     try:
-        gateway.slot = await server.build(model)
+        gateway.slot = await server.build()
     except BackendError as exc:
-        raise ServeError(f"{model.name} v{model.version} failed to start: {exc}") from None
+        raise ServeError(f"{options.model} (Production) failed to start: {exc}") from None
     finally:
         if writer and gateway.slot is None:
             writer.close()
@@ -368,10 +403,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _input_example(
-    model: ResolvedModel, local: Path, contract: dict
-) -> tuple[bytes, int, dict[str, str]]:
-    """The model's logged serving example (what warm-up scores), its row count, its signature."""
+def _resolve_here(settings: Settings, model: str) -> ResolvedModel:
+    from runway.store import registry, tracking
+
+    tracking.configure(settings)
+    return registry.resolve(model, "Production")
+
+
+def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[bytes, int]:
+    """The model's logged serving example (what warm-up scores) and its row count."""
     path = local / EXAMPLE_FILE
     if not path.is_file():
         raise ServeError(
@@ -379,9 +419,8 @@ def _input_example(
             "runway needs one to check a backend before sending it traffic"
         )
     example = path.read_bytes()
-    input_types = signature_inputs(local)
     rows = parse(example, JSON_TYPE, contract["columns"])
-    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows), input_types
+    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
 
 
 def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:

@@ -44,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 
+from runway.store.served import SCORING_MODEL_ENV
+
 PR_SET_PDEATHSIG = 1
 ADOPTION_WAIT = 10.0  # seconds a child waits for the gateway to adopt it
 
@@ -55,17 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", required=True, help="one log file per fd, comma-separated")
     parser.add_argument("--gateway", type=int, required=True, help="the pid that adopts them")
     parser.add_argument("--no-model", action="store_true", help="each child loads the model")
+    parser.add_argument("--model-dir", help="the model folder (default: a line on stdin, later)")
     args = parser.parse_args(argv)
     fds = [int(fd) for fd in args.fds.split(",")]
     logs = args.logs.split(",")
     if len(fds) != len(logs):
         parser.error("--fds and --logs differ in length")
 
-    from runway.store.models import preload_scoring_server
+    from runway.store.models import import_loader, import_scoring_server
 
-    preload_scoring_server()
+    import_scoring_server()  # while the gateway still fetches the model: it needs none
     import uvicorn  # noqa: F401  (imported before the fork: shared, not once per child)
 
+    model_dir = args.model_dir or sys.stdin.readline().strip()
+    if not model_dir:  # the gateway gave up on this version (its fetch failed)
+        return 1
+    os.environ[SCORING_MODEL_ENV] = model_dir  # the folder MLflow's app loads
+    import_loader(Path(model_dir))
     if not args.no_model:
         before = _threads()
         importlib.import_module(args.app.partition(":")[0])  # MLflow's app: loads the model
@@ -76,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,  # stdout is the gateway's: pids and "done" only
                 flush=True,
             )
-            again = ["-m", "runway.serving.zygote", *(argv or sys.argv[1:]), "--no-model"]
+            again = [*(argv or sys.argv[1:]), "--model-dir", model_dir, "--no-model"]
+            again = ["-m", "runway.serving.zygote", *again]
             os.execv(sys.executable, [sys.executable, *again])
 
     gc.collect()
@@ -133,31 +142,37 @@ def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway:
     return 0
 
 
-def run(
-    command: list[str], env: dict[str, str], fds: list[int], log: Path, timeout: float
-) -> tuple[bytes, int]:
-    """In the gateway: run a zygote to its exit; (what it printed, its exit code).
-
-    Raises:
-        subprocess.TimeoutExpired: it did not finish within ``timeout`` (it is killed).
-    """
+def spawn(command: list[str], env: dict[str, str], fds: list[int], log: Path) -> subprocess.Popen:
+    """In the gateway: start a zygote; it imports MLflow's scoring server, then waits for
+    :func:`finish` to name the model folder."""
     with open(log, "ab") as err:
-        zygote = subprocess.Popen(
+        return subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=err,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             env=env,
             pass_fds=fds,
             process_group=0,
             preexec_fn=die_with_parent,
         )
-        try:
-            out, _ = zygote.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(zygote.pid, signal.SIGKILL)
-            zygote.wait()
-            raise
+
+
+def finish(zygote: subprocess.Popen, model_dir: Path | None, timeout: float) -> tuple[bytes, int]:
+    """In the gateway: hand a zygote its model folder and run it to its exit.
+
+    Returns what it printed and its exit code. With no folder it exits at once.
+
+    Raises:
+        subprocess.TimeoutExpired: it did not finish within ``timeout`` (it is killed).
+    """
+    line = f"{model_dir}\n" if model_dir is not None else "\n"
+    try:
+        out, _ = zygote.communicate(line.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(zygote.pid, signal.SIGKILL)
+        zygote.wait()
+        raise
     return out, zygote.returncode
 
 

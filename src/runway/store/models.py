@@ -26,8 +26,6 @@ from runway.store.tracking import quiet_schema_hints
 
 log = logging.getLogger(__name__)
 
-EXAMPLE_FILE = "serving_input_example.json"
-
 
 def skops_trusted_types(model: Any) -> list[str]:
     """Exactly the types in this model that skops does not trust by default.
@@ -204,37 +202,25 @@ def spark_udf(spark: Any, local: Path, result_type: str) -> Any:
 
 # --- MLflow's scoring server, run by serving's backends -------------------------------------
 
-# MLflow's own scoring app (the one `mlflow models serve` execs uvicorn on); it loads
-# the model folder named by SCORING_MODEL_ENV when imported. The names are spelled
-# out rather than imported (importing the scoring server costs the gateway seconds);
-# tests/unit/test_trust.py checks them against the pinned mlflow.
-SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
-SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
-SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 
+def import_scoring_server() -> None:
+    """Import MLflow's scoring server (seconds): what a backend zygote does before it forks.
 
-def scoring_server_env(model_dir: Path, timeout: float) -> dict[str, str]:
-    """What MLflow's scoring app reads: the model folder and its request timeout.
-
-    The same two variables ``mlflow models serve`` sets before it execs uvicorn
-    (``mlflow.pyfunc.scoring_server.get_cmd``).
-    """
-    return {SCORING_MODEL_ENV: str(model_dir), SCORING_TIMEOUT_ENV: str(int(max(timeout, 1)))}
-
-
-def preload_scoring_server() -> None:
-    """Import MLflow's scoring server and the model's loader module, without loading the model.
-
-    What a backend zygote does before it forks (:mod:`runway.serving.zygote`):
-    the model folder is the one ``SCORING_MODEL_ENV`` names, as for the app.
+    Needs no model, so the zygote (:mod:`runway.serving.zygote`) does it while
+    the version is still being fetched.
     """
     import importlib
-    import os
+
+    importlib.import_module("mlflow.pyfunc.scoring_server")
+
+
+def import_loader(model_dir: Path) -> None:
+    """Import the loader module of the model in ``model_dir`` (and what it imports on load)."""
+    import importlib
 
     import yaml
 
-    importlib.import_module("mlflow.pyfunc.scoring_server")
-    mlmodel = Path(os.environ[SCORING_MODEL_ENV]) / "MLmodel"
+    mlmodel = model_dir / "MLmodel"
     flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function")
     loader = flavor.get("loader_module") if isinstance(flavor, dict) else None
     if isinstance(loader, str):

@@ -26,6 +26,7 @@ from runway.core.policy import InputPolicy
 from runway.errors import PermissionDenied, RegistryError
 from runway.store.http import explain
 from runway.store.identity import whoami
+from runway.store.served import ResolvedModel
 from runway.store.tracking import (
     MAX_TAG_CHARS,
     client,
@@ -67,22 +68,6 @@ class VersionInfo:
             str(mv.source or ""),
             dict(mv.tags or {}),
         )
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """One concrete registered version: what serving and batch scoring load."""
-
-    name: str
-    version: str
-    stage: str
-    run_id: str | None
-    source: str = ""
-
-    @property
-    def uri(self) -> str:
-        """``models:/<name>/<version>``: pinned, so a promotion mid-load cannot switch it."""
-        return f"models:/{self.name}/{self.version}"
 
 
 def target_stage(to: str) -> Stage:

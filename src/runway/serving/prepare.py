@@ -1,0 +1,171 @@
+"""The steps of serving a version that need MLflow, each run in a short-lived child.
+
+``runway serve``'s gateway never imports MLflow: its client and SQL stores would
+cost the gateway ~120 MB for as long as it serves, for work it does only at
+start-up and on a switch. So it runs ``python -m runway.serving.prepare`` for
+that work: resolve which version a stage names, and, given a folder, fetch the
+version into it and check it (:func:`runway.store.trust.fetch_verified`), and
+read its data contract, its applied input policy and its signature. The child
+reads the settings as JSON on stdin and prints one JSON document on stdout: the
+answer, or the error (its runway class and message), which the gateway raises
+as if it had happened there. Its log goes to the gateway's stderr.
+
+Both sides live here: :func:`main` runs in the child, :func:`resolve` and
+:func:`fetch` in the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from runway import errors
+from runway.core.policy import InputPolicy
+from runway.errors import RunwayError, ServeError
+from runway.settings import Settings
+from runway.store.served import ResolvedModel
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A version fetched and checked into a private folder, with what serving it needs."""
+
+    model: ResolvedModel
+    contract: dict[str, Any]
+    policy: InputPolicy
+    local: Path  # the checked model folder
+    input_types: dict[str, str]  # input column -> MLflow type, from the signature
+
+
+async def resolve(settings: Settings, model: str, stage: str = "Production") -> ResolvedModel:
+    """The version of ``model`` in ``stage`` now."""
+    doc = await _ask(settings, model, ["--stage", stage])
+    return ResolvedModel(**doc["model"])
+
+
+async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
+    """Fetch ``model`` v``version`` (None: Production's) into ``folder`` and check it."""
+    which = ["--version", version] if version is not None else ["--stage", "Production"]
+    doc = await _ask(settings, model, [*which, "--folder", str(folder)])
+    return Fetched(
+        ResolvedModel(**doc["model"]),
+        contract=doc["contract"],
+        policy=InputPolicy.model_validate(doc["policy"]),
+        local=Path(doc["local"]),
+        input_types=doc["input_types"],
+    )
+
+
+async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, Any]:
+    """Run the child; its answer, or raise the runway error it met (or ServeError if it failed)."""
+    level = str(logging.getLogger().getEffectiveLevel())
+    child = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "runway.serving.prepare", model, *options, "--log-level", level),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await child.communicate(settings_json(settings).encode())
+    except BaseException:  # cancelled (shutting down): do not leave it behind
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        raise
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = None
+    if child.returncode != 0 or not isinstance(doc, dict):
+        raise ServeError(
+            f"asking MLflow about {model} ({' '.join(options)}) failed "
+            f"(exit {child.returncode}); its error is in the log above"
+        )
+    if "error" in doc:
+        raise _error(doc)
+    return doc
+
+
+def settings_json(settings: Settings) -> str:
+    """``settings`` as the child reads them back, secrets included (over a pipe, not argv)."""
+    doc = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in settings
+    }
+    doc["MLFLOW_TRACKING_URI"] = doc.pop("tracking_uri")  # the field's name in the environment
+    return json.dumps(doc, default=str)
+
+
+def _error(doc: dict[str, Any]) -> RunwayError:
+    kind = getattr(errors, str(doc.get("type")), None)
+    if isinstance(kind, type) and issubclass(kind, RunwayError):
+        return kind(str(doc["error"]))
+    return ServeError(str(doc["error"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child: settings on stdin, one JSON document on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m runway.serving.prepare")
+    parser.add_argument("model")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage")
+    which.add_argument("--version")
+    parser.add_argument("--folder", type=Path, help="fetch and check the version into this folder")
+    parser.add_argument("--log-level", type=int, default=logging.INFO)
+    args = parser.parse_args(argv)
+    logging.basicConfig(  # as the gateway's own lines (runway.cli)
+        level=args.log_level, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"
+    )
+    for name in ("alembic", "mlflow", "urllib3", "skops"):  # their INFO is noise here
+        logging.getLogger(name).setLevel(max(args.log_level, logging.WARNING))
+    settings = Settings.model_validate(json.loads(sys.stdin.read()))
+    try:
+        doc = _run(settings, args.model, args.stage, args.version, args.folder)
+    except RunwayError as exc:
+        doc = {"error": str(exc), "type": type(exc).__name__}
+    except Exception as exc:  # a tracking server's 401, 403, silence: said, not a traceback
+        from runway.store.http import explain
+
+        known = explain(exc)
+        if known is None:
+            raise  # a bug: its traceback goes to the log, the gateway reports the exit
+        doc = {"error": str(known), "type": type(known).__name__}
+    print(json.dumps(doc), flush=True)
+    return 0
+
+
+def _run(
+    settings: Settings, model: str, stage: str | None, version: str | None, folder: Path | None
+) -> dict[str, Any]:
+    from runway.store import registry, tracking, trust
+    from runway.store.models import signature_inputs
+
+    tracking.configure(settings)
+    resolved = registry.resolve(model, stage, version)
+    doc: dict[str, Any] = {"model": asdict(resolved)}
+    if folder is None:
+        return doc
+    if not resolved.run_id:
+        raise ServeError(
+            f"{resolved.name} v{resolved.version} has no source run (no data contract)"
+        )
+    contract = tracking.load_contract(resolved.run_id)
+    policy = registry.applied_input_policy(resolved.name, resolved.version)
+    local = trust.fetch_verified(resolved, folder, settings)
+    return doc | {
+        "contract": contract,
+        "policy": policy.model_dump(mode="json"),
+        "local": str(local),
+        "input_types": signature_inputs(local),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
