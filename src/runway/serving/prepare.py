@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, help="fetch and check the version into this folder")
     parser.add_argument("--log-level", type=int, default=logging.INFO)
     args = parser.parse_args(argv)
+    answer = os.fdopen(os.dup(1), "w")  # the answer's channel; anything else printed is log
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     logging.basicConfig(  # as the gateway's own lines (runway.cli)
         level=args.log_level, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"
     )
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if known is None:
             raise  # a bug: its traceback goes to the log, the gateway reports the exit
         doc = {"error": str(known), "type": type(known).__name__}
-    print(json.dumps(doc), flush=True)
+    print(json.dumps(doc), file=answer, flush=True)
     return 0
 
 

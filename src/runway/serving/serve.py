@@ -1,16 +1,21 @@
 """``runway serve``: the Production model as a REST endpoint that follows the registry.
 
-Start-up resolves the Production version, downloads it once into a private
-directory and checks it (:func:`runway.store.trust.fetch_verified`: its
-provenance and its contents, before anything from it runs), starts its
-backends on that very folder, waits until they answer ``/ping`` and score the
-model's logged input example, and only then opens the public port. A watcher then polls the registry: when another version
-becomes Production (a promotion or a rollback) it goes blue/green: start and
-warm the new version's backends, switch the gateway to them, let requests on the
-old ones finish, stop the old ones. A new version that fails to start or to
-score its example, or that fails the checks, is logged and skipped; traffic
-stays where it was. A backend that dies is noticed at once (a pidfd) and
-replaced; the other backends take its traffic meanwhile.
+Start-up starts a backend zygote (it imports MLflow's scoring server
+meanwhile) and, in a short-lived child (:mod:`runway.serving.prepare`; this
+process never imports MLflow), resolves the Production version, downloads it
+once into a private directory and checks it
+(:func:`runway.store.trust.fetch_verified`: its provenance and its contents,
+before anything from it runs). The zygote then loads that very folder and forks
+the backends; once they answer ``/ping`` and score the model's logged input
+example, the public port opens. A watcher then polls the registry (a read-only
+fingerprint of the model's versions, :func:`runway.store.served.fingerprint`;
+MLflow is asked only when it moves): when another version becomes Production (a
+promotion or a rollback) it goes blue/green: start and warm the new version's
+backends, switch the gateway to them, let requests on the old ones finish, stop
+the old ones. A new version that fails to start or to score its example, or
+that fails the checks, is logged and skipped; traffic stays where it was. A
+backend that dies is noticed at once (a pidfd) and replaced; the other backends
+take its traffic meanwhile.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """One interpreter for a version's backends: load the model once, fork each backend.
 
-Run by :func:`runway.serving.backends.start_group` as
+Started by :func:`runway.serving.backends.spawn_group` as
 ``python -m runway.serving.zygote mlflow.pyfunc.scoring_server.app:app --fds 5,6 --logs a,b
---gateway PID``, with the scoring server's environment (the model folder, the
-request timeout, the thread pins). It imports MLflow's scoring server and the
-model's loader module, then imports MLflow's scoring app, which loads the model
-(the folder :func:`runway.store.trust.fetch_verified` checked) and builds the
-app, exactly as in ``mlflow models serve``. It then forks one child per
-listening socket and exits; the gateway, a child subreaper, adopts the children.
-So the backends share the imported modules and the loaded model (a forest's
-graph is held once, not once per backend) and none loads it again.
+--gateway PID``, with the scoring server's environment (the request timeout,
+the thread pins). It imports MLflow's scoring server while the gateway fetches
+the version, then reads the model folder (the one
+:func:`runway.store.trust.fetch_verified` checked) from stdin, imports the
+model's loader module and MLflow's scoring app, which loads the model and
+builds the app, exactly as in ``mlflow models serve``. It then forks one child
+per listening socket and exits; the gateway, a child subreaper, adopts the
+children. So the backends share the imported modules and the loaded model (a
+forest's graph is held once, not once per backend) and none loads it again.
 
 A fork copies only the thread that calls it, so a pool of threads the load
 started (onnxruntime with ``RUNWAY_ONNX_THREADS`` above 1, say) would be missing
@@ -25,8 +26,8 @@ two backends forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests
 each against 432 MB (328 MB PSS) for two separately started ones.
 
 Both sides of the protocol live here: :func:`main` runs in the zygote,
-:func:`run`, :func:`reported` and :class:`Adopted` in the gateway
-(:func:`runway.serving.backends.start_group`).
+:func:`spawn`, :func:`finish`, :func:`reported` and :class:`Adopted` in the
+gateway (:class:`runway.serving.backends.Pending`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 EXAMPLE_FILE = "serving_input_example.json"
 
@@ -58,11 +58,11 @@ def scoring_server_env(timeout: float) -> dict[str, str]:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:///...`` store URI (SQLAlchemy's spelling), else None."""
-    parts = urlsplit(uri)
-    if parts.scheme.split("+", 1)[0].lower() != "sqlite" or not parts.path.startswith("/"):
+    """The file of a ``sqlite:///...`` store URI, read as SQLAlchemy reads it, else None."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.split("+", 1)[0].lower() != "sqlite" or not rest.startswith("/"):
         return None
-    path = unquote(parts.path[1:])  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+    path = unquote(rest[1:].partition("?")[0])  # sqlite:///rel.db -> rel.db, ////abs -> /abs
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -78,7 +78,9 @@ def fingerprint(uri: str, model: str) -> str | None:
     if path is None or not path.is_file():
         return None
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)) as db:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+        ) as db:
             versions = db.execute(
                 "SELECT version, current_stage, last_updated_time, status FROM model_versions "
                 "WHERE name = ? ORDER BY version",
