@@ -19,8 +19,8 @@ from runway.errors import GateFailure, RegistryError, SpecError
 from runway.jobs.promote import promote, rollback
 from runway.jobs.status import history, status, verify
 from runway.jobs.train import train
-from runway.settings import Settings
 from runway.serving import prepare
+from runway.settings import Settings
 from runway.store import registry, served, tracking
 
 MODEL = "cancer"

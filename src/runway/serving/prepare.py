@@ -69,7 +69,8 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, 
     """Run the child; its answer, or raise the runway error it met (or ServeError if it failed)."""
     level = str(logging.getLogger().getEffectiveLevel())
     child = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "runway.serving.prepare", model, *options, "--log-level", level),
+        *(sys.executable, "-m", "runway.serving.prepare", *options, "--log-level", level),
+        *("--", model),  # a name may start with a dash
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -106,7 +107,11 @@ def settings_json(settings: Settings) -> str:
 
 def _error(doc: dict[str, Any]) -> RunwayError:
     kind = getattr(errors, str(doc.get("type")), None)
-    if isinstance(kind, type) and issubclass(kind, RunwayError):
+    if (
+        isinstance(kind, type)
+        and issubclass(kind, RunwayError)
+        and not any("__init__" in vars(c) for c in kind.__mro__ if issubclass(c, RunwayError))
+    ):  # made from a message alone
         return kind(str(doc["error"]))
     return ServeError(str(doc["error"]))
 

@@ -409,6 +409,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _resolve_here(settings: Settings, model: str) -> ResolvedModel:
+    """:func:`runway.store.registry.resolve` in this process (imports MLflow the first time)."""
     from runway.store import registry, tracking
 
     tracking.configure(settings)
