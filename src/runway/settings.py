@@ -164,6 +164,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a new backend may take to load its model and answer /ping.",
     )
+    serve_prepare_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds the gateway's child may take to resolve, download and check a version "
+            "(a slow artifact store fails the switch, not the endpoint)."
+        ),
+    )
     serve_cache_entries: int = Field(
         default=0,
         ge=0,

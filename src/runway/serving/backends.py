@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import json
 import logging
 import os
@@ -310,6 +311,9 @@ class Pending:
             listener.close()  # the backends hold their own copies
 
 
+_GROUPS = itertools.count(1)  # backend groups this gateway started: one name each
+
+
 def spawn_group(
     model: str,
     socket_dir: Path,
@@ -330,7 +334,10 @@ def spawn_group(
     log_dir.mkdir(parents=True, exist_ok=True)
     _become_subreaper()
     listeners = [_listen(socket_dir, "b") for _ in range(count)]
-    logs = [log_dir / f"backend-{model}-{path.stem[2:]}.log" for _, path in listeners]
+    # A log per backend of this group: socket names are reused once a drain removes them,
+    # and a new version's backends must not append to an old version's log.
+    group = f"{os.getpid()}-g{next(_GROUPS)}"
+    logs = [log_dir / f"backend-{model}-{group}-{i}.log" for i in range(count)]
     fds = [listener.fileno() for listener, _ in listeners]
     child_env = {**os.environ, **(env or {}), **scoring_server_env(timeout)}
     command = [

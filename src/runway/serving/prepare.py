@@ -52,6 +52,15 @@ async def resolve(settings: Settings, model: str, stage: str = "Production") -> 
     return ResolvedModel(**doc["model"])
 
 
+def resolve_here(settings: Settings, model: str, stage: str = "Production") -> ResolvedModel:
+    """:func:`resolve` in this process, for a store that must be asked at every poll
+    (a tracking server, another database): imports MLflow here, the first time."""
+    from runway.store import registry, tracking
+
+    tracking.configure(settings)
+    return registry.resolve(model, stage)
+
+
 async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
     """Fetch ``model`` v``version`` (None: Production's) into ``folder`` and check it."""
     which = ["--version", version] if version is not None else ["--stage", "Production"]
@@ -75,11 +84,18 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, 
         stdout=asyncio.subprocess.PIPE,
     )
     try:
-        out, _ = await child.communicate(settings_json(settings).encode())
-    except BaseException:  # cancelled (shutting down): do not leave it behind
+        async with asyncio.timeout(settings.serve_prepare_timeout):
+            out, _ = await child.communicate(settings_json(settings).encode())
+    except BaseException as exc:  # hung, or cancelled (shutting down): do not leave it behind
         if child.returncode is None:
             child.kill()
             await child.wait()
+        if isinstance(exc, TimeoutError):
+            raise ServeError(
+                f"asking MLflow about {model} ({' '.join(options)}) took over "
+                f"{settings.serve_prepare_timeout:g}s and was stopped; a slow store or "
+                "artifact download? (RUNWAY_SERVE_PREPARE_TIMEOUT)"
+            ) from None
         raise
     try:
         doc = json.loads(out)

@@ -165,19 +165,22 @@ class Server:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the watcher must outlive any one bad poll
+                # and must not take the unchanged fingerprint for "already followed"
+                self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
                 log.exception(
-                    "registry watch failed; retrying in %gs", self.settings.serve_poll_seconds
+                    "registry watch failed; reading it again within %gs", RECHECK_AFTER_ERROR
                 )
 
     async def _follow(self) -> None:
         current = self.gateway.slot
         mark = await asyncio.to_thread(self.fingerprint)
-        if mark is not None and mark == self.seen and time.monotonic() < self._recheck_at:
+        readable = served.sqlite_path(self.settings.tracking_uri) is not None
+        if readable and mark == self.seen and time.monotonic() < self._recheck_at:
             return  # nothing about the model changed: no need to ask MLflow
-        self.seen, self._recheck_at = mark, math.inf
+        self.remember(mark)
         try:
-            latest = await self._resolve(here=mark is None)
-        except RunwayError as exc:
+            latest = await self._resolve(here=not readable)
+        except (RunwayError, OSError) as exc:  # OSError: the child could not be started
             self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
             if str(exc) != self._last_problem:  # once per new problem, not every poll
                 log.warning("keeping %s: %s", _name(current), exc)
@@ -193,7 +196,7 @@ class Server:
         log.info("Production is now v%s: starting it next to %s", latest.version, _name(current))
         try:
             slot = await self.build(latest.version)
-        except (BackendError, RunwayError, OSError) as exc:
+        except Exception as exc:  # any reason at all: counted, skipped, tried again later
             self.failed[latest.version] = time.monotonic()
             self._recheck_at = time.monotonic() + RETRY_FAILED_AFTER
             self.gateway.metrics.switch_failures += 1
@@ -209,6 +212,13 @@ class Server:
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
 
+    def remember(self, mark: str | None) -> None:
+        """The fingerprint the registry was resolved at. A SQLite file that could not be
+        read (locked, an unknown schema) is asked of MLflow again in a minute, not never
+        (its None never changes) and not at every poll (a child each time)."""
+        self.seen = mark
+        self._recheck_at = math.inf if mark else time.monotonic() + RECHECK_AFTER_ERROR
+
     def fingerprint(self) -> str | None:
         """The served model's registry fingerprint (None: this store has none)."""
         return served.fingerprint(self.settings.tracking_uri, self.options.model)
@@ -216,12 +226,14 @@ class Server:
     async def _resolve(self, here: bool) -> ResolvedModel:
         """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`).
 
-        A store with no fingerprint (a tracking server, another database) must be
-        asked at every poll: a child each time would cost seconds of CPU, so
-        MLflow's client is imported into this process instead, once.
+        A store with no file to fingerprint (a tracking server, another database)
+        must be asked at every poll: a child each time would cost seconds of CPU,
+        so MLflow's client is imported into this process instead, once. A SQLite
+        store is always asked through the child, even when its file could not be
+        read this time.
         """
         if here:
-            return await asyncio.to_thread(_resolve_here, self.settings, self.options.model)
+            return await asyncio.to_thread(prepare.resolve_here, self.settings, self.options.model)
         return await prepare.resolve(self.settings, self.options.model)
 
     async def _drain(self, slot: Slot) -> None:
@@ -314,7 +326,7 @@ async def _main(
     writer = BackgroundWriter(sink) if sink.enabled else None
     gateway = Gateway(settings, writer)
     server = Server(options, settings, gateway, runtime)
-    server.seen = await asyncio.to_thread(server.fingerprint)  # before: a change meanwhile shows
+    server.remember(await asyncio.to_thread(server.fingerprint))  # before: a change meanwhile shows
     try:
         gateway.slot = await server.build()
     except BackendError as exc:
@@ -344,6 +356,8 @@ async def _main(
     finally:
         watcher.cancel()
         announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher  # a version it was starting is stopped by build's own clean-up
         await server.stop()
         if writer:
             await asyncio.to_thread(writer.close)
@@ -406,14 +420,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; pick --port") from None
     sock.set_inheritable(False)
     return sock
-
-
-def _resolve_here(settings: Settings, model: str) -> ResolvedModel:
-    """:func:`runway.store.registry.resolve` in this process (imports MLflow the first time)."""
-    from runway.store import registry, tracking
-
-    tracking.configure(settings)
-    return registry.resolve(model, "Production")
 
 
 def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[bytes, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +59,20 @@ def scoring_server_env(timeout: float) -> dict[str, str]:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:///...`` store URI, read as SQLAlchemy reads it, else None."""
+    """The file of a ``sqlite:///...`` store URI, read as SQLAlchemy reads it, else None.
+
+    The path is made absolute as text (``os.path.abspath``, as SQLAlchemy does), not
+    by following links: ``link/../m.db`` is ``./m.db`` to it, not ``<target>/../m.db``.
+    A ``file:`` URI (``?uri=true``) is SQLite's own syntax: None, like another store.
+    """
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme.split("+", 1)[0].lower() != "sqlite" or not rest.startswith("/"):
         return None
-    path = unquote(rest[1:].partition("?")[0])  # sqlite:///rel.db -> rel.db, ////abs -> /abs
-    return Path(path) if path and path != ":memory:" else None
+    raw, _, query = rest[1:].partition("?")
+    if "uri=true" in query.lower().split("&"):
+        return None
+    path = unquote(raw)  # sqlite:///rel.db -> rel.db, ////abs -> /abs
+    return Path(os.path.abspath(path)) if path and path != ":memory:" else None
 
 
 def fingerprint(uri: str, model: str) -> str | None:
@@ -71,15 +80,16 @@ def fingerprint(uri: str, model: str) -> str | None:
 
     Read straight from the file of a SQLite store, read-only; a promotion, a
     rollback, a new or deleted version all change it. None when it cannot be
-    read this way (another kind of store, a schema this does not know, a locked
-    file): then the caller asks MLflow itself.
+    read this way: another kind of store (:func:`sqlite_path` is None; the caller
+    asks MLflow itself), or, on a SQLite store, a missing or locked file or a
+    schema this does not know (the caller asks again later).
     """
     path = sqlite_path(uri)
     if path is None or not path.is_file():
         return None
     try:
         with contextlib.closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
         ) as db:
             versions = db.execute(
                 "SELECT version, current_stage, last_updated_time, status FROM model_versions "
