@@ -19,9 +19,9 @@ import io, json
 import pandas as pd
 
 def checked_rows(body, content_type):
-    if content_type == "application/json":  # dataframe_split, for a few JSON rows
-        split = json.loads(body)["dataframe_split"]
-        return [dict(zip(split["columns"], row)) for row in split["data"]]
+    if content_type == "application/json":  # column-wise inputs, for a few JSON rows
+        columns = json.loads(body)["inputs"]
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
     return pd.read_parquet(io.BytesIO(body)).to_dict("records")
 """
 

@@ -3,7 +3,7 @@
 MLflow reads each request format its own way, so the gateway never forwards the
 client's body: it sends the values the contract check produced, typed as the
 model's signature (:func:`canonical`), as Parquet or, for a few JSON rows whose
-values MLflow's JSON reader cannot change, as ``dataframe_split`` JSON.
+values MLflow's JSON reader cannot change, as column-wise ``inputs`` JSON.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def canonical(
     contract check produced, typed as the model's signature: in Parquet, the
     one format MLflow reads without recasting, missing booleans included; or,
     for a few JSON rows whose values MLflow's JSON reading cannot change (see
-    :func:`_json_split`), as ``dataframe_split`` JSON, which MLflow's scoring
+    :func:`_json_inputs`), as column-wise ``inputs`` JSON, which MLflow's scoring
     server reads faster than a Parquet file when the rows are few.
     """
     columns = signature_columns(contract)
@@ -95,7 +95,7 @@ def canonical(
             return [_array(values[name], types[name]) for name in types]
 
         logged = [{name: values[name][i] for name in values} for i in range(len(data))]
-        as_json = _json_split(values, types, len(data)) if len(data) <= LAZY_ROWS else None
+        as_json = _json_inputs(values, types) if len(data) <= LAZY_ROWS else None
 
     def build() -> bytes:
         table = pa.Table.from_arrays(arrays(), names=list(types))
@@ -118,17 +118,25 @@ _JSON_EXACT = frozenset({"double", "float", "long", "integer", "string", "boolea
 _JSON_INT = frozenset({"long", "integer"})
 
 
-def _json_split(
-    values: Mapping[str, list[Any]], types: Mapping[str, str], count: int
+def _json_inputs(
+    values: Mapping[str, list[Any]], types: Mapping[str, str]
 ) -> Callable[[], bytes] | None:
-    """The rows as ``dataframe_split`` JSON if MLflow reads them back as the Parquet body would be.
+    """The rows as ``{"inputs": {column: [values]}}`` if MLflow reads them back as the Parquet
+    body would be.
 
-    MLflow builds a frame from the JSON and casts each column to the signature's
-    type: exact for finite floats (missing ones become NaN, as in Parquet),
-    whole numbers, texts and booleans, but a missing boolean becomes ``False``,
-    a missing whole number fails the cast, and timestamps are re-parsed from
-    text. Rows with any of those go as Parquet (``None`` here).
+    Why ``inputs``, not ``dataframe_split``: MLflow casts each column of it
+    straight to a numpy array of the signature's type, where for a split it
+    builds a frame and then casts it column by column; measured on a one-row
+    LogisticRegression twin, the backend's parse drops from 0.93 to 0.04 ms and
+    the whole request by ~0.6 ms (``_enforce_schema`` then makes the frame).
+    Exact for finite floats (missing ones become NaN, as in Parquet), whole
+    numbers, texts and booleans, but a missing boolean becomes ``False``, a
+    missing text the text ``'None'``, a missing whole number fails the cast,
+    numpy drops a text's trailing NUL characters, and timestamps are re-parsed
+    from text. Rows with any of those go as Parquet (``None`` here).
     """
+    if not types:
+        return None
     for name, kind in types.items():
         if kind not in _JSON_EXACT:
             return None
@@ -137,19 +145,20 @@ def _json_split(
             exact = all(v is None or math.isfinite(v) for v in column)
         elif kind in _JSON_INT:
             exact = all(v is not None and float(v).is_integer() and abs(v) < 2**53 for v in column)
+        elif kind == "string":
+            exact = all(isinstance(v, str) and not v.endswith("\x00") for v in column)
         else:
-            exact = all(v is not None for v in column)
+            exact = all(isinstance(v, bool) for v in column)
         if not exact:
             return None
-    names = list(types)
-    whole = [name for name in names if types[name] in _JSON_INT]
+    whole = {name for name in types if types[name] in _JSON_INT}
 
     def build() -> bytes:
-        columns = [
-            [int(v) for v in values[name]] if name in whole else values[name] for name in names
-        ]
-        rows = [list(row) for row in zip(*columns, strict=True)] if columns else [[]] * count
-        return json.dumps({"dataframe_split": {"columns": names, "data": rows}}).encode()
+        columns = {
+            name: [int(v) for v in values[name]] if name in whole else values[name]
+            for name in types
+        }
+        return json.dumps({"inputs": columns}).encode()
 
     return build
 
