@@ -86,17 +86,16 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, 
     try:
         async with asyncio.timeout(settings.serve_prepare_timeout):
             out, _ = await child.communicate(settings_json(settings).encode())
-    except BaseException as exc:  # hung, or cancelled (shutting down): do not leave it behind
+    except TimeoutError:
+        raise ServeError(
+            f"asking MLflow about {model} ({' '.join(options)}) took over "
+            f"{settings.serve_prepare_timeout:g}s and was stopped; a slow store or "
+            "artifact download? (RUNWAY_SERVE_PREPARE_TIMEOUT)"
+        ) from None
+    finally:  # hung, or cancelled (shutting down): do not leave it behind
         if child.returncode is None:
             child.kill()
             await child.wait()
-        if isinstance(exc, TimeoutError):
-            raise ServeError(
-                f"asking MLflow about {model} ({' '.join(options)}) took over "
-                f"{settings.serve_prepare_timeout:g}s and was stopped; a slow store or "
-                "artifact download? (RUNWAY_SERVE_PREPARE_TIMEOUT)"
-            ) from None
-        raise
     try:
         doc = json.loads(out)
     except ValueError:

@@ -88,6 +88,8 @@ class Server:
         self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
         self.seen: str | None = None  # the registry's fingerprint when last resolved
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
+        # A SQLite store has a file to fingerprint; any other is asked of MLflow at every poll
+        self._has_file = served.sqlite_path(settings.tracking_uri) is not None
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -174,12 +176,11 @@ class Server:
     async def _follow(self) -> None:
         current = self.gateway.slot
         mark = await asyncio.to_thread(self.fingerprint)
-        readable = served.sqlite_path(self.settings.tracking_uri) is not None
-        if readable and mark == self.seen and time.monotonic() < self._recheck_at:
+        if self._has_file and mark == self.seen and time.monotonic() < self._recheck_at:
             return  # nothing about the model changed: no need to ask MLflow
         self.remember(mark)
         try:
-            latest = await self._resolve(here=not readable)
+            latest = await self._resolve(here=not self._has_file)
         except (RunwayError, OSError) as exc:  # OSError: the child could not be started
             self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
             if str(exc) != self._last_problem:  # once per new problem, not every poll
