@@ -159,7 +159,7 @@ format: $(INSTALL) ## apply ruff's fixes and formatting
 data: $(INSTALL) ## regenerate data/churn.csv from scripts/make_churn_data.py
 	$(BIN)/python scripts/make_churn_data.py --out data/churn.csv
 
-allowlist: $(INSTALL) ## regenerate src/runway/core/skops_types.txt, the types runway loads (review the diff)
+allowlist: $(INSTALL) ## regenerate src/runway/core/governance/skops_types.txt, the types runway loads (review the diff)
 	$(BIN)/python scripts/skops_allowlist.py
 
 lock: $(INSTALL) ## re-pin requirements.lock from the current .venv

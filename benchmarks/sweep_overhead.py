@@ -24,9 +24,9 @@ from pathlib import Path
 import mlflow
 import optuna
 
-from runway.core.data import load_dataset, prepare
-from runway.core.evaluate import cross_validate, holdout_metrics
-from runway.core.spec import spec_from_dict
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.evaluate import cross_validate, holdout_metrics
+from runway.core.training.spec import spec_from_dict
 from runway.jobs.register import register_sweep
 from runway.jobs.study import open_storage, params_of, sampler_seed, suggest, trial_spec
 from runway.jobs.sweep import build_trial_pipeline, sweep

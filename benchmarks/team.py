@@ -33,7 +33,7 @@ import mlflow
 import optuna
 import yaml
 
-from runway.core.spec import spec_from_dict
+from runway.core.training.spec import spec_from_dict
 from runway.jobs.promote import promote
 from runway.jobs.register import register_sweep
 from runway.jobs.sweep import sweep

@@ -93,7 +93,7 @@ def ship(
     ``input`` section). Serving and batch tests and benchmarks all start here.
     Returns (settings, version, run_id).
     """
-    from runway.core.spec import spec_from_dict
+    from runway.core.training.spec import spec_from_dict
     from runway.jobs.promote import promote
     from runway.jobs.register import register_training
     from runway.jobs.train import train

@@ -18,8 +18,8 @@ import pytest
 import threadpoolctl
 
 from runway.cli import main
-from runway.core.contract import infer_contract
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import infer_contract
+from runway.core.columns.input_policy import InputPolicy
 from runway.jobs import gate_facts
 from runway.scoring.batch import ScoringOptions, score_file
 from runway.settings import Settings
@@ -191,7 +191,7 @@ def test_the_contract_keeps_every_level_so_an_unseen_one_is_always_caught():
     contract = infer_contract(train, {"code": "categorical", "x": "numeric"})
     entry = contract["columns"]["code"]
     assert len(entry["categories"]) == 1500 and entry["categories_truncated"] is False
-    from runway.core.contract import check_frame, check_records
+    from runway.core.columns.contract import check_frame, check_records
 
     new = pd.DataFrame({"code": ["k1499", "k9999"], "x": [1.0, 2.0]})
     result = check_frame(new, contract, InputPolicy())
@@ -326,8 +326,8 @@ def test_the_shipped_breast_cancer_spec_gates_malignant_recall(tmp_path):
     import yaml
     from sklearn.metrics import recall_score
 
-    from runway.core.data import load_dataset, prepare
-    from runway.core.spec import spec_from_dict
+    from runway.core.training.data import load_dataset, prepare
+    from runway.core.training.spec import spec_from_dict
     from runway.jobs.promote import promote
     from tests.conftest import EXPERIMENTS, REPO
 

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import requests
 
-from runway.core.contract import infer_contract
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import infer_contract
+from runway.core.columns.input_policy import InputPolicy
 from runway.serving.backends import Backend
 from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings

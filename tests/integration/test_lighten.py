@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from runway.cli import main
-from runway.core.data import load_dataset, prepare
-from runway.core.spec import spec_from_dict
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.spec import spec_from_dict
 from runway.errors import ExitCode, LightenRefused, UntrustedModel
 from runway.jobs.lighten import lighten
 from runway.store import models, registry, trust, twin
@@ -60,7 +60,7 @@ def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, t
     local = trust.fetch_verified(twin_v, tmp_path / "twin", settings)
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     assert set(mlmodel["flavors"]) == {"python_function"}
-    assert mlmodel["flavors"]["python_function"]["loader_module"] == "runway.core.onnx_model"
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == "runway.core.onnx.model"
     requirements = (local / "requirements.txt").read_text()
     assert "onnxruntime==" in requirements and "scikit-learn" not in requirements
     source = trust.fetch_verified(
@@ -96,7 +96,7 @@ def test_a_tampered_twin_is_refused_before_it_loads(shipped, tmp_path):
     # Rewriting twin.json to match is not enough: the hash recorded on the version decides.
     record = stored.with_name("twin.json")
     doc = json.loads(record.read_text())
-    from runway.core.onnx_model import sha256_file
+    from runway.core.onnx.model import sha256_file
 
     doc["onnx_sha256"] = sha256_file(stored)
     record.write_text(json.dumps(doc))

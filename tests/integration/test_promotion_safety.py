@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
 from runway.errors import LockTimeout, ScoringError, SpecError
 from runway.jobs import gate_facts
 from runway.jobs.promote import promote
@@ -47,7 +47,7 @@ def _policy(root: Path, **sections) -> Path:
 
 
 def _version(tmp_path: Path, **spec) -> str:
-    from runway.core.spec import load_spec
+    from runway.core.training.spec import load_spec
 
     path = write_spec(tmp_path / "s.yaml", model_name=MODEL, **spec)
     return register_training(train(load_spec(path)), MODEL).version

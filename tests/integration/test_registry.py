@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from runway.core.spec import spec_from_dict
+from runway.core.training.spec import spec_from_dict
 from runway.errors import GateFailure, RegistryError, SpecError
 from runway.jobs.promote import promote, rollback
 from runway.jobs.status import history, status, verify

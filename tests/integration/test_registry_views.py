@@ -15,7 +15,7 @@ import mlflow
 import pytest
 import yaml
 
-from runway.core.spec import spec_from_dict
+from runway.core.training.spec import spec_from_dict
 from runway.errors import GateFailure, RegistryError
 from runway.jobs.promote import promote
 from runway.jobs.register import register_training

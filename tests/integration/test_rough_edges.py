@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from runway.cli import main
-from runway.core.contract import column_problems
-from runway.core.spec import spec_schema
+from runway.core.columns.contract import column_problems
+from runway.core.training.spec import spec_schema
 from tests.conftest import EXPERIMENTS, REPO
 from tests.helpers import ship
 

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 
 from runway.cli import main
-from runway.core.spec import load_spec
+from runway.core.training.spec import load_spec
 from runway.jobs.register import register_sweep
 from runway.jobs.sweep import _log_trial, sweep
 from runway.jobs.train import train

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from runway.cli import main
-from runway.core.spec import load_spec
+from runway.core.training.spec import load_spec
 from runway.errors import SpecError
 from runway.jobs.register import register_sweep
 from runway.jobs.study import default_study_name

@@ -8,8 +8,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from runway.core.data import load_dataset, prepare
-from runway.core.spec import SPEC_ARTIFACT, load_spec
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.spec import SPEC_ARTIFACT, load_spec
 from runway.jobs.train import train
 from runway.store.tracking import CONTRACT_ARTIFACT, PROFILE_ARTIFACT
 from tests.conftest import EXPERIMENTS

@@ -53,11 +53,66 @@ def test_no_function_is_longer_than_the_limit():
     assert not long, f"split these functions (over {MAX_FUNCTION_LINES} lines): {long}"
 
 
-def test_the_import_contract_names_every_layer():
+def _layer_contracts() -> list[dict]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
-    [layers] = [c for c in config["contracts"] if c["type"] == "layers"]
-    named = {part.strip() for layer in layers["layers"] for part in layer.split("|")}
-    assert {f"runway.{layer}" for layer in LAYERS} <= named
+    return [c for c in config["contracts"] if c["type"] == "layers"]
+
+
+def _named(contract: dict) -> set[str]:
+    return {part.strip() for layer in contract["layers"] for part in layer.split("|")}
+
+
+def test_the_import_contract_names_every_layer():
+    [layers] = [c for c in _layer_contracts() if "containers" not in c]
+    assert {f"runway.{layer}" for layer in LAYERS} <= _named(layers)
+
+
+def test_core_is_four_rooms_and_the_room_contract_names_every_core_module():
+    """Every core module sits in a room or is one of the shared modules the rooms stand on."""
+    [rooms] = [c for c in _layer_contracts() if c.get("containers") == ["runway.core"]]
+    named = _named(rooms)
+    assert {"columns", "training", "governance", "onnx"} <= named
+    core = PACKAGE / "core"
+    # the alias module keeps versions logged before the rooms loadable; it holds no code
+    aliases = {"__init__", "transformers", "onnx_model"}
+    top = {p.stem for p in core.iterdir() if p.suffix == ".py"} - aliases
+    folders = {p.name for p in core.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"columns", "training", "governance", "onnx"}
+    assert top | folders == named, f"core modules outside the room contract: {top - named}"
+
+
+CORE_WITHOUT_ONNX = """
+import importlib, pkgutil, sys
+sys.modules["onnx"] = None  # a base install: the lighten extra is absent
+sys.modules["skl2onnx"] = None
+import runway.core
+needs_extra = {"runway.core.onnx.graph", "runway.core.onnx.convert"}
+names = [m.name for m in pkgutil.walk_packages(runway.core.__path__, "runway.core.")]
+for name in names:
+    if name not in needs_extra:
+        importlib.import_module(name)
+for name in needs_extra:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+    else:
+        raise SystemExit(f"{name} imported without onnx: the extra is not what it needs")
+print(len(names))
+"""
+
+
+def test_a_base_install_imports_every_core_module_but_the_onnx_converter():
+    """Without the ``lighten`` extra, all of core but the converter imports (the runtime twin,
+    parity and the edge bundle's predict.py need onnxruntime alone)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", CORE_WITHOUT_ONNX], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 25  # every module was walked, not an empty package
 
 
 def test_the_endpoint_process_imports_neither_mlflow_nor_scikit_learn():

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from runway.core.contract import cast_to_signature, parse_csv_numbers
+from runway.core.columns.contract import cast_to_signature, parse_csv_numbers
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
 

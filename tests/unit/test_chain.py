@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runway.core.chain import HMAC_SHA256, SHA256, Link, VersionState, seal, verify
+from runway.core.governance.chain import HMAC_SHA256, SHA256, Link, VersionState, seal, verify
 
 
 def _chain(*steps: dict[str, str], key: bytes = b"") -> list[Link]:

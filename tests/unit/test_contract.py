@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway.core.contract import check_frame, check_records, infer_contract
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import check_frame, check_records, infer_contract
+from runway.core.columns.input_policy import InputPolicy
 
 TRAIN = pd.DataFrame(
     {

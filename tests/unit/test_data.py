@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runway.core.contract import infer_contract
-from runway.core.data import frame_digest, load_dataset, prepare
-from runway.core.profile import infer_profile
-from runway.core.spec import load_spec
+from runway.core.columns.contract import infer_contract
+from runway.core.columns.profile import infer_profile
+from runway.core.training.data import frame_digest, load_dataset, prepare
+from runway.core.training.spec import load_spec
 from runway.errors import DataError
 from tests.conftest import EXPERIMENTS, REPO
 from tests.helpers import write_spec

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chisquare
 
-from runway.core.drift import (
+from runway.core.columns.drift import (
     OTHER,
     UNSEEN,
     categorical_histogram,
@@ -15,7 +15,7 @@ from runway.core.drift import (
     numeric_histogram,
     psi,
 )
-from runway.core.profile import infer_profile
+from runway.core.columns.profile import infer_profile
 
 
 def _profile(values: np.ndarray) -> dict:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from runway.core.data import load_dataset, prepare
-from runway.core.evaluate import cross_validate, holdout_metrics
-from runway.core.pipeline import build_pipeline
-from runway.core.plots import feature_importances, make_plots
-from runway.core.spec import load_spec
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.evaluate import cross_validate, holdout_metrics
+from runway.core.training.pipeline import build_pipeline
+from runway.core.training.plots import feature_importances, make_plots
+from runway.core.training.spec import load_spec
 from tests.helpers import write_spec
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runway.core.gates import GateReport, ModelFacts, judge
-from runway.core.policy import PromotionPolicy, load_policy
+from runway.core.governance.gates import GateReport, ModelFacts, judge
+from runway.core.governance.policy import PromotionPolicy, load_policy
 from runway.errors import SpecError
 
 COLUMNS = {"age": "double", "plan": "string"}

@@ -11,7 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import BadRequest
 from runway.settings import Settings

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from runway.core.contract import (
+from runway.core.columns.contract import (
     canonical_records,
     check_frame,
     check_records,
@@ -24,8 +24,8 @@ from runway.core.contract import (
     signature_columns,
     unverified,
 )
-from runway.core.data import infer_kind
-from runway.core.kinds import (
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.kinds import (
     INVALID,
     boolean_series,
     boolean_value,
@@ -33,17 +33,17 @@ from runway.core.kinds import (
     timestamp_series,
     timestamp_value,
 )
-from runway.core.policy import InputPolicy
 from runway.core.threads import thread_env, threads_for
-from runway.core.transformers import BooleanEncoder, CategoryText, DatetimeParts
+from runway.core.training.data import infer_kind
+from runway.core.training.transformers import BooleanEncoder, CategoryText, DatetimeParts
 from runway.serving.canonical import LAZY_ROWS, Canonical, canonical
 from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
 
 TRANSFORMERS = [DatetimeParts(), BooleanEncoder(), CategoryText()]
 OWN_TYPES = {
-    "runway.core.transformers.DatetimeParts",
-    "runway.core.transformers.BooleanEncoder",
-    "runway.core.transformers.CategoryText",
+    "runway.core.training.transformers.DatetimeParts",
+    "runway.core.training.transformers.BooleanEncoder",
+    "runway.core.training.transformers.CategoryText",
 }
 
 
@@ -339,8 +339,8 @@ def test_a_json_null_category_reaches_the_imputer_as_missing_like_nan():
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
     from mlflow.types import ColSpec, Schema
 
-    from runway.core.pipeline import build_pipeline
-    from runway.core.spec import spec_from_dict
+    from runway.core.training.pipeline import build_pipeline
+    from runway.core.training.spec import spec_from_dict
 
     rng = np.random.default_rng(0)
     n = 300
@@ -372,7 +372,7 @@ def test_a_json_null_category_reaches_the_imputer_as_missing_like_nan():
 
 
 def test_an_integer_no_float_holds_rejects_its_row_in_a_csv_not_the_file():
-    from runway.core.contract import parse_csv_numbers
+    from runway.core.columns.contract import parse_csv_numbers
 
     contract = infer_contract(
         pd.DataFrame({"n": [1, 2], "x": [0.5, 1.5]}), {"n": "numeric", "x": "numeric"}

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from runway.core.contract import infer_contract
-from runway.core.monitor_policy import MonitorPolicy, parse_duration
-from runway.core.policy import load_policy
-from runway.core.profile import infer_profile
+from runway.core.columns.contract import infer_contract
+from runway.core.columns.profile import infer_profile
+from runway.core.governance.monitor_policy import MonitorPolicy, parse_duration
+from runway.core.governance.policy import load_policy
 from runway.errors import SpecError
 from runway.monitoring.judge import judge
 from runway.monitoring.report import render
@@ -133,7 +133,7 @@ def test_booleans_drift_like_categories_and_a_timestamp_range_is_not_compared():
 
 
 def test_the_live_metric_is_about_the_positive_class_the_spec_names():
-    from runway.core.evaluate import metric_value
+    from runway.core.training.evaluate import metric_value
 
     truth = ["0", "0", "0", "1", "1", "1", "1", "1"]
     predicted = ["0", "1", "1", "1", "1", "1", "1", "0"]

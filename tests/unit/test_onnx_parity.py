@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from runway.core.catalog import ESTIMATORS
-from runway.core.contract import infer_contract
-from runway.core.data import load_dataset, prepare
-from runway.core.onnx_convert import to_onnx
-from runway.core.onnx_model import OnnxTwin
-from runway.core.onnx_parity import check_parity, edge_frame
-from runway.core.pipeline import build_pipeline
-from runway.core.spec import spec_from_dict
+from runway.core.columns.contract import infer_contract
+from runway.core.onnx.convert import to_onnx
+from runway.core.onnx.model import OnnxTwin
+from runway.core.onnx.parity import check_parity, edge_frame
+from runway.core.training.catalog import ESTIMATORS
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.pipeline import build_pipeline
+from runway.core.training.spec import spec_from_dict
 from runway.errors import LightenRefused
 from tests.conftest import EXPERIMENTS, REPO
 

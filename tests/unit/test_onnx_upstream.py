@@ -2,7 +2,7 @@
 
 Each test asserts the bug is still there. When one fails after an upgrade,
 upstream fixed it: the workaround named in its docstring can go (and this test
-with it). The workarounds live in runway.core.onnx_convert and onnx_graph.
+with it). The workarounds live in runway.core.onnx.convert and onnx_graph.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
-from runway.core.onnx_convert import convert_estimator
+from runway.core.onnx.convert import convert_estimator
 
 
 def _run(model, feeds):

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier, is_regressor
 
-from runway.core.catalog import ESTIMATORS
-from runway.core.pipeline import build_pipeline, loggable_params
-from runway.core.spec import load_spec
+from runway.core.training.catalog import ESTIMATORS
+from runway.core.training.pipeline import build_pipeline, loggable_params
+from runway.core.training.spec import load_spec
 from tests.helpers import write_spec
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from runway.core.spec import ExperimentSpec, load_spec, parse_overrides, spec_schema
+from runway.core.training.spec import ExperimentSpec, load_spec, parse_overrides, spec_schema
 from runway.errors import SpecError
 from tests.conftest import EXPERIMENTS
 from tests.helpers import write_spec

@@ -11,8 +11,8 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from runway.core.plots import make_plots
-from runway.core.spec import spec_from_dict
+from runway.core.training.plots import make_plots
+from runway.core.training.spec import spec_from_dict
 from runway.jobs import study as studies
 
 RF_TREES = "RandomForestClassifier:model__n_estimators"

@@ -18,7 +18,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from runway.core.trust import ALLOWLIST_FILE, allowed_types, inspect_model_dir, types_in_skops
+from runway.core.governance.trust import (
+    ALLOWLIST_FILE,
+    allowed_types,
+    inspect_model_dir,
+    types_in_skops,
+)
 
 
 def _save(path: Path, pipeline: Pipeline, **kw) -> Path:

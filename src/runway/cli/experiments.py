@@ -11,7 +11,7 @@ from runway.errors import UsageError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from runway.core.spec import load_spec, parse_overrides
+    from runway.core.training.spec import load_spec, parse_overrides
     from runway.jobs.register import register_training
     from runway.jobs.train import train
 
@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from runway.cli.registry import promote_and_print
-    from runway.core.spec import load_spec, parse_overrides
+    from runway.core.training.spec import load_spec, parse_overrides
     from runway.jobs.register import register_sweep
     from runway.jobs.sweep import sweep
 
@@ -119,16 +119,16 @@ def _print_links(experiment_id: str, run_id: str) -> None:
 
 
 def _spec_schema(args: argparse.Namespace) -> int:
-    from runway.core.spec import spec_schema
+    from runway.core.training.spec import spec_schema
 
     print(json.dumps(spec_schema(), indent=2))
     return 0
 
 
 def _spec_check(args: argparse.Namespace) -> int:
-    from runway.core.data import load_dataset, prepare
-    from runway.core.kinds import KINDS
-    from runway.core.spec import load_spec, parse_overrides
+    from runway.core.columns.kinds import KINDS
+    from runway.core.training.data import load_dataset, prepare
+    from runway.core.training.spec import load_spec, parse_overrides
 
     spec = load_spec(args.spec, parse_overrides(args.set or []))
     print(f"{args.spec}: spec ok (hash {spec.spec_hash()[:12]})")

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 
 from runway.cli.common import store
-from runway.core.chain import ChainReport
+from runway.core.governance.chain import ChainReport
 from runway.core.text import format_table
 from runway.errors import AuditUnverified, ExitCode, GateFailure
 

@@ -4,7 +4,7 @@ The bundle runs on a device with Python, numpy and onnxruntime only (no MLflow,
 scikit-learn or pandas): ``model.onnx`` (the registered twin, checked by
 :func:`runway.store.trust.fetch_verified` before it is copied), ``contract.json``
 (the data contract the source was trained with), ``twin.json`` (what it twins,
-its hash and parity figures), ``predict.py`` (:mod:`runway.core.edge_predict`,
+its hash and parity figures), ``predict.py`` (:mod:`runway.core.onnx.edge_predict`,
 standalone) and a README.
 """
 
@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from runway.core import edge_predict
-from runway.core.trust import TWIN_ONNX, TWIN_RECORD
+from runway.core.governance.trust import TWIN_ONNX, TWIN_RECORD
+from runway.core.onnx import edge_predict
 from runway.errors import UsageError
 from runway.settings import Settings, get_settings
 from runway.store import registry, tracking, trust, twin

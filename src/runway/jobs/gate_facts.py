@@ -2,7 +2,7 @@
 
 The candidate's holdout is rebuilt from the spec its run logged; the candidate
 and the current Production version are downloaded, loaded and scored on it,
-then :func:`runway.core.gates.judge` decides. Nothing here writes.
+then :func:`runway.core.governance.gates.judge` decides. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from runway.core.catalog import BINARY_ONLY_METRICS, METRICS
-from runway.core.data import Split, load_dataset, prepare
-from runway.core.evaluate import holdout_metrics
-from runway.core.gates import GateReport, ModelFacts, judge
-from runway.core.policy import PromotionPolicy
-from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
+from runway.core.governance.gates import GateReport, ModelFacts, judge
+from runway.core.governance.policy import PromotionPolicy
 from runway.core.threads import limit, threads_for
+from runway.core.training.catalog import BINARY_ONLY_METRICS, METRICS
+from runway.core.training.data import Split, load_dataset, prepare
+from runway.core.training.evaluate import holdout_metrics
+from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
 from runway.jobs.lighten import load_for_scoring
 from runway.settings import Settings

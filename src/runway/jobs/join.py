@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from runway.core.data import load_dataset, prepare
-from runway.core.spec import ExperimentSpec
 from runway.core.threads import threads_for
+from runway.core.training.data import load_dataset, prepare
+from runway.core.training.spec import ExperimentSpec
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import PARENT_ATTR, sweep_of

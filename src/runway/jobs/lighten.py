@@ -1,9 +1,9 @@
 """``runway lighten``: an ONNX twin of a version, checked equal, registered as a candidate.
 
 The version is fetched and checked (:func:`runway.store.trust.fetch_verified`),
-its pipeline converted (:func:`runway.core.onnx_convert.to_onnx`), and the twin
+its pipeline converted (:func:`runway.core.onnx.convert.to_onnx`), and the twin
 scored against it on the holdout its spec rebuilds and on an edge-case frame
-(:mod:`runway.core.onnx_parity`). Only a twin that meets the tolerance on every
+(:mod:`runway.core.onnx.parity`). Only a twin that meets the tolerance on every
 row is logged (its own run: the source's spec, contract and profile, the parity
 report, the twin's holdout metrics) and registered as a new version of the same
 model, stage None, tagged with the version it twins. From there it climbs the
@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from runway.core.data import Split, load_dataset, prepare
-from runway.core.evaluate import holdout_metrics
-from runway.core.onnx_model import ONNX_FILE, OnnxTwin, sha256_file
-from runway.core.onnx_parity import ParityReport, check_parity, edge_frame
-from runway.core.spec import SPEC_ARTIFACT, load_spec
+from runway.core.onnx.model import ONNX_FILE, OnnxTwin, sha256_file
+from runway.core.onnx.parity import ParityReport, check_parity, edge_frame
+from runway.core.training.data import Split, load_dataset, prepare
+from runway.core.training.evaluate import holdout_metrics
+from runway.core.training.spec import SPEC_ARTIFACT, load_spec
 from runway.errors import LightenRefused
 from runway.settings import Settings, get_settings
 from runway.store import models, registry, tracking, trust, twin
@@ -94,7 +94,7 @@ class TwinRegressor(RegressorMixin, BaseEstimator):
 
 def as_estimator(local: Path) -> BaseEstimator:
     """A downloaded, checked twin folder as something scikit-learn's scorers take."""
-    from runway.core.trust import TWIN_DATA
+    from runway.core.governance.trust import TWIN_DATA
 
     loaded = OnnxTwin(local / TWIN_DATA / ONNX_FILE)
     return TwinClassifier(loaded) if loaded.is_classifier else TwinRegressor(loaded)
@@ -157,7 +157,7 @@ def convert_and_check(
     """The twin written to ``folder/model.onnx`` and its parity on the holdout and edge cases."""
     import onnx
 
-    from runway.core.onnx_convert import to_onnx
+    from runway.core.onnx.convert import to_onnx
 
     started = time.perf_counter()
     converted = to_onnx(pipeline, contract)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runway.core.gates import GateReport, ModelFacts, reviewer_rules
-from runway.core.policy import PromotionPolicy, load_policy
-from runway.errors import GateFailure, RegistryError, SpecError
+from runway.core.governance.gates import GateReport, ModelFacts, reviewer_rules
+from runway.core.governance.policy import PromotionPolicy, read_policy
+from runway.errors import GateFailure, RegistryError
 from runway.jobs import gate_facts
 from runway.jobs.attempts import Recorder, recorded
 from runway.settings import Settings, get_settings
@@ -52,20 +52,6 @@ class Promotion:
     audit_run_id: str | None = None
 
 
-def policy_path(model: str, settings: Settings) -> Path:
-    """Where ``model``'s promotion policy lives."""
-    return Path(settings.registry_dir) / f"{model}.yaml"
-
-
-def read_policy(model: str, settings: Settings, policy_file: str | Path | None) -> PromotionPolicy:
-    """The policy that judges ``model``: ``policy_file``, else ``registry/<model>.yaml``."""
-    source = Path(policy_file) if policy_file else policy_path(model, settings)
-    policy = load_policy(source)
-    if policy.model != model:
-        raise SpecError(f"{source}: model: policy is for {policy.model!r}, not {model!r}")
-    return policy
-
-
 def promote(
     model: str,
     version: str,
@@ -88,7 +74,7 @@ def promote(
     settings = settings or get_settings()
     target = registry.target_stage(to)
     candidate = registry.get_version(model, version)
-    policy = read_policy(model, settings, policy_file)
+    policy = read_policy(model, settings.registry_dir, policy_file)
     with recorded(settings, candidate, target, whoami().user, comment, dry_run=dry_run) as rec:
         reviewer, rec.actor = reviewer_and_actor(reviewer)
         check_move(candidate, target)

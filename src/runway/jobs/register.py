@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from runway.core.policy import PromotionPolicy
+from runway.core.governance.policy import PromotionPolicy, policy_path, read_policy
 from runway.errors import LightenRefused, SpecError
 from runway.jobs.lighten import LightenResult, lighten
-from runway.jobs.promote import policy_path, read_policy
 from runway.jobs.sweep import SweepResult
 from runway.jobs.train import TrainResult
 from runway.settings import Settings, get_settings
@@ -109,10 +108,10 @@ def lighten_if_asked(
 
 def _policy(model: str, settings: Settings) -> PromotionPolicy | None:
     """``model``'s policy file, or None when it has none or it does not validate (warned)."""
-    if not policy_path(model, settings).is_file():
+    if not policy_path(model, settings.registry_dir).is_file():
         return None
     try:
-        return read_policy(model, settings, None)
+        return read_policy(model, settings.registry_dir)
     except SpecError as exc:  # promotion will refuse it with the same message
         log.warning("%s", exc)
         return None

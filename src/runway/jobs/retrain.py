@@ -19,9 +19,9 @@ from typing import cast
 
 import pandas as pd
 
-from runway.core.data import load_dataset
-from runway.core.gates import GateReport
-from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec, spec_from_dict
+from runway.core.governance.gates import GateReport
+from runway.core.training.data import load_dataset
+from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec, spec_from_dict
 from runway.errors import DataError, GateFailure, RegistryError, TrackingError
 from runway.jobs import promote as promotion
 from runway.jobs.register import PolicyLighten, lighten_if_asked, register_sweep, register_training

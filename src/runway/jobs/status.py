@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runway.core.chain import ChainReport
+from runway.core.governance.chain import ChainReport
 from runway.settings import Settings, get_settings
 from runway.store import audit, registry
 from runway.store.audit import AuditEntry

@@ -23,9 +23,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sklearn.pipeline import Pipeline
 
-from runway.core.data import Split
-from runway.core.pipeline import build_pipeline
-from runway.core.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
+from runway.core.training.data import Split
+from runway.core.training.pipeline import build_pipeline
+from runway.core.training.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,7 @@ def parallel_coordinate(study: optuna.Study, metric: str, estimator: str = "mode
 
     ``estimator`` names the panel of a study without an estimator choice.
     """
-    from runway.core.sweep_plots import Panel, TrialPoint, parallel_coordinates
+    from runway.core.training.sweep_plots import Panel, TrialPoint, parallel_coordinates
 
     panels: dict[str, Panel] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

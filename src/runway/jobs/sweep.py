@@ -1,6 +1,6 @@
 """Optuna sweeps around ``train``: one parent run, one nested child run per trial.
 
-Trials cross-validate fold by fold (:func:`runway.core.evaluate.cross_validate`)
+Trials cross-validate fold by fold (:func:`runway.core.training.evaluate.cross_validate`)
 and report each fold so the median pruner can stop weak ones early; each
 trial's child run gets its params, per-fold and mean metrics, state and
 duration in a handful of store calls, never a model. The best trial is refitted
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import optuna
 
-from runway.core.data import Dataset, Split, load_dataset, prepare
-from runway.core.evaluate import cross_validate, fold_metric
-from runway.core.pipeline import build_pipeline
-from runway.core.spec import ExperimentSpec, spec_from_dict
 from runway.core.threads import limit, thread_env, threads_for
+from runway.core.training.data import Dataset, Split, load_dataset, prepare
+from runway.core.training.evaluate import cross_validate, fold_metric
+from runway.core.training.pipeline import build_pipeline
+from runway.core.training.spec import ExperimentSpec, spec_from_dict
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs import workers as pool

@@ -19,10 +19,10 @@ from typing import Any
 
 import optuna
 
-from runway.core.data import Dataset, Split
-from runway.core.evaluate import holdout_metrics
-from runway.core.pipeline import loggable_params
-from runway.core.spec import ExperimentSpec
+from runway.core.training.data import Dataset, Split
+from runway.core.training.evaluate import holdout_metrics
+from runway.core.training.pipeline import loggable_params
+from runway.core.training.spec import ExperimentSpec
 from runway.errors import SweepError
 from runway.jobs import study as studies
 from runway.jobs.study import build_trial_pipeline, sweep_of, trial_spec

@@ -16,14 +16,14 @@ from pathlib import Path
 from sklearn.pipeline import Pipeline
 
 from runway import __version__
-from runway.core.contract import infer_contract, signature_columns
-from runway.core.data import Dataset, Split, frame_digest, load_dataset, prepare
-from runway.core.evaluate import cross_validate, holdout_metrics
-from runway.core.kinds import KINDS
-from runway.core.pipeline import build_pipeline, inference_ready, loggable_params
-from runway.core.plots import make_plots
-from runway.core.profile import infer_profile, prediction_profile
-from runway.core.spec import SPEC_ARTIFACT, ExperimentSpec
+from runway.core.columns.contract import infer_contract, signature_columns
+from runway.core.columns.kinds import KINDS
+from runway.core.columns.profile import infer_profile, prediction_profile
+from runway.core.training.data import Dataset, Split, frame_digest, load_dataset, prepare
+from runway.core.training.evaluate import cross_validate, holdout_metrics
+from runway.core.training.pipeline import build_pipeline, inference_ready, loggable_params
+from runway.core.training.plots import make_plots
+from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec
 from runway.settings import Settings, get_settings
 from runway.store import models, tracking
 

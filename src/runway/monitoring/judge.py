@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from runway.core.catalog import METRICS
-from runway.core.drift import Histogram, chi2_two_sample, psi, share
-from runway.core.evaluate import metric_value
-from runway.core.monitor_policy import MonitorPolicy
+from runway.core.columns.drift import Histogram, chi2_two_sample, psi, share
+from runway.core.governance.monitor_policy import MonitorPolicy
+from runway.core.training.catalog import METRICS
+from runway.core.training.evaluate import metric_value
 from runway.monitoring.labels import Labels
 from runway.monitoring.window import FeatureStats, Window, WindowStats
 

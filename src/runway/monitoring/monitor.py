@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.monitor_policy import MonitorPolicy, parse_duration
+from runway.core.governance.monitor_policy import MonitorPolicy, parse_duration
+from runway.core.governance.policy import read_policy
 from runway.errors import MonitorError, TrackingError, UsageError
-from runway.jobs.promote import read_policy
 from runway.jobs.retrain import RetrainResult, retrain
 from runway.monitoring.judge import Verdict, judge
 from runway.monitoring.labels import Labels, load_labels
@@ -92,7 +92,7 @@ def monitor(model: str, options: MonitorOptions, settings: Settings | None = Non
             profile, labels matching no logged row); the run is still recorded.
     """
     settings = settings or get_settings()
-    policy = read_policy(model, settings, options.policy_file).monitor
+    policy = read_policy(model, settings.registry_dir, options.policy_file).monitor
     resolved = registry.resolve(model, options.stage, options.version)
     length = _duration(options.window) if options.window else policy.window_length
     window = resolve_window(options.since, options.until, length)
@@ -171,7 +171,7 @@ def _reference(resolved: ResolvedModel) -> _Reference:
 
 def _target(run_id: str) -> str:
     """The spec's target column (what retraining data and label files call the label)."""
-    from runway.core.spec import SPEC_ARTIFACT, load_spec
+    from runway.core.training.spec import SPEC_ARTIFACT, load_spec
 
     with tempfile.TemporaryDirectory(prefix="runway-monitor-") as tmp:
         try:
@@ -393,7 +393,7 @@ def labelled_rows(
     What ``runway retrain --labels`` appends to the original training data.
     """
     settings = settings or get_settings()
-    policy = read_policy(model, settings, None).monitor
+    policy = read_policy(model, settings.registry_dir).monitor
     resolved = registry.resolve(model, "Production", version)
     length = _duration(window) if window else policy.window_length
     span = resolve_window(since, until, length)

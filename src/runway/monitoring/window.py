@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.drift import Histogram, categorical_histogram, numeric_histogram, out_of_range
+from runway.core.columns.drift import (
+    Histogram,
+    categorical_histogram,
+    numeric_histogram,
+    out_of_range,
+)
 from runway.errors import UsageError
 from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
 

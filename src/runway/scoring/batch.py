@@ -3,7 +3,7 @@
 ``runway score MODEL --input PATH --output PATH`` resolves the model once
 (:func:`runway.store.registry.resolve`, as serving does), then reads the input in
 chunks so memory stays flat whatever the file size. Each chunk is checked
-against the data contract logged with the model (:func:`runway.core.contract.check_frame`,
+against the data contract logged with the model (:func:`runway.core.columns.contract.check_frame`,
 under the input policy recorded on the version): rows that break it go to the
 rejects file with their reasons, the rest are cast to the model's signature and
 scored. Rows in = rows scored + rows rejected, always (asserted per chunk).
@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from runway.core.contract import unverified
+from runway.core.columns.contract import unverified
 from runway.core.threads import threads_for
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io

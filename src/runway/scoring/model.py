@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.contract import cast_to_signature, is_optional, kind_of
-from runway.core.pipeline import MODEL_STEP
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import cast_to_signature, is_optional, kind_of
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.training.pipeline import MODEL_STEP
 from runway.errors import ScoringError
 from runway.scoring.result import LINEAGE
 from runway.settings import Settings, get_settings

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from runway.core.contract import CheckResult, check_frame, parse_csv_numbers
+from runway.core.columns.contract import CheckResult, check_frame, parse_csv_numbers
 from runway.core.threads import limit
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io

@@ -5,7 +5,7 @@ and hands it to :func:`runway.scoring.batch.score_file`); importing it does not
 import pyspark (that happens when the engine runs).
 
 What is the same as the pandas engine: the model version (resolved once, loaded
-from the same downloaded copy), the contract check (:func:`runway.core.contract.check_frame`
+from the same downloaded copy), the contract check (:func:`runway.core.columns.contract.check_frame`
 runs on every Arrow batch through ``mapInPandas``, so the rules cannot drift
 apart), the cast to the signature, the rejects with ``row`` and ``reason``, the
 output and lineage columns, the reject threshold and the atomic publication.
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from runway.core.contract import cast_to_signature, check_frame
+from runway.core.columns.contract import cast_to_signature, check_frame
 from runway.core.threads import thread_env, threads_for
 from runway.errors import ScoringError
 from runway.scoring.model import PREDICTION, LoadedModel
@@ -177,7 +177,7 @@ def _score(
 def _checked(df: Any, loaded: LoadedModel, signature: list[str], cast_names: dict[str, str]) -> Any:
     """Every row with its rejection reason (or null) and its values cast to the signature.
 
-    :func:`runway.core.contract.check_frame` runs on each Arrow batch, on the
+    :func:`runway.core.columns.contract.check_frame` runs on each Arrow batch, on the
     executors, so the rules are exactly the pandas engine's.
     """
     from pyspark.sql import types as T

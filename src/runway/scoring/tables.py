@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from runway.core.contract import CheckResult
+from runway.core.columns.contract import CheckResult
 from runway.scoring import io as batch_io
 from runway.scoring.model import PREDICTION, LoadedModel
 from runway.scoring.result import LINEAGE, REJECT_COLUMNS, BatchResult

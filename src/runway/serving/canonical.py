@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runway.core.contract import canonical_records, cast_to_signature, signature_columns
-from runway.core.kinds import is_missing
+from runway.core.columns.contract import canonical_records, cast_to_signature, signature_columns
+from runway.core.columns.kinds import is_missing
 from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
 
 _ARROW_TYPES = {

@@ -21,7 +21,7 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 from runway import __version__
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
 from runway.serving.openapi import ERROR_CODES, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
 from runway.store.served import ResolvedModel

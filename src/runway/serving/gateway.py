@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runway.core.contract import check_frame, check_records
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import check_frame, check_records
+from runway.core.columns.input_policy import InputPolicy
 from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
 from runway.serving.cache import PredictionCache, cached

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from runway import __version__
-from runway.core.contract import is_optional, kind_of
-from runway.core.policy import InputPolicy
+from runway.core.columns.contract import is_optional, kind_of
+from runway.core.columns.input_policy import InputPolicy
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.served import ResolvedModel
 

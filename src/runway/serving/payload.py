@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from runway.core.contract import parse_csv_numbers, text_columns
+from runway.core.columns.contract import parse_csv_numbers, text_columns
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_INT_DIGITS = 300  # a longer integer overflows a float (or is the 4,300-digit DoS guard)

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from runway import errors
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
 from runway.errors import RunwayError, ServeError
 from runway.settings import Settings
 from runway.store.served import ResolvedModel

@@ -40,7 +40,7 @@ from types import FrameType
 
 import uvicorn
 
-from runway.core.contract import unverified
+from runway.core.columns.contract import unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
 from runway.serving import prepare

@@ -4,7 +4,7 @@ Applied attempts are FINISHED runs, refused or failed ones FAILED, each with
 who, when, from, to, the version's source, the comment, the version replaced
 and the gate report, in the tracking store the team shares (so the MLflow UI
 shows it too). Each record written under the model's promotion lock is sealed
-(:mod:`runway.core.chain`) with a hash of its fields and of the model's previous
+(:mod:`runway.core.governance.chain`) with a hash of its fields and of the model's previous
 record, so :func:`verify` can tell whether the registry's stages, aliases and
 approvals are what the chain of records explains.
 """
@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
-from runway.core.chain import ChainReport, Link, VersionState, seal
-from runway.core.chain import verify as verify_links
+from runway.core.governance.chain import ChainReport, Link, VersionState, seal
+from runway.core.governance.chain import verify as verify_links
 from runway.settings import Settings
 from runway.store import registry
 from runway.store.identity import whoami

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from runway.core.trust import allowed_types, types_from_schema
+from runway.core.governance.trust import allowed_types, types_from_schema
 from runway.errors import TrackingError
 from runway.store.http import explain
 from runway.store.tracking import quiet_schema_hints
@@ -45,7 +45,7 @@ def skops_trusted_types(model: Any) -> list[str]:
     if foreign:
         log.warning(
             "this model holds types off runway's allow-list (%s): promote, serve and score will "
-            "refuse it; change the spec, or add the types to runway/core/skops_types.txt in a "
+            "refuse it; change the spec, or add the types to runway/core/governance/skops_types.txt in a "
             "reviewed change",
             ", ".join(sorted(foreign)),
         )
@@ -230,6 +230,7 @@ def import_loader(model_dir: Path) -> None:
 
 # What each loader imports only when it loads a model: imported ahead by the zygote too.
 PRELOAD = {
+    "runway.core.onnx.model": ("onnxruntime",),
     "runway.core.onnx_model": ("onnxruntime",),
     "mlflow.sklearn": ("sklearn.pipeline", "sklearn.compose", "skops.io"),
 }

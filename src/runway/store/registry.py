@@ -21,8 +21,8 @@ from typing import Any, Literal
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from runway.core.chain import ALIASES, STAGE_TAG
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.governance.chain import ALIASES, STAGE_TAG
 from runway.errors import PermissionDenied, RegistryError
 from runway.store.http import explain
 from runway.store.identity import whoami

@@ -6,7 +6,7 @@ Two checks, both before anything from the version is imported or run:
    (``models:/m-<id>``, a logged model named ``model`` that the run lists as an
    output and that names the run as its source), not a copy at some other URI
    registered with a borrowed run id.
-2. **Contents**: the downloaded folder passes :func:`runway.core.trust.inspect_model_dir`
+2. **Contents**: the downloaded folder passes :func:`runway.core.governance.trust.inspect_model_dir`
    (runway's own allow-list, never the MLmodel's list).
 
 :func:`fetch_verified` does both and returns the folder it checked: callers load
@@ -24,7 +24,7 @@ from typing import Protocol
 
 from mlflow.exceptions import MlflowException
 
-from runway.core.trust import ALLOWLIST_FILE, inspect_model_dir
+from runway.core.governance.trust import ALLOWLIST_FILE, inspect_model_dir
 from runway.errors import UntrustedModel
 from runway.settings import Settings
 from runway.store import twin

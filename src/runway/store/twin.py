@@ -1,7 +1,7 @@
 """The ONNX twin as an MLflow model: logged, tagged, and told apart from a scikit-learn one.
 
 A twin is an MLflow ``python_function`` model whose ``loader_module`` is
-runway's own :mod:`runway.core.onnx_model` (no pickle, no cloudpickle, no
+runway's own :mod:`runway.core.onnx.model` (no pickle, no cloudpickle, no
 ``code`` directory) and whose data folder ``data/twin`` holds ``model.onnx``
 and ``twin.json``. It is logged in its own run (the *lighten* run), which
 carries the source run's spec, contract and reference profile, so gates,
@@ -26,7 +26,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from runway.core import onnx_model
+from runway.core.onnx import model as onnx_model
 from runway.store.tracking import client, quiet_schema_hints
 
 LOADER_MODULE = onnx_model.__name__

@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from runway.core.catalog import METRICS
-from runway.core.monitor_policy import MonitorPolicy
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.governance.monitor_policy import MonitorPolicy
+from runway.core.training.catalog import METRICS
 from runway.core.validation import Strict, fail, format_validation_error, hint, read_mapping
 from runway.errors import SpecError
 
@@ -99,21 +100,6 @@ class ProductionGates(Strict):
     )
 
 
-class InputPolicy(Strict):
-    """What serving and batch scoring do with input the training data never had."""
-
-    unknown_columns: Literal["reject", "pass"] = Field(
-        default="reject", description="A column the model was not trained on."
-    )
-    unseen_categories: Literal["reject", "pass"] = Field(
-        default="reject",
-        description="A category value absent from the training data (pass: the encoder ignores it).",
-    )
-    missing_values: Literal["reject", "pass"] = Field(
-        default="pass", description="A null value (pass: the pipeline imputes it)."
-    )
-
-
 class LightenPolicy(Strict):
     """Whether each newly registered version gets its ONNX twin (``runway lighten``) at once."""
 
@@ -170,6 +156,26 @@ class PromotionPolicy(Strict):
         if metric is not None and metric not in METRICS:
             fail("monitor.performance.metric", f"unknown metric {metric!r}{hint(metric, METRICS)}")
         return self
+
+
+def policy_path(model: str, registry_dir: str | Path) -> Path:
+    """Where ``model``'s promotion policy lives under ``registry_dir``."""
+    return Path(registry_dir) / f"{model}.yaml"
+
+
+def read_policy(
+    model: str, registry_dir: str | Path, policy_file: str | Path | None = None
+) -> PromotionPolicy:
+    """The policy that judges ``model``: ``policy_file``, else ``<registry_dir>/<model>.yaml``.
+
+    Raises:
+        SpecError: the file is missing or invalid, or it is another model's policy.
+    """
+    source = Path(policy_file) if policy_file else policy_path(model, registry_dir)
+    policy = load_policy(source)
+    if policy.model != model:
+        raise SpecError(f"{source}: model: policy is for {policy.model!r}, not {model!r}")
+    return policy
 
 
 def load_policy(path: str | Path) -> PromotionPolicy:

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from runway.core.catalog import SKLEARN_DATASETS
-from runway.core.kinds import (
+from runway.core.columns.kinds import (
     BOOLEAN_EXPECTED,
     DATETIME_EXPECTED,
     boolean_series,
@@ -27,7 +26,8 @@ from runway.core.kinds import (
     looks_like_timestamps,
     timestamp_series,
 )
-from runway.core.spec import DataSpec, ExperimentSpec, FeatureKind
+from runway.core.training.catalog import SKLEARN_DATASETS
+from runway.core.training.spec import DataSpec, ExperimentSpec, FeatureKind
 from runway.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Split:
         return self.kind("categorical")
 
     def columns_by_kind(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`runway.core.pipeline.build_pipeline` for these columns."""
+        """Keyword arguments of :func:`runway.core.training.pipeline.build_pipeline` for these columns."""
         return {
             "numeric": self.numeric,
             "categorical": self.categorical,

@@ -23,15 +23,15 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from runway.core.catalog import ESTIMATORS
-from runway.core.spec import (
+from runway.core.training.catalog import ESTIMATORS
+from runway.core.training.spec import (
     BooleanPreprocessing,
     CategoricalPreprocessing,
     DatetimePreprocessing,
     ExperimentSpec,
     NumericPreprocessing,
 )
-from runway.core.transformers import BooleanEncoder, CategoryText, DatetimeParts
+from runway.core.training.transformers import BooleanEncoder, CategoryText, DatetimeParts
 
 PREPROCESS_STEP = "preprocess"
 MODEL_STEP = "model"

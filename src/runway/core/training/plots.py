@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from runway.core.data import Target
-from runway.core.pipeline import MODEL_STEP, PREPROCESS_STEP
-from runway.core.spec import ExperimentSpec
+from runway.core.training.data import Target
+from runway.core.training.pipeline import MODEL_STEP, PREPROCESS_STEP
+from runway.core.training.spec import ExperimentSpec
 
 
 def feature_importances(fitted: Pipeline) -> pd.Series | None:

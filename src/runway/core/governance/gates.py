@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from runway.core.catalog import METRICS
-from runway.core.policy import PromotionPolicy
+from runway.core.governance.policy import PromotionPolicy
 from runway.core.text import format_table
+from runway.core.training.catalog import METRICS
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 

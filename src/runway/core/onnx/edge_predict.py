@@ -15,7 +15,7 @@ the model's input tensors and scored; one JSON line per input row is printed:
     {"row": 0, "prediction": 1, "probabilities": {"0": 0.12, "1": 0.88}}
     {"row": 1, "rejected": ["column 'tenure_months': expected an integer, got 2.5"]}
 
-Checks (the same verdicts as runway.core.contract, plus optional ranges):
+Checks (the same verdicts as runway.core.columns.contract, plus optional ranges):
   * columns: every contract column present; unknown columns rejected (--unknown pass
     to ignore them, e.g. an id column);
   * numeric: a finite number; an integer within the dtype's range when the training

@@ -4,7 +4,7 @@ A feature column is ``numeric``, ``boolean``, ``categorical`` or ``datetime``.
 Clients send values in many spellings (JSON ``true``, CSV ``TRUE`` or ``1``, a
 Parquet timestamp, an ISO string with an offset); this module is the one place
 that decides which spellings mean what, so serving, batch, Spark and the model's
-own transformers (:mod:`runway.core.transformers`) all read a value the same way:
+own transformers (:mod:`runway.core.training.transformers`) all read a value the same way:
 
 - boolean: ``true``/``false`` in any of ``true True TRUE false False FALSE``,
   the numbers (or texts) ``1`` and ``0``; nothing else. Canonical: ``True``,
@@ -14,7 +14,7 @@ own transformers (:mod:`runway.core.transformers`) all read a value the same way
   are converted to UTC and dropped. Canonical: ``datetime64[us]`` without a time
   zone (UTC), ``NaT`` when missing. Numbers are not timestamps (seconds or
   milliseconds? refused rather than guessed).
-- numeric and categorical: see :mod:`runway.core.contract`.
+- numeric and categorical: see :mod:`runway.core.columns.contract`.
 
 Every function returns the parsed values and a mask of the values it could not
 read (vectorised), or :data:`INVALID` (scalar twins), never guessing.
@@ -31,6 +31,9 @@ import pandas as pd
 Kind = Literal["numeric", "boolean", "categorical", "datetime"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 DatetimePart = Literal["year", "month", "day", "dayofweek", "hour", "minute", "elapsed_days"]
+# The parts a datetime column becomes by default, and every part there is.
+DATETIME_PARTS: tuple[DatetimePart, ...] = ("hour", "dayofweek", "month", "elapsed_days")
+ALL_DATETIME_PARTS: tuple[DatetimePart, ...] = get_args(DatetimePart)
 
 TRUE_TEXT = frozenset({"true", "True", "TRUE", "1"})
 FALSE_TEXT = frozenset({"false", "False", "FALSE", "0"})

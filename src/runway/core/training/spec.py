@@ -2,7 +2,7 @@
 
 The spec is the only file format of ours that describes a model; every problem
 is reported as ``<file>: <field.path>: <what was expected>`` before any run
-starts. Promotion policies live in :mod:`runway.core.policy`.
+starts. Promotion policies live in :mod:`runway.core.governance.policy`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from runway.core.catalog import (
+from runway.core.columns.kinds import DATETIME_PARTS, DatetimePart, Kind
+from runway.core.training.catalog import (
     BINARY_ONLY_METRICS,
     ESTIMATORS,
     METRICS,
@@ -24,8 +25,6 @@ from runway.core.catalog import (
     Direction,
     Task,
 )
-from runway.core.kinds import DatetimePart, Kind
-from runway.core.transformers import DATETIME_PARTS
 from runway.core.validation import (
     Strict,
     fail,
@@ -36,7 +35,7 @@ from runway.core.validation import (
 )
 from runway.errors import SpecError
 
-FeatureKind = Kind  # numeric | boolean | categorical | datetime (runway.core.kinds)
+FeatureKind = Kind  # numeric | boolean | categorical | datetime (runway.core.columns.kinds)
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 SPEC_ARTIFACT = "spec/spec.yaml"  # the resolved spec, as every run records it
 

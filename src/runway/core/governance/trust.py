@@ -18,7 +18,7 @@ models, ``code`` directories) cannot be inspected; they are refused unless the
 caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``).
 
 The one custom pyfunc runway vouches for is its own ONNX twin (``runway
-lighten``): ``python_function`` only, loaded by :mod:`runway.core.onnx_model`,
+lighten``): ``python_function`` only, loaded by :mod:`runway.core.onnx.model`,
 the files MLflow writes plus ``data/twin/model.onnx`` and ``twin.json``, and a
 ``model.onnx`` whose SHA-256 is the one recorded on the version when the twin
 was checked against its source (the caller passes it; without it, refused).
@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from runway.core import onnx_model
+from runway.core.onnx import model as onnx_model
 
 ALLOWLIST_FILE = Path(__file__).with_name("skops_types.txt")
 SKOPS_FILE = "model.skops"
@@ -54,6 +54,8 @@ EXPECTED_FILES = frozenset(
     }
 )
 TWIN_LOADER = onnx_model.__name__
+# twins logged before core had rooms name the alias module (runway/core/onnx_model.py)
+TWIN_LOADERS = frozenset({TWIN_LOADER, "runway.core.onnx_model"})
 TWIN_DATA = f"data/{onnx_model.DATA_DIR}"
 TWIN_ONNX = f"{TWIN_DATA}/{onnx_model.ONNX_FILE}"
 TWIN_RECORD = f"{TWIN_DATA}/{onnx_model.TWIN_FILE}"
@@ -169,7 +171,7 @@ def inspect_model_dir(
     flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
     if not isinstance(flavors, dict):
         return Verdict(("MLmodel has no flavors",))
-    if (flavors.get("python_function") or {}).get("loader_module") == TWIN_LOADER:
+    if (flavors.get("python_function") or {}).get("loader_module") in TWIN_LOADERS:
         return Verdict(tuple(twin_problems(path, flavors, onnx_sha256)))
     code = _runs_code(flavors)
     if code and allow_pickle:

@@ -2,7 +2,7 @@
 
 The contract (``contract/contract.json``, written by :func:`infer_contract` at
 training time) records each feature's kind (numeric, boolean, categorical,
-datetime; :mod:`runway.core.kinds`), dtype, whether it is required, its range
+datetime; :mod:`runway.core.columns.kinds`), dtype, whether it is required, its range
 and every category. Serving and batch scoring both ask the same question before
 a row reaches the model: would the model see what it was trained on? This
 module answers it, per row and per column, vectorised so a million-row chunk
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.column_checks import (
+from runway.core.columns.checks import (
     as_text,
     boolean_column,
     categorical_column,
@@ -38,8 +38,14 @@ from runway.core.column_checks import (
     numeric_column,
     value_problem,
 )
-from runway.core.kinds import Kind, boolean_value, is_missing, numbers_from_text, timestamp_value
-from runway.core.policy import InputPolicy
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.kinds import (
+    Kind,
+    boolean_value,
+    is_missing,
+    numbers_from_text,
+    timestamp_value,
+)
 
 CONTRACT_VERSION = 2
 # Every level is recorded up to this many; beyond, the contract says it is incomplete

@@ -17,8 +17,8 @@ from sklearn.metrics import f1_score, get_scorer, make_scorer, precision_score, 
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from runway.core.catalog import METRICS
-from runway.core.spec import ExperimentSpec
+from runway.core.training.catalog import METRICS
+from runway.core.training.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     model = to_onnx(pipeline, contract)        # onnx.ModelProto, checked
 
-The preprocessing is emitted by :mod:`runway.core.onnx_graph` (float64, in
+The preprocessing is emitted by :mod:`runway.core.onnx.graph` (float64, in
 scikit-learn's order); only the estimator goes through skl2onnx, on a
 ``[N, F]`` input named ``features``, and the two graphs are stitched. Every
 workaround for a converter bug lives here or there, each with a test in
@@ -28,7 +28,7 @@ workaround for a converter bug lives here or there, each with a test in
 
 Everything a runtime needs (column order and kinds, the missing sentinel,
 classes, outputs) is JSON in ``metadata_props["runway.onnx"]``; the runtimes
-(:mod:`runway.core.onnx_model`, the edge predictor) need nothing else.
+(:mod:`runway.core.onnx.model`, the edge predictor) need nothing else.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runway.core.onnx_graph import SENTINEL, Graph, categorical_block, numeric_block, steps_of
+from runway.core.onnx.graph import SENTINEL, Graph, categorical_block, numeric_block, steps_of
 from runway.errors import LightenRefused
 
 META_KEY = "runway.onnx"

@@ -3,7 +3,7 @@
 skl2onnx converts the preprocessing wrong or not at all on runway's pipelines
 (numbers in ``tests/unit/test_onnx_upstream.py`` and the README), so it is
 emitted here instead, and only the estimator goes through skl2onnx
-(:mod:`runway.core.onnx_convert`):
+(:mod:`runway.core.onnx.convert`):
 
 - Numeric columns are computed in **float64, in scikit-learn's order of
   operations** (``Where(IsNaN)`` imputation, ``(x - mean) / scale``,
@@ -34,7 +34,7 @@ import onnx
 import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
 
-from runway.core.onnx_model import SENTINEL
+from runway.core.onnx.model import SENTINEL
 from runway.errors import LightenRefused
 
 __all__ = ["SENTINEL", "Graph", "categorical_block", "numeric_block", "steps_of"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.onnx_model import SENTINEL
+from runway.core.onnx.model import SENTINEL
 
 TOLERANCE = 1e-5
 EXTREME = 1e12

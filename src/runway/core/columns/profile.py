@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.spec import FeatureKind
+from runway.core.columns.kinds import Kind as FeatureKind
 
 PROFILE_VERSION = 2  # 2: prediction profile, frequencies_truncated
 PROFILE_BINS = 10

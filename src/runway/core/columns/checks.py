@@ -1,6 +1,6 @@
 """One column's values against its contract entry: the per-kind checks, vectorised and scalar.
 
-:mod:`runway.core.contract` applies them to a frame (batch, Spark, a CSV or
+:mod:`runway.core.columns.contract` applies them to a frame (batch, Spark, a CSV or
 Parquet request) or to records (a JSON request); both give the same reason for
 the same value, word for word.
 """
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.kinds import (
+from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.kinds import (
     BOOLEAN_EXPECTED,
     DATETIME_EXPECTED,
     INVALID,
@@ -25,7 +26,6 @@ from runway.core.kinds import (
     timestamp_series,
     timestamp_value,
 )
-from runway.core.policy import InputPolicy
 
 
 def kind_of(entry: Mapping[str, Any]) -> Kind:

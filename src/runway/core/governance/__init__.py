@@ -1,0 +1,1 @@
+"""The governance room: promotion and monitoring policies, gates, the audit chain, model trust."""

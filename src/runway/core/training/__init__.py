@@ -1,0 +1,1 @@
+"""The training room: the spec, data and splits, the pipeline, evaluation, plots, the catalog."""
