@@ -101,13 +101,11 @@ class Gateway:
 
     def _live(self) -> Live:
         """What /metrics reports of the gateway's state (it counts the rest itself)."""
-        slot = self.slot
-        served = (
-            Served(slot.model.name, slot.model.version, sum(b.alive for b in slot.backends))
-            if slot is not None
-            else None
-        )
-        dropped = self.writer.dropped if self.writer else 0
+        slot, dropped = self.slot, self.writer.dropped if self.writer else 0
+        served = None
+        if slot is not None:
+            alive = sum(b.alive for b in slot.backends)
+            served = Served(slot.model.name, slot.model.version, alive)
         return Live(self.active, dropped, served, self.cache)
 
     def switch(self, slot: Slot) -> None:
