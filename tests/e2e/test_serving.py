@@ -541,6 +541,7 @@ def test_wrong_method_and_path_are_clean_and_missing_values_are_imputed(deployme
 
 def test_metrics_count_requests_and_name_the_version(deployment):
     _good(deployment)
+    assert deployment.post(_one(deployment, not_a_column=1)).status_code == 422
     unauthenticated = requests.get(f"{deployment.url}/metrics", timeout=5)
     assert unauthenticated.status_code == 401
     text = requests.get(
