@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
 from tests.helpers import free_port, ship, stop_process_group, wait_http
@@ -540,20 +541,27 @@ def test_wrong_method_and_path_are_clean_and_missing_values_are_imputed(deployme
 
 def test_metrics_count_requests_and_name_the_version(deployment):
     _good(deployment)
+    assert deployment.post(_one(deployment, not_a_column=1)).status_code == 422
     unauthenticated = requests.get(f"{deployment.url}/metrics", timeout=5)
     assert unauthenticated.status_code == 401
     text = requests.get(
         f"{deployment.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
     ).text
-    assert 'runway_requests_total{path="/invocations",code="200"}' in text
-    assert 'runway_requests_total{path="/invocations",code="422"}' in text
-    assert f'runway_model_info{{model="{MODEL}",version="' in text
-    count = next(
-        line
-        for line in text.splitlines()
-        if line.startswith("runway_request_duration_seconds_count")
-    )
-    assert int(count.split()[1]) > 0
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    codes = {
+        s.labels["code"]
+        for s in families["runway_requests"].samples
+        if s.labels["path"] == "/invocations" and s.value > 0
+    }
+    assert {"200", "422"} <= codes
+    [info] = families["runway_model_info"].samples
+    assert info.labels["model"] == MODEL and info.value == 1
+    [count] = [
+        s
+        for s in families["runway_request_duration_seconds"].samples
+        if s.name == "runway_request_duration_seconds_count"
+    ]
+    assert count.value > 0
 
 
 def test_predictions_are_logged_for_monitoring(deployment):

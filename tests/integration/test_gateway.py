@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from runway.core.columns.contract import infer_contract
 from runway.core.columns.input_policy import InputPolicy
@@ -159,7 +160,9 @@ def test_a_model_failure_is_passed_on_without_the_stack_trace(gateway_url):
 
 def test_metrics_page_is_prometheus_text(gateway_url):
     text = requests.get(f"{gateway_url}/metrics", timeout=5).text
-    assert "# TYPE runway_request_duration_seconds histogram" in text
-    [timeouts] = [x for x in text.splitlines() if 'path="/invocations",code="504"' in x]
-    assert int(timeouts.split()[-1]) >= 1
-    assert 'runway_model_info{model="toy",version="7"} 1' in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["runway_request_duration_seconds"].type == "histogram"
+    [timeouts] = [s for s in families["runway_requests"].samples if s.labels["code"] == "504"]
+    assert timeouts.labels["path"] == "/invocations" and timeouts.value >= 1
+    [info] = families["runway_model_info"].samples
+    assert info.labels == {"model": "toy", "version": "7"} and info.value == 1

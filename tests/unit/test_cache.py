@@ -55,3 +55,18 @@ def test_a_lookup_sends_only_the_missed_rows_and_answers_in_order():
     assert json.loads(second.response_body()) == {"predictions": [20, 30, 10]}
     other = Lookup(cache, "2", rows, COLUMNS)  # another version never sees these answers
     assert other.missed == [0, 1]
+
+
+def test_a_switch_empties_it_without_counting_evictions_and_expired_rows_are_not_evictions():
+    cache = PredictionCache(max_entries=10, max_bytes=10**6, ttl_seconds=0.05)
+    for i in range(5):
+        cache.put(("1", (float(i),)), i)
+    time.sleep(0.1)
+    assert cache.get(("1", (0.0,))) == (False, None)
+    assert (len(cache), cache.bytes, cache.evictions) == (0, 0, 0)  # expired, not evicted
+    lasting = PredictionCache(max_entries=10, max_bytes=10**6, ttl_seconds=60)
+    for i in range(12):
+        lasting.put(("1", (float(i),)), i)
+    lasting.clear()
+    assert (len(lasting), lasting.bytes, lasting.evictions) == (0, 0, 2)
+    assert lasting.put(("1", (0.0,)), "x" * 10**7) is None and len(lasting) == 0  # too big: skipped

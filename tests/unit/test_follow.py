@@ -33,15 +33,15 @@ class Scripted(serve.Server):
         self.gateway.slot = SimpleNamespace(model=_version("1"), backends=[], model_dir=None)
         self.marks: list[str | None] = []
         self.answers: list[ResolvedModel | Exception] = []
-        self.resolved: list[bool] = []  # one per resolve: asked in this process (True) or a child
+        self.resolved: list[str] = []  # one per resolve (always through the child)
         self.builds: list[str] = []
         self.build_error: Exception | None = None
 
     def fingerprint(self) -> str | None:
         return self.marks.pop(0)
 
-    async def _resolve(self, here: bool) -> ResolvedModel:
-        self.resolved.append(here)
+    async def _resolve(self) -> ResolvedModel:
+        self.resolved.append("child")
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -71,7 +71,7 @@ def test_an_unchanged_fingerprint_asks_nothing_and_a_moved_one_asks_the_child(sq
     sqlite_server.poll("a")
     assert sqlite_server.resolved == []
     sqlite_server.poll("b", _version("1"))
-    assert sqlite_server.resolved == [False]  # SQLite: the child, never MLflow in the gateway
+    assert sqlite_server.resolved == ["child"]  # the child, never MLflow in the gateway
     assert sqlite_server.builds == []  # still v1
 
 
@@ -92,7 +92,7 @@ def test_a_resolve_that_cannot_start_its_child_is_asked_again_later(sqlite_serve
     count as followed: the promotion would be missed until the registry moved again."""
     sqlite_server.poll("b", OSError(11, "Resource temporarily unavailable"))
     sqlite_server.poll("b")
-    assert sqlite_server.resolved == [False]  # not at every poll...
+    assert sqlite_server.resolved == ["child"]  # not at every poll...
     sqlite_server._recheck_at = time.monotonic() - 1  # ...but once the minute is up
     sqlite_server.poll("b", _version("2"))
     assert sqlite_server.builds == ["2"]
@@ -104,7 +104,7 @@ def test_a_sqlite_file_that_cannot_be_read_is_asked_through_the_child_once_a_min
 ):
     sqlite_server.poll(None, _version("1"))  # locked: asked now, through the child
     sqlite_server.poll(None)
-    assert sqlite_server.resolved == [False]
+    assert sqlite_server.resolved == ["child"]
     assert sqlite_server._recheck_at - time.monotonic() == pytest.approx(
         serve.RECHECK_AFTER_ERROR, abs=5
     )
@@ -122,12 +122,28 @@ def test_an_unreadable_file_at_start_up_is_still_followed(tmp_path):
     assert server.builds == ["2"]
 
 
-def test_a_store_without_a_file_is_asked_in_this_process_at_every_poll(tmp_path):
-    server = Scripted(tmp_path, "http://127.0.0.1:5000")
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "postgresql+psycopg://u@db/mlflow"])
+def test_a_store_without_a_readable_fingerprint_is_asked_through_the_child_once_a_minute(
+    tmp_path, uri
+):
+    """A server that refuses the REST read, or a database runway cannot read without MLflow:
+    the child is asked, never MLflow in this process, and not at every poll."""
+    server = Scripted(tmp_path, uri)
     server.remember(None)
     for _ in range(3):
-        server.poll(None, _version("1"))
-    assert server.resolved == [True, True, True]
+        server.poll(None)
+    assert server.resolved == []
+    server._recheck_at = time.monotonic() - 1
+    server.poll(None, _version("2"))
+    assert server.resolved == ["child"] and server.builds == ["2"]
+
+
+def test_a_moved_server_fingerprint_is_followed_at_the_next_poll(tmp_path):
+    server = Scripted(tmp_path, "http://127.0.0.1:5000")
+    server.remember("a")
+    server.poll("a")
+    server.poll("b", _version("2"))
+    assert server.resolved == ["child"] and server.builds == ["2"]
 
 
 def test_a_poll_that_fails_unexpectedly_does_not_count_as_followed(sqlite_server, monkeypatch):

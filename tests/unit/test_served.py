@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from runway.store.served import fingerprint, sqlite_path
+from runway.store.served import fingerprint, has_fingerprint, sqlite_path
 
 SQLITE_URIS = [
     "sqlite:///mlflow.db",  # relative to the working directory
@@ -74,3 +76,85 @@ def test_a_database_that_is_not_mlflows_gives_no_fingerprint(tmp_path):
     assert fingerprint(f"sqlite:///{db}", "m") is None
     assert fingerprint(f"sqlite:///{tmp_path / 'absent.db'}", "m") is None
     assert not (tmp_path / "absent.db").exists()  # read-only: nothing created
+
+
+class _Registry:
+    """A tracking server's ``registered-models/get``, scripted: what it answers, what it saw."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.model: dict = {}
+        self.seen: list[tuple[str, str | None]] = []  # (path, Authorization)
+
+    def __enter__(self) -> str:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                registry.seen.append((self.path, self.headers.get("Authorization")))
+                body = json.dumps(
+                    {"registered_model": registry.model}
+                    if registry.status == 200
+                    else {"error_code": "RESOURCE_DOES_NOT_EXIST"}
+                ).encode()
+                self.send_response(registry.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _model(production: str, updated: int) -> dict:
+    return {
+        "name": "m",
+        "last_updated_timestamp": updated,
+        "latest_versions": [
+            {"version": production, "current_stage": "Production", "last_updated_timestamp": 1},
+            {"version": "9", "current_stage": "None", "last_updated_timestamp": 1},
+        ],
+    }
+
+
+def test_a_server_fingerprint_moves_with_the_registered_model(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "svc")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    registry = _Registry()
+    with registry as uri:
+        assert has_fingerprint(uri)
+        registry.model = _model("1", 100)
+        first = fingerprint(uri, 'churn "v2"/x')
+        assert first is not None and fingerprint(uri, 'churn "v2"/x') == first
+        registry.model = _model("2", 200)  # a promotion
+        assert fingerprint(uri, "m") not in (None, first)
+        registry.status = 404  # no such model yet: a state, not an error
+        absent = fingerprint(uri, "m")
+        assert absent is not None and absent == fingerprint(uri, "m")
+        registry.status = 401  # refused: unknown, the caller asks MLflow later
+        assert fingerprint(uri, "m") is None
+    path, auth = registry.seen[0]
+    assert path == "/api/2.0/mlflow/registered-models/get?name=churn%20%22v2%22%2Fx"
+    assert auth == "Basic " + base64.b64encode(b"svc:pw").decode()
+    assert fingerprint(uri, "m", timeout=2) is None  # the server is gone
+
+
+def test_a_token_is_sent_as_a_bearer(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0k")
+    registry = _Registry()
+    with registry as uri:
+        registry.model = _model("1", 1)
+        assert fingerprint(uri, "m") is not None
+    assert registry.seen[0][1] == "Bearer t0k"

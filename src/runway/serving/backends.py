@@ -5,7 +5,7 @@ app (``mlflow.pyfunc.scoring_server.app:app``, what ``mlflow models serve``
 execs) on one model folder: the folder runway downloaded and checked
 (:func:`runway.store.trust.fetch_verified`), never a fresh ``models:/``
 download. runway skips the ``mlflow models serve`` wrapper, which would
-download the model again and then idle at ~200 MB next to its uvicorn child.
+download the model again and then idle next to its uvicorn child.
 A version's backends are forked from one zygote (:mod:`runway.serving.zygote`)
 that imported the scoring server once: they share those pages.
 
@@ -16,8 +16,8 @@ backend around the gateway's token, contract and limits. A backend is not used
 until it answers ``/ping`` and scores the model's own input example:
 :func:`spawn_group` and :meth:`Backend.warm`.
 
-The client speaks just enough HTTP/1.1 to talk to uvicorn over pooled
-connections; a general-purpose client costs more than the whole gateway budget.
+The client speaks just enough HTTP/1.1 (:mod:`runway.serving.http1`) to talk
+to uvicorn over pooled keep-alive connections.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runway.serving import zygote
+from runway.serving.http1 import Response, read_response, request_head
 from runway.store.served import SCORING_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,6 @@ class Process(Protocol):
     def poll(self) -> int | None: ...
 
     def wait(self, timeout: float | None = None) -> int: ...
-
-
-@dataclass
-class Response:
-    """A backend's answer."""
-
-    status: int
-    content_type: str
-    body: bytes
 
 
 @dataclass
@@ -154,18 +146,17 @@ class Backend:
             reused = bool(self._idle)
             reader, writer = self._idle.pop() if reused else await self._connect()
             try:
-                head = (
-                    f"{method} {path} HTTP/1.1\r\nHost: backend\r\n"
-                    f"Content-Length: {len(body)}\r\n"
-                    + (f"Content-Type: {content_type}\r\n" if content_type else "")
-                    + "\r\n"
-                )
-                writer.write(head.encode("latin-1") + body)
-                response, keep = await _read_response(reader)
+                writer.write(request_head(method, path, len(body), content_type) + body)
+                response, keep = await read_response(reader)
             except asyncio.CancelledError:
                 writer.close()  # a timed-out request frees its connection
                 raise
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
                 writer.close()
                 if reused and attempt == 0:
                     # uvicorn closes idle keep-alive connections: drop the pool, go fresh
@@ -387,34 +378,3 @@ def tail(path: Path, lines: int = 12) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text[-lines:])
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
-    status = int(parts[1])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            chunks.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        body = b"".join(chunks)
-    else:
-        body = await reader.read()
-        headers["connection"] = "close"
-    keep = headers.get("connection", "").lower() != "close"
-    return Response(status, headers.get("content-type", ""), body), keep

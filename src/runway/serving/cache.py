@@ -13,6 +13,10 @@ backend (MLflow's scoring server), which is what the cache is for, but is the
 deployment's choice to make. A request with several rows sends the backend
 only the rows not cached (as the gateway sends every request: the checked rows,
 in their canonical form).
+
+The LRU order, the expiry and the byte bound are cachetools' ``TTLCache``; the
+partial hits (:class:`Lookup`: one request's cached rows answered, the others
+sent) are runway's.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from cachetools import TTLCache
 
 from runway.serving.backends import Response
 from runway.serving.canonical import Canonical, canonical
@@ -32,6 +37,33 @@ Key = tuple[str, tuple[Any, ...]]
 ENTRY_OVERHEAD = 200  # bytes per entry beyond its values: the tuple, the dict slot, floats
 
 
+class _Rows(TTLCache[Key, tuple[Any, int]]):
+    """cachetools' LRU with a TTL, bounded by bytes (``maxsize``) and by entries too.
+
+    Values are ``(prediction, size)``; only evictions by a bound are counted
+    (expired rows just go).
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int, ttl: float) -> None:
+        super().__init__(max_bytes, ttl, timer=time.monotonic, getsizeof=_size)
+        self.max_entries = max_entries
+        self.evictions = 0
+
+    def __setitem__(self, key: Key, value: tuple[Any, int]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.max_entries:
+            self.popitem()
+
+    def popitem(self) -> tuple[Key, tuple[Any, int]]:
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+
+def _size(value: tuple[Any, int]) -> int:
+    return value[1]
+
+
 class PredictionCache:
     """An LRU of ``(version, row) -> prediction`` with entry, byte and age limits."""
 
@@ -39,11 +71,9 @@ class PredictionCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.ttl = ttl_seconds
-        self.entries: OrderedDict[Key, tuple[Any, float, int]] = OrderedDict()
-        self.bytes = 0
+        self.rows = _Rows(max_entries, max_bytes, ttl_seconds)
         self.hits = 0
         self.misses = 0
-        self.evictions = 0
 
     @classmethod
     def configured(cls, settings: Settings) -> PredictionCache | None:
@@ -54,7 +84,17 @@ class PredictionCache:
         return cls(settings.serve_cache_entries, size, settings.serve_cache_ttl)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.rows)
+
+    @property
+    def bytes(self) -> int:
+        """The estimated memory the rows held take."""
+        return int(self.rows.currsize)
+
+    @property
+    def evictions(self) -> int:
+        """Rows dropped to keep within a bound (not those that expired)."""
+        return self.rows.evictions
 
     @staticmethod
     def key(version: str, record: Mapping[str, Any], columns: Mapping[str, Any]) -> Key:
@@ -74,38 +114,24 @@ class PredictionCache:
 
     def get(self, key: Key) -> tuple[bool, Any]:
         """(found, prediction); counts a hit or a miss."""
-        found = self.entries.get(key)
-        if found is None or found[1] < time.monotonic():
-            if found is not None:
-                self._drop(key)
+        found = self.rows.get(key)
+        if found is None:
+            self.rows.expire()  # expired rows give their memory back now, not at the next put
             self.misses += 1
             return False, None
-        self.entries.move_to_end(key)
         self.hits += 1
         return True, found[0]
 
     def put(self, key: Key, prediction: Any) -> None:
-        """Remember one row's prediction (the oldest go when a bound is reached)."""
+        """Remember one row's prediction (the least recently used go when a bound is reached)."""
         size = ENTRY_OVERHEAD + len(repr(key)) + len(repr(prediction))
         if self.max_entries <= 0 or size > self.max_bytes:
             return
-        if key in self.entries:
-            self._drop(key)
-        self.entries[key] = (prediction, time.monotonic() + self.ttl, size)
-        self.bytes += size
-        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
-            oldest = next(iter(self.entries))
-            self._drop(oldest)
-            self.evictions += 1
+        self.rows[key] = (prediction, size)
 
     def clear(self) -> None:
         """Forget everything (a version switch)."""
-        self.entries.clear()
-        self.bytes = 0
-
-    def _drop(self, key: Key) -> None:
-        _, _, size = self.entries.pop(key)
-        self.bytes -= size
+        self.rows.clear()
 
 
 class Lookup:

@@ -4,9 +4,10 @@
 Everything is built from what the gateway already holds for the version being
 served (its model, data contract, input policy and logged input example), once
 per version, and needs no network: ``/docs`` is a page rendered here from the
-OpenAPI document, not a viewer fetched from elsewhere. The pages are public
-like ``/health``: they describe the interface, not data; scoring and
-``/metrics`` keep their bearer tokens.
+OpenAPI document, not a viewer fetched from elsewhere. Without
+``RUNWAY_SERVE_TOKENS`` the pages are open like ``/health``; with tokens set
+they need one, as scoring and ``/metrics`` do (the gateway checks it): they
+name the model, its columns and categories.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
 from runway.serving.cache import PredictionCache, cached
 from runway.serving.canonical import Canonical, canonical
-from runway.serving.metrics import Metrics, Served
+from runway.serving.metrics import CONTENT_TYPE, Live, Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
 from runway.store.predlog_writer import BackgroundWriter
@@ -97,6 +97,16 @@ class Gateway:
         self.body_timeout = settings.serve_body_timeout
         self.active = 0
         self.cache = PredictionCache.configured(settings)  # None: off
+        self.metrics.live = self._live
+
+    def _live(self) -> Live:
+        """What /metrics reports of the gateway's state (it counts the rest itself)."""
+        slot, dropped = self.slot, self.writer.dropped if self.writer else 0
+        served = None
+        if slot is not None:
+            alive = sum(b.alive for b in slot.backends)
+            served = Served(slot.model.name, slot.model.version, alive)
+        return Live(self.active, dropped, served, self.cache)
 
     def switch(self, slot: Slot) -> None:
         """Serve ``slot`` from now on; the prediction cache starts empty for it."""
@@ -159,15 +169,8 @@ class Gateway:
             return await self._ready(send, headers, extra)
         if known == "/metrics":
             slot = self.slot
-            served = (
-                Served(slot.model.name, slot.model.version, sum(b.alive for b in slot.backends))
-                if slot is not None
-                else None
-            )
-            dropped = self.writer.dropped if self.writer else 0
-            text = self.metrics.render(self.active, dropped, served, self.cache)
             named = [*extra, *(slot.headers if slot else [])]  # /metrics: token holders only
-            return await _send(send, 200, text.encode(), b"text/plain; version=0.0.4", named)
+            return await _send(send, 200, self.metrics.render(), CONTENT_TYPE, named)
         if known in docs.PATHS:
             return await self._docs(scope, send, headers, extra)
         raise BadRequest(

@@ -1,13 +1,37 @@
-"""The gateway's ``/metrics``: counters and a latency histogram in Prometheus text format."""
+"""The gateway's ``/metrics``: counters and a latency histogram, exposed by prometheus_client.
+
+The gateway counts in plain attributes (one event loop, so no lock on the
+request path); a collector on the app's own ``CollectorRegistry`` (never the
+process-wide default one, so two gateways in a process, as in tests, do not
+mix) turns them into metric families when ``/metrics`` is read, and
+prometheus_client writes the text format, escaping label values (a model
+named ``churn "v2"`` must not break the page).
+
+No multiprocess mode: what ``/metrics`` reports is counted in one process,
+the gateway (one uvicorn process); the backends are MLflow's scoring server,
+which reports nothing here, and the gateway reads their state (alive or not)
+itself.
+"""
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.encode()
 
 
 @dataclass(frozen=True)
@@ -22,16 +46,33 @@ class Served:
 class CacheStats(Protocol):
     """What /metrics reads of the prediction cache."""
 
-    hits: int
-    misses: int
-    evictions: int
-    bytes: int
+    @property
+    def hits(self) -> int: ...
+
+    @property
+    def misses(self) -> int: ...
+
+    @property
+    def evictions(self) -> int: ...
+
+    @property
+    def bytes(self) -> int: ...
 
     def __len__(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the gateway holds when /metrics is read: not counted here."""
+
+    active: int = 0  # requests in flight
+    dropped: int = 0  # rows the prediction log could not take
+    served: Served | None = None
+    cache: CacheStats | None = None
+
+
 class Metrics:
-    """Counters and a latency histogram, rendered in Prometheus text format."""
+    """The gateway's counters and latency histogram, and the registry that exposes them."""
 
     def __init__(self) -> None:
         # The server-error series exist from the start (at 0), so an alert on them works
@@ -48,6 +89,9 @@ class Metrics:
         self.switch_failures = 0
         self.backend_restarts = 0
         self.dropped: Counter[str] = Counter()  # connections closed before a request, by reason
+        self.live: Callable[[], Live] = Live
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Count one answered request; scoring requests also feed the histogram."""
@@ -57,84 +101,107 @@ class Metrics:
             self.latency_sum += seconds
             self.latency_count += 1
 
-    def render(
-        self, active: int, dropped: int, served: Served | None, cache: CacheStats | None = None
-    ) -> str:
-        """The ``/metrics`` page."""
-        out = [
-            "# HELP runway_requests_total Requests answered, by path and status code.",
-            "# TYPE runway_requests_total counter",
-        ]
-        for (path, status), n in sorted(self.requests.items()):
-            out.append(f'runway_requests_total{{path="{path}",code="{status}"}} {n}')
-        out += self._histogram()
+    def render(self) -> bytes:
+        """The ``/metrics`` page (Prometheus text format 0.0.4, ``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+
+class _Collector:
+    """Metric families from a :class:`Metrics` and what the gateway holds now."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m, live = self.metrics, self.metrics.live()
+        requests = CounterMetricFamily(
+            "runway_requests_total",
+            "Requests answered, by path and status code.",
+            labels=("path", "code"),
+        )
+        for (path, status), n in sorted(m.requests.items()):
+            requests.add_metric((path, str(status)), n)
+        yield requests
+        yield _histogram(m)
         counters = {
-            "runway_rows_scored_total": (self.rows_scored, "Rows scored by the model."),
-            "runway_rows_rejected_total": (self.rows_rejected, "Rows refused by the contract."),
-            "runway_model_switches_total": (self.switches, "Blue/green switches to a new version."),
+            "runway_rows_scored_total": (m.rows_scored, "Rows scored by the model."),
+            "runway_rows_rejected_total": (m.rows_rejected, "Rows refused by the contract."),
+            "runway_model_switches_total": (m.switches, "Blue/green switches to a new version."),
             "runway_model_switch_failures_total": (
-                self.switch_failures,
+                m.switch_failures,
                 "New versions that failed to start or score their example.",
             ),
-            "runway_backend_restarts_total": (self.backend_restarts, "Backends restarted."),
+            "runway_backend_restarts_total": (m.backend_restarts, "Backends restarted."),
             "runway_prediction_log_dropped_total": (
-                dropped,
+                live.dropped,
                 "Rows not recorded in the prediction log.",
             ),
         }
         for name, (value, help_text) in counters.items():
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
-        if cache is not None:
-            out += _cache_lines(cache)
-        out += [
-            "# HELP runway_connections_dropped_total Connections closed before a request was "
-            "read: slow or oversized request heads, too many connections from one client.",
-            "# TYPE runway_connections_dropped_total counter",
-        ]
-        for reason, n in sorted(self.dropped.items()):
-            out.append(f'runway_connections_dropped_total{{reason="{reason}"}} {n}')
-        out += [
-            "# HELP runway_inflight_requests Requests being answered now.",
-            "# TYPE runway_inflight_requests gauge",
-            f"runway_inflight_requests {active}",
-            "# HELP runway_model_info The model version being served (value 1).",
-            "# TYPE runway_model_info gauge",
-        ]
-        if served is not None:
-            name, version, live = served.model, served.version, served.backends_live
-            out.append(f'runway_model_info{{model="{name}",version="{version}"}} 1')
-            out += [
-                "# HELP runway_backends_live Backends answering for the current version.",
-                "# TYPE runway_backends_live gauge",
-                f"runway_backends_live {live}",
-            ]
-        return "\n".join(out) + "\n"
-
-    def _histogram(self) -> list[str]:
-        out = [
-            "# HELP runway_request_duration_seconds Time to answer /invocations.",
-            "# TYPE runway_request_duration_seconds histogram",
-        ]
-        total = 0
-        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
-            total += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            out.append(f'runway_request_duration_seconds_bucket{{le="{le}"}} {total}')
-        out.append(f"runway_request_duration_seconds_sum {self.latency_sum:.6f}")
-        out.append(f"runway_request_duration_seconds_count {self.latency_count}")
-        return out
+            yield CounterMetricFamily(name, help_text, value=value)
+        if live.cache is not None:
+            yield from _cache_families(live.cache)
+        dropped = CounterMetricFamily(
+            "runway_connections_dropped_total",
+            "Connections closed before a request was read: slow or oversized request heads, "
+            "too many connections from one client.",
+            labels=("reason",),
+        )
+        for reason, n in sorted(m.dropped.items()):
+            dropped.add_metric((reason,), n)
+        yield dropped
+        yield GaugeMetricFamily(
+            "runway_inflight_requests", "Requests being answered now.", value=live.active
+        )
+        yield from _served_families(live.served)
 
 
-def _cache_lines(cache: CacheStats) -> list[str]:
+def _histogram(m: Metrics) -> HistogramMetricFamily:
+    cumulative, total = [], 0
+    for bound, n in zip((*BUCKETS, float("inf")), m.buckets, strict=True):
+        total += n
+        cumulative.append(("+Inf" if bound == float("inf") else f"{bound:g}", total))
+    return HistogramMetricFamily(
+        "runway_request_duration_seconds",
+        "Time to answer /invocations.",
+        buckets=cumulative,
+        sum_value=m.latency_sum,
+    )
+
+
+def _served_families(served: Served | None) -> Iterator[Metric]:
+    """The version served (its info gauge is there, empty, before one is)."""
+    info = GaugeMetricFamily(
+        "runway_model_info",
+        "The model version being served (value 1).",
+        labels=("model", "version"),
+    )
+    if served is None:
+        yield info
+        return
+    info.add_metric((served.model, served.version), 1)
+    yield info
+    yield GaugeMetricFamily(
+        "runway_backends_live",
+        "Backends answering for the current version.",
+        value=served.backends_live,
+    )
+
+
+def _cache_families(cache: CacheStats) -> Iterator[Metric]:
     """The prediction cache's counters and gauges (only when the cache is on)."""
-    series = [
-        ("runway_cache_hits_total", "counter", cache.hits, "Rows answered from the cache."),
-        ("runway_cache_misses_total", "counter", cache.misses, "Rows the cache did not hold."),
-        ("runway_cache_evictions_total", "counter", cache.evictions, "Rows evicted (bounds)."),
-        ("runway_cache_entries", "gauge", len(cache), "Rows in the prediction cache now."),
-        ("runway_cache_bytes", "gauge", cache.bytes, "Estimated memory of the cache."),
-    ]
-    out = []
-    for name, kind, value, help_text in series:
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    return out
+    yield CounterMetricFamily(
+        "runway_cache_hits_total", "Rows answered from the cache.", value=cache.hits
+    )
+    yield CounterMetricFamily(
+        "runway_cache_misses_total", "Rows the cache did not hold.", value=cache.misses
+    )
+    yield CounterMetricFamily(
+        "runway_cache_evictions_total", "Rows evicted (bounds).", value=cache.evictions
+    )
+    yield GaugeMetricFamily(
+        "runway_cache_entries", "Rows in the prediction cache now.", value=len(cache)
+    )
+    yield GaugeMetricFamily(
+        "runway_cache_bytes", "Estimated memory of the cache.", value=cache.bytes
+    )

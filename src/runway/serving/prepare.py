@@ -52,15 +52,6 @@ async def resolve(settings: Settings, model: str, stage: str = "Production") -> 
     return ResolvedModel(**doc["model"])
 
 
-def resolve_here(settings: Settings, model: str, stage: str = "Production") -> ResolvedModel:
-    """:func:`resolve` in this process, for a store that must be asked at every poll
-    (a tracking server, another database): imports MLflow here, the first time."""
-    from runway.store import registry, tracking
-
-    tracking.configure(settings)
-    return registry.resolve(model, stage)
-
-
 async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
     """Fetch ``model`` v``version`` (None: Production's) into ``folder`` and check it."""
     which = ["--version", version] if version is not None else ["--stage", "Production"]

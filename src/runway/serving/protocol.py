@@ -1,11 +1,11 @@
 """uvicorn's HTTP protocol with the limits it lacks: a head deadline, a head size cap, a per-client connection cap.
 
-What uvicorn (0.54, httptools) does not bound, measured: a client may take
-forever to send a request's headers (no timer runs before the head is
-complete), send a 10 MB header line (accepted), and open as many connections as
-it likes (``limit_concurrency`` counts idle connections too, so a few idle
-sockets would turn every real request away: worse than no limit). The ASGI app
-only sees a request once its head is complete, so these limits live here, one
+What uvicorn's httptools protocol does not bound: a client may take forever
+to send a request's headers (no timer runs before the head is complete), send
+a header line of megabytes, and open as many connections as it likes
+(``limit_concurrency`` counts idle connections too, so a few idle sockets would
+turn every real request away: worse than no limit). The ASGI app only sees a
+request once its head is complete, so these limits live here, one
 level down, in a subclass of uvicorn's own httptools protocol:
 
 * a connection is closed when its address already holds ``max_per_client``
@@ -14,8 +14,10 @@ level down, in a subclass of uvicorn's own httptools protocol:
   seconds of its first byte (of the connection, for the first request);
 * a head over ``max_head_bytes`` is answered 431 and the connection closed.
 
-It relies on method names of ``uvicorn.protocols.http.httptools_impl`` (pinned
-in requirements.lock; tests/e2e/test_serving_hardening.py exercises each limit).
+It relies on names inside ``uvicorn.protocols.http.httptools_impl`` (pinned in
+requirements.lock): ``tests/unit/test_protocol.py`` checks each hook is still
+called as this expects, and tests/e2e/test_serving_hardening.py exercises each
+limit on a real endpoint.
 """
 
 from __future__ import annotations

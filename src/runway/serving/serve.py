@@ -8,8 +8,10 @@ once into a private directory and checks it
 before anything from it runs). The zygote then loads that very folder and forks
 the backends; once they answer ``/ping`` and score the model's logged input
 example, the public port opens. A watcher then polls the registry (a read-only
-fingerprint of the model's versions, :func:`runway.store.served.fingerprint`;
-MLflow is asked only when it moves): when another version becomes Production (a
+fingerprint of the model's versions, :func:`runway.store.served.fingerprint`,
+from a SQLite file or a tracking server's REST API; MLflow is asked, in the
+child, only when it moves, or once a minute when there is none to read): when
+another version becomes Production (a
 promotion or a rollback) it goes blue/green: start and warm the new version's
 backends, switch the gateway to them, let requests on the old ones finish, stop
 the old ones. A new version that fails to start or to score its example, or
@@ -88,8 +90,6 @@ class Server:
         self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
         self.seen: str | None = None  # the registry's fingerprint when last resolved
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
-        # A SQLite store has a file to fingerprint; any other is asked of MLflow at every poll
-        self._has_file = served.sqlite_path(settings.tracking_uri) is not None
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -176,11 +176,11 @@ class Server:
     async def _follow(self) -> None:
         current = self.gateway.slot
         mark = await asyncio.to_thread(self.fingerprint)
-        if self._has_file and mark == self.seen and time.monotonic() < self._recheck_at:
+        if mark == self.seen and time.monotonic() < self._recheck_at:
             return  # nothing about the model changed: no need to ask MLflow
         self.remember(mark)
         try:
-            latest = await self._resolve(here=not self._has_file)
+            latest = await self._resolve()
         except (RunwayError, OSError) as exc:  # OSError: the child could not be started
             self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
             if str(exc) != self._last_problem:  # once per new problem, not every poll
@@ -214,27 +214,20 @@ class Server:
             task.add_done_callback(self._draining.discard)
 
     def remember(self, mark: str | None) -> None:
-        """The fingerprint the registry was resolved at. A SQLite file that could not be
-        read (locked, an unknown schema) is asked of MLflow again in a minute, not never
-        (its None never changes) and not at every poll (a child each time)."""
+        """The fingerprint the registry was resolved at. Without one (a store with none to
+        read, a locked SQLite file, a server that refused) MLflow is asked again in a
+        minute, not never (None never changes) and not at every poll (a child each time)."""
         self.seen = mark
         self._recheck_at = math.inf if mark else time.monotonic() + RECHECK_AFTER_ERROR
 
     def fingerprint(self) -> str | None:
-        """The served model's registry fingerprint (None: this store has none)."""
-        return served.fingerprint(self.settings.tracking_uri, self.options.model)
+        """The served model's registry fingerprint (None: none could be read)."""
+        uri, timeout = self.settings.tracking_uri, self.settings.http_timeout
+        return served.fingerprint(uri, self.options.model, timeout)
 
-    async def _resolve(self, here: bool) -> ResolvedModel:
-        """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`).
-
-        A store with no file to fingerprint (a tracking server, another database)
-        must be asked at every poll: a child each time would cost seconds of CPU,
-        so MLflow's client is imported into this process instead, once. A SQLite
-        store is always asked through the child, even when its file could not be
-        read this time.
-        """
-        if here:
-            return await asyncio.to_thread(prepare.resolve_here, self.settings, self.options.model)
+    async def _resolve(self) -> ResolvedModel:
+        """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`):
+        this process never imports MLflow, whatever the store."""
         return await prepare.resolve(self.settings, self.options.model)
 
     async def _drain(self, slot: Slot) -> None:

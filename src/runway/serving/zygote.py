@@ -21,9 +21,13 @@ child loads the model for itself, as MLflow's app does on import.
 Each child closes every socket but its own (a dead sibling's socket must refuse
 connections, not queue them), takes its own process group and its own log,
 ties its life to the gateway's (``PR_SET_PDEATHSIG`` once adopted), and runs
-``uvicorn`` on MLflow's scoring app: MLflow's own server scores. Shared pages:
-two backends forked this way held 318 MB RSS (177 MB PSS) after 1,000 requests
-each against 432 MB (328 MB PSS) for two separately started ones.
+``uvicorn`` on MLflow's scoring app: MLflow's own server scores. What the shared
+pages save is measured by ``make bench`` (the README's serving table).
+
+The zygote ties its own life to the gateway's first thing (``PR_SET_PDEATHSIG``,
+then a check that the gateway is still its parent), rather than in a
+``preexec_fn``: that would run ctypes between fork and exec in the gateway, a
+threaded process, which Python warns may deadlock.
 
 Both sides of the protocol live here: :func:`main` runs in the zygote,
 :func:`spawn`, :func:`finish`, :func:`reported` and :class:`Adopted` in the
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-model", action="store_true", help="each child loads the model")
     parser.add_argument("--model-dir", help="the model folder (default: a line on stdin, later)")
     args = parser.parse_args(argv)
+    if not die_with(args.gateway):
+        return 1
     fds = [int(fd) for fd in args.fds.split(",")]
     logs = args.logs.split(",")
     if len(fds) != len(logs):
@@ -92,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()  # imported objects stay out of the collector: their pages stay shared
     with contextlib.suppress(OSError, AttributeError):
-        # What loading freed goes back to the OS rather than into every child: building
-        # a 100-tree forest's onnxruntime session leaves ~29 MB of such heap behind.
+        # What loading freed goes back to the OS rather than into every child
+        # (an onnxruntime session's build leaves tens of MB of such heap behind).
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     sys.stdout.flush()
     zygote = os.getpid()
@@ -126,9 +132,7 @@ def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway:
     deadline = time.monotonic() + ADOPTION_WAIT
     while os.getppid() == zygote and time.monotonic() < deadline:
         time.sleep(0.002)  # the zygote exits right after forking
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != gateway:  # the gateway died meanwhile, or did not adopt us
+    if not die_with(gateway):  # the gateway died meanwhile, or did not adopt us
         print(f"backend {os.getpid()}: not adopted by the gateway (pid {gateway}); exiting")
         return 1
     import uvicorn
@@ -154,8 +158,7 @@ def spawn(command: list[str], env: dict[str, str], fds: list[int], log: Path) ->
             stdin=subprocess.PIPE,
             env=env,
             pass_fds=fds,
-            process_group=0,
-            preexec_fn=die_with_parent,
+            process_group=0,  # no preexec_fn: the zygote ties itself to us (die_with)
         )
 
 
@@ -227,10 +230,18 @@ class Adopted:
         return code
 
 
-def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """The child gets SIGTERM if this process dies, even by SIGKILL (Linux)."""
+def die_with(parent: int) -> bool:
+    """Get SIGTERM when ``parent`` dies, even by SIGKILL (Linux); False if it is not our parent.
+
+    The signal only covers a parent alive when it is set: checking ``getppid``
+    after it closes the race where the parent died first (we were re-parented).
+    Elsewhere (no ``prctl``) only that check is made. The kernel sends it when
+    the *thread* that forked us exits: the gateway starts zygotes from its event
+    loop's default executor, whose threads live as long as the loop.
+    """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent
 
 
 if __name__ == "__main__":

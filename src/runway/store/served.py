@@ -6,20 +6,29 @@ for as long as it serves. So this module has what the gateway itself needs,
 in plain Python: the record of a resolved version, the names of a logged
 model's files and of MLflow's scoring-server variables, and
 :func:`fingerprint`, a cheap read of a model's versions that says when the
-registry may have moved. Everything else (resolving a stage, fetching and
-checking a version) runs with MLflow in a short-lived child
-(:mod:`runway.serving.prepare`).
+registry may have moved: from the file of a SQLite store, or from a tracking
+server's REST API (``registered-models/get``, with MLflow's own credential and
+TLS variables). Everything else (resolving a stage, fetching and checking a
+version) runs with MLflow in a short-lived child
+(:mod:`runway.serving.prepare`), on every kind of store.
 """
 
 from __future__ import annotations
 
+import base64
+import configparser
 import contextlib
 import hashlib
+import json
 import os
 import sqlite3
+import ssl
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import quote, unquote
 
 EXAMPLE_FILE = "serving_input_example.json"
 
@@ -75,15 +84,26 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(os.path.abspath(path)) if path and path != ":memory:" else None
 
 
-def fingerprint(uri: str, model: str) -> str | None:
-    """A digest of ``model``'s versions (number, stage, last update) that changes when they do.
+def has_fingerprint(uri: str) -> bool:
+    """Whether :func:`fingerprint` can read this store (a SQLite file, a tracking server)."""
+    return sqlite_path(uri) is not None or _is_server(uri)
 
-    Read straight from the file of a SQLite store, read-only; a promotion, a
-    rollback, a new or deleted version all change it. None when it cannot be
-    read this way: another kind of store (:func:`sqlite_path` is None; the caller
-    asks MLflow itself), or, on a SQLite store, a missing or locked file or a
-    schema this does not know (the caller asks again later).
+
+def fingerprint(uri: str, model: str, timeout: float = 10.0) -> str | None:
+    """A digest of ``model``'s versions that changes when its Production version may have.
+
+    A promotion, a rollback, a new or deleted version all change it. None when
+    it cannot be read: another kind of store (:func:`has_fingerprint` is
+    False), or a missing or locked SQLite file, a schema this does not know, a
+    server that refuses or does not answer (the caller asks MLflow later).
     """
+    if _is_server(uri):
+        return _server_fingerprint(uri, model, timeout)
+    return _sqlite_fingerprint(uri, model)
+
+
+def _sqlite_fingerprint(uri: str, model: str) -> str | None:
+    """Read straight from the file of a SQLite store, read-only."""
     path = sqlite_path(uri)
     if path is None or not path.is_file():
         return None
@@ -102,3 +122,74 @@ def fingerprint(uri: str, model: str) -> str | None:
     except sqlite3.Error:
         return None
     return hashlib.sha256(repr((versions, updated)).encode()).hexdigest()
+
+
+def _is_server(uri: str) -> bool:
+    return uri.lower().startswith(("http://", "https://"))
+
+
+def _server_fingerprint(uri: str, model: str, timeout: float) -> str | None:
+    """The registered model as the server's REST API gives it: every transition, new or
+    deleted version updates its ``last_updated_timestamp``, and ``latest_versions`` holds
+    the newest version of each stage (Production's is the one served)."""
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/get?name={quote(model, safe='')}"
+    request = urllib.request.Request(url, headers=_auth_headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=_tls(url)) as answer:
+            found = json.load(answer).get("registered_model", {})
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:  # 401, 403, 5xx: unknown
+            return None
+        found = {}  # no such model (yet): a state like any other
+    except (OSError, ValueError, AttributeError):  # unreachable, silent, not MLflow's JSON
+        return None
+    versions = sorted(
+        (v.get("version"), v.get("current_stage"), v.get("last_updated_timestamp"), v.get("status"))
+        for v in found.get("latest_versions", [])
+    )
+    aliases = sorted((a.get("alias"), a.get("version")) for a in found.get("aliases", []))
+    state = (found.get("last_updated_timestamp"), versions, aliases)
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def _auth_headers() -> dict[str, str]:
+    """MLflow's client credentials: ``MLFLOW_TRACKING_TOKEN``, else the user and password
+    from ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` or ``~/.mlflow/credentials``."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = _credentials()
+    if not user or not password:
+        return {}
+    pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+def _credentials() -> tuple[str | None, str | None]:
+    """As ``mlflow.utils.credentials.read_mlflow_creds``: the environment first, then the file."""
+    saved: Any = {}
+    path = os.path.expanduser("~/.mlflow/credentials")
+    if os.path.exists(path):
+        config = configparser.ConfigParser()
+        with contextlib.suppress(configparser.Error):
+            config.read(path)
+        saved = config["mlflow"] if config.has_section("mlflow") else {}
+    env = os.environ.get
+    return (
+        env("MLFLOW_TRACKING_USERNAME") or saved.get("mlflow_tracking_username"),
+        env("MLFLOW_TRACKING_PASSWORD") or saved.get("mlflow_tracking_password"),
+    )
+
+
+def _tls(url: str) -> ssl.SSLContext | None:
+    """MLflow's TLS variables: no verification, a CA bundle, a client certificate."""
+    if not url.lower().startswith("https://"):
+        return None
+    env = os.environ.get
+    context = ssl.create_default_context(cafile=env("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    if env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if env("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
+        context.load_cert_chain(env("MLFLOW_TRACKING_CLIENT_CERT_PATH", ""))
+    return context
