@@ -118,7 +118,7 @@ bundle: $(INSTALL) ## edge bundle (ONNX, contract, predict.py) of MODEL= into OU
 	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make bundle MODEL=<name> OUT=<dir> [VERSION=<n> | STAGE=Production]" >&2; exit 2; }
 	$(BIN)/runway export "$(MODEL)" --out "$(OUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)"))
 
-team-up: $(INSTALL) ## start the team stack on loopback: PostgreSQL, S3 (moto), MLflow server with basic-auth (idempotent)
+team-up: $(INSTALL) ## start the team stack on loopback: PostgreSQL, MLflow server with basic-auth (artifacts in .team/), S3 (moto) for data files (idempotent)
 	$(BIN)/runway team up
 
 team-down: ## stop the team stack (data kept in .team/); checks that nothing is left running

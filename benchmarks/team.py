@@ -7,12 +7,15 @@
    heartbeats) with 1 and 2 workers.
 2. Promotion latency, None -> Staging and Staging -> Production (gates, lock,
    audit, stage writes), median of three, on both stores.
+3. On the team stack: a 64 MB artifact logged and downloaded through the server
+   (seconds each way), each service's memory after all of the above, and how
+   long `team down` takes.
 
 The team stack is started by the code `make team-up` runs (runway.team.stack),
 in a temporary folder on free ports, and stopped at the end. Both stores are
 measured in one run, one after the other, so the ratios compare like with like.
 
-    python benchmarks/team.py [--trials 40] [--promotions 3]
+    python benchmarks/team.py [--trials 40] [--promotions 3] [--artifact-mb 64]
 """
 
 from __future__ import annotations
@@ -107,6 +110,24 @@ def promotion_latency(model: str, version: str, repeats: int) -> tuple[float, fl
     return statistics.median(staging), statistics.median(production)
 
 
+def artifact_round_trip(experiment: str, folder: Path, megabytes: int) -> tuple[float, float]:
+    """Seconds to log one ``megabytes`` artifact through the server, and to download it."""
+    source = folder / "blob.bin"
+    source.write_bytes(os.urandom(megabytes << 20))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        started = time.perf_counter()
+        mlflow.log_artifact(str(source))
+        upload = time.perf_counter() - started
+    started = time.perf_counter()
+    fetched = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="blob.bin", dst_path=str(folder / "back")
+    )
+    download = time.perf_counter() - started
+    assert Path(fetched).stat().st_size == source.stat().st_size
+    return upload, download
+
+
 def _policy(folder: Path, model: str) -> None:
     (folder / "registry").mkdir(exist_ok=True)
     policy = {
@@ -130,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--promotions", type=int, default=3)
+    parser.add_argument("--artifact-mb", type=int, default=64)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -166,9 +188,18 @@ def main() -> None:
             latency["team: mlflow server (basic-auth)"] = promotion_latency(
                 doc["model_name"], version, args.promotions
             )
+            artifact = artifact_round_trip(doc["experiment"], root, args.artifact_mb)
+            services = stack.status()[0]
         finally:
+            started = time.perf_counter()
             stack.down(purge=True)
+            down_seconds = time.perf_counter() - started
     _print(args.trials, rows, latency, up_seconds)
+    print(
+        f"\n{args.artifact_mb} MB artifact through the server: logged in {artifact[0]:.2f}s, "
+        f"downloaded in {artifact[1]:.2f}s; team down in {down_seconds:.1f}s"
+    )
+    print("\n".join(services))
 
 
 def _print(

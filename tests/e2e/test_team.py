@@ -1,4 +1,4 @@
-"""Team mode on the real stack: PostgreSQL, moto's S3 and `mlflow server` with basic-auth.
+"""Team mode on the real stack: PostgreSQL, `mlflow server` with basic-auth, moto's S3.
 
 The stack is started once for this module by `make team-up` (the command a
 team runs) on its own ports and folder, and stopped by `make team-down`. Each
@@ -10,6 +10,7 @@ grants `runway team user NAME --role ROLE` gives, as the README documents.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shlex
@@ -266,7 +267,9 @@ def test_the_author_trains_and_registers_as_herself(team, monkeypatch):
     client = _as(monkeypatch, team, "admin")
     run = client.get_run(run_id)
     assert run.data.tags["mlflow.user"] == "carol"
-    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server, to S3
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server
+    on_disk = Path(team.env["RUNWAY_TEAM_DIR"]) / "artifacts" / run.info.experiment_id / run_id
+    assert (on_disk / "artifacts" / "contract").is_dir()  # to the stack's folder, not to moto
     assert [v.version for v in client.search_model_versions(f"name = '{MODEL}'")] != []
 
 
@@ -546,45 +549,47 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
         _production(team, monkeypatch)
     }
 
-    port = free_port()
-    env = {**team.env, **team.members["svc"]}
     logs = team.home("svc") / "serve-logs"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runway",
-            "serve",
-            MODEL,
-            "--port",
-            str(port),
-            "--log-dir",
-            str(logs),
-        ],
-        cwd=team.home("svc"),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ready", proc, timeout=240)
-        answer = requests.post(
-            f"http://127.0.0.1:{port}/invocations",
-            json={"dataframe_records": rows.head(3).to_dict(orient="records")},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
-        assert len(answer.json()["predictions"]) == 3
-        assert list(logs.glob("backend-*.log"))  # its backend, on a Unix socket
-    finally:
-        stop_process_group(proc)
+    assert len(_serve_and_predict(team, rows.head(3), logs)) == 3
+    assert list(logs.glob("backend-*.log"))  # its backend, on a Unix socket
     # Batch and served rows in the one prediction log, the team database's.
     logged = read_predictions(MODEL, team.members["svc"]["RUNWAY_PREDICTION_LOG"])
     assert len(logged) == 43, logged.tail()
     # Read-only: the same account may not change the registry.
     archived = team.runway("svc", "registry", "promote", MODEL, "2", "--to", "Archived")
     assert archived.returncode == 14, archived.stderr
+
+
+def _serve_and_predict(team: Team, rows: pd.DataFrame, logs: Path) -> list:
+    """`runway serve MODEL` as the service account: the Production version's predictions."""
+    port = free_port()
+    command = ["serve", MODEL, "--port", str(port), "--workers", "1", "--log-dir", str(logs)]
+    out = open(team.home("svc") / "serve.out", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runway", *command],
+        cwd=team.home("svc"),
+        env={**team.env, **team.members["svc"]},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        try:
+            wait_http(f"http://127.0.0.1:{port}/ready", proc, timeout=240)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\n{out.name}:\n{Path(out.name).read_text()[-3000:]}"
+            ) from None
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_records": rows.to_dict(orient="records")},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["predictions"]
+    finally:
+        stop_process_group(proc)
+        out.close()
 
 
 def _production(team: Team, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -616,7 +621,7 @@ def test_the_database_uri_instead_of_the_server_names_the_real_cause(team):
     assert "mlflow-artifacts" in line and "http" in line and "contract.json" not in line
 
 
-def test_team_down_leaves_nothing_running_and_up_brings_the_artifacts_back(team):
+def test_team_down_leaves_nothing_running_and_up_finds_the_artifacts(team):
     run_dir = Path(team.env["RUNWAY_TEAM_DIR"]) / "run"
     pids = [int(p.read_text()) for p in run_dir.glob("*.pid")]
     trees = {pid for root in pids for pid in tree(root)}
@@ -634,11 +639,52 @@ def test_team_down_leaves_nothing_running_and_up_brings_the_artifacts_back(team)
 
     up = _make(team.env, "team-up", team.root)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "saved objects restored" in up.stdout
+    assert "artifacts in " in up.stdout
     rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
     rows.to_csv(team.home("svc") / "again.csv", index=False)
     scored = team.runway("svc", "score", MODEL, "--input", "again.csv", "--output", "again.parquet")
-    assert scored.returncode == 0, scored.stderr  # the model's files came back with the bucket
+    assert scored.returncode == 0, scored.stderr  # the model's files are still on disk
+
+
+def test_a_version_registered_before_the_whole_stack_is_killed_still_serves(team, monkeypatch):
+    """A crash (kill -9 of every process of the stack) loses no artifact PostgreSQL points at."""
+    trained = team.runway("carol", "train", "spec.yaml", "--register")
+    assert trained.returncode == 0, trained.stderr
+    version = trained.stdout.split(f"registered {MODEL} version ")[1].split()[0]
+    for stage in ("Staging", "Production"):
+        moved = team.runway("alice", "registry", "promote", MODEL, version, "--to", stage)
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+
+    roots = [int(p.read_text()) for p in (Path(team.env["RUNWAY_TEAM_DIR"]) / "run").glob("*.pid")]
+    assert len(roots) == 3
+    killed = _kill_9(roots)
+    assert len(killed) > 3
+    # Gone and reaped, as after a reboot: PostgreSQL takes a zombie for a live postmaster.
+    _wait_for("the stack's processes to go", lambda: not [p for p in killed if _exists(p)], 60)
+
+    up = _make(team.env, "team-up", team.root)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert _production(team, monkeypatch) == version
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(3)
+    assert len(_serve_and_predict(team, rows, team.home("svc") / "crash-logs")) == 3
+
+
+def _kill_9(roots: list[int]) -> set[int]:
+    """SIGKILL the process trees of ``roots`` (stopped first, so none forks in between)."""
+    frozen: set[int] = set()
+    while found := {pid for root in roots for pid in tree(root)} - frozen:
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        frozen |= found
+    for pid in frozen:  # no handler runs: nothing is saved, flushed or shut down
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return frozen
+
+
+def _exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
 
 
 def _alive(pid: int) -> bool:

@@ -30,13 +30,14 @@ class TeamSettings(BaseSettings):
     s3_endpoint: str = Field(
         default="",
         description=(
-            "An S3-compatible endpoint to use instead of starting moto (MinIO, AWS: "
-            "https://s3.<region>.amazonaws.com); credentials from boto3's usual chain."
+            "An S3-compatible endpoint (MinIO, AWS: https://s3.<region>.amazonaws.com) for "
+            "the server's artifacts and data files, instead of <dir>/artifacts and moto; "
+            "credentials from boto3's usual chain."
         ),
     )
     bucket: str = Field(
         default="runway-artifacts",
-        description="The bucket holding the server's artifacts (created when missing).",
+        description="The artifact bucket on the S3 endpoint (created when missing).",
     )
     auth: bool = Field(
         default=True,

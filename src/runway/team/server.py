@@ -1,9 +1,9 @@
-"""The shared ``mlflow server``: PostgreSQL for runs and the registry, S3 for artifacts.
+"""The shared ``mlflow server``: PostgreSQL for runs and the registry, a folder or S3 for artifacts.
 
 Lean by design: one uvicorn worker and MLflow's job runner off is 2 processes
 (~0.5 GB) where the defaults start 13 (~3 GB) and lost workers under load.
 Artifacts go through the server (``--serve-artifacts``), so members need no
-S3 credentials. With ``--app-name basic-auth`` users need a password, nobody
+storage credentials. With ``--app-name basic-auth`` users need a password, nobody
 has a permission until granted one (``default_permission = NO_PERMISSIONS``),
 and the admin is created on the first start from the stack's secrets.
 """

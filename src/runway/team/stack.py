@@ -2,8 +2,10 @@
 
 Three services, each in its own session under ``RUNWAY_TEAM_DIR`` (``.team/``):
 PostgreSQL (tracking and registry, the auth database, Optuna studies, the
-prediction log), moto's S3 server (or ``RUNWAY_TEAM_S3_ENDPOINT``) with the
-artifact bucket, and a lean ``mlflow server`` with basic-auth in front of both.
+prediction log), moto's S3 server for ``s3://`` data files (none with
+``RUNWAY_TEAM_S3_ENDPOINT``), and a lean ``mlflow server`` with basic-auth that
+writes artifacts to ``<dir>/artifacts`` (or to the endpoint's bucket): on disk
+as soon as logged, so a crash loses none that PostgreSQL points at.
 Ports: ``RUNWAY_TEAM_PORT_BASE`` for PostgreSQL, +1 for S3, +2 for MLflow.
 ``up`` is idempotent (what runs is kept); ``down`` stops everything and checks
 that nothing is left. Secrets (database and admin passwords, the server's
@@ -116,15 +118,12 @@ class Stack:
         """The MLflow server's URL (what members set as MLFLOW_TRACKING_URI)."""
         return f"http://{self.host}:{self.ports['mlflow']}"
 
-    def s3_env(self) -> dict[str, str]:
-        """What reaches the artifact store (moto's credentials, or the environment's)."""
+    @property
+    def artifacts(self) -> str:
+        """Where the server writes artifacts: the endpoint's bucket, else a folder of ours."""
         if self.external_s3:
-            return {"MLFLOW_S3_ENDPOINT_URL": self.external_s3}
-        return objectstore.moto_env(self.s3_endpoint)
-
-    def s3_client(self) -> Any:
-        """A boto3 client on the artifact store."""
-        return objectstore.client(self.s3_endpoint, moto=not self.external_s3)
+            return f"s3://{self.settings.bucket}/mlflow"
+        return str(self.dir / "artifacts")
 
     # --- up -----------------------------------------------------------------------------
 
@@ -173,7 +172,7 @@ class Stack:
 
     def _up_s3(self) -> str:
         if self.external_s3:
-            made = objectstore.ensure_bucket(self.s3_client(), self.settings.bucket)
+            made = objectstore.ensure_bucket(self.external_s3, self.settings.bucket)
             return f"s3        {self.external_s3} bucket {self.settings.bucket}" + (
                 " (created)" if made else ""
             )
@@ -187,13 +186,7 @@ class Stack:
                 self.settings.start_timeout,
             )
             note = f"moto ready in {ready:.1f}s"
-        s3 = self.s3_client()
-        if objectstore.ensure_bucket(s3, self.settings.bucket):
-            restored = objectstore.restore(s3, self.settings.bucket, self.dir / "s3")
-            note += f"; bucket {self.settings.bucket} created" + (
-                f", {restored} saved objects restored" if restored else ""
-            )
-        return f"s3        {self.s3_endpoint} {note}"
+        return f"s3        {self.s3_endpoint} {note} (s3:// data files, in memory)"
 
     def _up_mlflow(self) -> str:
         if self._free_or_ours("mlflow"):
@@ -209,15 +202,18 @@ class Stack:
                 self.secrets["admin_password"],
             )
         extra = {
-            **self.s3_env(),
             "PGPASSFILE": str(self._pgpass()),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secrets["flask_secret"],
         }
+        if self.external_s3:
+            extra["MLFLOW_S3_ENDPOINT_URL"] = self.external_s3
+        else:
+            _adopt_saved_bucket(self.dir)
         command = server.command(
             self.host,
             self.ports["mlflow"],
             self.pg_url("mlflow", password=False),
-            f"s3://{self.settings.bucket}/mlflow",
+            self.artifacts,
             self.settings.auth,
         )
         env = server.environment(os.environ, extra, auth_config)
@@ -230,7 +226,7 @@ class Stack:
             self.settings.start_timeout,
         )
         auth = "basic-auth, admin user 'admin'" if self.settings.auth else "no authentication"
-        return f"mlflow    {self.url} ready in {ready:.1f}s ({auth})"
+        return f"mlflow    {self.url} ready in {ready:.1f}s ({auth}; artifacts in {self.artifacts})"
 
     def _pgpass(self) -> Path:
         """The database password for libpq (0600), so no password shows in `ps`."""
@@ -261,11 +257,7 @@ class Stack:
             "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
         }
         if not self.external_s3:  # data files on the stack's S3 (runway score s3://...)
-            variables |= {
-                **objectstore.moto_env(self.s3_endpoint),
-                "AWS_ENDPOINT_URL": self.s3_endpoint,
-            }
-            variables.pop("MLFLOW_S3_ENDPOINT_URL")
+            variables |= objectstore.moto_env(self.s3_endpoint)
         return variables
 
     def admin(self) -> Any:
@@ -288,13 +280,10 @@ class Stack:
     # --- down, status ----------------------------------------------------------------
 
     def down(self, *, purge: bool = False) -> list[str]:
-        """Stop every service (saving moto's bucket first) and check that nothing is left."""
+        """Stop every service and check that nothing is left."""
         started = time.monotonic()
         lines = []
         for service in reversed(SERVICES):
-            if service == "s3" and self.pid("s3") is not None:
-                saved = objectstore.save(self.s3_client(), self.settings.bucket, self.dir / "s3")
-                lines.append(f"s3        saved {saved} objects to {self.dir / 's3'}")
             count = procs.stop(self.pidfile(service), _STOP_SIGNAL[service], _COMMAND[service])
             lines.append(
                 f"{service:<9} {'stopped ' + str(count) + ' processes' if count else 'not running'}"
@@ -340,6 +329,14 @@ class Stack:
                 f"pid {pid or '-'}  {len(members)} processes  {memory:.0f} MiB"
             )
         return lines, healthy
+
+
+def _adopt_saved_bucket(folder: Path) -> None:
+    """Artifacts an older stack saved from moto's memory at ``team down`` become the folder's."""
+    saved = folder / "s3" / "mlflow"  # s3://<bucket>/mlflow/<experiment>/... as files
+    if saved.is_dir() and not (folder / "artifacts").exists():
+        saved.rename(folder / "artifacts")
+        log.info("moved the artifacts saved from moto (%s) to %s", saved, folder / "artifacts")
 
 
 def _wait(ready: Any, timeout: float) -> float | None:
