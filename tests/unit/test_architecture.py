@@ -129,3 +129,18 @@ def test_the_endpoint_process_imports_neither_mlflow_nor_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_monitor_imports_neither_optuna_nor_scikit_learn():
+    """A window that only reports needs neither the sweep (Optuna) nor scikit-learn: retraining
+    and the live metric import them when they run (scipy.stats too, for a chi-square)."""
+    import subprocess
+    import sys
+
+    heavy = {"optuna", "sklearn", "skl2onnx", "scipy.stats"}
+    probe = (
+        "import sys, runway.cli.monitor, runway.monitoring.monitor; "
+        f"print(sorted({heavy!r} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
