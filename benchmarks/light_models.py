@@ -75,7 +75,7 @@ def _spec(root: Path, estimator: str, model: str) -> dict[str, Any]:
 
 def _setup(root: Path, estimator: str) -> dict[str, str]:
     """Two registered models from the same spec: one served as is, one as its promoted twin."""
-    from runway.jobs.lighten import lighten
+    from runway.jobs.onnx import lighten
     from runway.jobs.promote import promote
 
     base = estimator.lower().replace("classifier", "")

@@ -20,7 +20,7 @@ import yaml
 from runway.cli import main
 from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import spec_from_dict
-from runway.jobs.lighten import lighten
+from runway.jobs.onnx import lighten
 from runway.store import models, registry, trust
 from tests.conftest import EXPERIMENTS
 from tests.helpers import ship

@@ -17,8 +17,8 @@ from runway.cli import main
 from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import spec_from_dict
 from runway.errors import ExitCode, LightenRefused, UntrustedModel
-from runway.jobs.lighten import lighten
-from runway.store import models, registry, trust, twin
+from runway.jobs.onnx import lighten
+from runway.store import models, onnx_models, registry, trust
 from runway.store.tracking import client
 from tests.conftest import EXPERIMENTS
 from tests.helpers import ship
@@ -49,8 +49,11 @@ def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, t
     assert result.report.ok and result.report.rows_checked > 600
     twin_v = registry.get_version("churn-classifier", result.twin.version)
     tags = twin_v.tags
-    assert tags[twin.SOURCE_TAG] == version and tags[twin.KIND_TAG] == twin.TWIN_KIND
-    assert tags[twin.SHA_TAG] == result.onnx_sha256
+    assert (
+        tags[onnx_models.SOURCE_TAG] == version
+        and tags[onnx_models.KIND_TAG] == onnx_models.TWIN_KIND
+    )
+    assert tags[onnx_models.SHA_TAG] == result.onnx_sha256
     assert float(tags["runway.parity.max_abs_diff"]) <= float(tags["runway.parity.tolerance"])
     assert (
         twin_v.stage == "None"
@@ -74,7 +77,7 @@ def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, t
     )
     parity = json.loads(
         Path(
-            client().download_artifacts(result.run_id, twin.PARITY_ARTIFACT, str(tmp_path))
+            client().download_artifacts(result.run_id, onnx_models.PARITY_ARTIFACT, str(tmp_path))
         ).read_text()
     )
     assert parity["ok"] and {f["name"] for f in parity["frames"]} == {"holdout", "edge"}
@@ -180,7 +183,7 @@ def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_cs
     out = capsys.readouterr().out
     assert "registered churn-classifier version 1" in out
     assert "the ONNX twin of v1" in out
-    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+    assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
 
 def write_policy(root: Path, **lighten_section: bool) -> None:
@@ -204,7 +207,7 @@ def test_a_policy_with_lighten_on_register_makes_the_twin_of_each_new_version(
     assert main(["train", str(spec), "--register"]) == 0
     out = capsys.readouterr().out
     assert "lighten.on_register" in out and "the ONNX twin of v1" in out
-    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+    assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
     write_policy(tmp_path, on_register=False)  # the default: nothing more than asked
     assert main(["train", str(spec), "--register"]) == 0

@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.run_id)
     if args.register:
-        from runway.cli.light import after_register
+        from runway.cli.onnx import after_register
 
         return after_register(version.name, version.version, args.lighten)
     return 0
@@ -78,7 +78,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.parent_run_id)
-    from runway.cli.light import after_register
+    from runway.cli.onnx import after_register
 
     after_register(version.name, version.version, args.lighten)
     if args.promote_to:

@@ -20,7 +20,7 @@ from runway.core.governance.trust import TWIN_ONNX, TWIN_RECORD
 from runway.core.onnx import edge_predict
 from runway.errors import UsageError
 from runway.settings import Settings, get_settings
-from runway.store import registry, tracking, trust, twin
+from runway.store import onnx_models, registry, tracking, trust
 from runway.store.registry import VersionInfo
 
 README = """# Edge bundle: {model} v{version}
@@ -56,12 +56,13 @@ class ExportResult:
 
 def twin_of(model: str, mv: VersionInfo) -> VersionInfo:
     """``mv`` if it is a twin, else its newest twin; refuses when it has none."""
-    if mv.tags.get(twin.KIND_TAG) == twin.TWIN_KIND:
+    if mv.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND:
         return mv
     twins = [
         v
         for v in registry.versions(model)
-        if v.tags.get(twin.KIND_TAG) == twin.TWIN_KIND and v.tags.get(twin.SOURCE_TAG) == mv.version
+        if v.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND
+        and v.tags.get(onnx_models.SOURCE_TAG) == mv.version
     ]
     if not twins:
         raise UsageError(

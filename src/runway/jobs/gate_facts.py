@@ -24,9 +24,9 @@ from runway.core.training.data import Split, load_dataset, prepare
 from runway.core.training.evaluate import holdout_metrics
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
-from runway.jobs.lighten import load_for_scoring
+from runway.jobs.onnx import load_for_scoring
 from runway.settings import Settings
-from runway.store import models, trust, twin
+from runway.store import models, onnx_models, trust
 from runway.store.registry import Stage, VersionInfo, get_version, run_author
 from runway.store.tracking import download_artifact
 
@@ -103,8 +103,8 @@ def _twin_note(
     settings: Settings,
 ) -> str:
     """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
-    source = candidate.tags.get(twin.SOURCE_TAG)
-    if candidate.tags.get(twin.KIND_TAG) != twin.TWIN_KIND or not source:
+    source = candidate.tags.get(onnx_models.SOURCE_TAG)
+    if candidate.tags.get(onnx_models.KIND_TAG) != onnx_models.TWIN_KIND or not source:
         return ""
     try:
         mv = get_version(candidate.name, source)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from runway.core.governance.policy import PromotionPolicy, policy_path, read_policy
 from runway.errors import LightenRefused, SpecError
-from runway.jobs.lighten import LightenResult, lighten
+from runway.jobs.onnx import LightenResult, lighten
 from runway.jobs.sweep import SweepResult
 from runway.jobs.train import TrainResult
 from runway.settings import Settings, get_settings

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from runway.cli.common import store
 
 if TYPE_CHECKING:
-    from runway.jobs.lighten import LightenResult
+    from runway.jobs.onnx import LightenResult
 
 
 def _lighten(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def _lighten(args: argparse.Namespace) -> int:
 
 def lighten_and_print(model: str, version: str) -> int:
     """``runway lighten`` (also ``train --register --lighten`` and ``sweep --lighten``)."""
-    from runway.jobs.lighten import lighten
+    from runway.jobs.onnx import lighten
 
     print_twin(lighten(model, version, settings=store()))
     return 0
