@@ -53,7 +53,7 @@ def test_the_bundle_predicts_like_the_registered_version_with_onnxruntime_alone(
     made = lighten("churn-classifier", source, settings)
     out = tmp_path / "bundle"
     assert (
-        main(["export", "churn-classifier", "--out", str(out)]) == 0
+        main(["onnx", "export", "churn-classifier", "--out", str(out)]) == 0
     )  # the twin of the Production version
 
     freeze = subprocess.run(

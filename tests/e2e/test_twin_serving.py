@@ -66,7 +66,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         assert done.returncode == 0, done.stdout + done.stderr
         return done
 
-    runway("lighten", MODEL, version)
+    runway("onnx", "convert", MODEL, version)
     runway("registry", "promote", MODEL, "2", "--to", "Staging")
     runway("registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice")
     frame = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])

@@ -112,7 +112,7 @@ def test_knn_is_refused_with_a_report_naming_the_estimator_and_worst_rows(
     tmp_path, churn_csv, capsys
 ):
     _, version, _ = ship(tmp_path, churn_spec("KNeighborsClassifier"), production=False)
-    code = main(["lighten", "churn-classifier", version])
+    code = main(["onnx", "convert", "churn-classifier", version])
     err = capsys.readouterr().err
     assert code == ExitCode.REGISTRY
     assert (
@@ -186,14 +186,14 @@ def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_cs
     assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
 
-def write_policy(root: Path, **lighten_section: bool) -> None:
-    """A permissive churn-classifier policy whose ``lighten`` section is ``lighten_section``."""
+def write_policy(root: Path, key: str = "onnx", **onnx_section: bool) -> None:
+    """A permissive churn-classifier policy whose ``onnx`` section (or ``key``) is ``onnx_section``."""
     (root / "registry").mkdir(exist_ok=True)
     policy = {
         "model": "churn-classifier",
         "staging": {"max_latency_ms": 60_000},
         "production": {"reviewers": ["ci"], "four_eyes": False},
-        "lighten": lighten_section,
+        key: onnx_section,
     }
     (root / "registry" / "churn-classifier.yaml").write_text(yaml.safe_dump(policy))
 
@@ -240,3 +240,17 @@ def test_retrain_makes_the_twin_when_the_policy_asks(tmp_path, churn_csv):
     made = result.twin.twin
     assert made.source.version == result.version == "2" and made.twin.version == "3"
     assert registry.get_version("churn-classifier", "3").stage == "None"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["lighten", "churn-classifier", "7"], "`runway onnx convert`"),
+        (["export", "churn-classifier", "--version", "7", "--out", "b"], "`runway onnx export`"),
+    ],
+)
+def test_the_old_command_names_still_run_with_a_note(old, new, capsys):
+    code = main(old)
+    err = capsys.readouterr().err
+    assert f"`runway {old[0]}` is now {new}" in err
+    assert code == ExitCode.REGISTRY and "churn-classifier" in err  # it ran: no such version

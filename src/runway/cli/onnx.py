@@ -1,10 +1,14 @@
-"""``runway lighten`` and ``runway export``: the ONNX twin of a version, and its edge bundle."""
+"""``runway onnx convert`` and ``runway onnx export``: a version as ONNX, and its edge bundle.
+
+``runway lighten`` and ``runway export``, the names before, still work, with a note.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from runway.cli.common import store
 
@@ -12,7 +16,7 @@ if TYPE_CHECKING:
     from runway.jobs.onnx import LightenResult
 
 
-def _lighten(args: argparse.Namespace) -> int:
+def _convert(args: argparse.Namespace) -> int:
     return lighten_and_print(args.model, args.version)
 
 
@@ -76,21 +80,68 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register ``lighten`` and ``export``."""
-    p = sub.add_parser(
-        "lighten",
-        help="convert a version to ONNX, check it scores the same, register the twin",
+class DeprecatedFlag(argparse.Action):
+    """An old spelling of a flag: sets the new one's destination, with a one-line note."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any):
+        self.new = new
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+        print(f"note: {option} is now {self.new}; the old spelling still works", file=sys.stderr)
+        setattr(namespace, self.dest, True)
+
+
+def add_onnx_flag(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--onnx`` (and the deprecated ``--lighten``) on ``train`` and ``sweep``."""
+    p.add_argument("--onnx", action="store_true", help=help_text)
+    p.add_argument(
+        "--lighten", action=DeprecatedFlag, dest="onnx", new="--onnx", help=argparse.SUPPRESS
     )
+
+
+def _deprecated(old: str, new: str, func: Callable[[argparse.Namespace], int]) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        print(
+            f"note: `runway {old}` is now `runway {new}`; the old name still works", file=sys.stderr
+        )
+        return func(args)
+
+    return run
+
+
+def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registered model name")
     p.add_argument("version", help="the version to convert")
-    p.set_defaults(func=_lighten)
 
-    p = sub.add_parser(
-        "export", help="write an edge bundle (model.onnx, contract, predict.py) of a twin"
-    )
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registered model name")
-    p.add_argument("--version", help="a version (a twin, or a version that has one)")
+    p.add_argument("--version", help="a version (an ONNX one, or a version that has one)")
     p.add_argument("--stage", default="Production", help="else the version in this stage")
     p.add_argument("--out", required=True, help="the bundle's directory (created)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``onnx convert`` and ``onnx export`` (and the old ``lighten`` and ``export``)."""
+    group = sub.add_parser("onnx", help="a version as ONNX: convert it, export its edge bundle")
+    onnx_sub = group.add_subparsers(dest="onnx_command", required=True, metavar="COMMAND")
+    p = onnx_sub.add_parser(
+        "convert",
+        help="convert a version to ONNX, check it scores the same, register it as a new version",
+    )
+    _convert_args(p)
+    p.set_defaults(func=_convert)
+    p = onnx_sub.add_parser(
+        "export", help="write an edge bundle (model.onnx, contract, predict.py) of an ONNX version"
+    )
+    _export_args(p)
     p.set_defaults(func=_export)
+
+    # The names before `runway onnx` (no help: they stay out of the command list).
+    p = sub.add_parser("lighten")
+    _convert_args(p)
+    p.set_defaults(func=_deprecated("lighten", "onnx convert", _convert))
+    p = sub.add_parser("export")
+    _export_args(p)
+    p.set_defaults(func=_deprecated("export", "onnx export", _export))
