@@ -147,7 +147,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
-	$(BIN)/python benchmarks/light_models.py
+	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)

@@ -1,6 +1,6 @@
 """The edge bundle on a "device": a fresh venv holding only numpy and onnxruntime.
 
-`runway export` writes the bundle of a registered twin; its predict.py, run by
+`runway onnx export` writes the bundle of a registered twin; its predict.py, run by
 the fresh venv's Python (no MLflow, scikit-learn, pandas or runway there), must
 print the registered version's predictions for the same rows, from CSV and JSON.
 """

@@ -1,4 +1,4 @@
-"""``runway lighten`` and ``runway export`` against a real (SQLite) store."""
+"""``runway onnx convert`` and ``runway onnx export`` against a real (SQLite) store."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_the_twin_climbs_the_gates_like_any_candidate(shipped, capsys):
     code = main(["registry", "promote", "churn-classifier", result.twin.version, "--to", "Staging"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"ONNX twin of v{version}: single-row latency" in out
+    assert f"ONNX version of v{version}: single-row latency" in out
     assert registry.get_version("churn-classifier", result.twin.version).stage == "Staging"
 
 
@@ -172,7 +172,7 @@ def test_export_refuses_a_version_without_a_twin(shipped, tmp_path, capsys):
     _, version, _ = shipped
     code = main(["export", "churn-classifier", "--version", version, "--out", str(tmp_path / "b")])
     assert code == ExitCode.USAGE
-    assert "runway lighten churn-classifier" in capsys.readouterr().err
+    assert "runway onnx convert churn-classifier" in capsys.readouterr().err
 
 
 def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_csv, capsys):
@@ -182,7 +182,7 @@ def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_cs
     assert main(["train", str(spec), "--register", "--lighten"]) == 0
     out = capsys.readouterr().out
     assert "registered churn-classifier version 1" in out
-    assert "the ONNX twin of v1" in out
+    assert "the ONNX version of v1" in out
     assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
 
@@ -206,7 +206,7 @@ def test_a_policy_with_lighten_on_register_makes_the_twin_of_each_new_version(
     write_policy(tmp_path, on_register=True)
     assert main(["train", str(spec), "--register"]) == 0
     out = capsys.readouterr().out
-    assert "lighten.on_register" in out and "the ONNX twin of v1" in out
+    assert "onnx.on_register" in out and "the ONNX version of v1" in out
     assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
     write_policy(tmp_path, on_register=False)  # the default: nothing more than asked
@@ -220,12 +220,14 @@ def test_a_version_without_a_twin_warns_unless_the_policy_requires_one(tmp_path,
     write_policy(tmp_path, on_register=True)
     assert main(["train", str(spec), "--register"]) == 0
     err = capsys.readouterr().err
-    assert "warning: churn-classifier v1 has no ONNX twin" in err and "KNeighborsClassifier" in err
+    assert (
+        "warning: churn-classifier v1 has no ONNX version" in err and "KNeighborsClassifier" in err
+    )
 
     write_policy(tmp_path, on_register=True, required=True)
     assert main(["train", str(spec), "--register"]) == ExitCode.REGISTRY
     err = capsys.readouterr().err
-    assert "churn-classifier v2 stays registered" in err and "lighten.required" in err
+    assert "churn-classifier v2 stays registered" in err and "onnx.required" in err
     assert [v.version for v in registry.versions("churn-classifier")] == ["1", "2"]
 
 

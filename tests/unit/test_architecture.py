@@ -83,7 +83,7 @@ def test_core_is_four_rooms_and_the_room_contract_names_every_core_module():
 
 CORE_WITHOUT_ONNX = """
 import importlib, pkgutil, sys
-sys.modules["onnx"] = None  # a base install: the lighten extra is absent
+sys.modules["onnx"] = None  # a base install: the onnx extra is absent
 sys.modules["skl2onnx"] = None
 import runway.core
 needs_extra = {"runway.core.onnx.graph", "runway.core.onnx.convert"}

@@ -21,7 +21,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def lighten_and_print(model: str, version: str) -> int:
-    """``runway lighten`` (also ``train --register --lighten`` and ``sweep --lighten``)."""
+    """``runway onnx convert`` (also ``train --register --onnx`` and ``sweep --onnx``)."""
     from runway.jobs.onnx import lighten
 
     print_twin(lighten(model, version, settings=store()))
@@ -29,18 +29,18 @@ def lighten_and_print(model: str, version: str) -> int:
 
 
 def after_register(model: str, version: str, asked: bool) -> int:
-    """``--lighten`` given, or the policy's ``lighten.on_register``: the new version's twin."""
+    """``--onnx`` given, or the policy's ``onnx.on_register``: the new version as ONNX."""
     if asked:
         return lighten_and_print(model, version)
     from runway.jobs.register import lighten_if_asked
 
     done = lighten_if_asked(model, version, store())
     if done is not None and done.twin is not None:
-        print("the policy asks for an ONNX twin of each new version (lighten.on_register):")
+        print("the policy asks for an ONNX version of each new version (onnx.on_register):")
         print_twin(done.twin)
     elif done is not None and done.refused is not None:
         print(
-            f"warning: {model} v{version} has no ONNX twin (the policy asks for one; it does not "
+            f"warning: {model} v{version} has no ONNX version (the policy asks for one; it does not "
             f"require one):\n{done.refused}",
             file=sys.stderr,
         )
@@ -51,7 +51,7 @@ def print_twin(result: LightenResult) -> None:
     """The parity report and the registered twin, with the next step."""
     print(result.report.render())
     print(
-        f"registered {result.twin.name} v{result.twin.version} (stage None): the ONNX twin of "
+        f"registered {result.twin.name} v{result.twin.version} (stage None): the ONNX version of "
         f"v{result.source.version}, {result.onnx_bytes / 1024:.0f} KB, sha256 "
         f"{result.onnx_sha256[:16]}..., run {result.run_id}"
     )
@@ -71,7 +71,7 @@ def _export(args: argparse.Namespace) -> int:
         settings=store(),
     )
     print(
-        f"wrote the edge bundle of {args.model} v{result.version} (ONNX twin of "
+        f"wrote the edge bundle of {args.model} v{result.version} (ONNX version of "
         f"v{result.source_version}) to {result.out}:"
     )
     for name in result.files:

@@ -1,4 +1,4 @@
-"""``runway export``: an edge bundle of a version's ONNX twin.
+"""``runway onnx export``: an edge bundle of a version converted to ONNX.
 
 The bundle runs on a device with Python, numpy and onnxruntime only (no MLflow,
 scikit-learn or pandas): ``model.onnx`` (the registered twin, checked by
@@ -25,7 +25,7 @@ from runway.store.registry import VersionInfo
 
 README = """# Edge bundle: {model} v{version}
 
-The ONNX twin of {model} v{source} (runway lighten), checked equal to it on
+The ONNX version of {model} v{source} (runway onnx convert), checked equal to it on
 {rows} rows (max |difference| {diff}, tolerance {tolerance}). SHA-256 of
 model.onnx: {sha}.
 
@@ -66,7 +66,7 @@ def twin_of(model: str, mv: VersionInfo) -> VersionInfo:
     ]
     if not twins:
         raise UsageError(
-            f"{model} v{mv.version} has no ONNX twin; make one with `runway lighten {model} "
+            f"{model} v{mv.version} has no ONNX version; make one with `runway onnx convert {model} "
             f"{mv.version}` (or export a twin version with --version)"
         )
     return twins[-1]

@@ -102,7 +102,7 @@ def _twin_note(
     tmp: Path,
     settings: Settings,
 ) -> str:
-    """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
+    """For an ONNX version: its source version's latency beside its own (what converting bought)."""
     source = candidate.tags.get(onnx_models.SOURCE_TAG)
     if candidate.tags.get(onnx_models.KIND_TAG) != onnx_models.TWIN_KIND or not source:
         return ""
@@ -110,10 +110,10 @@ def _twin_note(
         mv = get_version(candidate.name, source)
         source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X, threads)
     except (RunwayError, OSError) as exc:
-        return f"; ONNX twin of v{source} (its latency not measured: {exc})"
+        return f"; ONNX version of v{source} (its latency not measured: {exc})"
     mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
     return (
-        f"; ONNX twin of v{source}: single-row latency {mine} (twin) vs "
+        f"; ONNX version of v{source}: single-row latency {mine} (ONNX) vs "
         f"{source_ms:.2f} ms (v{source})"
     )
 
@@ -161,7 +161,7 @@ def _facts(
     scores: dict[str, float] = {}
     latency = error = None
     try:
-        model = load_for_scoring(local)  # the pipeline, or an ONNX twin
+        model = load_for_scoring(local)  # the pipeline, or an ONNX version
         X, y = split.X_holdout, split.y_holdout
         measured = holdout_metrics(spec, model, X, y, metrics, pos_label=split.pos_label)
         scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}

@@ -1,4 +1,4 @@
-"""``runway lighten``: an ONNX twin of a version, checked equal, registered as a candidate.
+"""``runway onnx convert``: a version converted to ONNX, checked equal, registered as a candidate.
 
 The version is fetched and checked (:func:`runway.store.trust.fetch_verified`),
 its pipeline converted (:func:`runway.core.onnx.convert.to_onnx`), and the twin
@@ -106,7 +106,7 @@ def load_for_scoring(local: Path) -> Any:
 
 
 def lighten(model: str, version: str, settings: Settings | None = None) -> LightenResult:
-    """Convert, check and register the ONNX twin of ``model`` v``version``.
+    """Convert, check and register the ONNX version of ``model`` v``version``.
 
     Raises:
         LightenRefused: no twin that scores like the version (the report says why).
@@ -115,10 +115,10 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
     settings = settings or get_settings()
     source = registry.get_version(model, version)
     if source.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND:
-        raise LightenRefused(f"{model} v{version} is an ONNX twin already")
+        raise LightenRefused(f"{model} v{version} is an ONNX version already")
     if not source.run_id:
         raise LightenRefused(f"{model} v{version} names no source run (no spec, no holdout)")
-    with tempfile.TemporaryDirectory(prefix="runway-lighten-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="runway-onnx-") as tmp:
         folder = Path(tmp)
         spec_file = tracking.download_artifact(source.run_id, SPEC_ARTIFACT, folder / "spec")
         spec = load_spec(spec_file)
@@ -130,7 +130,7 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
         label = f"{model} v{version} ({report.estimator})"
         if not report.ok:
             raise LightenRefused(
-                f"{label}: the ONNX twin does not score like the version; nothing registered\n"
+                f"{label}: the ONNX version does not score like the version; nothing registered\n"
                 + report.render()
             )
         sha = sha256_file(onnx_file)
@@ -144,10 +144,10 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
         model,
         uri,
         tags=_version_tags(source, report, sha),
-        description=f"ONNX twin of v{version} (runway lighten, run {run_id}).",
+        description=f"ONNX version of v{version} (runway onnx convert, run {run_id}).",
     )
     tracking.set_run_tag(source.run_id, onnx_models.TWIN_RUN_TAG, f"v{registered.version}")
-    log.info("registered %s v%s: the ONNX twin of v%s", model, registered.version, version)
+    log.info("registered %s v%s: the ONNX version of v%s", model, registered.version, version)
     return LightenResult(source, registered, run_id, report, sha, size)
 
 
@@ -212,7 +212,7 @@ def _log_run(
     spec_file: Path,
     metrics: dict[str, float],
 ) -> tuple[str, str]:
-    """The lighten run: the source's spec, contract and profile, the parity report, the twin."""
+    """The conversion run: the source's spec, contract and profile, the parity report, the twin."""
     assert source.run_id is not None
     source_tags = tracking.run_tags(source.run_id)
     tags = {k: source_tags[k] for k in COPIED_RUN_TAGS if k in source_tags}

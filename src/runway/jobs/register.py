@@ -82,7 +82,7 @@ class PolicyLighten:
 def lighten_if_asked(
     model: str, version: str, settings: Settings | None = None
 ) -> PolicyLighten | None:
-    """Make a newly registered version's ONNX twin when its policy asks; None when it does not.
+    """Convert a newly registered version to ONNX when its policy asks; None when it does not.
 
     Registration has happened by then, so a refusal is returned rather than
     raised, unless the policy sets ``onnx.required``.
@@ -102,7 +102,7 @@ def lighten_if_asked(
                 f"{exc}\n{model} v{version} stays registered; its policy's onnx.required "
                 "makes a version without a twin a failure"
             ) from None
-        log.warning("%s v%s has no ONNX twin (the policy asks for one): %s", model, version, exc)
+        log.warning("%s v%s has no ONNX version (the policy asks for one): %s", model, version, exc)
         return PolicyLighten(refused=exc)
 
 

@@ -89,7 +89,7 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         )
     dst.mkdir(parents=True, exist_ok=True)
     local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
-    # an ONNX twin is checked against the graph hash recorded on the version at lighten time
+    # an ONNX version is checked against the graph hash recorded on the version when it was converted
     expected = (
         onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG)
         if onnx_models.is_twin_folder(local)

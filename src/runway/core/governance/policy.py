@@ -109,7 +109,7 @@ class OnnxPolicy(Strict):
     on_register: bool = Field(
         default=False,
         description="After `train --register`, `sweep` and `retrain` register a version, make its "
-        "ONNX twin (registered as the next version, stage None).",
+        "ONNX version (registered as the next version, stage None).",
     )
     required: bool = Field(
         default=False,
