@@ -48,7 +48,7 @@ WINDOW ?=
 LABELS ?=
 DATA ?=
 
-.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data allowlist lock clean lighten bundle team-up team-down team-env
+.PHONY: help install train sweep ui status promote rollback history serve score monitor retrain test browser bench lint format data allowlist lock clean onnx lighten bundle team-up team-down team-env
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +56,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,lighten,team]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,onnx,team]'
 	@touch $@
 
 install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
@@ -110,13 +110,17 @@ retrain: $(INSTALL) ## retrain MODEL='s Production spec on fresh data up to Stag
 	@test -n "$(MODEL)" || { echo "usage: make retrain MODEL=<name> [DATA=<file>] [LABELS=<file> KEY=<column> SINCE=<time> WINDOW=1d]" >&2; exit 2; }
 	$(BIN)/runway retrain "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(LABELS),--labels "$(LABELS)") $(foreach k,$(KEY),--key-column $(k)) $(if $(SINCE),--since "$(SINCE)") $(if $(WINDOW),--window "$(WINDOW)")
 
-lighten: $(INSTALL) ## ONNX twin of MODEL= VERSION=: converted, checked equal, registered (stage None)
-	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make lighten MODEL=<name> VERSION=<n>" >&2; exit 2; }
-	$(BIN)/runway lighten "$(MODEL)" "$(VERSION)"
+onnx: $(INSTALL) ## MODEL= VERSION= as ONNX: converted, checked equal, registered as the next version (stage None)
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make onnx MODEL=<name> VERSION=<n>" >&2; exit 2; }
+	$(BIN)/runway onnx convert "$(MODEL)" "$(VERSION)"
 
-bundle: $(INSTALL) ## edge bundle (ONNX, contract, predict.py) of MODEL= into OUT= [VERSION= | STAGE=]
+lighten: # the old name of `make onnx`
+	@echo "note: make lighten is now make onnx; the old name still works" >&2
+	@$(MAKE) --no-print-directory onnx
+
+bundle: $(INSTALL) ## edge bundle (model.onnx, contract, predict.py) of MODEL= into OUT= [VERSION= | STAGE=]
 	@test -n "$(MODEL)" -a -n "$(OUT)" || { echo "usage: make bundle MODEL=<name> OUT=<dir> [VERSION=<n> | STAGE=Production]" >&2; exit 2; }
-	$(BIN)/runway export "$(MODEL)" --out "$(OUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)"))
+	$(BIN)/runway onnx export "$(MODEL)" --out "$(OUT)" $(if $(VERSION),--version "$(VERSION)",$(if $(STAGE),--stage "$(STAGE)"))
 
 team-up: $(INSTALL) ## start the team stack on loopback: PostgreSQL, MLflow server with basic-auth (artifacts in .team/), S3 (moto) for data files (idempotent)
 	$(BIN)/runway team up
@@ -144,7 +148,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/backend_client.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
-	$(BIN)/python benchmarks/light_models.py
+	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)

@@ -13,7 +13,7 @@ code    class                       meaning
 4       :class:`TrackingError`      the MLflow store is misconfigured or unreachable
 5       :class:`SweepError`         a sweep cannot start or ended with no usable trial
 6       :class:`RegistryError`      a registry operation was refused (gates, reviewer, lock,
-                                    ``runway lighten`` without a faithful ONNX twin)
+                                    ``runway onnx convert`` without a faithful ONNX version)
 7       :class:`ScoringError`       batch scoring cannot start, or rejected too many rows
 8       :class:`ServeError`         the endpoint could not be started
 9       :class:`SpecError`          an experiment spec or a policy file is invalid
@@ -105,7 +105,7 @@ class RegistryError(RunwayError):
 
 
 class LightenRefused(RegistryError):
-    """``runway lighten``: no ONNX twin that scores like the version (a step or estimator
+    """``runway onnx convert``: no ONNX version that scores like the version (a step or estimator
     without one, or parity not met on the holdout or the edge cases); nothing was registered.
     """
 

@@ -1,6 +1,6 @@
 """The edge bundle on a "device": a fresh venv holding only numpy and onnxruntime.
 
-`runway export` writes the bundle of a registered twin; its predict.py, run by
+`runway onnx export` writes the bundle of a registered twin; its predict.py, run by
 the fresh venv's Python (no MLflow, scikit-learn, pandas or runway there), must
 print the registered version's predictions for the same rows, from CSV and JSON.
 """
@@ -20,7 +20,7 @@ import yaml
 from runway.cli import main
 from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import spec_from_dict
-from runway.jobs.lighten import lighten
+from runway.jobs.onnx import lighten
 from runway.store import models, registry, trust
 from tests.conftest import EXPERIMENTS
 from tests.helpers import ship
@@ -53,7 +53,7 @@ def test_the_bundle_predicts_like_the_registered_version_with_onnxruntime_alone(
     made = lighten("churn-classifier", source, settings)
     out = tmp_path / "bundle"
     assert (
-        main(["export", "churn-classifier", "--out", str(out)]) == 0
+        main(["onnx", "export", "churn-classifier", "--out", str(out)]) == 0
     )  # the twin of the Production version
 
     freeze = subprocess.run(

@@ -1,7 +1,7 @@
-"""The ONNX twin over real HTTP: `mlflow models serve` of it, and `runway serve` of it.
+"""The ONNX version over real HTTP: `mlflow models serve` of it, and `runway serve` of it.
 
 One store per module: churn (HistGradientBoosting) v1 trained and promoted,
-its twin v2 made by `runway lighten` and promoted through the same gates. The
+its twin v2 made by `runway onnx convert` and promoted through the same gates. The
 twin must answer every input format exactly as v1 answers in process, and its
 scoring server must not load scikit-learn.
 """
@@ -66,7 +66,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         assert done.returncode == 0, done.stdout + done.stderr
         return done
 
-    runway("lighten", MODEL, version)
+    runway("onnx", "convert", MODEL, version)
     runway("registry", "promote", MODEL, "2", "--to", "Staging")
     runway("registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice")
     frame = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])

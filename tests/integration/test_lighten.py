@@ -1,4 +1,4 @@
-"""``runway lighten`` and ``runway export`` against a real (SQLite) store."""
+"""``runway onnx convert`` and ``runway onnx export`` against a real (SQLite) store."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from runway.cli import main
 from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import spec_from_dict
 from runway.errors import ExitCode, LightenRefused, UntrustedModel
-from runway.jobs.lighten import lighten
-from runway.store import models, registry, trust, twin
+from runway.jobs.onnx import lighten
+from runway.store import models, onnx_models, registry, trust
 from runway.store.tracking import client
 from tests.conftest import EXPERIMENTS
 from tests.helpers import ship
@@ -49,8 +49,11 @@ def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, t
     assert result.report.ok and result.report.rows_checked > 600
     twin_v = registry.get_version("churn-classifier", result.twin.version)
     tags = twin_v.tags
-    assert tags[twin.SOURCE_TAG] == version and tags[twin.KIND_TAG] == twin.TWIN_KIND
-    assert tags[twin.SHA_TAG] == result.onnx_sha256
+    assert (
+        tags[onnx_models.SOURCE_TAG] == version
+        and tags[onnx_models.KIND_TAG] == onnx_models.TWIN_KIND
+    )
+    assert tags[onnx_models.SHA_TAG] == result.onnx_sha256
     assert float(tags["runway.parity.max_abs_diff"]) <= float(tags["runway.parity.tolerance"])
     assert (
         twin_v.stage == "None"
@@ -74,7 +77,7 @@ def test_lighten_registers_a_checked_twin_that_scores_like_its_source(shipped, t
     )
     parity = json.loads(
         Path(
-            client().download_artifacts(result.run_id, twin.PARITY_ARTIFACT, str(tmp_path))
+            client().download_artifacts(result.run_id, onnx_models.PARITY_ARTIFACT, str(tmp_path))
         ).read_text()
     )
     assert parity["ok"] and {f["name"] for f in parity["frames"]} == {"holdout", "edge"}
@@ -109,7 +112,7 @@ def test_knn_is_refused_with_a_report_naming_the_estimator_and_worst_rows(
     tmp_path, churn_csv, capsys
 ):
     _, version, _ = ship(tmp_path, churn_spec("KNeighborsClassifier"), production=False)
-    code = main(["lighten", "churn-classifier", version])
+    code = main(["onnx", "convert", "churn-classifier", version])
     err = capsys.readouterr().err
     assert code == ExitCode.REGISTRY
     assert (
@@ -132,7 +135,7 @@ def test_the_twin_climbs_the_gates_like_any_candidate(shipped, capsys):
     code = main(["registry", "promote", "churn-classifier", result.twin.version, "--to", "Staging"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"ONNX twin of v{version}: single-row latency" in out
+    assert f"ONNX version of v{version}: single-row latency" in out
     assert registry.get_version("churn-classifier", result.twin.version).stage == "Staging"
 
 
@@ -169,7 +172,7 @@ def test_export_refuses_a_version_without_a_twin(shipped, tmp_path, capsys):
     _, version, _ = shipped
     code = main(["export", "churn-classifier", "--version", version, "--out", str(tmp_path / "b")])
     assert code == ExitCode.USAGE
-    assert "runway lighten churn-classifier" in capsys.readouterr().err
+    assert "runway onnx convert churn-classifier" in capsys.readouterr().err
 
 
 def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_csv, capsys):
@@ -179,18 +182,18 @@ def test_train_register_lighten_makes_the_twin_in_one_command(tmp_path, churn_cs
     assert main(["train", str(spec), "--register", "--lighten"]) == 0
     out = capsys.readouterr().out
     assert "registered churn-classifier version 1" in out
-    assert "the ONNX twin of v1" in out
-    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+    assert "the ONNX version of v1" in out
+    assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
 
-def write_policy(root: Path, **lighten_section: bool) -> None:
-    """A permissive churn-classifier policy whose ``lighten`` section is ``lighten_section``."""
+def write_policy(root: Path, key: str = "onnx", **onnx_section: bool) -> None:
+    """A permissive churn-classifier policy whose ``onnx`` section (or ``key``) is ``onnx_section``."""
     (root / "registry").mkdir(exist_ok=True)
     policy = {
         "model": "churn-classifier",
         "staging": {"max_latency_ms": 60_000},
         "production": {"reviewers": ["ci"], "four_eyes": False},
-        "lighten": lighten_section,
+        key: onnx_section,
     }
     (root / "registry" / "churn-classifier.yaml").write_text(yaml.safe_dump(policy))
 
@@ -203,8 +206,8 @@ def test_a_policy_with_lighten_on_register_makes_the_twin_of_each_new_version(
     write_policy(tmp_path, on_register=True)
     assert main(["train", str(spec), "--register"]) == 0
     out = capsys.readouterr().out
-    assert "lighten.on_register" in out and "the ONNX twin of v1" in out
-    assert registry.get_version("churn-classifier", "2").tags[twin.SOURCE_TAG] == "1"
+    assert "onnx.on_register" in out and "the ONNX version of v1" in out
+    assert registry.get_version("churn-classifier", "2").tags[onnx_models.SOURCE_TAG] == "1"
 
     write_policy(tmp_path, on_register=False)  # the default: nothing more than asked
     assert main(["train", str(spec), "--register"]) == 0
@@ -217,12 +220,14 @@ def test_a_version_without_a_twin_warns_unless_the_policy_requires_one(tmp_path,
     write_policy(tmp_path, on_register=True)
     assert main(["train", str(spec), "--register"]) == 0
     err = capsys.readouterr().err
-    assert "warning: churn-classifier v1 has no ONNX twin" in err and "KNeighborsClassifier" in err
+    assert (
+        "warning: churn-classifier v1 has no ONNX version" in err and "KNeighborsClassifier" in err
+    )
 
     write_policy(tmp_path, on_register=True, required=True)
     assert main(["train", str(spec), "--register"]) == ExitCode.REGISTRY
     err = capsys.readouterr().err
-    assert "churn-classifier v2 stays registered" in err and "lighten.required" in err
+    assert "churn-classifier v2 stays registered" in err and "onnx.required" in err
     assert [v.version for v in registry.versions("churn-classifier")] == ["1", "2"]
 
 
@@ -237,3 +242,17 @@ def test_retrain_makes_the_twin_when_the_policy_asks(tmp_path, churn_csv):
     made = result.twin.twin
     assert made.source.version == result.version == "2" and made.twin.version == "3"
     assert registry.get_version("churn-classifier", "3").stage == "None"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["lighten", "churn-classifier", "7"], "`runway onnx convert`"),
+        (["export", "churn-classifier", "--version", "7", "--out", "b"], "`runway onnx export`"),
+    ],
+)
+def test_the_old_command_names_still_run_with_a_note(old, new, capsys):
+    code = main(old)
+    err = capsys.readouterr().err
+    assert f"`runway {old[0]}` is now {new}" in err
+    assert code == ExitCode.REGISTRY and "churn-classifier" in err  # it ran: no such version

@@ -83,7 +83,7 @@ def test_core_is_four_rooms_and_the_room_contract_names_every_core_module():
 
 CORE_WITHOUT_ONNX = """
 import importlib, pkgutil, sys
-sys.modules["onnx"] = None  # a base install: the lighten extra is absent
+sys.modules["onnx"] = None  # a base install: the onnx extra is absent
 sys.modules["skl2onnx"] = None
 import runway.core
 needs_extra = {"runway.core.onnx.graph", "runway.core.onnx.convert"}
@@ -126,6 +126,21 @@ def test_the_endpoint_process_imports_neither_mlflow_nor_scikit_learn():
     probe = (
         "import sys, runway.cli, runway.cli.deploy, runway.serving.serve; "
         f"print(sorted({heavy!r} & {{m.split('.')[0] for m in sys.modules}}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_monitor_imports_neither_optuna_nor_scikit_learn():
+    """A window that only reports needs neither the sweep (Optuna) nor scikit-learn: retraining
+    and the live metric import them when they run (scipy.stats too, for a chi-square)."""
+    import subprocess
+    import sys
+
+    heavy = {"optuna", "sklearn", "skl2onnx", "scipy.stats"}
+    probe = (
+        "import sys, runway.cli.monitor, runway.monitoring.monitor; "
+        f"print(sorted({heavy!r} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -1,4 +1,4 @@
-"""Every allow-listed estimator's ONNX twin scores like it (or is refused), no MLflow involved.
+"""Every allow-listed estimator's ONNX version scores like it (or is refused), no MLflow involved.
 
 Frames: churn's holdout (missing values in three columns) and the
 edge-case frame (all missing, unseen categories, +-1e12, training min/max).
@@ -140,7 +140,7 @@ def test_categorical_impute_none_is_refused_naming_the_column(tmp_path):
 
 def test_target_encoding_is_refused_naming_the_step(tmp_path):
     pipeline, _, contract = fit("LogisticRegression", **{"categorical.encode": "target"})
-    with pytest.raises(LightenRefused, match="TargetEncoder has no ONNX twin"):
+    with pytest.raises(LightenRefused, match="TargetEncoder has no ONNX conversion"):
         to_onnx(pipeline, contract)
 
 
@@ -151,7 +151,7 @@ def test_an_unsupported_step_or_estimator_is_refused(tmp_path):
     pipeline, _, contract = fit("LogisticRegression")
     numeric = pipeline.named_steps["preprocess"].named_transformers_["num"]
     numeric.steps.append(("poly", PolynomialFeatures()))
-    with pytest.raises(LightenRefused, match="PolynomialFeatures has no ONNX twin"):
+    with pytest.raises(LightenRefused, match="PolynomialFeatures has no ONNX conversion"):
         to_onnx(pipeline, contract)
     pipeline, _, contract = fit("LogisticRegression")
     pipeline.steps[-1] = ("model", GaussianNB().fit(np.zeros((2, 1)), [0, 1]))

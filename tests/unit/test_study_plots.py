@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from runway.core.training.plots import make_plots
 from runway.core.training.spec import spec_from_dict
-from runway.jobs import study as studies
+from runway.jobs import study_plots
 
 RF_TREES = "RandomForestClassifier:model__n_estimators"
 RF_DEPTH = "RandomForestClassifier:model__max_depth"
@@ -70,7 +70,7 @@ def _texts(fig: Figure) -> list[str]:
 def test_study_plots_leave_matplotlib_style_as_they_found_it(tmp_path):
     before = {k: matplotlib.rcParams[k] for k in ("axes.grid", "axes.facecolor", "font.size")}
 
-    written = studies.plots(_study(), tmp_path)
+    written = study_plots.plots(_study(), tmp_path)
 
     assert {p.name for p in written} == {
         "optimization_history.png",
@@ -120,7 +120,7 @@ def test_runway_plots_ignore_a_style_left_behind_by_others(tmp_path, monkeypatch
 
 
 def test_parallel_coordinates_have_one_readable_panel_per_estimator():
-    fig = studies.parallel_coordinate(_study(), "roc_auc")
+    fig = study_plots.parallel_coordinate(_study(), "roc_auc")
     texts = _texts(fig)
 
     assert not [t for t in texts if "..." in t or "…" in t]  # nothing cut short
@@ -135,4 +135,4 @@ def test_parallel_coordinates_have_one_readable_panel_per_estimator():
 
 
 def test_parallel_coordinates_need_a_completed_trial():
-    assert studies.parallel_coordinate(optuna.create_study(), "roc_auc") is None
+    assert study_plots.parallel_coordinate(optuna.create_study(), "roc_auc") is None

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from runway import __version__
-from runway.cli import common, deploy, experiments, light, monitor, registry, team
+from runway.cli import common, deploy, experiments, monitor, onnx, registry, team
 from runway.errors import ExitCode, RunwayError
 
 _QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "skops", "git")
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_parsers(sub)
     deploy.add_parsers(sub)
     monitor.add_parsers(sub)
-    light.add_parsers(sub)
+    onnx.add_parsers(sub)
     team.add_parsers(sub)
     return parser
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from runway.cli.common import add_set_option, columns, store
+from runway.cli.onnx import add_onnx_flag
 from runway.errors import UsageError
 
 
@@ -15,8 +16,8 @@ def _train(args: argparse.Namespace) -> int:
     from runway.jobs.register import register_training
     from runway.jobs.train import train
 
-    if args.lighten and not args.register:
-        raise UsageError("--lighten needs --register (the twin is made of a registered version)")
+    if args.onnx and not args.register:
+        raise UsageError("--onnx needs --register (the ONNX version is made of a registered one)")
     spec = load_spec(args.spec, parse_overrides(args.set or []))
     result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
     primary = f"holdout_{result.primary_metric}"
@@ -37,9 +38,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.run_id)
     if args.register:
-        from runway.cli.light import after_register
+        from runway.cli.onnx import after_register
 
-        return after_register(version.name, version.version, args.lighten)
+        return after_register(version.name, version.version, args.onnx)
     return 0
 
 
@@ -78,9 +79,9 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {value:.4f}")
     print(f"registered {version.name} version {version.version} (stage None)")
     _print_links(result.experiment_id, result.parent_run_id)
-    from runway.cli.light import after_register
+    from runway.cli.onnx import after_register
 
-    after_register(version.name, version.version, args.lighten)
+    after_register(version.name, version.version, args.onnx)
     if args.promote_to:
         return promote_and_print(version.name, version.version, args.promote_to, None, "", False)
     return 0
@@ -161,10 +162,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--register", action="store_true", help="register the model as a new version (stage None)"
     )
-    p.add_argument(
-        "--lighten",
-        action="store_true",
-        help="then make its ONNX twin (runway lighten), registered as the next version",
+    add_onnx_flag(
+        p, "then convert it to ONNX (runway onnx convert), registered as the next version"
     )
     p.set_defaults(func=_train)
 
@@ -192,11 +191,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         choices=["Staging"],
         help="then put the registered version through the Staging gates",
     )
-    p.add_argument(
-        "--lighten",
-        action="store_true",
-        help="make the registered version's ONNX twin too (runway lighten)",
-    )
+    add_onnx_flag(p, "convert the registered version to ONNX too (runway onnx convert)")
     p.set_defaults(func=_sweep)
 
     spec = sub.add_parser("spec", help="inspect experiment specs")

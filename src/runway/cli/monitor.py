@@ -139,16 +139,16 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _print_twin(result: RetrainResult) -> None:
-    """The ONNX twin the policy's ``lighten.on_register`` made of the retrained version, or why not."""
+    """The ONNX version the policy's ``onnx.on_register`` made of the retrained version, or why not."""
     done = result.twin
     if done is not None and done.twin is not None:
         print(
-            f"ONNX twin  {result.model} v{done.twin.twin.version} of v{result.version} "
-            "(the policy's lighten.on_register), stage None"
+            f"ONNX version  {result.model} v{done.twin.twin.version} of v{result.version} "
+            "(the policy's onnx.on_register), stage None"
         )
     elif done is not None and done.refused is not None:
         reason = str(done.refused).splitlines()[0]
-        print(f"warning: v{result.version} has no ONNX twin: {reason}", file=sys.stderr)
+        print(f"warning: v{result.version} has no ONNX version: {reason}", file=sys.stderr)
 
 
 def _trigger_run(model: str, given: str | None) -> str:

@@ -1,9 +1,10 @@
-"""Plain-text helpers shared by reports, listings and storage names."""
+"""Plain-text helpers shared by reports, listings, storage names and error messages."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def format_table(rows: Sequence[Sequence[object]]) -> list[str]:
@@ -22,3 +23,12 @@ def slug(name: str, sep: str = "-", default: str = "x") -> str:
     folders use ``-``, database tables ``_``).
     """
     return re.sub(r"[^a-z0-9]+", sep, name.lower()).strip(sep) or default
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log, for an error message ("(no log)" if it cannot be read)."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])

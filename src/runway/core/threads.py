@@ -1,11 +1,12 @@
 """How many BLAS/OpenMP threads the work runway starts may use.
 
 Unpinned, every process asks OpenMP and BLAS for one thread per core: on a
-2-core host under load, HistGradientBoosting's single-row latency went from
-8-13 ms to 47-1,119 ms, and a latency gate flipped between pass and fail on the
-same version. So everything runway starts runs with a fixed number of threads
-(``RUNWAY_THREADS`` when set): processes it spawns get the usual environment
-variables (:func:`thread_env`), work in this process runs under threadpoolctl
+busy host, HistGradientBoosting's single-row latency grew many times over and
+varied as much (the README's serving benchmark: pinned against unpinned), and a
+latency gate flipped between pass and fail on the same version. So everything
+runway starts runs with a fixed number of threads (``RUNWAY_THREADS`` when
+set): processes it spawns get the usual environment variables
+(:func:`thread_env`), work in this process runs under threadpoolctl
 (:func:`limit`).
 
 Defaults, when ``RUNWAY_THREADS`` is not set: 1 where one request or one row is

@@ -1,4 +1,4 @@
-"""``runway export``: an edge bundle of a version's ONNX twin.
+"""``runway onnx export``: an edge bundle of a version converted to ONNX.
 
 The bundle runs on a device with Python, numpy and onnxruntime only (no MLflow,
 scikit-learn or pandas): ``model.onnx`` (the registered twin, checked by
@@ -20,12 +20,12 @@ from runway.core.governance.trust import TWIN_ONNX, TWIN_RECORD
 from runway.core.onnx import edge_predict
 from runway.errors import UsageError
 from runway.settings import Settings, get_settings
-from runway.store import registry, tracking, trust, twin
+from runway.store import onnx_models, registry, tracking, trust
 from runway.store.registry import VersionInfo
 
 README = """# Edge bundle: {model} v{version}
 
-The ONNX twin of {model} v{source} (runway lighten), checked equal to it on
+The ONNX version of {model} v{source} (runway onnx convert), checked equal to it on
 {rows} rows (max |difference| {diff}, tolerance {tolerance}). SHA-256 of
 model.onnx: {sha}.
 
@@ -56,16 +56,17 @@ class ExportResult:
 
 def twin_of(model: str, mv: VersionInfo) -> VersionInfo:
     """``mv`` if it is a twin, else its newest twin; refuses when it has none."""
-    if mv.tags.get(twin.KIND_TAG) == twin.TWIN_KIND:
+    if mv.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND:
         return mv
     twins = [
         v
         for v in registry.versions(model)
-        if v.tags.get(twin.KIND_TAG) == twin.TWIN_KIND and v.tags.get(twin.SOURCE_TAG) == mv.version
+        if v.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND
+        and v.tags.get(onnx_models.SOURCE_TAG) == mv.version
     ]
     if not twins:
         raise UsageError(
-            f"{model} v{mv.version} has no ONNX twin; make one with `runway lighten {model} "
+            f"{model} v{mv.version} has no ONNX version; make one with `runway onnx convert {model} "
             f"{mv.version}` (or export a twin version with --version)"
         )
     return twins[-1]

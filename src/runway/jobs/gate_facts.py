@@ -24,9 +24,9 @@ from runway.core.training.data import Split, load_dataset, prepare
 from runway.core.training.evaluate import holdout_metrics
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
-from runway.jobs.lighten import load_for_scoring
+from runway.jobs.onnx import load_for_scoring
 from runway.settings import Settings
-from runway.store import models, trust, twin
+from runway.store import models, onnx_models, trust
 from runway.store.registry import Stage, VersionInfo, get_version, run_author
 from runway.store.tracking import download_artifact
 
@@ -102,18 +102,18 @@ def _twin_note(
     tmp: Path,
     settings: Settings,
 ) -> str:
-    """For an ONNX twin: its source version's latency beside its own (what lightening bought)."""
-    source = candidate.tags.get(twin.SOURCE_TAG)
-    if candidate.tags.get(twin.KIND_TAG) != twin.TWIN_KIND or not source:
+    """For an ONNX version: its source version's latency beside its own (what converting bought)."""
+    source = candidate.tags.get(onnx_models.SOURCE_TAG)
+    if candidate.tags.get(onnx_models.KIND_TAG) != onnx_models.TWIN_KIND or not source:
         return ""
     try:
         mv = get_version(candidate.name, source)
         source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X, threads)
     except (RunwayError, OSError) as exc:
-        return f"; ONNX twin of v{source} (its latency not measured: {exc})"
+        return f"; ONNX version of v{source} (its latency not measured: {exc})"
     mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
     return (
-        f"; ONNX twin of v{source}: single-row latency {mine} (twin) vs "
+        f"; ONNX version of v{source}: single-row latency {mine} (ONNX) vs "
         f"{source_ms:.2f} ms (v{source})"
     )
 
@@ -161,7 +161,7 @@ def _facts(
     scores: dict[str, float] = {}
     latency = error = None
     try:
-        model = load_for_scoring(local)  # the pipeline, or an ONNX twin
+        model = load_for_scoring(local)  # the pipeline, or an ONNX version
         X, y = split.X_holdout, split.y_holdout
         measured = holdout_metrics(spec, model, X, y, metrics, pos_label=split.pos_label)
         scores = {k.removeprefix("holdout_"): v for k, v in measured.items()}

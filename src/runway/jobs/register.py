@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from runway.core.governance.policy import PromotionPolicy, policy_path, read_policy
 from runway.errors import LightenRefused, SpecError
-from runway.jobs.lighten import LightenResult, lighten
+from runway.jobs.onnx import LightenResult, lighten
 from runway.jobs.sweep import SweepResult
 from runway.jobs.train import TrainResult
 from runway.settings import Settings, get_settings
@@ -73,7 +73,7 @@ def describe_model(model_name: str) -> None:
 
 @dataclass(frozen=True)
 class PolicyLighten:
-    """What the policy's ``lighten: {on_register: true}`` did for one new version."""
+    """What the policy's ``onnx: {on_register: true}`` did for one new version."""
 
     twin: LightenResult | None = None
     refused: LightenRefused | None = None  # no faithful twin, and the policy does not require one
@@ -82,27 +82,27 @@ class PolicyLighten:
 def lighten_if_asked(
     model: str, version: str, settings: Settings | None = None
 ) -> PolicyLighten | None:
-    """Make a newly registered version's ONNX twin when its policy asks; None when it does not.
+    """Convert a newly registered version to ONNX when its policy asks; None when it does not.
 
     Registration has happened by then, so a refusal is returned rather than
-    raised, unless the policy sets ``lighten.required``.
+    raised, unless the policy sets ``onnx.required``.
 
     Raises:
         LightenRefused: no faithful twin and the policy requires one (the version stays).
     """
     settings = settings or get_settings()
     policy = _policy(model, settings)
-    if policy is None or not policy.lighten.on_register:
+    if policy is None or not policy.onnx.on_register:
         return None
     try:
         return PolicyLighten(twin=lighten(model, version, settings))
     except LightenRefused as exc:
-        if policy.lighten.required:
+        if policy.onnx.required:
             raise LightenRefused(
-                f"{exc}\n{model} v{version} stays registered; its policy's lighten.required "
+                f"{exc}\n{model} v{version} stays registered; its policy's onnx.required "
                 "makes a version without a twin a failure"
             ) from None
-        log.warning("%s v%s has no ONNX twin (the policy asks for one): %s", model, version, exc)
+        log.warning("%s v%s has no ONNX version (the policy asks for one): %s", model, version, exc)
         return PolicyLighten(refused=exc)
 
 

@@ -51,7 +51,7 @@ class RetrainResult:
     staged: bool
     report: GateReport | None
     refused: str = ""
-    twin: PolicyLighten | None = None  # the ONNX twin the policy's lighten.on_register asked for
+    twin: PolicyLighten | None = None  # the ONNX version the policy's onnx.on_register asked for
 
 
 def retrain(

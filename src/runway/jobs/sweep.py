@@ -207,7 +207,7 @@ def _freeze_heap() -> None:
 
     Each trial allocates many short-lived objects; without this every full
     collection re-walks the tens of thousands of long-lived objects the tracking
-    stack imported, a few percent of each trial (measured in the benchmark).
+    stack imported, time that every trial pays.
     """
     gc.collect()
     gc.freeze()

@@ -25,6 +25,7 @@ from runway.core.training.pipeline import loggable_params
 from runway.core.training.spec import ExperimentSpec
 from runway.errors import SweepError
 from runway.jobs import study as studies
+from runway.jobs import study_plots
 from runway.jobs.study import build_trial_pipeline, sweep_of, trial_spec
 from runway.jobs.train import log_evaluated_model, log_lineage, log_spec, split_params
 from runway.store import tracking
@@ -96,7 +97,7 @@ def summarise(ctx: SweepContext, study: optuna.Study, seconds: float) -> optuna.
     tracking.log_dict(best.params, "study/best_params.json")
     with tempfile.TemporaryDirectory() as tmp:
         estimator = ctx.spec.estimator.name
-        for png in studies.plots(study, Path(tmp), metric, estimator):
+        for png in study_plots.plots(study, Path(tmp), metric, estimator):
             tracking.log_artifact(png, "study")
     return best
 

@@ -14,7 +14,6 @@ import numpy as np
 from runway.core.columns.drift import Histogram, chi2_two_sample, psi, share
 from runway.core.governance.monitor_policy import MonitorPolicy
 from runway.core.training.catalog import METRICS
-from runway.core.training.evaluate import metric_value
 from runway.monitoring.labels import Labels
 from runway.monitoring.window import FeatureStats, Window, WindowStats
 
@@ -220,6 +219,10 @@ def _performance(
     if labels.joined < rules.min_labelled_rows:
         note = f"{labels.joined} labelled rows joined, fewer than {rules.min_labelled_rows}"
         return Performance(metric, None, reference, labels.joined, None, None, note)
+    # Imported here: the evaluate module brings scikit-learn (and scipy.stats), which
+    # only a window with joined labels needs.
+    from runway.core.training.evaluate import metric_value
+
     live = metric_value(
         metric,
         labels.y_true,

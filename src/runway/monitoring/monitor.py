@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,6 @@ import pandas as pd
 from runway.core.governance.monitor_policy import MonitorPolicy, parse_duration
 from runway.core.governance.policy import read_policy
 from runway.errors import MonitorError, TrackingError, UsageError
-from runway.jobs.retrain import RetrainResult, retrain
 from runway.monitoring.judge import Verdict, judge
 from runway.monitoring.labels import Labels, load_labels
 from runway.monitoring.report import render
@@ -34,6 +33,9 @@ from runway.settings import Settings, get_settings
 from runway.store import models, monitoring, registry, tracking, trust
 from runway.store.predlog import PredictionLog
 from runway.store.served import ResolvedModel
+
+if TYPE_CHECKING:
+    from runway.jobs.retrain import RetrainResult
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,10 @@ def monitor(model: str, options: MonitorOptions, settings: Settings | None = Non
     result.trigger_met, result.trigger = _trigger(policy, result, settings)
     _record(result, settings, verdict, "", options.report_dir)
     if result.trigger_met and policy.action == "retrain" and options.act:
+        # Imported here: retraining brings Optuna, scikit-learn and the sweep, which a
+        # window that only reports (most of them) never needs.
+        from runway.jobs.retrain import retrain
+
         extra = labels.training_rows(ref.target) if labels is not None else None
         result.retrained = retrain(
             model,

@@ -265,8 +265,8 @@ class TableWriter:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            # Dictionary-encode text only: on float columns it is tried, fails and costs
-            # half the write time (measured on 20 float features, 100k-row chunks).
+            # Dictionary-encode text only: on float columns it is tried and fails, and
+            # the failed attempt is a large share of every chunk's write.
             text = [
                 f.name
                 for f in schema

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from runway.core.text import tail
 from runway.serving import zygote
 from runway.serving.http1 import Response, read_response, request_head
 from runway.store.served import SCORING_APP, scoring_server_env
@@ -369,12 +370,3 @@ def _listen(socket_dir: Path, stem: str) -> tuple[socket.socket, Path]:
         return listener, path
     listener.close()
     raise BackendError(f"no free socket name in {socket_dir}")
-
-
-def tail(path: Path, lines: int = 12) -> str:
-    """The last lines of a backend's log, for error messages."""
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])

@@ -10,8 +10,10 @@ artifacts only a server can reach into runway's errors with their exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import mlflow
@@ -71,6 +73,24 @@ def explain(exc: BaseException) -> RunwayError | None:
             "http(s) URL instead of its database"
         )
     return _network(text)
+
+
+@contextlib.contextmanager
+def artifact_errors(message: Callable[[MlflowException], str]) -> Iterator[None]:
+    """An artifact download's failures as runway errors: what :func:`explain` knows, else
+    MLflow's own error as a ``TrackingError`` saying ``message(exc)``; anything else as it is.
+
+    One mapping for every download (a model's folder, a run's artifact or JSON).
+    """
+    try:
+        yield
+    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
+        known = explain(exc)
+        if known is not None:
+            raise known from exc
+        if not isinstance(exc, MlflowException):
+            raise
+        raise TrackingError(message(exc)) from exc
 
 
 def _network(text: str) -> RunwayError | None:

@@ -20,8 +20,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from runway.core.governance.trust import allowed_types, types_from_schema
-from runway.errors import TrackingError
-from runway.store.http import explain
+from runway.store.http import artifact_errors
 from runway.store.tracking import quiet_schema_hints
 
 log = logging.getLogger(__name__)
@@ -149,15 +148,8 @@ def log_sklearn_model(
 
 def download_model(model_uri: str, dst: str | Path) -> Path:
     """Copy a logged or registered model's files (MLmodel, input example) to ``dst``."""
-    try:
+    with artifact_errors(lambda exc: f"cannot download {model_uri}: {exc.message}"):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
-    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
-        known = explain(exc)
-        if known is not None:
-            raise known from exc
-        if not isinstance(exc, MlflowException):
-            raise
-        raise TrackingError(f"cannot download {model_uri}: {exc.message}") from exc
 
 
 def size_mb(local: Path) -> float:

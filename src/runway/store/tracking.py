@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from runway.core.text import slug
 from runway.errors import TrackingError
 from runway.settings import Settings
-from runway.store.http import configure_http, explain
+from runway.store.http import artifact_errors, configure_http, explain
 
 log = logging.getLogger(__name__)
 
@@ -364,17 +364,9 @@ def load_contract(run_id: str) -> dict[str, Any]:
 
 def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
     """A JSON artifact of a run (the data contract, the reference profile), parsed."""
-    try:
+    missing = f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
+    with artifact_errors(lambda _exc: missing):
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
-        known = explain(exc)
-        if known is not None:
-            raise known from exc
-        if not isinstance(exc, MlflowException):
-            raise
-        raise TrackingError(
-            f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
-        ) from exc
     doc = json.loads(text)
     if not isinstance(doc, dict):
         raise TrackingError(f"run {run_id}: {path} is not a JSON object")
@@ -383,15 +375,8 @@ def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
 
 def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
     """One artifact of a run, copied under ``dst``; its local path."""
-    try:
+    with artifact_errors(lambda exc: f"run {run_id} has no {path}: {exc.message}"):
         return Path(client().download_artifacts(run_id, path, str(dst)))
-    except Exception as exc:  # MLflow's, or requests' from the artifact proxy
-        known = explain(exc)
-        if known is not None:
-            raise known from exc
-        if not isinstance(exc, MlflowException):
-            raise
-        raise TrackingError(f"run {run_id} has no {path}: {exc.message}") from exc
 
 
 def load_run_text(run_id: str, path: str) -> str:

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from runway.core.governance.trust import ALLOWLIST_FILE, inspect_model_dir
 from runway.errors import UntrustedModel
 from runway.settings import Settings
-from runway.store import twin
+from runway.store import onnx_models
 from runway.store.models import download_model
 from runway.store.tracking import client
 
@@ -89,10 +89,10 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         )
     dst.mkdir(parents=True, exist_ok=True)
     local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
-    # an ONNX twin is checked against the graph hash recorded on the version at lighten time
+    # an ONNX version is checked against the graph hash recorded on the version when it was converted
     expected = (
-        twin.version_tags(mv.name, mv.version).get(twin.SHA_TAG)
-        if twin.is_twin_folder(local)
+        onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG)
+        if onnx_models.is_twin_folder(local)
         else None
     )
     verdict = inspect_model_dir(

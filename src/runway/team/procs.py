@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from runway.core.text import tail
 from runway.errors import TeamError
 
 
@@ -149,11 +150,3 @@ def wait_ready(
             return time.monotonic() - started
         time.sleep(0.1)
     raise TeamError(f"{name} did not become ready within {timeout:g}s; see {log}:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    """The last lines of a log."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

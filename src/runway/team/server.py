@@ -1,7 +1,8 @@
 """The shared ``mlflow server``: PostgreSQL for runs and the registry, a folder or S3 for artifacts.
 
 Lean by design: one uvicorn worker and MLflow's job runner off is 2 processes
-(~0.5 GB) where the defaults start 13 (~3 GB) and lost workers under load.
+where the defaults start 13 and lost workers under load (the memory each takes
+is in the README's table of the team's services).
 Artifacts go through the server (``--serve-artifacts``), so members need no
 storage credentials. With ``--app-name basic-auth`` users need a password, nobody
 has a permission until granted one (``default_permission = NO_PERMISSIONS``),
@@ -20,7 +21,7 @@ from pathlib import Path
 from runway.team import procs
 
 ADMIN = "admin"
-# Each authenticated request otherwise re-hashes the password (~0.3 s on 2 cores);
+# Each authenticated request otherwise re-hashes the password (a slow hash, by design);
 # with one worker, password and admin changes still invalidate the cache at once.
 AUTH_CACHE_SECONDS = 60
 

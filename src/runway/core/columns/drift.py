@@ -168,16 +168,6 @@ def chi2_two_sample(
     return float(statistic), float(p_value)
 
 
-@dataclass(frozen=True)
-class Quality:
-    """Data-quality rates of one feature in a window, beside training's."""
-
-    missing_rate: float
-    reference_missing_rate: float
-    out_of_range_rate: float = 0.0
-    unseen_rate: float = 0.0
-
-
 def out_of_range(values: pd.Series, low: float | None, high: float | None) -> int:
     """How many present values fall outside the training range ``[low, high]``."""
     if low is None or high is None:

@@ -5,6 +5,7 @@ Validated like specs (strict, frozen, every problem named by file and field).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from runway.core.governance.monitor_policy import MonitorPolicy
 from runway.core.training.catalog import METRICS
 from runway.core.validation import Strict, fail, format_validation_error, hint, read_mapping
 from runway.errors import SpecError
+
+log = logging.getLogger(__name__)
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z_][\w]*)\s*(>=|<=|>|<)\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
 
@@ -100,13 +103,13 @@ class ProductionGates(Strict):
     )
 
 
-class LightenPolicy(Strict):
-    """Whether each newly registered version gets its ONNX twin (``runway lighten``) at once."""
+class OnnxPolicy(Strict):
+    """Whether each newly registered version is converted to ONNX (``runway onnx convert``) at once."""
 
     on_register: bool = Field(
         default=False,
         description="After `train --register`, `sweep` and `retrain` register a version, make its "
-        "ONNX twin (registered as the next version, stage None).",
+        "ONNX version (registered as the next version, stage None).",
     )
     required: bool = Field(
         default=False,
@@ -130,10 +133,23 @@ class PromotionPolicy(Strict):
         default_factory=MonitorPolicy,
         description="What `runway monitor` judges in each window of the prediction log, and does.",
     )
-    lighten: LightenPolicy = Field(
-        default_factory=LightenPolicy,
-        description="Make each new version's ONNX twin on registration (runway lighten).",
+    onnx: OnnxPolicy = Field(
+        default_factory=OnnxPolicy,
+        description="Convert each new version to ONNX on registration (runway onnx convert).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_onnx_key(cls, data: Any) -> Any:
+        """``lighten:``, the section's name before ``onnx:``, is read as ``onnx:``."""
+        if not isinstance(data, dict) or "lighten" not in data:
+            return data
+        if "onnx" in data:
+            fail("lighten", "give onnx: only (lighten: is its old name)")
+        log.warning(
+            "policy of %s: `lighten:` is now `onnx:`; the old key still works", data.get("model")
+        )
+        return {("onnx" if k == "lighten" else k): v for k, v in data.items()}
 
     @model_validator(mode="after")
     def _known_metrics(self) -> PromotionPolicy:

@@ -17,8 +17,8 @@ Pickle and cloudpickle (and anything else that runs code on load: custom pyfunc
 models, ``code`` directories) cannot be inspected; they are refused unless the
 caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``).
 
-The one custom pyfunc runway vouches for is its own ONNX twin (``runway
-lighten``): ``python_function`` only, loaded by :mod:`runway.core.onnx.model`,
+The one custom pyfunc runway vouches for is its own ONNX version (``runway
+onnx convert``): ``python_function`` only, loaded by :mod:`runway.core.onnx.model`,
 the files MLflow writes plus ``data/twin/model.onnx`` and ``twin.json``, and a
 ``model.onnx`` whose SHA-256 is the one recorded on the version when the twin
 was checked against its source (the caller passes it; without it, refused).
@@ -161,7 +161,7 @@ def inspect_model_dir(
     ``code`` directory, no files beyond the ones MLflow writes, and every type
     named in MLmodel's ``skops_trusted_types`` and in the skops file on
     runway's allow-list. A model that runs code on load is accepted only with
-    ``allow_pickle`` (and marked ``runs_code``). An ONNX twin is judged by
+    ``allow_pickle`` (and marked ``runs_code``). An ONNX version is judged by
     :func:`twin_problems` against ``onnx_sha256``, the hash recorded for it.
     """
     try:
@@ -203,24 +203,26 @@ def inspect_model_dir(
 
 
 def twin_problems(path: Path, flavors: dict[str, Any], onnx_sha256: str | None) -> list[str]:
-    """Why a folder that says it is runway's ONNX twin is not one runway vouches for."""
+    """Why a folder that says it is runway's ONNX version is not one runway vouches for."""
     problems = []
     pyfunc = flavors.get("python_function") or {}
     if set(flavors) != {"python_function"}:
-        problems.append(f"an ONNX twin has flavors {sorted(map(str, flavors))}")
+        problems.append(f"an ONNX version has flavors {sorted(map(str, flavors))}")
     if pyfunc.get("code") or "python_model" in pyfunc:
-        problems.append("an ONNX twin with a code directory or a pickled python_model")
+        problems.append("an ONNX version with a code directory or a pickled python_model")
     if pyfunc.get("data") != TWIN_DATA or pyfunc.get("predict_fn", "predict") != "predict":
-        problems.append(f"an ONNX twin whose data is not {TWIN_DATA}")
+        problems.append(f"an ONNX version whose data is not {TWIN_DATA}")
     files = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
     unexpected = sorted(files - TWIN_FILES)
     if unexpected:
         problems.append(f"unexpected files {_names(unexpected)}")
     if TWIN_ONNX not in files or TWIN_RECORD not in files:
-        return [*problems, f"an ONNX twin without {TWIN_ONNX} and {TWIN_RECORD}"]
+        return [*problems, f"an ONNX version without {TWIN_ONNX} and {TWIN_RECORD}"]
     actual = onnx_model.sha256_file(path / TWIN_ONNX)
     if not onnx_sha256:
-        problems.append("no SHA-256 is recorded for its model.onnx (not made by runway lighten)")
+        problems.append(
+            "no SHA-256 is recorded for its model.onnx (not made by runway onnx convert)"
+        )
     elif actual != onnx_sha256:
         problems.append(
             f"{TWIN_ONNX} has SHA-256 {actual[:16]}..., not the {onnx_sha256[:16]}... "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Score rows with a runway ONNX twin using only onnxruntime + numpy (no pandas, no MLflow).
+"""Score rows with a runway ONNX version using only onnxruntime + numpy (no pandas, no MLflow).
 
-This file is copied as ``predict.py`` into every edge bundle (``runway export``)
+This file is copied as ``predict.py`` into every edge bundle (``runway onnx export``)
 and must stay standalone: the standard library, numpy and onnxruntime only.
 
     python predict.py --csv rows.csv [--model model.onnx] [--contract contract.json] [--proba]
@@ -299,7 +299,7 @@ def read_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
 def _parser() -> argparse.ArgumentParser:
     here = Path(__file__).resolve().parent
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--model", default=str(here / "model.onnx"), help="the ONNX twin")
+    ap.add_argument("--model", default=str(here / "model.onnx"), help="the ONNX version")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="CSV file with a header row ('-' = stdin)")
     src.add_argument(

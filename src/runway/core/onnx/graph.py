@@ -1,4 +1,4 @@
-"""The preprocessing half of an ONNX twin: runway's ColumnTransformer as plain ONNX ops.
+"""The preprocessing half of an ONNX version: runway's ColumnTransformer as plain ONNX ops.
 
 skl2onnx converts the preprocessing wrong or not at all on runway's pipelines
 (numbers in ``tests/unit/test_onnx_upstream.py`` and the README), so it is
@@ -86,7 +86,7 @@ def steps_of(transformer: Any) -> list[tuple[str, Any]]:
     if isinstance(transformer, str):
         if transformer == "passthrough":
             return []
-        raise LightenRefused(f"transformer {transformer!r} has no ONNX twin")
+        raise LightenRefused(f"transformer {transformer!r} has no ONNX conversion")
     if isinstance(transformer, Pipeline):
         return list(transformer.steps)
     # a fitted ColumnTransformer stores "passthrough" as FunctionTransformer()
@@ -132,7 +132,7 @@ def numeric_block(g: Graph, x: str, steps: list[tuple[str, Any]], width: int) ->
                 low, high = step.feature_range
                 x = g.op("Clip", [x, g.const(np.float64(low)), g.const(np.float64(high))])
         else:
-            raise LightenRefused(f"numeric step {type(step).__name__} has no ONNX twin")
+            raise LightenRefused(f"numeric step {type(step).__name__} has no ONNX conversion")
     return x, width
 
 
@@ -140,7 +140,7 @@ def _numeric_impute(g: Graph, x: str, step: Any, width: int) -> tuple[str, int]:
     if not is_missing(step.missing_values):
         raise LightenRefused("a numeric SimpleImputer must impute NaN (missing_values=np.nan)")
     if step.add_indicator:
-        raise LightenRefused("SimpleImputer(add_indicator=True) has no ONNX twin")
+        raise LightenRefused("SimpleImputer(add_indicator=True) has no ONNX conversion")
     stats = np.asarray(step.statistics_, dtype=np.float64)
     x = g.op("Where", [g.op("IsNaN", [x]), g.const(_row(stats), "impute"), x], "imputed")
     keep = np.flatnonzero(~np.isnan(stats))
@@ -178,11 +178,11 @@ def categorical_block(
         elif isinstance(step, (OneHotEncoder, OrdinalEncoder)):
             encoder = step
         else:
-            raise LightenRefused(f"categorical step {type(step).__name__} has no ONNX twin")
+            raise LightenRefused(f"categorical step {type(step).__name__} has no ONNX conversion")
     if encoder is None:
         raise LightenRefused("categorical columns must end in OneHotEncoder or OrdinalEncoder")
     if isinstance(encoder, OneHotEncoder) and encoder.drop_idx_ is not None:
-        raise LightenRefused("OneHotEncoder(drop=...) has no ONNX twin")
+        raise LightenRefused("OneHotEncoder(drop=...) has no ONNX conversion")
     blocks: list[str] = []
     total = 0
     for j, cats in enumerate(encoder.categories_):
@@ -201,7 +201,7 @@ def categorical_block(
 
 def _categorical_impute(g: Graph, s: str, step: Any) -> tuple[str, str, list[str]]:
     if step.add_indicator:
-        raise LightenRefused("SimpleImputer(add_indicator=True) has no ONNX twin")
+        raise LightenRefused("SimpleImputer(add_indicator=True) has no ONNX conversion")
     if not is_missing(step.missing_values):
         raise LightenRefused("a categorical SimpleImputer must impute NaN (missing_values=np.nan)")
     stats = list(np.asarray(step.statistics_, dtype=object))
@@ -226,7 +226,7 @@ def _check_categories(column: str, known: list[Any], strategy: str | None) -> No
     if any(is_missing(v) for v in known):
         raise LightenRefused(
             f"column {column!r}: the encoder learnt 'missing' as a category (categorical "
-            "impute: none, with missing values in training); an ONNX twin would score a "
+            "impute: none, with missing values in training); an ONNX version would score a "
             "missing value only if every client spelled it the same way. Retrain with "
             "preprocessing.categorical.impute: constant (or most_frequent)"
         )

@@ -1,4 +1,4 @@
-"""The ONNX twin at scoring time: onnxruntime, numpy and pandas, nothing else.
+"""The ONNX version at scoring time: onnxruntime, numpy and pandas, nothing else.
 
 This module is the twin's MLflow ``loader_module``: ``mlflow models serve``
 (and runway's backends, which run MLflow's own scoring app) call

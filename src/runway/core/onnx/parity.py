@@ -83,7 +83,7 @@ class ParityReport:
         """A table and, when a frame fails, its worst rows."""
         what = "probability" if self.task == "classification" else "value"
         lines = [
-            f"ONNX twin parity for {self.estimator}: labels identical, {what} within "
+            f"ONNX version parity for {self.estimator}: labels identical, {what} within "
             f"{self.tolerance:g} x max(1, |value|)",
             f"  {'frame':<10} {'rows':>6} {'flips':>6} {'off':>6} {'max |diff|':>12}",
         ]

@@ -128,8 +128,8 @@ def build_pipeline(
 def inference_ready(pipeline: Pipeline) -> Pipeline:
     """Set every ``n_jobs`` of a fitted pipeline to 1: the model is scored one request at a time.
 
-    Why: a forest fitted with ``n_jobs=-1`` predicts one row ~2.5x slower (joblib
-    starts a pool per call) and oversubscribes a shared host. Batch scoring sets
+    Why: a forest fitted with ``n_jobs=-1`` predicts one row several times slower
+    (joblib starts a pool per call) and oversubscribes a shared host. Batch scoring sets
     its own value at load (``runway.scoring.model``). Training params stay as logged.
     """
     params = pipeline.get_params(deep=True)

@@ -1,9 +1,9 @@
-"""The ONNX twin as an MLflow model: logged, tagged, and told apart from a scikit-learn one.
+"""The ONNX version as an MLflow model: logged, tagged, and told apart from a scikit-learn one.
 
 A twin is an MLflow ``python_function`` model whose ``loader_module`` is
 runway's own :mod:`runway.core.onnx.model` (no pickle, no cloudpickle, no
 ``code`` directory) and whose data folder ``data/twin`` holds ``model.onnx``
-and ``twin.json``. It is logged in its own run (the *lighten* run), which
+and ``twin.json``. It is logged in its own run (the *conversion* run), which
 carries the source run's spec, contract and reference profile, so gates,
 serving and monitoring read it like any version; its requirements name
 onnxruntime, numpy, pandas and mlflow-skinny, not scikit-learn.
@@ -84,7 +84,7 @@ def version_tags(name: str, number: str) -> dict[str, str]:
 
 
 def is_twin_folder(local: Path) -> bool:
-    """True when a downloaded model folder is an ONNX twin (by its MLmodel's loader)."""
+    """True when a downloaded model folder is an ONNX version (by its MLmodel's loader)."""
     import yaml
 
     try:

@@ -1,4 +1,4 @@
-"""Light models benchmark: a version's ONNX twin against the version itself, over REST.
+"""ONNX models benchmark: a version's ONNX version against the version itself, over REST.
 
 For RandomForest (100 trees), HistGradientBoosting (the churn spec) and
 LogisticRegression pipelines on churn, four endpoints side by side in one run,
@@ -7,7 +7,7 @@ all on loopback, from this environment, each started fresh and one at a time
 
 - bare ``mlflow models serve -w 1`` of the scikit-learn version;
 - ``runway serve`` of that version (gateway + 2 backends, its defaults);
-- ``runway serve`` of its ONNX twin (``runway lighten``, promoted);
+- ``runway serve`` of its ONNX version (``runway onnx convert``, promoted);
 - the same with the prediction cache on (``RUNWAY_SERVE_CACHE_ENTRIES``);
 - ``runway serve --workers 1`` of the twin (one backend: the memory target).
 
@@ -21,7 +21,7 @@ apart from misses). Targets (issue 15): the twin's p50 at most 0.5x bare
 memory at most bare's and ready within 1 s of bare. The ratios are printed with
 which targets hold.
 
-    python benchmarks/light_models.py [--requests 600] [--throughput-seconds 8]
+    python benchmarks/onnx_models.py [--requests 600] [--throughput-seconds 8]
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ ESTIMATORS = {
 ENDPOINTS = (
     "bare mlflow models serve",
     "runway serve",
-    "runway serve, ONNX twin",
+    "runway serve, ONNX version",
     "twin + cache",
-    "runway serve --workers 1, ONNX twin",
+    "runway serve --workers 1, ONNX version",
 )
 
 
@@ -75,7 +75,7 @@ def _spec(root: Path, estimator: str, model: str) -> dict[str, Any]:
 
 def _setup(root: Path, estimator: str) -> dict[str, str]:
     """Two registered models from the same spec: one served as is, one as its promoted twin."""
-    from runway.jobs.lighten import lighten
+    from runway.jobs.onnx import lighten
     from runway.jobs.promote import promote
 
     base = estimator.lower().replace("classifier", "")
@@ -169,7 +169,7 @@ def _bench_one(estimator: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="runway-bench-onnx-") as tmp:
         root = Path(tmp)
         (root / "churn.csv").write_bytes((REPO / "data" / "churn.csv").read_bytes())
-        print(f"{estimator}: training, registering, lightening ...", flush=True)
+        print(f"{estimator}: training, registering, converting to ONNX ...", flush=True)
         env = sv.set_up_apart(__file__, str(root), estimator)
         frame = pd.read_csv(REPO / "data" / "churn.csv").drop(columns=["churned", "customer_id"])
         records = json.loads(

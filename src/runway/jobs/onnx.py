@@ -1,4 +1,4 @@
-"""``runway lighten``: an ONNX twin of a version, checked equal, registered as a candidate.
+"""``runway onnx convert``: a version converted to ONNX, checked equal, registered as a candidate.
 
 The version is fetched and checked (:func:`runway.store.trust.fetch_verified`),
 its pipeline converted (:func:`runway.core.onnx.convert.to_onnx`), and the twin
@@ -31,7 +31,7 @@ from runway.core.training.evaluate import holdout_metrics
 from runway.core.training.spec import SPEC_ARTIFACT, load_spec
 from runway.errors import LightenRefused
 from runway.settings import Settings, get_settings
-from runway.store import models, registry, tracking, trust, twin
+from runway.store import models, onnx_models, registry, tracking, trust
 from runway.store.registry import VersionInfo
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,11 @@ def as_estimator(local: Path) -> BaseEstimator:
 
 def load_for_scoring(local: Path) -> Any:
     """The model in a checked folder, for in-process metrics: the pipeline, or the twin."""
-    return as_estimator(local) if twin.is_twin_folder(local) else models.load_sklearn(local)
+    return as_estimator(local) if onnx_models.is_twin_folder(local) else models.load_sklearn(local)
 
 
 def lighten(model: str, version: str, settings: Settings | None = None) -> LightenResult:
-    """Convert, check and register the ONNX twin of ``model`` v``version``.
+    """Convert, check and register the ONNX version of ``model`` v``version``.
 
     Raises:
         LightenRefused: no twin that scores like the version (the report says why).
@@ -114,11 +114,11 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
     """
     settings = settings or get_settings()
     source = registry.get_version(model, version)
-    if source.tags.get(twin.KIND_TAG) == twin.TWIN_KIND:
-        raise LightenRefused(f"{model} v{version} is an ONNX twin already")
+    if source.tags.get(onnx_models.KIND_TAG) == onnx_models.TWIN_KIND:
+        raise LightenRefused(f"{model} v{version} is an ONNX version already")
     if not source.run_id:
         raise LightenRefused(f"{model} v{version} names no source run (no spec, no holdout)")
-    with tempfile.TemporaryDirectory(prefix="runway-lighten-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="runway-onnx-") as tmp:
         folder = Path(tmp)
         spec_file = tracking.download_artifact(source.run_id, SPEC_ARTIFACT, folder / "spec")
         spec = load_spec(spec_file)
@@ -130,7 +130,7 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
         label = f"{model} v{version} ({report.estimator})"
         if not report.ok:
             raise LightenRefused(
-                f"{label}: the ONNX twin does not score like the version; nothing registered\n"
+                f"{label}: the ONNX version does not score like the version; nothing registered\n"
                 + report.render()
             )
         sha = sha256_file(onnx_file)
@@ -144,10 +144,10 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
         model,
         uri,
         tags=_version_tags(source, report, sha),
-        description=f"ONNX twin of v{version} (runway lighten, run {run_id}).",
+        description=f"ONNX version of v{version} (runway onnx convert, run {run_id}).",
     )
-    tracking.set_run_tag(source.run_id, twin.TWIN_RUN_TAG, f"v{registered.version}")
-    log.info("registered %s v%s: the ONNX twin of v%s", model, registered.version, version)
+    tracking.set_run_tag(source.run_id, onnx_models.TWIN_RUN_TAG, f"v{registered.version}")
+    log.info("registered %s v%s: the ONNX version of v%s", model, registered.version, version)
     return LightenResult(source, registered, run_id, report, sha, size)
 
 
@@ -190,11 +190,11 @@ def _record(source: VersionInfo, report: ParityReport, sha: str) -> dict[str, An
 
 
 def _version_tags(source: VersionInfo, report: ParityReport, sha: str) -> dict[str, str]:
-    max_diff, tolerance, rows = twin.PARITY_TAGS
+    max_diff, tolerance, rows = onnx_models.PARITY_TAGS
     return {
-        twin.KIND_TAG: twin.TWIN_KIND,
-        twin.SOURCE_TAG: source.version,
-        twin.SHA_TAG: sha,
+        onnx_models.KIND_TAG: onnx_models.TWIN_KIND,
+        onnx_models.SOURCE_TAG: source.version,
+        onnx_models.SHA_TAG: sha,
         max_diff: f"{report.max_abs_diff:.3g}",
         tolerance: f"{report.tolerance:g}",
         rows: str(report.rows_checked),
@@ -212,11 +212,11 @@ def _log_run(
     spec_file: Path,
     metrics: dict[str, float],
 ) -> tuple[str, str]:
-    """The lighten run: the source's spec, contract and profile, the parity report, the twin."""
+    """The conversion run: the source's spec, contract and profile, the parity report, the twin."""
     assert source.run_id is not None
     source_tags = tracking.run_tags(source.run_id)
     tags = {k: source_tags[k] for k in COPIED_RUN_TAGS if k in source_tags}
-    tags |= {"runway.twin_of_run": source.run_id, twin.KIND_TAG: twin.TWIN_KIND}
+    tags |= {"runway.twin_of_run": source.run_id, onnx_models.KIND_TAG: onnx_models.TWIN_KIND}
     experiment_id = tracking.run_experiment(source.run_id)
     run_name = f"onnx-twin-of-v{source.version}"
     with tracking.run(experiment_id, run_name, tags) as active:
@@ -224,15 +224,15 @@ def _log_run(
         for artifact in (tracking.CONTRACT_ARTIFACT, tracking.PROFILE_ARTIFACT):
             doc = tracking.load_json_artifact(source.run_id, artifact)
             tracking.log_dict(doc, artifact)
-        tracking.log_dict(report.to_dict(), twin.PARITY_ARTIFACT)
-        tracking.log_text(report.render(), twin.PARITY_ARTIFACT.replace(".json", ".txt"))
+        tracking.log_dict(report.to_dict(), onnx_models.PARITY_ARTIFACT)
+        tracking.log_text(report.render(), onnx_models.PARITY_ARTIFACT.replace(".json", ".txt"))
         metrics = metrics | {
             "parity_max_abs_diff": report.max_abs_diff,
             "parity_rows": float(report.rows_checked),
             "onnx_kb": onnx_file.stat().st_size / 1024,
         }
         tracking.log_metrics(metrics)
-        uri = twin.log_twin(onnx_file, record, local)
+        uri = onnx_models.log_twin(onnx_file, record, local)
         log.info("logged the twin: %s", json.dumps(record["parity"]))
         return str(active.info.run_id), uri
 
