@@ -149,7 +149,7 @@ def test_a_boolean_with_gaps_in_training_trains_and_imputes(tmp_path):
 
 def test_iso_timestamps_are_inferred_as_datetime_and_expanded_inside_the_model(store):
     contract = tracking.load_contract(store.run_id)
-    assert contract["columns"]["ordered_at"]["kind"] == "datetime"
+    assert contract.columns["ordered_at"].kind == "datetime"
     model = mlflow.sklearn.load_model(f"models:/{MODEL}/1")
     names = list(model.named_steps["preprocess"].get_feature_names_out())
     assert [n for n in names if "ordered_at" in n] == [
