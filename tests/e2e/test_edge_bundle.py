@@ -13,6 +13,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import yaml
@@ -55,6 +56,9 @@ def test_the_bundle_predicts_like_the_registered_version_with_onnxruntime_alone(
     assert (
         main(["onnx", "export", "churn-classifier", "--out", str(out)]) == 0
     )  # the twin of the Production version
+    # the contract beside predict.py, with the JSON Schema of runway's model for it
+    schema = json.loads((out / "contract.schema.json").read_text())
+    jsonschema.validate(json.loads((out / "contract.json").read_text()), schema)
 
     freeze = subprocess.run(
         [str(device), "-m", "pip", "freeze"], capture_output=True, text=True, check=True

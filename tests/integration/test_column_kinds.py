@@ -121,9 +121,10 @@ def test_a_boolean_with_gaps_in_training_trains_and_imputes(tmp_path):
     }
     _, version, run_id = ship(tmp_path, spec, production=False)
     contract = tracking.load_contract(run_id)
-    assert contract["columns"]["express"]["kind"] == "boolean"
-    assert contract["columns"]["express"]["required"] is False
-    assert contract["target"] == {
+    assert contract.columns["express"].kind == "boolean"
+    assert contract.columns["express"].required is False
+    assert contract.target is not None
+    assert contract.target.to_json_dict() == {
         "classes": ["no", "yes"],
         "class_names": ["no", "yes"],
         "positive_class": "yes",
@@ -148,7 +149,7 @@ def test_a_boolean_with_gaps_in_training_trains_and_imputes(tmp_path):
 
 def test_iso_timestamps_are_inferred_as_datetime_and_expanded_inside_the_model(store):
     contract = tracking.load_contract(store.run_id)
-    assert contract["columns"]["ordered_at"]["kind"] == "datetime"
+    assert contract.columns["ordered_at"].kind == "datetime"
     model = mlflow.sklearn.load_model(f"models:/{MODEL}/1")
     names = list(model.named_steps["preprocess"].get_feature_names_out())
     assert [n for n in names if "ordered_at" in n] == [
@@ -189,8 +190,8 @@ def test_spec_check_says_what_infer_decided_and_warns_about_many_levels(store, t
 def test_the_contract_keeps_every_level_so_an_unseen_one_is_always_caught():
     train = pd.DataFrame({"code": [f"k{i:04d}" for i in range(1500)], "x": range(1500)})
     contract = infer_contract(train, {"code": "categorical", "x": "numeric"})
-    entry = contract["columns"]["code"]
-    assert len(entry["categories"]) == 1500 and entry["categories_truncated"] is False
+    entry = contract.columns["code"]
+    assert len(entry.categories or []) == 1500 and entry.categories_truncated is False
     from runway.core.columns.contract import check_frame, check_records
 
     new = pd.DataFrame({"code": ["k1499", "k9999"], "x": [1.0, 2.0]})
@@ -202,8 +203,8 @@ def test_the_contract_keeps_every_level_so_an_unseen_one_is_always_caught():
 
 
 def test_the_delivery_contract_lists_all_sixty_couriers(store):
-    entry = tracking.load_contract(store.run_id)["columns"]["courier id"]
-    assert len(entry["categories"]) == 60 and not entry["categories_truncated"]
+    entry = tracking.load_contract(store.run_id).columns["courier id"]
+    assert len(entry.categories or []) == 60 and not entry.categories_truncated
 
 
 # --- 6. one definition of optional ------------------------------------------------------------
@@ -222,12 +223,12 @@ def test_an_optional_column_may_be_left_out_of_a_batch_file(store, tmp_path):
 
 
 def test_the_signature_and_the_contract_agree_on_optional_columns(store):
-    contract = tracking.load_contract(store.run_id)["columns"]
+    contract = tracking.load_contract(store.run_id).columns
     inputs = {c["name"]: c for c in _pyfunc().metadata.get_input_schema().to_dict()}
     assert set(inputs) == set(contract)
     for name, entry in contract.items():
-        assert inputs[name].get("required", True) == entry["required"], name
-    assert [n for n, e in contract.items() if not e["required"]] == [
+        assert inputs[name].get("required", True) == entry.required, name
+    assert [n for n, e in contract.items() if not e.required] == [
         "distance_km",
         "ordered_at",
         "zone",
@@ -348,7 +349,8 @@ def test_the_shipped_breast_cancer_spec_gates_malignant_recall(tmp_path):
     assert malignant != benign
     assert mlflow.get_run(run_id).data.metrics["holdout_recall"] == pytest.approx(malignant)
     contract = tracking.load_contract(run_id)
-    assert contract["target"] == {
+    assert contract.target is not None
+    assert contract.target.to_json_dict() == {
         "classes": [0, 1],
         "class_names": ["malignant", "benign"],
         "positive_class": 0,

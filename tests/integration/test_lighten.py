@@ -147,6 +147,7 @@ def test_export_writes_a_bundle_whose_predictor_agrees_with_the_registry(shipped
     assert {p.name for p in out.iterdir()} == {
         "model.onnx",
         "contract.json",
+        "contract.schema.json",
         "twin.json",
         "predict.py",
         "README.md",

@@ -486,6 +486,6 @@ def test_resolve_and_fetch_in_a_child_give_mlflows_answer_and_runway_errors(
     assert (fetched.local / "MLmodel").is_file()
     assert fetched.contract == tracking.load_contract(store.strong)
     assert fetched.policy == registry.applied_input_policy(MODEL, strong)
-    assert set(fetched.input_types) == set(fetched.contract["columns"])
+    assert set(fetched.input_types) == set(fetched.contract.columns)
     with pytest.raises(RegistryError, match="unknown model 'nope'"):
         asyncio.run(prepare.fetch(settings, "nope", "1", tmp_path / "served"))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from runway.cli import main
-from runway.core.columns.contract import column_problems
+from runway.core.columns.contract import DataContract, column_problems
 from runway.core.training.spec import spec_schema
 from tests.conftest import EXPERIMENTS, REPO
 from tests.helpers import ship
@@ -30,11 +30,14 @@ FEATURES = {
 
 
 def test_unknown_column_error_says_when_the_expected_list_is_cut():
-    contract = {"columns": {f"c{i:02d}": {"kind": "numeric"} for i in range(30)}}
-    [problem] = column_problems([*contract["columns"], "zone"], contract)
+    contract = DataContract.model_validate(
+        {"columns": {f"c{i:02d}": {"kind": "numeric"} for i in range(30)}}
+    )
+    [problem] = column_problems([*contract.columns, "zone"], contract)
     assert problem.startswith("column 'zone': unknown; expected only c00, c01,")
     assert problem.endswith("c19, ... (30 columns)")
-    [short] = column_problems(["c00", "zone"], {"columns": {"c00": {"kind": "numeric"}}})
+    one = DataContract.model_validate({"columns": {"c00": {"kind": "numeric"}}})
+    [short] = column_problems(["c00", "zone"], one)
     assert short == "column 'zone': unknown; expected only c00"
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from runway.core.columns.contract import cast_to_signature, parse_csv_numbers
+from runway.core.columns.contract import DataContract, cast_to_signature, parse_csv_numbers
 from runway.errors import ScoringError
 from runway.scoring import io as batch_io
 
@@ -110,12 +110,14 @@ def test_output_directory_must_exist(tmp_path):
 
 def test_csv_text_in_a_numeric_column_is_parsed_except_the_bad_cells():
     frame = pd.DataFrame({"x": pd.Series(["1.5", "oops", None, "7"], dtype="str"), "c": ["a"] * 4})
-    contract = {
-        "columns": {
-            "x": {"kind": "numeric", "dtype": "float64"},
-            "c": {"kind": "categorical", "dtype": "object"},
+    contract = DataContract.model_validate(
+        {
+            "columns": {
+                "x": {"kind": "numeric", "dtype": "float64"},
+                "c": {"kind": "categorical", "dtype": "object"},
+            }
         }
-    }
+    )
     parsed = parse_csv_numbers(frame, contract)
     assert parsed["x"].tolist()[:2] == [1.5, "oops"] and parsed["x"][3] == 7
     assert pd.isna(parsed["x"][2])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+from runway.core.columns.schema import DataContract
 from runway.serving.cache import Lookup, PredictionCache
 
-COLUMNS = {"x": {"kind": "numeric"}, "c": {"kind": "categorical"}}
+COLUMNS = DataContract.model_validate(
+    {"columns": {"x": {"kind": "numeric"}, "c": {"kind": "categorical"}}}
+).columns
 
 
 def test_the_key_is_the_canonical_row_of_one_version():

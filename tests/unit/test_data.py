@@ -135,8 +135,8 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
     )
     features = {"x": "numeric", "n": "numeric", "c": "categorical"}
     contract = infer_contract(frame, features)
-    cols = contract["columns"]
-    assert cols["x"] == {
+    cols = contract.columns
+    assert cols["x"].to_json_dict() == {
         "kind": "numeric",
         "dtype": "float64",
         "source_dtype": "float64",
@@ -147,18 +147,18 @@ def test_contract_and_profile_describe_the_training_data(tmp_path):
         "max": 4.0,
         "integer": True,
     }
-    assert cols["n"]["nullable"] is False
-    assert cols["n"]["source_dtype"] == "int64"
+    assert cols["n"].nullable is False
+    assert cols["n"].source_dtype == "int64"
     as_read = infer_contract(frame.astype({"n": "float64"}), features, {"n": "int32"})
-    assert as_read["columns"]["n"]["dtype"] == "float64"
-    assert as_read["columns"]["n"]["source_dtype"] == "int32"  # the model sees float64
-    assert cols["c"]["categories"] == ["a", "b"]
-    assert cols["c"]["missing_rate"] == 0.25
-    profile = infer_profile(frame, features)["features"]
-    assert profile["x"]["count"] == 3
-    assert sum(profile["n"]["bin_fractions"]) == pytest.approx(1.0)
-    assert profile["n"]["bin_edges"][0] == 1.0 and profile["n"]["bin_edges"][-1] == 5.0
-    assert profile["c"]["frequencies"] == {"a": pytest.approx(2 / 3), "b": pytest.approx(1 / 3)}
+    assert as_read.columns["n"].dtype == "float64"
+    assert as_read.columns["n"].source_dtype == "int32"  # the model sees float64
+    assert cols["c"].categories == ["a", "b"]
+    assert cols["c"].missing_rate == 0.25
+    profile = infer_profile(frame, features).features
+    assert profile["x"].count == 3
+    assert sum(profile["n"].bin_fractions or []) == pytest.approx(1.0)
+    assert (profile["n"].bin_edges or [])[0] == 1.0 and (profile["n"].bin_edges or [])[-1] == 5.0
+    assert profile["c"].frequencies == {"a": pytest.approx(2 / 3), "b": pytest.approx(1 / 3)}
 
 
 def test_digest_changes_with_content():

@@ -15,12 +15,12 @@ from runway.core.columns.drift import (
     numeric_histogram,
     psi,
 )
-from runway.core.columns.profile import infer_profile
+from runway.core.columns.profile import FeatureProfile, infer_profile
 
 
-def _profile(values: np.ndarray) -> dict:
+def _profile(values: np.ndarray) -> FeatureProfile:
     frame = pd.DataFrame({"x": values})
-    return infer_profile(frame, {"x": "numeric"})["features"]["x"]
+    return infer_profile(frame, {"x": "numeric"}).features["x"]
 
 
 def test_values_beyond_the_training_range_land_in_the_end_bins():
@@ -38,7 +38,7 @@ def test_the_current_bins_are_the_reference_bins():
     entry = _profile(values)
     histogram = numeric_histogram(entry)
     histogram.add(pd.Series(values))
-    np.testing.assert_allclose(histogram.current(), entry["bin_fractions"])
+    np.testing.assert_allclose(histogram.current(), entry.bin_fractions or [])
     assert psi(histogram.reference, histogram.current()) == pytest.approx(0.0, abs=1e-12)
 
 
@@ -60,7 +60,7 @@ def test_psi_grows_with_the_shift_and_weighs_empty_bins():
 
 
 def test_unseen_categories_are_counted_not_dropped_and_other_is_kept_apart():
-    entry = {"frequencies": {"a": 0.6, "b": 0.3}, "frequencies_truncated": True, "count": 100}
+    entry = FeatureProfile(frequencies={"a": 0.6, "b": 0.3}, frequencies_truncated=True, count=100)
     histogram = categorical_histogram(entry, known=["a", "b", "c"])
     histogram.add(pd.Series(["a", "a", "c", "new", "newer", None]))
     by_label = dict(zip(histogram.labels, histogram.counts.tolist(), strict=True))

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from runway.core.columns.contract import (
+    DataContract,
     canonical_records,
     check_frame,
     check_records,
@@ -262,18 +263,20 @@ def test_an_optional_column_may_be_left_out_and_a_required_one_may_not():
 
 
 def test_a_contract_that_lists_only_some_levels_says_what_cannot_be_checked():
-    old = {
-        "version": 1,
-        "columns": {
-            "code": {
-                "kind": "categorical",
-                "dtype": "object",
-                "categories": ["a", "b"],
-                "categories_truncated": True,
+    old = DataContract.model_validate(
+        {
+            "version": 1,
+            "columns": {
+                "code": {
+                    "kind": "categorical",
+                    "dtype": "object",
+                    "categories": ["a", "b"],
+                    "categories_truncated": True,
+                },
+                "flag": {"kind": "categorical", "dtype": "object", "source_dtype": "bool"},
             },
-            "flag": {"kind": "categorical", "dtype": "object", "source_dtype": "bool"},
-        },
-    }
+        }
+    )
     assert unverified(old) == [
         "column 'code': the contract lists only 2 levels, so values never seen in training are "
         "not rejected for this column (retrain to record every level)"
@@ -389,7 +392,9 @@ def test_an_integer_no_float_holds_rejects_its_row_in_a_csv_not_the_file():
     assert len(result.valid) == 1
 
 
-NO_TIME = {**CONTRACT, "columns": {k: v for k, v in CONTRACT["columns"].items() if k != "t"}}
+NO_TIME = CONTRACT.model_copy(
+    update={"columns": {k: v for k, v in CONTRACT.columns.items() if k != "t"}}
+)
 
 
 def _as_the_model_gets_it(sent: Canonical, schema: Any) -> dict[str, list[Any]] | str:
@@ -414,9 +419,7 @@ def _as_the_model_gets_it(sent: Canonical, schema: Any) -> dict[str, list[Any]] 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(
-        st.fixed_dictionaries({k: VALUES for k in NO_TIME["columns"]}), min_size=1, max_size=5
-    ),
+    st.lists(st.fixed_dictionaries({k: VALUES for k in NO_TIME.columns}), min_size=1, max_size=5),
     st.sampled_from(["double", "long"]),
 )
 @example([{"n": 1, "b": True, "c": "a\x00"}], "double")  # numpy would drop the NUL

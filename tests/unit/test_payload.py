@@ -8,9 +8,12 @@ import json
 import pandas as pd
 import pytest
 
+from runway.core.columns.schema import DataContract
 from runway.serving.payload import BadRequest, media_type, parse
 
-COLUMNS = {"x": {"kind": "numeric"}, "plan": {"kind": "categorical"}}
+COLUMNS = DataContract.model_validate(
+    {"columns": {"x": {"kind": "numeric"}, "plan": {"kind": "categorical"}}}
+)
 ROWS = [{"x": 1.5, "plan": "pro"}, {"x": 2, "plan": "basic"}]
 
 

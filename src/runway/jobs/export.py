@@ -3,7 +3,9 @@
 The bundle runs on a device with Python, numpy and onnxruntime only (no MLflow,
 scikit-learn or pandas): ``model.onnx`` (the registered twin, checked by
 :func:`runway.store.trust.fetch_verified` before it is copied), ``contract.json``
-(the data contract the source was trained with), ``twin.json`` (what it twins,
+(the data contract the source was trained with) with its JSON Schema
+(``contract.schema.json``, generated from :class:`runway.core.columns.schema.DataContract`),
+``twin.json`` (what it twins,
 its hash and parity figures), ``predict.py`` (:mod:`runway.core.onnx.edge_predict`,
 standalone) and a README.
 """
@@ -16,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from runway.core.columns.schema import SCHEMA_FILE, contract_json_schema
 from runway.core.governance.trust import TWIN_ONNX, TWIN_RECORD
 from runway.core.onnx import edge_predict
 from runway.errors import UsageError
@@ -36,7 +39,8 @@ Needs Python 3.9+, numpy and onnxruntime; nothing else:
     .venv/bin/python predict.py --json rows.json     # a JSON list, JSON lines, or dataframe_records
 
 Each row is checked against contract.json (the columns, types, integer ranges and
-categories the model was trained on) before it is scored; one JSON line is
+categories the model was trained on; contract.schema.json is its JSON Schema)
+before it is scored; one JSON line is
 printed per input row: {{"row": 0, "prediction": ...}} or {{"row": 1, "rejected":
 [...]}}. Exit status 0 (all scored), 3 (some rows rejected), 2 (usage, columns).
 `python predict.py --help` lists the options (unknown columns, unseen
@@ -92,7 +96,8 @@ def export(
         shutil.copy(local / TWIN_RECORD, out / "twin.json")
     assert chosen.run_id is not None  # fetch_verified refuses a version without one
     contract = tracking.load_contract(chosen.run_id)
-    (out / "contract.json").write_text(json.dumps(contract, indent=2))
+    (out / "contract.json").write_text(contract.to_json())
+    (out / SCHEMA_FILE).write_text(json.dumps(contract_json_schema(), indent=2))
     shutil.copy(edge_predict.__file__, out / "predict.py")
     record = json.loads((out / "twin.json").read_text())
     parity = record.get("parity", {})

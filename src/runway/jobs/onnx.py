@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from runway.core.columns.schema import DataContract
 from runway.core.onnx.model import ONNX_FILE, OnnxTwin, sha256_file
 from runway.core.onnx.parity import ParityReport, check_parity, edge_frame
 from runway.core.training.data import Split, load_dataset, prepare
@@ -152,7 +153,7 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
 
 
 def convert_and_check(
-    pipeline: Any, contract: dict[str, Any], split: Split, task: str, folder: Path
+    pipeline: Any, contract: DataContract, split: Split, task: str, folder: Path
 ) -> tuple[Path, ParityReport]:
     """The twin written to ``folder/model.onnx`` and its parity on the holdout and edge cases."""
     import onnx

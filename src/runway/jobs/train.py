@@ -164,12 +164,12 @@ def log_evaluated_model(spec: ExperimentSpec, split: Split, fitted: Pipeline) ->
     The contract, the reference profile, the plots and the model itself: shared by
     ``train`` and the refit of a sweep's best trial.
     """
-    target = split.target.to_dict() if split.target is not None else None
+    target = split.target.info() if split.target is not None else None
     contract = infer_contract(split.X_train, split.features, split.source_dtypes, target)
-    tracking.log_dict(contract, tracking.CONTRACT_ARTIFACT)
-    profile = infer_profile(split.X_train, split.features)
-    profile["predictions"] = prediction_profile(fitted, split.X_holdout)
-    tracking.log_dict(profile, tracking.PROFILE_ARTIFACT)
+    tracking.log_dict(contract.to_json_dict(), tracking.CONTRACT_ARTIFACT)
+    predictions = prediction_profile(fitted, split.X_holdout)
+    profile = infer_profile(split.X_train, split.features, predictions)
+    tracking.log_dict(profile.to_json_dict(), tracking.PROFILE_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
         plots = make_plots(spec, fitted, split.X_holdout, split.y_holdout, Path(tmp), split.target)
         for png in plots:

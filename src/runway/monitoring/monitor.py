@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from runway.core.columns.profile import ReferenceProfile
+from runway.core.columns.schema import DataContract
 from runway.core.governance.monitor_policy import MonitorPolicy, parse_duration
 from runway.core.governance.policy import read_policy
 from runway.errors import MonitorError, TrackingError, UsageError
@@ -78,8 +80,8 @@ class MonitorResult:
 @dataclass
 class _Reference:
     resolved: ResolvedModel
-    profile: dict[str, Any]
-    contract: dict[str, Any]
+    profile: ReferenceProfile
+    contract: DataContract
     holdout: dict[str, float]
     primary: str
     target: str
@@ -155,7 +157,7 @@ def _reference(resolved: ResolvedModel) -> _Reference:
     if not resolved.run_id:
         raise MonitorError(f"{name} has no source run, so no reference profile to compare with")
     try:
-        profile = tracking.load_json_artifact(resolved.run_id, tracking.PROFILE_ARTIFACT)
+        profile = tracking.load_profile(resolved.run_id)
         contract = tracking.load_contract(resolved.run_id)
     except TrackingError:
         raise MonitorError(
@@ -163,7 +165,7 @@ def _reference(resolved: ResolvedModel) -> _Reference:
             "versions trained by `runway train` or `runway sweep`"
         ) from None
     tags = tracking.run_tags(resolved.run_id)
-    scores = (profile.get("predictions") or {}).get("scores") or {}
+    scores = (profile.predictions.scores if profile.predictions else None) or {}
     return _Reference(
         resolved,
         profile,
@@ -195,14 +197,14 @@ def _read(
     if options.labels:
         labels = load_labels(options.labels, options.key_columns, options.label_column, ref.target)
         labels.classes = ref.classes
-    scorer = _LazyScorer(ref.resolved, list(ref.contract["columns"]), ref.classes, settings)
+    scorer = _LazyScorer(ref.resolved, ref.contract.names, ref.classes, settings)
     sink = PredictionLog(settings.prediction_log)
     if not sink.enabled:
         raise MonitorError(
             "the prediction log is off (RUNWAY_PREDICTION_LOG=off): nothing to judge"
         )
     others: Counter[str] = Counter()
-    features = list(ref.contract["columns"])
+    features = ref.contract.names
     for batch in sink.read_window(ref.resolved.name, window.since, window.until):
         versions = (
             batch["version"].astype(str) if "version" in batch else pd.Series([""] * len(batch))
@@ -266,7 +268,7 @@ def _unjudgeable(
 
 def _notes(stats: WindowStats, ref: _Reference, scorer: _LazyScorer) -> list[str]:
     notes = []
-    if "predictions" not in ref.profile:
+    if ref.profile.predictions is None:
         notes.append(
             "the version's reference profile has no predictions (trained before runway logged "
             "them): prediction drift not judged"

@@ -9,10 +9,9 @@ number of features and bins, not on the number of rows in the window.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +22,8 @@ from runway.core.columns.drift import (
     numeric_histogram,
     out_of_range,
 )
+from runway.core.columns.profile import PredictionProfile, ReferenceProfile
+from runway.core.columns.schema import DataContract
 from runway.errors import UsageError
 from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
 
@@ -107,37 +108,36 @@ class WindowStats:
     positive: str | None = None  # the positive class the model's spec names (its contract)
 
     @classmethod
-    def for_reference(cls, profile: Mapping[str, Any], contract: Mapping[str, Any]) -> WindowStats:
+    def for_reference(cls, profile: ReferenceProfile, contract: DataContract) -> WindowStats:
         """Empty counts over the bins of a version's reference profile and contract."""
-        columns = contract["columns"]
         features = {}
-        for name, entry in profile["features"].items():
-            rules = columns.get(name, {})
-            if entry.get("kind") == "datetime":
+        for name, entry in profile.features.items():
+            rules = contract.columns.get(name)
+            if entry.kind == "datetime":
                 # Timestamps move on by nature: their distribution is not compared (their
                 # missing rate is); the parts the model derives are, once logged, future work.
                 features[name] = FeatureStats(
-                    name, "datetime", None, float(entry.get("missing_rate", 0.0))
+                    name, "datetime", None, float(entry.missing_rate or 0.0)
                 )
                 continue
-            if entry.get("kind") == "numeric":
+            if entry.kind == "numeric":
                 histogram = numeric_histogram(entry)
             else:
-                complete = not rules.get("categories_truncated", True)
-                known = rules.get("categories") if complete else None
+                complete = rules is not None and rules.categories_truncated is False
+                known = rules.categories if rules is not None and complete else None
                 histogram = categorical_histogram(entry, known)
             features[name] = FeatureStats(
                 name,
-                str(entry.get("kind")),
+                str(entry.kind),
                 histogram,
-                float(entry.get("missing_rate", 0.0)),
-                low=rules.get("min"),
-                high=rules.get("max"),
+                float(entry.missing_rate or 0.0),
+                low=_number(rules.min) if rules is not None else None,
+                high=_number(rules.max) if rules is not None else None,
             )
-        reference = profile.get("predictions") or {}
+        reference = profile.predictions
         predictions, scores = _prediction_histograms(reference)
-        classes = [str(c) for c in reference.get("scores") or {}]
-        positive = (contract.get("target") or {}).get("positive_class")
+        classes = [str(c) for c in (reference.scores if reference else None) or {}]
+        positive = contract.target.positive_class if contract.target else None
         stats = cls(features, predictions, scores, classes)
         stats.positive = None if positive is None else str(positive)
         return stats
@@ -198,15 +198,15 @@ class WindowStats:
 
 
 def _prediction_histograms(
-    reference: Mapping[str, Any] | None,
+    reference: PredictionProfile | None,
 ) -> tuple[Histogram | None, dict[str, Histogram]]:
-    if not reference:
+    if reference is None:
         return None, {}
-    if reference.get("kind") == "numeric":
+    if reference.kind == "numeric":
         return numeric_histogram(reference), {}
     predictions = categorical_histogram(reference)
     scores = {}
-    entries = list((reference.get("scores") or {}).items())
+    entries = list((reference.scores or {}).items())
     if len(entries) == 2:  # binary: the positive class's score says it all (the other mirrors it)
         entries = entries[1:]
     for label, entry in entries:
@@ -214,6 +214,11 @@ def _prediction_histograms(
         if histogram is not None:
             scores[str(label)] = histogram
     return predictions, scores
+
+
+def _number(value: float | str | None) -> float | None:
+    """A numeric column's training bound (a datetime's is text, and not compared)."""
+    return value if isinstance(value, float) else None
 
 
 def _reason_kind(reason: str) -> str:

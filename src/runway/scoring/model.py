@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runway.core.columns.contract import cast_to_signature, is_optional, kind_of
+from runway.core.columns.contract import DataContract, cast_to_signature
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.training.pipeline import MODEL_STEP
 from runway.errors import ScoringError
@@ -40,7 +40,7 @@ class LoadedModel:
     """A resolved model version, loaded once, with what scoring needs around it."""
 
     resolved: ResolvedModel
-    contract: dict[str, Any]
+    contract: DataContract
     policy: InputPolicy
     local_dir: Path
     estimator: Any
@@ -54,18 +54,18 @@ class LoadedModel:
     @property
     def features(self) -> list[str]:
         """Contract columns, in training order."""
-        return list(self.contract["columns"])
+        return self.contract.names
 
     @property
     def numeric(self) -> set[str]:
         """Contract columns of kind numeric."""
-        return {c for c, e in self.contract["columns"].items() if kind_of(e) == "numeric"}
+        return {c for c, e in self.contract.columns.items() if e.effective_kind == "numeric"}
 
     def proba_names(self) -> list[str]:
         """``proba_<class>`` per class, by the class's name where the contract records one."""
-        target = self.contract.get("target") or {}
-        labels = [str(c) for c in target.get("classes") or []]
-        names = dict(zip(labels, target.get("class_names") or labels, strict=True))
+        target = self.contract.target
+        labels = [str(c) for c in (target.classes if target else None) or []]
+        names = dict(zip(labels, (target.class_names if target else None) or labels, strict=True))
         return [f"{PROBA_PREFIX}{names.get(str(c), c)}" for c in self.classes or []]
 
     def output_names(self) -> list[str]:
@@ -82,8 +82,8 @@ class LoadedModel:
         An optional column may be left out: it is then missing on every row.
         """
         contract_columns = self.features
-        entries = self.contract["columns"]
-        missing = [c for c in contract_columns if c not in columns and not is_optional(entries[c])]
+        entries = self.contract.columns
+        missing = [c for c in contract_columns if c not in columns and not entries[c].optional]
         if missing:
             raise ScoringError(
                 f"{source}: required column(s) {missing} missing; the model was trained on "

@@ -29,6 +29,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from runway.core.columns.schema import ColumnContract
 from runway.serving.backends import Response
 from runway.serving.canonical import Canonical, canonical
 from runway.settings import Settings
@@ -97,7 +98,7 @@ class PredictionCache:
         return self.rows.evictions
 
     @staticmethod
-    def key(version: str, record: Mapping[str, Any], columns: Mapping[str, Any]) -> Key:
+    def key(version: str, record: Mapping[str, Any], columns: Mapping[str, ColumnContract]) -> Key:
         """The canonical row: contract columns in order; numbers as floats; missing as None."""
         values: list[Any] = []
         for name, entry in columns.items():
@@ -106,7 +107,7 @@ class PredictionCache:
                 values.append(value)
             elif isinstance(value, float) and math.isnan(value):
                 values.append(None)
-            elif entry.get("kind") == "numeric" and isinstance(value, (int, float)):
+            elif entry.kind == "numeric" and isinstance(value, (int, float)):
                 values.append(float(value) if not isinstance(value, bool) else ("bool", value))
             else:  # typed: 1, 1.0 and True are equal in Python, not to the model's encoder
                 values.append((type(value).__name__, value))
@@ -142,7 +143,7 @@ class Lookup:
         cache: PredictionCache,
         version: str,
         records: list[Mapping[str, Any]],
-        columns: Mapping[str, Any],
+        columns: Mapping[str, ColumnContract],
     ) -> None:
         self.cache = cache
         self.records = records
@@ -222,7 +223,7 @@ async def cached(
         if isinstance(rows, list)
         else [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
     )
-    lookup = Lookup(cache, slot.model.version, records, slot.contract["columns"])
+    lookup = Lookup(cache, slot.model.version, records, slot.contract.columns)
 
     def part(missed: list[int]) -> Canonical:
         subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]

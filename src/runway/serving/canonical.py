@@ -19,7 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runway.core.columns.contract import canonical_records, cast_to_signature, signature_columns
+from runway.core.columns.contract import (
+    DataContract,
+    canonical_records,
+    cast_to_signature,
+    signature_columns,
+)
 from runway.core.columns.kinds import is_missing
 from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
 
@@ -62,7 +67,7 @@ class Canonical:
 
 def canonical(
     data: list[Mapping[str, Any]] | pd.DataFrame,
-    contract: Mapping[str, Any],
+    contract: DataContract,
     input_types: Mapping[str, str],
 ) -> Canonical:
     """Checked rows (records, or the valid frame of a check) as the body a backend scores.

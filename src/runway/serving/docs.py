@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -23,6 +23,7 @@ from typing import Any
 
 from runway import __version__
 from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.schema import ColumnContract, DataContract
 from runway.serving.openapi import ERROR_CODES, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
 from runway.store.served import ResolvedModel
@@ -46,7 +47,7 @@ class Described:
     """What the pages describe: the version a gateway slot serves."""
 
     model: ResolvedModel
-    contract: Mapping[str, Any]
+    contract: DataContract
     policy: InputPolicy
     example: bytes  # the logged input example, compact JSON
     auth: bool
@@ -114,18 +115,19 @@ def _example(served: Described) -> Any:
     rows = [dict(zip(split["columns"], values, strict=False)) for values in split["data"]]
     complete = [r for r in rows if not any(_missing(v) for v in r.values())]
     row = (complete or rows)[0]
-    columns = served.contract["columns"]
-    return {"dataframe_records": [{k: _plain(v, columns.get(k, {})) for k, v in row.items()}]}
+    columns = served.contract.columns
+    return {"dataframe_records": [{k: _plain(v, columns.get(k)) for k, v in row.items()}]}
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _plain(value: Any, entry: Mapping[str, Any]) -> Any:
+def _plain(value: Any, entry: ColumnContract | None) -> Any:
     if _missing(value):
         return None
-    integer = str(entry.get("source_dtype", "")).lower().startswith(("int", "uint"))
+    dtype = entry.source_dtype if entry is not None else None
+    integer = str(dtype or "").lower().startswith(("int", "uint"))
     if integer and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -144,7 +146,7 @@ def curl_line(served: Described, host: str) -> str:
 def _columns(served: Described) -> list[tuple[str, str]]:
     """(column, what it takes) for every input column."""
     rows = []
-    for name, entry in served.contract["columns"].items():
+    for name, entry in served.contract.columns.items():
         schema = column_schema(entry, served.policy)
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         what = " or ".join("null" if k == "null" else k for k in kinds)

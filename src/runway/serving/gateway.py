@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runway.core.columns.contract import check_frame, check_records
+from runway.core.columns.contract import DataContract, check_frame, check_records
 from runway.core.columns.input_policy import InputPolicy
 from runway.serving import docs, payload
 from runway.serving.backends import Backend, BackendError
@@ -54,7 +54,7 @@ class Slot:
     """One model version being served: its backends, contract and input policy."""
 
     model: ResolvedModel
-    contract: dict[str, Any]
+    contract: DataContract
     policy: InputPolicy
     backends: list[Backend]
     example: bytes
@@ -304,7 +304,7 @@ class Gateway:
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
             try:
-                rows = payload.parse(body, kind, slot.contract["columns"])
+                rows = payload.parse(body, kind, slot.contract)
                 checked = await self._check(rows, slot, request_id)  # the backend scores these
             except RecursionError:  # a value nested deep enough to break a repr
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
@@ -352,7 +352,7 @@ class Gateway:
     async def _check(self, rows: payload.Payload, slot: Slot, request_id: str) -> Canonical:
         data = rows.data()
         valid: Any = data
-        large = len(rows) * len(slot.contract["columns"]) > THREAD_CHECK_VALUES
+        large = len(rows) * len(slot.contract.columns) > THREAD_CHECK_VALUES
         if isinstance(data, list):
             args = (data, slot.contract, slot.policy)
             problems, rejected = await _off_loop(large, check_records, *args)

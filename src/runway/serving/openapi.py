@@ -10,13 +10,12 @@ is scored, one that is not gets a 4xx naming the column and row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from runway import __version__
-from runway.core.columns.contract import is_optional, kind_of
+from runway.core.columns.contract import ColumnContract, DataContract
 from runway.core.columns.input_policy import InputPolicy
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.served import ResolvedModel
@@ -35,10 +34,10 @@ ERROR_CODES = {
 }
 
 
-def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+def column_schema(entry: ColumnContract, policy: InputPolicy) -> dict[str, Any]:
     """One column of the contract as a JSON Schema: what the gateway's check accepts."""
-    dtype = str(entry.get("source_dtype", entry.get("dtype", "")))
-    kind = kind_of(entry)
+    dtype = entry.training_dtype
+    kind = entry.effective_kind
     if kind == "numeric":
         if dtype.startswith(("int", "uint", "Int", "UInt")):
             info = np.iinfo(dtype.lower())
@@ -49,7 +48,7 @@ def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, An
             }
         else:
             schema = {"type": "number"}
-        low, high = entry.get("min"), entry.get("max")
+        low, high = entry.min, entry.max
         if low is not None and high is not None:
             schema["description"] = f"{dtype} in training, from {low:g} to {high:g}"
     elif kind == "boolean":
@@ -62,11 +61,11 @@ def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, An
         schema = {
             "type": "string",
             "description": "an ISO 8601 date or timestamp (no offset: UTC)",
-            "examples": [v for v in (entry.get("min"), entry.get("max")) if v],
+            "examples": [v for v in (entry.min, entry.max) if v],
         }
     else:
-        categories = entry.get("categories") or []
-        closed = policy.unseen_categories == "reject" and not entry.get("categories_truncated")
+        categories = entry.categories or []
+        closed = policy.unseen_categories == "reject" and not entry.categories_truncated
         schema = {"type": "string"}
         if categories and closed:
             schema["enum"] = list(categories)
@@ -80,13 +79,13 @@ def column_schema(entry: Mapping[str, Any], policy: InputPolicy) -> dict[str, An
     return schema
 
 
-def row_schema(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+def row_schema(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
     """One row (a JSON object): required columns, optional ones; others refused unless passed."""
-    columns: dict[str, Any] = contract["columns"]
+    columns = contract.columns
     return {
         "type": "object",
         "properties": {name: column_schema(entry, policy) for name, entry in columns.items()},
-        "required": [name for name, entry in columns.items() if not is_optional(entry)],
+        "required": [name for name, entry in columns.items() if not entry.optional],
         "additionalProperties": policy.unknown_columns == "pass",
     }
 
@@ -105,9 +104,9 @@ def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def json_body(contract: Mapping[str, Any], policy: InputPolicy) -> dict[str, Any]:
+def json_body(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
     """The JSON request: exactly one of MLflow's four shapes."""
-    columns: dict[str, Any] = contract["columns"]
+    columns = contract.columns
     cells = [column_schema(entry, policy) for entry in columns.values()]
     split = {
         "type": "object",
@@ -234,7 +233,7 @@ def _pages(auth: bool) -> dict[str, Any]:
     }
 
 
-def _components(contract: Mapping[str, Any], policy: InputPolicy, auth: bool) -> dict[str, Any]:
+def _components(contract: DataContract, policy: InputPolicy, auth: bool) -> dict[str, Any]:
     text = {"type": "string"}
     components: dict[str, Any] = {
         "schemas": {
@@ -279,7 +278,7 @@ def _components(contract: Mapping[str, Any], policy: InputPolicy, auth: bool) ->
 
 def document(
     model: ResolvedModel,
-    contract: Mapping[str, Any],
+    contract: DataContract,
     policy: InputPolicy,
     *,
     auth: bool,

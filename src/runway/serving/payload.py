@@ -19,7 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from runway.core.columns.contract import parse_csv_numbers, text_columns
+from runway.core.columns.contract import (
+    ColumnContract,
+    DataContract,
+    parse_csv_numbers,
+    text_columns,
+)
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_INT_DIGITS = 300  # a longer integer overflows a float (or is the 4,300-digit DoS guard)
@@ -124,14 +129,14 @@ def media_type(content_type: str | None) -> str:
     return kind
 
 
-def parse(body: bytes, kind: str, contract_columns: Mapping[str, Any]) -> Payload:
+def parse(body: bytes, kind: str, contract: DataContract) -> Payload:
     """The rows in ``body`` (of media type ``kind``); raises :class:`BadRequest`."""
     if not body.strip():
         raise BadRequest(400, "empty request body; send the rows to score")
     if kind == JSON_TYPE:
         payload = Payload(records=_json_records(body))
     elif kind == CSV_TYPE:
-        payload = Payload(frame=_csv_frame(body, contract_columns))
+        payload = Payload(frame=_csv_frame(body, contract))
     else:
         payload = Payload(frame=_parquet_frame(body))
     if len(payload) == 0:
@@ -229,12 +234,11 @@ def _record_list(value: Any, key: str) -> list[Mapping[str, Any]]:
     return list(value)
 
 
-def _csv_frame(body: bytes, columns: Mapping[str, Any]) -> pd.DataFrame:
+def _csv_frame(body: bytes, contract: DataContract) -> pd.DataFrame:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest(400, "request body is not UTF-8 text") from None
-    contract = {"columns": columns}
     as_text = dict.fromkeys(text_columns(contract), "string")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=as_text)
@@ -245,11 +249,11 @@ def _csv_frame(body: bytes, columns: Mapping[str, Any]) -> pd.DataFrame:
     frame = frame.astype(
         {n: object for n in frame.columns if n in as_text or frame[n].dtype == "string"}
     )
-    _check_big_numbers(frame, columns)  # before any float conversion of them
+    _check_big_numbers(frame, contract.columns)  # before any float conversion of them
     return parse_csv_numbers(frame, contract)
 
 
-def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, Any]) -> None:
+def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, ColumnContract]) -> None:
     """400 for a CSV integer over ``MAX_INT_DIGITS`` digits in a numeric column.
 
     pandas keeps such values as Python ints in an object column (and a float
@@ -259,7 +263,7 @@ def _check_big_numbers(frame: pd.DataFrame | None, columns: Mapping[str, Any]) -
         return
     for name in frame.columns:
         entry = columns.get(name) if isinstance(name, str) else None
-        if entry is None or entry["kind"] != "numeric" or frame[name].dtype != object:
+        if entry is None or entry.kind != "numeric" or frame[name].dtype != object:
             continue
         big = frame[name].map(lambda v: isinstance(v, int) and abs(v) >= _INT_LIMIT).to_numpy(bool)
         if big.any():

@@ -24,15 +24,28 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from pydantic import SecretStr
 
 from runway import errors
 from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.schema import DataContract
 from runway.errors import RunwayError, ServeError
 from runway.settings import Settings
 from runway.store.served import ResolvedModel
+
+
+class Answer(TypedDict, total=False):
+    """The child's one JSON document: the version, and what serving it needs; or the error."""
+
+    model: dict[str, Any]  # ResolvedModel's fields
+    contract: dict[str, object]  # DataContract, as its file has it
+    policy: dict[str, object]  # InputPolicy
+    local: str
+    input_types: dict[str, str]
+    error: str
+    type: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,7 @@ class Fetched:
     """A version fetched and checked into a private folder, with what serving it needs."""
 
     model: ResolvedModel
-    contract: dict[str, Any]
+    contract: DataContract
     policy: InputPolicy
     local: Path  # the checked model folder
     input_types: dict[str, str]  # input column -> MLflow type, from the signature
@@ -58,14 +71,14 @@ async def fetch(settings: Settings, model: str, version: str | None, folder: Pat
     doc = await _ask(settings, model, [*which, "--folder", str(folder)])
     return Fetched(
         ResolvedModel(**doc["model"]),
-        contract=doc["contract"],
+        contract=DataContract.model_validate(doc["contract"]),
         policy=InputPolicy.model_validate(doc["policy"]),
         local=Path(doc["local"]),
         input_types=doc["input_types"],
     )
 
 
-async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, Any]:
+async def _ask(settings: Settings, model: str, options: list[str]) -> Answer:
     """Run the child; its answer, or raise the runway error it met (or ServeError if it failed)."""
     level = str(logging.getLogger().getEffectiveLevel())
     child = await asyncio.create_subprocess_exec(
@@ -96,9 +109,10 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> dict[str, 
             f"asking MLflow about {model} ({' '.join(options)}) failed "
             f"(exit {child.returncode}); its error is in the log above"
         )
-    if "error" in doc:
-        raise _error(doc)
-    return doc
+    answer = cast(Answer, doc)
+    if "error" in answer:
+        raise _error(answer)
+    return answer
 
 
 def settings_json(settings: Settings) -> str:
@@ -111,7 +125,7 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(doc, default=str)
 
 
-def _error(doc: dict[str, Any]) -> RunwayError:
+def _error(doc: Answer) -> RunwayError:
     kind = getattr(errors, str(doc.get("type")), None)
     if (
         isinstance(kind, type)
@@ -144,27 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = _run(settings, args.model, args.stage, args.version, args.folder)
     except RunwayError as exc:
-        doc = {"error": str(exc), "type": type(exc).__name__}
+        doc = Answer(error=str(exc), type=type(exc).__name__)
     except Exception as exc:  # a tracking server's 401, 403, silence: said, not a traceback
         from runway.store.http import explain
 
         known = explain(exc)
         if known is None:
             raise  # a bug: its traceback goes to the log, the gateway reports the exit
-        doc = {"error": str(known), "type": type(known).__name__}
+        doc = Answer(error=str(known), type=type(known).__name__)
     print(json.dumps(doc), file=answer, flush=True)
     return 0
 
 
 def _run(
     settings: Settings, model: str, stage: str | None, version: str | None, folder: Path | None
-) -> dict[str, Any]:
+) -> Answer:
     from runway.store import registry, tracking, trust
     from runway.store.models import signature_inputs
 
     tracking.configure(settings)
     resolved = registry.resolve(model, stage, version)
-    doc: dict[str, Any] = {"model": asdict(resolved)}
+    doc = Answer(model=asdict(resolved))
     if folder is None:
         return doc
     if not resolved.run_id:
@@ -174,12 +188,13 @@ def _run(
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
     local = trust.fetch_verified(resolved, folder, settings)
-    return doc | {
-        "contract": contract,
-        "policy": policy.model_dump(mode="json"),
-        "local": str(local),
-        "input_types": signature_inputs(local),
-    }
+    return Answer(
+        model=doc["model"],
+        contract=contract.to_json_dict(),
+        policy=policy.model_dump(mode="json"),
+        local=str(local),
+        input_types=signature_inputs(local),
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from types import FrameType
 
 import uvicorn
 
-from runway.core.columns.contract import unverified
+from runway.core.columns.contract import DataContract, unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
 from runway.serving import prepare
@@ -416,7 +416,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[bytes, int]:
+def _input_example(model: ResolvedModel, local: Path, contract: DataContract) -> tuple[bytes, int]:
     """The model's logged serving example (what warm-up scores) and its row count."""
     path = local / EXAMPLE_FILE
     if not path.is_file():
@@ -425,7 +425,7 @@ def _input_example(model: ResolvedModel, local: Path, contract: dict) -> tuple[b
             "runway needs one to check a backend before sending it traffic"
         )
     example = path.read_bytes()
-    rows = parse(example, JSON_TYPE, contract["columns"])
+    rows = parse(example, JSON_TYPE, contract)
     return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
 
 

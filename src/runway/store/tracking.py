@@ -16,13 +16,16 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from pydantic import BaseModel, ValidationError
 
+from runway.core.columns.profile import ReferenceProfile
+from runway.core.columns.schema import DataContract
 from runway.core.text import slug
 from runway.errors import TrackingError
 from runway.settings import Settings
@@ -33,8 +36,10 @@ log = logging.getLogger(__name__)
 ERROR_TAG = "runway.error"
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # a run's or experiment's description, rendered as Markdown
-CONTRACT_ARTIFACT = "contract/contract.json"  # core.contract.infer_contract, per run
-PROFILE_ARTIFACT = "contract/reference_profile.json"  # core.profile.infer_profile, per run
+CONTRACT_ARTIFACT = "contract/contract.json"  # core.columns.schema.DataContract, per run
+PROFILE_ARTIFACT = "contract/reference_profile.json"  # core.columns.profile.ReferenceProfile
+
+M = TypeVar("M", bound=BaseModel)
 MAX_TAG_CHARS = 5000
 _BATCH = 1000  # metrics per log_batch call
 
@@ -357,9 +362,25 @@ def describe_experiment(experiment_id: str, text: str) -> None:
         mlflow_client.set_experiment_tag(experiment_id, NOTE_TAG, text[:MAX_TAG_CHARS])
 
 
-def load_contract(run_id: str) -> dict[str, Any]:
+def load_contract(run_id: str) -> DataContract:
     """The data contract a model's training run recorded: what input it may be given."""
-    return load_json_artifact(run_id, CONTRACT_ARTIFACT)
+    return _load_model(run_id, CONTRACT_ARTIFACT, DataContract)
+
+
+def load_profile(run_id: str) -> ReferenceProfile:
+    """The reference profile a model's training run recorded: what drift is measured from."""
+    return _load_model(run_id, PROFILE_ARTIFACT, ReferenceProfile)
+
+
+def _load_model(run_id: str, path: str, model: type[M]) -> M:
+    """A JSON artifact read as its typed model (any of its schema versions)."""
+    doc = load_json_artifact(run_id, path)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        raise TrackingError(f"run {run_id}: {path}: {where}: {problem['msg']}") from None
 
 
 def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ the same value, word for word.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,6 @@ from runway.core.columns.kinds import (
     BOOLEAN_EXPECTED,
     DATETIME_EXPECTED,
     INVALID,
-    Kind,
     boolean_series,
     boolean_value,
     coerce_numbers,
@@ -26,29 +24,14 @@ from runway.core.columns.kinds import (
     timestamp_series,
     timestamp_value,
 )
+from runway.core.columns.schema import ColumnContract
 
 
-def kind_of(entry: Mapping[str, Any]) -> Kind:
-    """A column's kind; contracts written before booleans had a kind call them categorical."""
-    kind: Kind = entry["kind"]
-    if kind == "categorical" and source_dtype(entry) == "bool":
-        return "boolean"
-    return kind
-
-
-def is_optional(entry: Mapping[str, Any]) -> bool:
-    """The one definition of optional: the column had missing values in training."""
-    required = entry.get("required")
-    return not required if required is not None else bool(entry.get("nullable"))
-
-
-def value_problem(
-    name: str, entry: Mapping[str, Any], value: Any, policy: InputPolicy
-) -> str | None:
+def value_problem(name: str, entry: ColumnContract, value: Any, policy: InputPolicy) -> str | None:
     """Why one value breaks its column's contract, or None (the scalar twin of the vectorised checks)."""
     if is_missing(value):
         return f"column {name!r}: missing value" if policy.missing_values == "reject" else None
-    kind = kind_of(entry)
+    kind = entry.effective_kind
     if kind == "numeric":
         return _number_problem(name, entry, value)
     if kind == "boolean":
@@ -63,7 +46,7 @@ def value_problem(
         value, (str, int, float, np.integer, np.floating)
     ):
         return f"column {name!r}: expected a category (text), got {type(value).__name__}"
-    known = _known(entry)
+    known = entry.known_levels
     if policy.unseen_categories == "reject" and known is not None:
         text = as_text(value)
         if text not in known:
@@ -71,7 +54,7 @@ def value_problem(
     return None
 
 
-def _number_problem(name: str, entry: Mapping[str, Any], value: Any) -> str | None:
+def _number_problem(name: str, entry: ColumnContract, value: Any) -> str | None:
     if isinstance(value, (bool, np.bool_)):
         return f"column {name!r}: expected a number, got a boolean"
     if isinstance(value, str):
@@ -81,7 +64,7 @@ def _number_problem(name: str, entry: Mapping[str, Any], value: Any) -> str | No
     number = float(value)
     if number in (float("inf"), float("-inf")):
         return f"column {name!r}: expected a finite number"
-    dtype = source_dtype(entry)
+    dtype = entry.training_dtype
     if dtype.startswith(("int", "uint", "Int", "UInt")):
         if number % 1 != 0:
             return f"column {name!r}: expected an integer, got {number:g}"
@@ -105,30 +88,10 @@ def _out_of_range(name: Any, value: float, dtype: str, info: np.iinfo) -> str:
     return f"column {name!r}: {value:.0f} is out of range for {dtype} [{info.min}, {info.max}]"
 
 
-def _unseen(name: Any, text: str, entry: Mapping[str, Any]) -> str:
-    known = entry.get("categories") or []
+def _unseen(name: Any, text: str, entry: ColumnContract) -> str:
+    known = entry.categories or []
     shown = ", ".join(map(repr, known[:10])) + (" ..." if len(known) > 10 else "")
     return f"column {name!r}: category {text!r} never seen in training; expected one of {shown}"
-
-
-_KNOWN: dict[int, tuple[list[str], frozenset[str]]] = {}
-
-
-def _known(entry: Mapping[str, Any]) -> frozenset[str] | None:
-    """The column's levels as a set (built once per contract), or None when unverifiable."""
-    levels = entry.get("categories")
-    if not levels or entry.get("categories_truncated"):
-        return None
-    cached = _KNOWN.get(id(levels))
-    if cached is None or cached[0] is not levels:
-        cached = (levels, frozenset(levels))
-        _KNOWN[id(levels)] = cached
-    return cached[1]
-
-
-def source_dtype(entry: Mapping[str, Any]) -> str:
-    """The column's dtype in the training data (the model may see it as float64)."""
-    return str(entry.get("source_dtype", entry.get("dtype", "")))
 
 
 Bad = list[tuple[int, str]]
@@ -138,9 +101,9 @@ def merge(bad: Bad, mask: np.ndarray, reason: str) -> Bad:
     return bad + [(int(i), reason) for i in np.flatnonzero(mask)]
 
 
-def numeric_column(series: pd.Series, entry: Mapping[str, Any]) -> tuple[pd.Series, Bad]:
+def numeric_column(series: pd.Series, entry: ColumnContract) -> tuple[pd.Series, Bad]:
     name = series.name
-    dtype = source_dtype(entry)
+    dtype = entry.training_dtype
     bad: Bad = []
     if pd.api.types.is_bool_dtype(series):
         return series.astype("float64"), merge(
@@ -193,7 +156,7 @@ def datetime_column(series: pd.Series) -> tuple[pd.Series, Bad]:
 
 
 def categorical_column(
-    series: pd.Series, entry: Mapping[str, Any], policy: InputPolicy
+    series: pd.Series, entry: ColumnContract, policy: InputPolicy
 ) -> tuple[pd.Series, Bad]:
     name = series.name
     bad: Bad = []
@@ -211,7 +174,7 @@ def categorical_column(
         bad.append((int(i), f"column {name!r}: expected a category (text), got {kind}"))
     text = series.astype(object).map(as_text, na_action="ignore")
     text = text.where(present, np.nan).astype(object)
-    known = _known(entry)
+    known = entry.known_levels
     if policy.unseen_categories == "reject" and known is not None:
         unseen = present & ~wrong & ~text.isin(known).to_numpy()
         for i in np.flatnonzero(unseen):

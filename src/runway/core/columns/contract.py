@@ -32,8 +32,6 @@ from runway.core.columns.checks import (
     boolean_column,
     categorical_column,
     datetime_column,
-    is_optional,
-    kind_of,
     merge,
     numeric_column,
     value_problem,
@@ -46,8 +44,30 @@ from runway.core.columns.kinds import (
     numbers_from_text,
     timestamp_value,
 )
+from runway.core.columns.schema import (
+    CONTRACT_VERSION,
+    ColumnContract,
+    DataContract,
+    TargetInfo,
+)
 
-CONTRACT_VERSION = 2
+__all__ = [
+    "CONTRACT_VERSION",
+    "CheckResult",
+    "ColumnContract",
+    "DataContract",
+    "TargetInfo",
+    "canonical_records",
+    "cast_to_signature",
+    "check_frame",
+    "check_records",
+    "column_problems",
+    "infer_contract",
+    "parse_csv_numbers",
+    "signature_columns",
+    "text_columns",
+    "unverified",
+]
 # Every level is recorded up to this many; beyond, the contract says it is incomplete
 # and the unseen-category rule cannot be verified for that column (see unverified()).
 MAX_CATEGORIES = 100_000
@@ -84,11 +104,11 @@ class CheckResult:
         return f"row {row}: {self.rejected[row][0]}"
 
 
-def signature_columns(contract: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+def signature_columns(contract: DataContract) -> list[tuple[str, str, bool]]:
     """(name, MLflow type, required) per column: the model signature, from the contract."""
     return [
-        (name, MLFLOW_TYPES[kind_of(entry)], not is_optional(entry))
-        for name, entry in contract["columns"].items()
+        (name, MLFLOW_TYPES[entry.effective_kind], not entry.optional)
+        for name, entry in contract.columns.items()
     ]
 
 
@@ -96,8 +116,8 @@ def infer_contract(
     X: pd.DataFrame,
     features: dict[str, Kind],
     source_dtypes: dict[str, str] | None = None,
-    target: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    target: TargetInfo | None = None,
+) -> DataContract:
     """The column contract serving and batch scoring check inputs against.
 
     Records, per column: kind, the dtype the model sees, the dtype the data had
@@ -107,42 +127,52 @@ def infer_contract(
     ranges, and every category. ``target`` (classes, names, positive class) is
     recorded as given.
     """
-    columns: dict[str, Any] = {}
-    for name, kind in features.items():
-        series = X[name]
-        nullable = bool(series.isna().any())
-        entry: dict[str, Any] = {
-            "kind": kind,
-            "dtype": str(series.dtype),
-            "source_dtype": (source_dtypes or {}).get(name, str(series.dtype)),
-            "missing_rate": float(series.isna().mean()),
-            "nullable": nullable,
-            "required": not nullable,
+    columns = {
+        name: _column(X[name], kind, (source_dtypes or {}).get(name))
+        for name, kind in features.items()
+    }
+    if target is None:
+        return DataContract(version=CONTRACT_VERSION, n_rows=len(X), columns=columns)
+    return DataContract(version=CONTRACT_VERSION, n_rows=len(X), columns=columns, target=target)
+
+
+def _column(series: pd.Series, kind: Kind, source: str | None) -> ColumnContract:
+    """One column's entry, with exactly the fields its kind records (in the file's order)."""
+    nullable = bool(series.isna().any())
+    doc: dict[str, object] = {
+        "kind": kind,
+        "dtype": str(series.dtype),
+        "source_dtype": source or str(series.dtype),
+        "missing_rate": float(series.isna().mean()),
+        "nullable": nullable,
+        "required": not nullable,
+    }
+    values = series.dropna()
+    if kind == "numeric":
+        numbers = values.astype("float64")
+        extra: dict[str, object] = {
+            "min": float(numbers.min()) if len(numbers) else None,
+            "max": float(numbers.max()) if len(numbers) else None,
+            "integer": bool(len(numbers) and np.all(np.mod(numbers, 1) == 0)),
         }
-        values = series.dropna()
-        if kind == "numeric":
-            numbers = values.astype("float64")
-            entry["min"] = float(numbers.min()) if len(numbers) else None
-            entry["max"] = float(numbers.max()) if len(numbers) else None
-            entry["integer"] = bool(len(numbers) and np.all(np.mod(numbers, 1) == 0))
-        elif kind == "boolean":
-            entry["true_rate"] = float(values.astype(bool).mean()) if len(values) else None
-        elif kind == "datetime":
-            entry["min"] = values.min().isoformat() if len(values) else None
-            entry["max"] = values.max().isoformat() if len(values) else None
-        else:
-            levels = sorted(values.astype(str).unique().tolist())
-            entry["categories"] = levels[:MAX_CATEGORIES]
-            entry["n_categories"] = len(levels)
-            entry["categories_truncated"] = len(levels) > MAX_CATEGORIES
-        columns[name] = entry
-    contract: dict[str, Any] = {"version": CONTRACT_VERSION, "n_rows": len(X), "columns": columns}
-    if target is not None:
-        contract["target"] = target
-    return contract
+    elif kind == "boolean":
+        extra = {"true_rate": float(values.astype(bool).mean()) if len(values) else None}
+    elif kind == "datetime":
+        extra = {
+            "min": values.min().isoformat() if len(values) else None,
+            "max": values.max().isoformat() if len(values) else None,
+        }
+    else:
+        levels = sorted(values.astype(str).unique().tolist())
+        extra = {
+            "categories": levels[:MAX_CATEGORIES],
+            "n_categories": len(levels),
+            "categories_truncated": len(levels) > MAX_CATEGORIES,
+        }
+    return ColumnContract.model_validate(doc | extra)
 
 
-def unverified(contract: Mapping[str, Any], policy: InputPolicy | None = None) -> list[str]:
+def unverified(contract: DataContract, policy: InputPolicy | None = None) -> list[str]:
     """What the checks cannot verify for this contract, said once (at load), never silently.
 
     Today: the unseen-category rule on a column whose contract lists only part of
@@ -153,10 +183,10 @@ def unverified(contract: Mapping[str, Any], policy: InputPolicy | None = None) -
     if policy.unseen_categories != "reject":
         return []
     notes = []
-    for name, entry in contract["columns"].items():
-        if kind_of(entry) == "categorical" and entry.get("categories_truncated"):
-            kept = len(entry.get("categories") or [])
-            total = entry.get("n_categories")
+    for name, entry in contract.columns.items():
+        if entry.effective_kind == "categorical" and entry.categories_truncated:
+            kept = len(entry.categories or [])
+            total = entry.n_categories
             of = f"{kept:,} of {total:,}" if total else f"only {kept:,}"
             notes.append(
                 f"column {name!r}: the contract lists {of} levels, so values never seen in "
@@ -167,7 +197,7 @@ def unverified(contract: Mapping[str, Any], policy: InputPolicy | None = None) -
 
 def check_frame(
     frame: pd.DataFrame,
-    contract: Mapping[str, Any],
+    contract: DataContract,
     policy: InputPolicy | None = None,
 ) -> CheckResult:
     """Check ``frame`` against ``contract``; cast valid rows to their canonical form.
@@ -176,7 +206,7 @@ def check_frame(
     numbers in messages are positions in ``frame`` (0-based).
     """
     policy = policy or InputPolicy()
-    columns: dict[str, Any] = contract["columns"]
+    columns = contract.columns
     problems = column_problems(list(frame.columns), contract, policy)
     if problems:
         return CheckResult(frame.iloc[0:0], {}, problems)
@@ -189,7 +219,7 @@ def check_frame(
         else:  # an optional column left out
             series = pd.Series([None] * len(frame), dtype=object, name=name)
         series.name = name
-        kind = kind_of(entry)
+        kind = entry.effective_kind
         if kind == "numeric":
             values, bad = numeric_column(series, entry)
         elif kind == "boolean":
@@ -209,12 +239,12 @@ def check_frame(
     return CheckResult(checked[keep], dict(sorted(reasons.items())), [])
 
 
-def text_columns(contract: Mapping[str, Any]) -> list[str]:
+def text_columns(contract: DataContract) -> list[str]:
     """Columns a CSV reader keeps as text: every kind but numeric (leading zeros, ``TRUE``)."""
-    return [n for n, e in contract["columns"].items() if kind_of(e) != "numeric"]
+    return [n for n, e in contract.columns.items() if e.effective_kind != "numeric"]
 
 
-def parse_csv_numbers(frame: pd.DataFrame, contract: Mapping[str, Any]) -> pd.DataFrame:
+def parse_csv_numbers(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     """Numeric columns a CSV reader left as text (one bad cell does that), parsed cell by cell.
 
     Values that parse become numbers; the others stay as written, so the check
@@ -223,8 +253,8 @@ def parse_csv_numbers(frame: pd.DataFrame, contract: Mapping[str, Any]) -> pd.Da
     """
     numeric = [
         n
-        for n, e in contract["columns"].items()
-        if kind_of(e) == "numeric"
+        for n, e in contract.columns.items()
+        if e.effective_kind == "numeric"
         and n in frame.columns
         and not pd.api.types.is_numeric_dtype(frame[n])
     ]
@@ -237,13 +267,13 @@ def parse_csv_numbers(frame: pd.DataFrame, contract: Mapping[str, Any]) -> pd.Da
 
 
 def column_problems(
-    names: list[Any], contract: Mapping[str, Any], policy: InputPolicy | None = None
+    names: list[Any], contract: DataContract, policy: InputPolicy | None = None
 ) -> list[str]:
     """Frame-level problems: required columns missing, unknown columns (unless passed)."""
     policy = policy or InputPolicy()
-    columns: dict[str, Any] = contract["columns"]
+    columns = contract.columns
     present = set(names)
-    missing = [n for n, e in columns.items() if n not in present and not is_optional(e)]
+    missing = [n for n, e in columns.items() if n not in present and not e.optional]
     problems = []
     if missing:
         more = (
@@ -267,7 +297,7 @@ def column_problems(
 
 def check_records(
     records: list[Mapping[str, Any]],
-    contract: Mapping[str, Any],
+    contract: DataContract,
     policy: InputPolicy | None = None,
 ) -> tuple[list[str], dict[int, list[str]]]:
     """The same verdicts as :func:`check_frame`, value by value, for a few rows.
@@ -278,7 +308,7 @@ def check_records(
     :func:`canonical_records`).
     """
     policy = policy or InputPolicy()
-    columns: dict[str, Any] = contract["columns"]
+    columns = contract.columns
     names: dict[Any, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
@@ -289,7 +319,7 @@ def check_records(
     for row, record in enumerate(records):
         reasons = []
         for name, entry in columns.items():
-            if name not in record and not is_optional(entry):
+            if name not in record and not entry.optional:
                 reasons.append(f"column {name!r}: required, missing from the row")
                 continue
             reason = value_problem(name, entry, record.get(name), policy)
@@ -301,7 +331,7 @@ def check_records(
 
 
 def canonical_records(
-    records: list[Mapping[str, Any]], contract: Mapping[str, Any]
+    records: list[Mapping[str, Any]], contract: DataContract
 ) -> dict[str, list[Any]]:
     """Checked records as one list per contract column, each value in its canonical form.
 
@@ -309,8 +339,8 @@ def canonical_records(
     ``True``/``False``, naive UTC timestamps, text; ``None`` when missing.
     """
     out: dict[str, list[Any]] = {}
-    for name, entry in contract["columns"].items():
-        kind = kind_of(entry)
+    for name, entry in contract.columns.items():
+        kind = entry.effective_kind
         values: list[Any] = []
         for record in records:
             value: Any = record.get(name)

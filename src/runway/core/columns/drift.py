@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from runway.core.columns.profile import FeatureProfile
 
 EPSILON = 1e-4  # the fraction an empty bin counts as in PSI (the usual 0.01 %)
 UNSEEN = "(unseen)"
@@ -86,10 +87,10 @@ class Histogram:
         return int(self.counts[position]) if position is not None else 0
 
 
-def numeric_histogram(entry: Mapping[str, Any]) -> Histogram | None:
+def numeric_histogram(entry: FeatureProfile) -> Histogram | None:
     """Bins of a numeric feature from its profile entry (None when it has no bins)."""
-    edges = [float(e) for e in entry.get("bin_edges") or []]
-    fractions = [float(f) for f in entry.get("bin_fractions") or []]
+    edges = [float(e) for e in entry.bin_edges or []]
+    fractions = [float(f) for f in entry.bin_fractions or []]
     if not edges:
         return None
     if len(edges) == 1:  # a constant column: below, at, above the one value
@@ -97,29 +98,27 @@ def numeric_histogram(entry: Mapping[str, Any]) -> Histogram | None:
         return Histogram(
             [f"< {value:.4g}", f"= {value:.4g}", f"> {value:.4g}"],
             np.array([0.0, 1.0, 0.0]),
-            int(entry.get("count", 0)),
+            int(entry.count or 0),
             edges=np.array([value, np.nextafter(value, math.inf)]),
         )
     inner = np.array(edges[1:-1])
     labels = [f"< {edges[1]:.4g}"] if len(edges) > 2 else []
     labels += [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(edges[1:-1])]
     labels.append(f">= {edges[-2]:.4g}" if len(edges) > 2 else "all")
-    return Histogram(labels, np.array(fractions), int(entry.get("count", 0)), edges=inner)
+    return Histogram(labels, np.array(fractions), int(entry.count or 0), edges=inner)
 
 
-def categorical_histogram(
-    entry: Mapping[str, Any], known: Sequence[str] | None = None
-) -> Histogram:
+def categorical_histogram(entry: FeatureProfile, known: Sequence[str] | None = None) -> Histogram:
     """Bins of a categorical feature: its profile's categories, ``(other)`` and ``(unseen)``.
 
     ``known`` is every category training had (the data contract's list), when
     complete; it tells an unlisted training category from an unseen one.
     """
-    frequencies = {str(k): float(v) for k, v in (entry.get("frequencies") or {}).items()}
+    frequencies = {str(k): float(v) for k, v in (entry.frequencies or {}).items()}
     labels = list(frequencies)
     reference = list(frequencies.values())
     rest = max(0.0, 1.0 - sum(reference))
-    if rest > 1e-9 or entry.get("frequencies_truncated"):
+    if rest > 1e-9 or entry.frequencies_truncated:
         labels.append(OTHER)
         reference.append(rest)
     labels.append(UNSEEN)
@@ -128,7 +127,7 @@ def categorical_histogram(
     return Histogram(
         labels,
         np.array(reference),
-        int(entry.get("count", 0)),
+        int(entry.count or 0),
         index=index,
         known=frozenset(map(str, known)) if known is not None else None,
     )

@@ -1,29 +1,82 @@
 """The reference profile of a model's training data: what drift checks compare against.
 
 Quantile bins and summary statistics per numeric feature, value frequencies
-per categorical or boolean one, the range of a datetime one; logged with every model (``contract/reference_profile.json``).
+per categorical or boolean one, the range of a datetime one, and what the model
+predicted on the holdout; logged with every model (``contract/reference_profile.json``)
+as a :class:`ReferenceProfile`, read back by monitoring as one.
+
+Versions: ``version`` is the file's schema version. 1 had no
+``frequencies_truncated`` and no ``predictions``; 2 (:data:`PROFILE_VERSION`)
+has both. Older files read as they are and dump back exactly as read.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from runway.core.columns.kinds import Kind as FeatureKind
+from runway.core.columns.schema import JsonRecord
 
 PROFILE_VERSION = 2  # 2: prediction profile, frequencies_truncated
 PROFILE_BINS = 10
 MAX_PROFILE_CATEGORIES = 200
 
 
-def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str, Any]:
+class FeatureProfile(JsonRecord):
+    """One distribution: a feature in training, or a class's probability on the holdout."""
+
+    kind: FeatureKind | None = None
+    count: int | None = None
+    missing_rate: float | None = None
+    mean: float | None = None  # numeric: summary, quantiles and quantile bins
+    std: float | None = None
+    quantiles: dict[str, float] | None = None
+    bin_edges: list[float] | None = None
+    bin_fractions: list[float] | None = None
+    min: str | None = None  # datetime: the range only
+    max: str | None = None
+    frequencies: dict[str, float] | None = None  # categorical, boolean: the most frequent first
+    frequencies_truncated: bool | None = None
+
+
+class PredictionProfile(FeatureProfile):
+    """What the model predicted on the holdout; a classifier's per-class probability bins."""
+
+    scores: dict[str, FeatureProfile] | None = None
+
+
+class ReferenceProfile(JsonRecord):
+    """The reference profile of a model version (``contract/reference_profile.json``)."""
+
+    version: int = 1
+    n_rows: int | None = None
+    features: dict[str, FeatureProfile]
+    predictions: PredictionProfile | None = None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReferenceProfile:
+        """A profile from its file's text (any version)."""
+        return cls.model_validate_json(text)
+
+    def to_json(self) -> str:
+        """The file's text (two-space indent)."""
+        return json.dumps(self.to_json_dict(), indent=2)
+
+
+def infer_profile(
+    X: pd.DataFrame,
+    features: dict[str, FeatureKind],
+    predictions: PredictionProfile | None = None,
+) -> ReferenceProfile:
     """A reference profile for drift checks: quantile bins or category frequencies per feature."""
-    profile: dict[str, Any] = {}
+    profile: dict[str, FeatureProfile] = {}
     for name, kind in features.items():
         series = X[name]
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "kind": kind,
             "count": int(series.notna().sum()),
             "missing_rate": float(series.isna().mean()),
@@ -36,11 +89,15 @@ def infer_profile(X: pd.DataFrame, features: dict[str, FeatureKind]) -> dict[str
                 entry.update(min=stamps.min().isoformat(), max=stamps.max().isoformat())
         else:  # categorical and boolean: how often each value occurs
             entry.update(categorical_entry(series.dropna().astype(str)))
-        profile[name] = entry
-    return {"version": PROFILE_VERSION, "n_rows": len(X), "features": profile}
+        profile[name] = FeatureProfile.model_validate(entry)
+    if predictions is None:
+        return ReferenceProfile(version=PROFILE_VERSION, n_rows=len(X), features=profile)
+    return ReferenceProfile(
+        version=PROFILE_VERSION, n_rows=len(X), features=profile, predictions=predictions
+    )
 
 
-def numeric_entry(values: np.ndarray) -> dict[str, Any]:
+def numeric_entry(values: np.ndarray) -> dict[str, object]:
     """Summary, quantiles and quantile bins of numbers (empty for no values)."""
     if not len(values):
         return {}
@@ -57,7 +114,7 @@ def numeric_entry(values: np.ndarray) -> dict[str, Any]:
     }
 
 
-def categorical_entry(values: pd.Series) -> dict[str, Any]:
+def categorical_entry(values: pd.Series) -> dict[str, object]:
     """Category frequencies (the most frequent first, at most MAX_PROFILE_CATEGORIES)."""
     freq = values.value_counts(normalize=True)
     return {
@@ -66,7 +123,7 @@ def categorical_entry(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def prediction_profile(fitted: Any, X: pd.DataFrame) -> dict[str, Any]:
+def prediction_profile(fitted: Any, X: pd.DataFrame) -> PredictionProfile:
     """What the model predicts on ``X`` (the holdout): the reference for prediction drift.
 
     Classifiers: the predicted class frequencies, and quantile bins of each
@@ -75,12 +132,14 @@ def prediction_profile(fitted: Any, X: pd.DataFrame) -> dict[str, Any]:
     predicted = np.asarray(fitted.predict(X))
     classes = getattr(fitted, "classes_", None)
     if classes is None:
-        return {
-            "kind": "numeric",
-            "count": len(predicted),
-            **numeric_entry(predicted.astype("float64")),
-        }
-    doc: dict[str, Any] = {
+        return PredictionProfile.model_validate(
+            {
+                "kind": "numeric",
+                "count": len(predicted),
+                **numeric_entry(predicted.astype("float64")),
+            }
+        )
+    doc: dict[str, object] = {
         "kind": "categorical",
         "count": len(predicted),
         **categorical_entry(pd.Series(predicted).astype(str)),
@@ -91,4 +150,4 @@ def prediction_profile(fitted: Any, X: pd.DataFrame) -> dict[str, Any]:
             str(label): {"count": len(predicted), **numeric_entry(probabilities[:, i])}
             for i, label in enumerate(classes)
         }
-    return doc
+    return PredictionProfile.model_validate(doc)

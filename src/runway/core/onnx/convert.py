@@ -42,6 +42,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from runway.core.columns.schema import DataContract
 from runway.core.onnx.graph import SENTINEL, Graph, categorical_block, numeric_block, steps_of
 from runway.errors import LightenRefused
 
@@ -131,7 +132,7 @@ def column_plan(pipeline: Any) -> list[tuple[str, Any, list[str]]]:
     return plan
 
 
-def to_onnx(pipeline: Any, contract: dict[str, Any] | None = None) -> onnx.ModelProto:
+def to_onnx(pipeline: Any, contract: DataContract | None = None) -> onnx.ModelProto:
     """Convert a fitted runway pipeline; raises :class:`LightenRefused` for what has no twin."""
     estimator = pipeline.steps[-1][1]
     name = type(estimator).__name__
@@ -170,7 +171,7 @@ def to_onnx(pipeline: Any, contract: dict[str, Any] | None = None) -> onnx.Model
         "label_from_proba": TIE_EPS if name in LABEL_FROM_PROBA else None,
         "numeric_nan": "impute" if imputes else "model" if name in NAN_TOLERANT else "reject",
         "columns": columns,
-        "contract": contract,
+        "contract": contract.to_json_dict() if contract is not None else None,
     }
     helper.set_model_props(model, {META_KEY: json.dumps(meta)})
     onnx.checker.check_model(model, full_check=True)

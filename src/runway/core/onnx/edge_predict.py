@@ -39,7 +39,7 @@ import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -79,6 +79,24 @@ INT_RANGES = {
     "uint32": (0, 2**32 - 1),
     "uint64": (0, 2**64 - 1),
 }
+
+
+class ColumnEntry(TypedDict, total=False):
+    """The fields of one contract.json column read here (contract.schema.json defines them all)."""
+
+    kind: str
+    dtype: str
+    source_dtype: str
+    min: float | None
+    max: float | None
+    categories: list[str] | None
+    categories_truncated: bool | None
+
+
+class Contract(TypedDict, total=False):
+    """The part of contract.json read here: its columns."""
+
+    columns: dict[str, ColumnEntry]
 
 
 class Model:
@@ -167,7 +185,7 @@ def _is_missing(v: Any, from_csv: bool) -> bool:
 
 def check_row(
     record: dict[str, Any],
-    contract_cols: dict[str, Any],
+    contract_cols: dict[str, ColumnEntry],
     model_kinds: dict[str, str],
     args: argparse.Namespace,
     from_csv: bool,
@@ -211,7 +229,7 @@ def check_row(
 
 
 def _number(
-    name: str, entry: dict[str, Any], value: Any, args: argparse.Namespace, from_csv: bool
+    name: str, entry: ColumnEntry, value: Any, args: argparse.Namespace, from_csv: bool
 ) -> tuple[float | None, str | None, str | None]:
     """(the number, why it is rejected, a warning) for one numeric value."""
     if isinstance(value, bool):
@@ -247,7 +265,7 @@ def _number(
 
 
 def _category(
-    name: str, entry: dict[str, Any], value: Any, args: argparse.Namespace
+    name: str, entry: ColumnEntry, value: Any, args: argparse.Namespace
 ) -> tuple[str | None, str | None, str | None]:
     """(the category as text, why it is rejected, a warning) for one categorical value."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -320,21 +338,20 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _contract(args: argparse.Namespace, model: Model) -> dict[str, Any]:
+def _contract(args: argparse.Namespace, model: Model) -> Contract:
     if args.contract:
-        doc: dict[str, Any] = json.loads(Path(args.contract).read_text(encoding="utf-8"))
-        return doc
+        return cast(Contract, json.loads(Path(args.contract).read_text(encoding="utf-8")))
     embedded = model.meta.get("contract")
     if embedded is None:  # no contract: kinds only, no ranges or categories
-        return {"columns": {c["name"]: {"kind": c["kind"]} for c in model.columns}}
-    return dict(embedded)
+        return Contract(columns={c["name"]: ColumnEntry(kind=c["kind"]) for c in model.columns})
+    return cast(Contract, dict(embedded))
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Check and score the rows; print one JSON line per row; 0, 2 (usage) or 3 (rejects)."""
     args = _parser().parse_args(list(argv) if argv is not None else None)
     model = Model(args.model)
-    ccols: dict[str, Any] = _contract(args, model)["columns"]
+    ccols = _contract(args, model)["columns"]
     missing_model = [c["name"] for c in model.columns if c["name"] not in ccols]
     if missing_model:
         print(f"error: the contract lacks model column(s) {missing_model}", file=sys.stderr)

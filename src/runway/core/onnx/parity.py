@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runway.core.columns.schema import ColumnContract, DataContract
 from runway.core.onnx.model import SENTINEL
 
 TOLERANCE = 1e-5
@@ -106,10 +107,10 @@ class ParityReport:
 
 
 def edge_frame(
-    contract: Mapping[str, Any], base: pd.DataFrame, literal_sentinel: bool = True
+    contract: DataContract, base: pd.DataFrame, literal_sentinel: bool = True
 ) -> pd.DataFrame:
     """Edge cases built on ``base``'s first row, one deviation per row (and an all-missing row)."""
-    columns = contract["columns"]
+    columns = contract.columns
     template = base.iloc[[0]].reset_index(drop=True)
     rows: list[pd.DataFrame] = []
 
@@ -128,7 +129,7 @@ def edge_frame(
                 variant(**{name: SENTINEL})
             continue
         variant(**{name: np.nan})
-        for value in (entry.get("min"), entry.get("max"), EXTREME, -EXTREME, 0.0):
+        for value in (entry.min, entry.max, EXTREME, -EXTREME, 0.0):
             if value is not None:
                 variant(**{name: float(value)})
     variant(**{n: EXTREME for n, e in columns.items() if not _is_cat(e)})
@@ -139,8 +140,8 @@ def edge_frame(
     return frame
 
 
-def _is_cat(entry: Mapping[str, Any]) -> bool:
-    return bool(entry["kind"] != "numeric")
+def _is_cat(entry: ColumnContract) -> bool:
+    return entry.kind != "numeric"
 
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]

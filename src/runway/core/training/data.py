@@ -26,6 +26,7 @@ from runway.core.columns.kinds import (
     looks_like_timestamps,
     timestamp_series,
 )
+from runway.core.columns.schema import TargetInfo
 from runway.core.training.catalog import SKLEARN_DATASETS
 from runway.core.training.spec import DataSpec, ExperimentSpec, FeatureKind
 from runway.errors import DataError
@@ -114,13 +115,13 @@ class Target:
         """The display name of ``label`` (the label itself when it has none)."""
         return self.names.get(label, str(label))
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the contract's ``target`` section)."""
-        return {
-            "classes": [_plain(c) for c in self.classes],
-            "class_names": [self.name(c) for c in self.classes],
-            "positive_class": _plain(self.positive),
-        }
+    def info(self) -> TargetInfo:
+        """The contract's ``target`` section."""
+        return TargetInfo(
+            classes=[_plain(c) for c in self.classes],
+            class_names=[self.name(c) for c in self.classes],
+            positive_class=_plain(self.positive),
+        )
 
 
 def load_dataset(spec: DataSpec) -> Dataset:
