@@ -27,6 +27,7 @@ from runway.core.training.data import Split
 from runway.core.training.pipeline import build_pipeline
 from runway.core.training.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
+from runway.net import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
             "for PostgreSQL: pip install 'runway[team]' and use postgresql+psycopg://"
         ) from exc
     except Exception as exc:  # whatever the driver raises, the URL is the problem
-        message = f"optuna storage {redact(url)!r} cannot be opened: {exc}"
+        message = f"optuna storage {redact(url)!r} cannot be opened: {redact_text(str(exc))}"
         raise SweepError(message.splitlines()[0]) from exc
 
 
@@ -197,12 +198,8 @@ class StopAtTarget:
 
 
 def redact(url: str) -> str:
-    """A storage URL without its password, for tags and messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+    """A storage URL without its password, for tags and messages (:func:`runway.net.redact_url`)."""
+    return redact_url(url)
 
 
 def default_study_name(spec: ExperimentSpec) -> str:
@@ -247,7 +244,9 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
     except Exception as exc:  # a storage that opened lazily fails here
         raise SweepError(
-            f"optuna storage {redact(url)!r} cannot be read: {exc}".splitlines()[0]
+            f"optuna storage {redact(url)!r} cannot be read: {redact_text(str(exc))}".splitlines()[
+                0
+            ]
         ) from exc
     if name in existing and not resume:
         done = existing[name].n_trials

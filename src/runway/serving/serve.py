@@ -45,6 +45,7 @@ import uvicorn
 from runway.core.columns.contract import unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
+from runway.net import redact_url
 from runway.serving import prepare
 from runway.serving.backends import Backend, BackendError, Pending, spawn_group
 from runway.serving.gateway import Gateway, Slot
@@ -385,7 +386,7 @@ async def _announce(
         f"in {slot.backends[0].path.parent} (no TCP port)\n"
         f"  follows    the registry's Production version (checked every few seconds)\n"
         f"  health     {url}/health  {url}/ready  {url}/metrics\n"
-        f"  logging    predictions to {sink.target}\n"
+        f"  logging    predictions to {redact_url(sink.target)}\n"
         f"  try        curl -s {url}/invocations -H 'Content-Type: application/json' "
         f"-d {shlex.quote(example)}",
         flush=True,

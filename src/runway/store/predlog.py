@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from runway.core.text import slug
+from runway.net import redact_url
 from runway.settings import get_settings, is_database_url
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class PredictionLog:
         self.is_database = is_database_url(target)
 
     def __repr__(self) -> str:
-        return f"PredictionLog({self.target!r})"
+        return f"PredictionLog({redact_url(self.target)!r})"
 
     def append(
         self,
