@@ -57,3 +57,56 @@ def test_serve_banner_hides_the_password(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "logging    predictions to postgresql://runway:***@127.0.0.1" in out
     assert SECRET not in out
+
+
+# --- 5. backend logs are the user's own ------------------------------------------------------
+
+
+def test_backend_logs_default_to_the_users_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runway.serving import serve
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert serve.ServeOptions(model="m").log_dir == tmp_path / "state" / "runway" / "serve"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / ".local" / "state" / "runway" / "serve"
+    assert serve.ServeOptions(model="m").log_dir == expected
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["default", "--log-dir"])
+def test_backend_log_dir_and_files_are_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: bool
+) -> None:
+    """The folder the gateway hands its backends is 0700, and their log files 0600."""
+    import os
+    import sys
+
+    from runway.serving import serve, zygote
+    from runway.serving.gateway import Gateway
+    from runway.settings import Settings
+
+    os.umask(0o022)  # a usual umask: what made the logs world-readable
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    options = serve.ServeOptions(model="m")
+    if given:
+        options.log_dir = tmp_path / "mine" / "logs"
+    seen: dict[str, int] = {}
+
+    def spawn_group(model: str, socket_dir: Path, log_dir: Path, *rest: object, **kw: object):
+        seen["mode"] = log_dir.stat().st_mode & 0o777  # as the backends find it
+        log = log_dir / "backend-m-1-g1-0.log"
+        proc = zygote.spawn(
+            [sys.executable, "-c", "import sys; sys.stderr.write('x')"], {}, [], log
+        )
+        proc.communicate(timeout=30)
+        seen["file"] = log.stat().st_mode & 0o777
+        return SimpleNamespace()
+
+    monkeypatch.setattr(serve, "spawn_group", spawn_group)
+    settings = Settings(MLFLOW_TRACKING_URI="sqlite:///x.db", prediction_log="off")
+    server = serve.Server(options, settings, Gateway(settings, None), tmp_path)
+    server._spawn(1)
+    assert seen == {"mode": 0o700, "file": 0o600}
+    assert not str(options.log_dir).startswith("/tmp/runway-serve")
