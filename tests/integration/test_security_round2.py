@@ -110,3 +110,64 @@ def test_backend_log_dir_and_files_are_owner_only(
     server._spawn(1)
     assert seen == {"mode": 0o700, "file": 0o600}
     assert not str(options.log_dir).startswith("/tmp/runway-serve")
+
+
+# --- 6. sweep workers propose distinct parameters --------------------------------------------
+
+SWEEP = {
+    "trials": 8,
+    "seed": 7,
+    "pruning": False,
+    "space": {"model__C": {"type": "float", "low": 0.001, "high": 100, "log": True}},
+}
+
+
+def _param_sets(study_name: str, storage: Path) -> list[tuple]:
+    import optuna
+
+    journal = optuna.storages.journal.JournalFileBackend(str(storage))
+    study = optuna.load_study(
+        study_name=study_name, storage=optuna.storages.JournalStorage(journal)
+    )
+    return [tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)]
+
+
+@pytest.mark.slow
+def test_parallel_workers_propose_distinct_parameters(tmp_path: Path) -> None:
+    from runway.core.training.spec import load_spec
+    from runway.jobs.sweep import sweep
+    from tests.helpers import write_spec
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", sweep=SWEEP, metrics=["roc_auc"]))
+    result = sweep(spec, workers=2)
+    sets = _param_sets(result.study_name, tmp_path / "optuna.journal")
+    assert len(sets) == 8
+    assert len(set(sets)) == 8, sets
+
+
+@pytest.mark.slow
+def test_a_joined_worker_proposes_parameters_the_owner_did_not(tmp_path: Path) -> None:
+    """A second machine joins (here one after the other, the worst case for equal seeds)."""
+    from runway.core.training.spec import load_spec
+    from runway.jobs import study as studies
+    from runway.jobs.join import join
+    from runway.jobs.sweep import sweep
+    from tests.helpers import write_spec
+
+    spec = load_spec(
+        write_spec(tmp_path / "s.yaml", sweep={**SWEEP, "trials": 4}, metrics=["roc_auc"])
+    )
+    result = sweep(spec)
+    journal = tmp_path / "optuna.journal"
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    optuna.load_study(study_name=result.study_name, storage=storage).set_user_attr(
+        studies.TARGET_ATTR, 8
+    )
+    join(spec)
+    sets = _param_sets(result.study_name, journal)
+    assert len(sets) == 8
+    assert len(set(sets)) == 8, sets
