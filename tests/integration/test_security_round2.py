@@ -171,3 +171,88 @@ def test_a_joined_worker_proposes_parameters_the_owner_did_not(tmp_path: Path) -
     sets = _param_sets(result.study_name, journal)
     assert len(sets) == 8
     assert len(set(sets)) == 8, sets
+
+
+# --- 10. the monitor on a database log where served and batch rows share a window ------------
+
+
+def _mixed_sql_log(tmp_path: Path) -> PredictionLog:
+    """A SQLite prediction log (the team's PostgreSQL sink, same reader) with batch rows (their
+    probabilities logged) and served rows (none: monitoring scores them) in one window."""
+    import pandas as pd
+
+    sink = PredictionLog(f"sqlite:///{tmp_path / 'predictions.db'}")
+    now = pd.Timestamp.now(tz="UTC")
+    common = {"model": "m", "version": "1", "status": "scored", "reason": None}
+    batch = pd.DataFrame(
+        {
+            "timestamp": [now] * 3,
+            **{k: [v] * 3 for k, v in common.items()},
+            "source": "batch",
+            "request_id": "b1",
+            "row": [0, 1, 2],
+            "key": ["k0", "k1", "k2"],
+            "input.x": [0.5, 1.5, 0.7],
+            "prediction": ["1", "0", "1"],
+            "proba.0": [0.2, 0.9, 0.3],
+            "proba.1": [0.8, 0.1, 0.7],
+        }
+    )
+    served = batch.drop(columns=["proba.0", "proba.1"]).assign(
+        source="serve", request_id="r1", key=["k3", "k4", "k5"]
+    )
+    sink.write_frame("m", batch)
+    sink.write_frame("m", served)
+    return sink
+
+
+def _window_stats():
+    from runway.monitoring.window import WindowStats
+
+    bins = {"kind": "numeric", "bin_edges": [0.0, 1.0, 2.0], "bin_fractions": [0.5, 0.5]}
+    profile = {
+        "features": {"x": {**bins, "missing_rate": 0.0}},
+        "predictions": {
+            "kind": "categorical",
+            "frequencies": {"0": 0.5, "1": 0.5},
+            "scores": {
+                "0": dict(bins, bin_edges=[0.0, 0.5, 1.0]),
+                "1": dict(bins, bin_edges=[0.0, 0.5, 1.0]),
+            },
+        },
+    }
+    contract = {"columns": {"x": {"min": 0.0, "max": 2.0}}, "target": {"positive_class": "1"}}
+    return WindowStats.for_reference(profile, contract)
+
+
+def _scorer(features):
+    import numpy as np
+
+    return np.tile([0.4, 0.6], (len(features), 1))
+
+
+def test_monitor_counts_a_database_window_of_served_and_batch_rows(tmp_path: Path) -> None:
+    sink = _mixed_sql_log(tmp_path)
+    stats = _window_stats()
+    batches = list(sink.read_window("m", None, None))
+    assert sum(len(b) for b in batches) == 6 and any(b["proba.1"].isna().any() for b in batches)
+    for batch in batches:
+        stats.add(batch, _scorer)  # was: ValueError: assignment destination is read-only
+    assert stats.rows_scored == 6
+    assert stats.scores_computed == 3
+    assert stats.scores["1"].counts.sum() == 6
+
+
+def test_monitor_joins_labels_on_a_database_window_of_served_and_batch_rows(
+    tmp_path: Path,
+) -> None:
+
+    from runway.monitoring.labels import Labels
+
+    sink = _mixed_sql_log(tmp_path)
+    truth = {f"k{i}": str(i % 2) for i in range(6)}
+    labels = Labels("labels.csv", truth, classes=["0", "1"])
+    for batch in sink.read_window("m", None, None):
+        labels.add(batch, ["x"], _scorer)
+    probabilities = labels.probabilities()
+    assert probabilities is not None and probabilities.shape == (6, 2)
