@@ -256,3 +256,91 @@ def test_monitor_joins_labels_on_a_database_window_of_served_and_batch_rows(
         labels.add(batch, ["x"], _scorer)
     probabilities = labels.probabilities()
     assert probabilities is not None and probabilities.shape == (6, 2)
+
+
+# --- 12. a batch's rows are logged when its output is committed, once per batch id ----------
+
+BATCH_MODEL = "sec-batch"
+
+
+@pytest.fixture(scope="module")
+def _batch_production(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import ship
+
+    root = tmp_path_factory.mktemp("sec-batch-store")
+    spec = {
+        "experiment": "sec-batch",
+        "task": "classification",
+        "model_name": BATCH_MODEL,
+        "data": {"source": "sklearn:breast_cancer", "target": "target"},
+        "estimator": {"name": "LogisticRegression", "params": {"max_iter": 500}},
+        "split": {"holdout": 0.25, "cv_folds": 2, "seed": 3},
+        "metrics": ["roc_auc"],
+        "primary_metric": {"name": "roc_auc"},
+    }
+    ship(root, spec)
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def batch_input(_batch_production: Path, mlflow_store: str, tmp_path: Path) -> Path:
+    """This test's store (a copy of the module's, with its Production version) and an input."""
+    import shutil
+
+    from sklearn.datasets import load_breast_cancer
+
+    shutil.copy(_batch_production, tmp_path / "mlflow.db")
+    rows = load_breast_cancer(as_frame=True).data
+    rows.insert(0, "id", [f"r{i:04d}" for i in range(len(rows))])
+    rows.to_parquet(tmp_path / "in.parquet", index=False)
+    return tmp_path / "in.parquet"
+
+
+def test_a_batch_whose_output_upload_fails_logs_nothing(
+    batch_input: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runway.errors import ScoringError
+    from runway.scoring.batch import ScoringOptions, score_file
+    from runway.store.predlog import read_predictions
+
+    # the object store is down: nothing listens where S3 should be
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ScoringError, match="cannot upload"):
+        score_file(
+            BATCH_MODEL,
+            batch_input,
+            "s3://scores/out/day1.parquet",
+            ScoringOptions(key_columns=["id"], chunk_rows=200),
+        )
+    assert len(read_predictions(BATCH_MODEL)) == 0
+
+
+@pytest.mark.parametrize("sink", ["directory", "database"])
+def test_the_same_batch_scored_twice_is_logged_once(
+    batch_input: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sink: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from runway.scoring.batch import ScoringOptions, score_file
+    from runway.store.predlog import read_predictions
+
+    if sink == "database":
+        monkeypatch.setenv("RUNWAY_PREDICTION_LOG", f"sqlite:///{tmp_path / 'predictions.db'}")
+    when = datetime(2026, 1, 2, 3, tzinfo=UTC)  # a scheduler's logical time: the same on retry
+    options = ScoringOptions(key_columns=["id"], chunk_rows=200, scored_at=when)
+    first = score_file(BATCH_MODEL, batch_input, tmp_path / "out.parquet", options)
+    again = score_file(BATCH_MODEL, batch_input, tmp_path / "out.parquet", options)
+    assert first.batch_id == again.batch_id
+    logged = read_predictions(BATCH_MODEL)
+    assert len(logged) == 569, len(logged)
+    assert set(logged["request_id"]) == {first.batch_id}
+    other = score_file(BATCH_MODEL, batch_input, tmp_path / "other.parquet", options)
+    assert other.batch_id != first.batch_id
+    assert len(read_predictions(BATCH_MODEL)) == 2 * 569  # another batch is logged
