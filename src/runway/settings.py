@@ -6,6 +6,7 @@ tests (and users) can change the environment between calls.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -14,6 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # URL schemes of databases SQLAlchemy reaches (a "+driver" suffix is allowed).
 DB_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+
+
+def state_dir() -> Path:
+    """This user's own state folder for runway: ``$XDG_STATE_HOME/runway``, else
+    ``~/.local/state/runway`` (backend logs live under it, never in a shared temp dir)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "runway"
 
 
 def is_database_url(url: str) -> bool:

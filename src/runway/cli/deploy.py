@@ -85,7 +85,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="backends (single-worker scoring servers) behind the gateway; with 2 or more a "
         "crashed backend costs only its requests in flight (default 2, ~260 MB each)",
     )
-    p.add_argument("--log-dir", help="where backend logs go (default <tmp>/runway-serve)")
+    p.add_argument(
+        "--log-dir",
+        help="where backend logs go, owner-only (default $XDG_STATE_HOME/runway/serve, "
+        "else ~/.local/state/runway/serve)",
+    )
     p.set_defaults(func=_serve)
     _add_score_parser(sub)
 

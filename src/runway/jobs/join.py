@@ -18,6 +18,7 @@ from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import ExperimentSpec
 from runway.errors import SweepError
 from runway.jobs import study as studies
+from runway.jobs import workers as pool
 from runway.jobs.study import PARENT_ATTR, sweep_of
 from runway.jobs.sweep import _optimize, check_space, heartbeat
 from runway.jobs.sweep_parent import SweepContext
@@ -63,7 +64,8 @@ def join(
         )
     name = study_name or studies.default_study_name(spec)
     beat = heartbeat(settings, storage_url)
-    study = studies.load_existing(spec, studies.open_storage(storage_url, beat), name, storage_url)
+    store = studies.open_storage(storage_url, beat)
+    study = studies.load_existing(spec, store, name, storage_url, pool.seed(spec, pool.joined(0)))
     parent_id = str(study.user_attrs[PARENT_ATTR])
     split = prepare(spec, load_dataset(spec.data))
     check_space(spec, split)

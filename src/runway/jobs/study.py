@@ -25,6 +25,7 @@ from runway.core.training.data import Split
 from runway.core.training.pipeline import build_pipeline
 from runway.core.training.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
 from runway.errors import SweepError
+from runway.net import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
             "for PostgreSQL: pip install 'runway[team]' and use postgresql+psycopg://"
         ) from exc
     except Exception as exc:  # whatever the driver raises, the URL is the problem
-        message = f"optuna storage {redact(url)!r} cannot be opened: {exc}"
+        message = f"optuna storage {redact(url)!r} cannot be opened: {redact_text(str(exc))}"
         raise SweepError(message.splitlines()[0]) from exc
 
 
@@ -195,12 +196,8 @@ class StopAtTarget:
 
 
 def redact(url: str) -> str:
-    """A storage URL without its password, for tags and messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+    """A storage URL without its password, for tags and messages (:func:`runway.net.redact_url`)."""
+    return redact_url(url)
 
 
 def default_study_name(spec: ExperimentSpec) -> str:
@@ -222,8 +219,8 @@ def sampler_seed(spec: ExperimentSpec) -> int:
     return sweep.seed if sweep.seed is not None else spec.split.seed
 
 
-def _sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=sampler_seed(spec))
+def _sampler(spec: ExperimentSpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=sampler_seed(spec) if seed is None else seed)
 
 
 def _pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
@@ -232,10 +229,12 @@ def _pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def load_study(spec: ExperimentSpec, storage: Any, name: str) -> optuna.Study:
-    """An existing study, with the spec's sampler and pruner (what a worker process opens)."""
+def load_study(
+    spec: ExperimentSpec, storage: Any, name: str, seed: int | None = None
+) -> optuna.Study:
+    """An existing study, with the spec's sampler (a worker's ``seed``) and pruner."""
     return optuna.load_study(
-        study_name=name, storage=storage, sampler=_sampler(spec), pruner=_pruner(spec)
+        study_name=name, storage=storage, sampler=_sampler(spec, seed), pruner=_pruner(spec)
     )
 
 
@@ -244,9 +243,8 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
     try:
         existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
     except Exception as exc:  # a storage that opened lazily fails here
-        raise SweepError(
-            f"optuna storage {redact(url)!r} cannot be read: {exc}".splitlines()[0]
-        ) from exc
+        message = f"optuna storage {redact(url)!r} cannot be read: {redact_text(str(exc))}"
+        raise SweepError(message.splitlines()[0]) from exc
     if name in existing and not resume:
         done = existing[name].n_trials
         raise SweepError(
@@ -268,10 +266,12 @@ def open_study(spec: ExperimentSpec, store: Any, name: str, resume: bool, url: s
     return study
 
 
-def load_existing(spec: ExperimentSpec, store: Any, name: str, url: str) -> optuna.Study:
+def load_existing(
+    spec: ExperimentSpec, store: Any, name: str, url: str, seed: int | None = None
+) -> optuna.Study:
     """A running study another machine started (``--join``), checked to be of ``spec``."""
     try:
-        study = load_study(spec, store, name)
+        study = load_study(spec, store, name, seed)
     except KeyError as exc:
         raise SweepError(
             f"no study {name!r} in {redact(url)}; start the sweep first (runway sweep SPEC on "

@@ -178,8 +178,10 @@ def _worker_main(
     timeout: float | None,
     tracking_uri: str,
     threads: int = 1,
+    worker: int | str = 1,
 ) -> None:
-    """A sweep worker process: its own data split, storage handle and MLflow configuration."""
+    """A sweep worker process: its own data split, storage handle, MLflow configuration and
+    sampler seed (``worker``: :func:`runway.jobs.workers.seed`)."""
     os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracking.configure_uri(tracking_uri)
@@ -194,7 +196,10 @@ def _worker_main(
         heartbeat=studies.Heartbeat(*heartbeat) if heartbeat else None,
     )
     study = studies.load_study(
-        spec, studies.open_storage(ctx.storage_url, ctx.heartbeat), ctx.study_name
+        spec,
+        studies.open_storage(ctx.storage_url, ctx.heartbeat),
+        ctx.study_name,
+        pool.seed(spec, worker),
     )
     _freeze_heap()
     total = studies.target(study, sweep_of(spec).trials)
@@ -232,7 +237,8 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # A spawned worker pays seconds of imports, so N workers means N-1 new processes.
     shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
-    procs = pool.spawn(_worker_main, _worker_jobs(ctx, [s for s in shares[1:] if s]))
+    jobs = _worker_jobs(ctx, [s for s in shares[1:] if s], owner)
+    procs = pool.spawn(_worker_main, jobs)
     try:
         for proc in procs:
             proc.start()
@@ -261,16 +267,25 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
         progress.close()
 
 
-def _worker_jobs(ctx: SweepContext, shares: list[int]) -> list[tuple[Any, ...]]:
-    """The arguments of one spawned worker per share of trials."""
+def _worker_jobs(ctx: SweepContext, shares: list[int], owner: bool) -> list[tuple[Any, ...]]:
+    """The arguments of one spawned worker per share of trials (worker n: its seed's identity)."""
     fields = ("experiment_id", "parent_run_id", "study_name", "storage_url")
     ctx_fields: dict[str, Any] = {k: getattr(ctx, k) for k in fields}
     ctx_fields["heartbeat"] = astuple(ctx.heartbeat) if ctx.heartbeat else None
     spec_doc = ctx.spec.model_dump(mode="json")
     timeout = sweep_of(ctx.spec).timeout
+    uri = tracking.tracking_uri()
     return [
-        (spec_doc, dict(ctx_fields), share, timeout, tracking.tracking_uri(), ctx.threads)
-        for share in shares
+        (
+            spec_doc,
+            dict(ctx_fields),
+            share,
+            timeout,
+            uri,
+            ctx.threads,
+            n if owner else pool.joined(n),
+        )
+        for n, share in enumerate(shares, start=1)
     ]
 
 

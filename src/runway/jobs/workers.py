@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import socket
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from runway.core.training.spec import ExperimentSpec
 from runway.jobs import study as studies
 from runway.store import tracking
 
@@ -47,6 +51,23 @@ def run_share(
         callbacks=[studies.StopAtTarget(total), *(callbacks or [])],
         gc_after_trial=False,
     )
+
+
+def seed(spec: ExperimentSpec, worker: int | str = 0) -> int:
+    """One worker's TPE seed: reproducible, and distinct per worker so none repeats another's
+    parameters (equal seeds made 2 workers' 8 trials 4 distinct sets).
+
+    The study's owner (worker 0) keeps the study's seed, its n-th spawned worker seed + n;
+    a worker that joined from another machine (``worker``: :func:`joined`) seed + the
+    identity's CRC-32.
+    """
+    offset = worker if isinstance(worker, int) else zlib.crc32(worker.encode())
+    return (studies.sampler_seed(spec) + offset) % 2**32
+
+
+def joined(n: int) -> str:
+    """The identity of the n-th worker this process adds to another machine's study."""
+    return f"join:{socket.gethostname()}:{os.getpid()}:{n}"
 
 
 def spawn(

@@ -79,7 +79,7 @@ def _scores(
 ) -> np.ndarray:
     logged = [f"{PROBA_PREFIX}{c}" for c in classes]
     if all(c in rows for c in logged):
-        values = rows[logged].to_numpy(dtype="float64")
+        values = rows[logged].to_numpy(dtype="float64", copy=True)  # pandas 3: may be read-only
     else:
         values = np.full((len(rows), len(classes)), np.nan)
     missing = np.isnan(values).any(axis=1)

@@ -174,7 +174,8 @@ class WindowStats:
         have = all(c in scored for c in logged)
         if have:
             self.log_has_probabilities = True
-            values = scored[logged].to_numpy(dtype="float64")
+            # a copy: pandas 3 may hand out a read-only view, and served rows' scores go in below
+            values = scored[logged].to_numpy(dtype="float64", copy=True)
             missing = np.isnan(values).any(axis=1)
         else:
             values = np.full((len(scored), len(classes)), np.nan)

@@ -18,7 +18,8 @@ What comes out:
   when nothing was rejected): the input columns as read, ``row`` (0-based row
   number in the input) and ``reason``;
 - the scored rows appended to the prediction log monitoring reads
-  (``RUNWAY_PREDICTION_LOG``), with the batch id as ``request_id``.
+  (``RUNWAY_PREDICTION_LOG``), with the batch id as ``request_id``: once the
+  output is committed, and once per batch id (:mod:`runway.store.predlog_batch`).
 
 Both files appear atomically (:mod:`runway.scoring.io`). When the reject rate
 exceeds the threshold the rejects file is published but the output is not (and

@@ -19,12 +19,14 @@ import pyarrow as pa
 from runway.core.columns.contract import CheckResult, check_frame, parse_csv_numbers
 from runway.core.threads import limit
 from runway.errors import ScoringError
+from runway.net import redact_text
 from runway.scoring import io as batch_io
 from runway.scoring.model import LoadedModel
 from runway.scoring.result import BatchResult, reason_kind
 from runway.scoring.tables import log_frame, output_table, rejects_schema, rejects_table
 from runway.settings import Settings
 from runway.store.predlog import PredictionLog
+from runway.store.predlog_batch import StagedBatch
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,13 @@ class PandasEngine:
             bar = _progress(reader.total_rows, self.progress)
             out = batch_io.TableWriter(out_file.local, out_format)
             rej = batch_io.TableWriter(rej_file.local, out_format, rejects_schema(reader))
+            # the rows go to the prediction log once the output is committed, once per batch id
+            staged = StagedBatch(
+                PredictionLog(settings.prediction_log), result.model, result.batch_id
+            )
             try:
                 columns = (passthrough, list(key_columns))
-                self._chunks(loaded, result, reader, columns, (out, rej), settings, bar)
+                self._chunks(loaded, result, reader, columns, (out, rej, staged), bar)
                 out.close()
                 rej.close()
                 bar.close()
@@ -75,7 +81,9 @@ class PandasEngine:
                 bar.close()
                 out_file.discard()
                 rej_file.discard()
+                staged.discard()
                 raise
+            _log(result, staged)
 
     def _chunks(
         self,
@@ -83,19 +91,17 @@ class PandasEngine:
         result: BatchResult,
         reader: batch_io.ChunkReader,
         columns: tuple[list[str], list[str]],
-        writers: tuple[batch_io.TableWriter, batch_io.TableWriter],
-        settings: Settings,
+        writers: tuple[batch_io.TableWriter, batch_io.TableWriter, StagedBatch],
         bar: Any,
     ) -> None:
-        plog = PredictionLog(settings.prediction_log)
         passthrough, key_columns = columns
-        out, rej = writers
+        out, rej, staged = writers
         started = time.perf_counter()
 
         def write(out_table: pa.Table, rej_table: pa.Table, logged: pd.DataFrame) -> None:
             out.write(out_table)
             rej.write(rej_table)
-            plog.write_frame(result.model, logged)
+            staged.add(logged)
 
         # One writer thread: chunk i is written while chunk i+1 is checked and scored
         # (pyarrow and scikit-learn release the GIL). At most one chunk waits, so
@@ -116,7 +122,7 @@ class PandasEngine:
                     output_table(loaded, result, chunk, check, passthrough, labels, probabilities),
                     rejects_table(reader, chunk, check),
                     log_frame(loaded, result, chunk, check, key_columns, labels, probabilities)
-                    if plog.enabled
+                    if staged.sink.enabled
                     else pd.DataFrame(),
                 )
                 if pending is not None:
@@ -143,6 +149,22 @@ def count(result: BatchResult, rows: int, scored: int, check: CheckResult) -> No
     for reasons in check.rejected.values():
         for key in {reason_kind(reason) for reason in reasons}:  # every rule a row broke
             result.reasons[key] = result.reasons.get(key, 0) + 1
+
+
+def _log(result: BatchResult, staged: StagedBatch) -> None:
+    """The committed batch's rows into the prediction log (none when the run did not pass)."""
+    if not result.published:
+        staged.discard()
+        return
+    try:
+        staged.commit()
+    except Exception as exc:
+        reason = redact_text(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScoringError(
+            f"{result.output} is written, but its {staged.rows} rows could not be logged to "
+            f"the prediction log ({reason}); run it again with the same --scored-at to log "
+            "them (a batch is logged once)"
+        ) from exc
 
 
 def _publish(

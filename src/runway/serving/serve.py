@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -45,12 +45,13 @@ import uvicorn
 from runway.core.columns.contract import DataContract, unverified
 from runway.core.threads import thread_env, threads_for
 from runway.errors import RunwayError, ServeError
+from runway.net import redact_url
 from runway.serving import prepare
 from runway.serving.backends import Backend, BackendError, Pending, spawn_group
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import JSON_TYPE, parse
 from runway.serving.protocol import guarded_protocol
-from runway.settings import Settings
+from runway.settings import Settings, state_dir
 from runway.store import served
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
@@ -70,7 +71,8 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2  # one backend dying is then not an outage (the other takes its traffic)
-    log_dir: Path = Path(tempfile.gettempdir()) / "runway-serve"
+    # this user's, owner-only (0700; each log 0600): logs show inputs and errors
+    log_dir: Path = field(default_factory=lambda: state_dir() / "serve")
 
 
 class Server:
@@ -139,6 +141,10 @@ class Server:
         return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
 
     def _spawn(self, count: int) -> Pending:
+        log_dir = self.options.log_dir
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # new folders: owner-only
+        if log_dir == state_dir() / "serve":
+            log_dir.chmod(0o700)  # one an older runway made world-readable
         return spawn_group(
             self.options.model,
             self.runtime,
@@ -385,7 +391,7 @@ async def _announce(
         f"in {slot.backends[0].path.parent} (no TCP port)\n"
         f"  follows    the registry's Production version (checked every few seconds)\n"
         f"  health     {url}/health  {url}/ready  {url}/metrics\n"
-        f"  logging    predictions to {sink.target}\n"
+        f"  logging    predictions to {redact_url(sink.target)}\n"
         f"  try        curl -s {url}/invocations -H 'Content-Type: application/json' "
         f"-d {shlex.quote(example)}",
         flush=True,

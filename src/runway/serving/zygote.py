@@ -150,7 +150,7 @@ def _child(app: str, fd: int, others: list[int], log: str, zygote: int, gateway:
 def spawn(command: list[str], env: dict[str, str], fds: list[int], log: Path) -> subprocess.Popen:
     """In the gateway: start a zygote; it imports MLflow's scoring server, then waits for
     :func:`finish` to name the model folder."""
-    with open(log, "ab") as err:
+    with open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as err:
         return subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

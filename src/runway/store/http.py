@@ -14,13 +14,13 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.utils.credentials import read_mlflow_creds
 
 from runway.errors import NotAuthenticated, PermissionDenied, RunwayError, TrackingError
+from runway.net import redact_url
 from runway.settings import Settings
 
 _SET_BY_US: dict[str, str] = {}  # what configure_http last put in the environment
@@ -130,8 +130,4 @@ def _status_and_text(exc: BaseException) -> tuple[int | None, str]:
 
 def _server() -> str:
     """The tracking URI without credentials, for messages."""
-    uri = str(mlflow.get_tracking_uri())
-    parts = urlsplit(uri)
-    if parts.password:
-        return uri.replace(f":{parts.password}@", ":***@")
-    return uri
+    return redact_url(str(mlflow.get_tracking_uri()))

@@ -33,6 +33,7 @@ monitoring reads any volume in bounded memory.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -46,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from runway.core.text import slug
+from runway.net import redact_url
 from runway.settings import get_settings, is_database_url
 
 log = logging.getLogger(__name__)
@@ -162,7 +164,7 @@ class PredictionLog:
         self.is_database = is_database_url(target)
 
     def __repr__(self) -> str:
-        return f"PredictionLog({self.target!r})"
+        return f"PredictionLog({redact_url(self.target)!r})"
 
     def append(
         self,
@@ -200,6 +202,11 @@ class PredictionLog:
             self._write_parquet(model, frame)
 
     def _write_parquet(self, model: str, frame: pd.DataFrame) -> None:
+        partial, final = self.stage_parquet(model, frame)
+        partial.replace(final)  # readers never see half a part file
+
+    def stage_parquet(self, model: str, frame: pd.DataFrame) -> tuple[Path, Path]:
+        """``frame`` as a hidden part file, and the name that publishes it (a rename)."""
         day = frame["timestamp"].iloc[0].strftime("%Y-%m-%d")
         folder = Path(self.target) / model / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +216,7 @@ class PredictionLog:
         text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         # Dictionary-encode text only: tried on float features it fails and doubles the write.
         frame.to_parquet(partial, index=False, use_dictionary=text or False)
-        partial.replace(folder / name)  # readers never see half a part file
+        return partial, folder / name
 
     def _write_sql(self, model: str, frame: pd.DataFrame) -> None:
         import sqlalchemy
@@ -337,7 +344,10 @@ def _in_window(stamps: pd.Series, since: datetime | None, until: datetime | None
 
 
 def _add_missing_columns(engine: Any, table: str, frame: pd.DataFrame) -> None:
-    """Columns a newer runway writes that an older table lacks are added before appending."""
+    """Columns a newer runway writes that an older table lacks are added before appending.
+
+    ``engine`` may be a connection in a transaction: the columns are added in it.
+    """
     import sqlalchemy
 
     inspector = sqlalchemy.inspect(engine)
@@ -348,7 +358,8 @@ def _add_missing_columns(engine: Any, table: str, frame: pd.DataFrame) -> None:
     if not missing:
         return
     preparer = engine.dialect.identifier_preparer
-    with engine.begin() as connection:
+    within = contextlib.nullcontext(engine)
+    with engine.begin() if isinstance(engine, sqlalchemy.Engine) else within as connection:
         for name in missing:
             kind = "FLOAT" if pd.api.types.is_float_dtype(frame[name]) else "TEXT"
             if pd.api.types.is_integer_dtype(frame[name]):

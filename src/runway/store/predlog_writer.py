@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from runway.net import redact_text, redact_url
 from runway.store.predlog import PredictionLog, rejected_frame, row_keys, scored_frame
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,10 @@ class BackgroundWriter:
             except Exception as exc:
                 self.dropped += len(frame)
                 log.warning(
-                    "prediction log: cannot write %d rows to %s: %s", len(frame), self.sink, exc
+                    "prediction log: cannot write %d rows to %s: %s",
+                    len(frame),
+                    redact_url(self.sink.target),
+                    redact_text(str(exc)),
                 )
 
 

@@ -28,6 +28,7 @@ from runway.core.columns.profile import ReferenceProfile
 from runway.core.columns.schema import DataContract
 from runway.core.text import slug
 from runway.errors import TrackingError
+from runway.net import redact_url
 from runway.settings import Settings
 from runway.store.http import artifact_errors, configure_http, explain
 
@@ -89,7 +90,7 @@ def ensure_experiment(name: str, settings: Settings) -> str:
             return str(mlflow_client.create_experiment(name, artifact_location=location))
     except MlflowException as exc:
         raise explain(exc) or TrackingError(
-            f"tracking store {tracking_uri()}: cannot open experiment {name!r}: {exc.message}"
+            f"tracking store {redact_url(tracking_uri())}: cannot open experiment {name!r}: {exc.message}"
         ) from exc
     if experiment.lifecycle_stage == "deleted":
         raise TrackingError(
@@ -331,7 +332,7 @@ DEFAULT_UI_URL = "http://127.0.0.1:5000"
 def ui_base(ui_url: str = DEFAULT_UI_URL) -> str:
     """The MLflow UI's address: the tracking server's, else ``ui_url`` (where `make ui` runs)."""
     uri = tracking_uri()
-    return (uri if uri.startswith(("http://", "https://")) else ui_url).rstrip("/")
+    return redact_url(uri if uri.startswith(("http://", "https://")) else ui_url).rstrip("/")
 
 
 def experiment_url(experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
