@@ -178,7 +178,25 @@ def _like(rows: pd.DataFrame, base: pd.DataFrame, target: str) -> pd.DataFrame:
                     f"labels: {bad!r} is not a {base[name].dtype} like the target {target!r}"
                 )
             rows[name] = converted.astype(base[name].dtype) if name == target else converted
+        elif name in base:
+            rows[name] = _like_column(rows[name], base[name])
     return rows
+
+
+def _like_column(values: pd.Series, base: pd.Series) -> pd.Series:
+    """A non-numeric column of labelled rows as the training data holds it.
+
+    The prediction log keeps a datetime as a timestamp while a CSV holds ISO text:
+    mixed in one column, Parquet cannot write it.
+    """
+    if pd.api.types.is_datetime64_any_dtype(base):
+        parsed = pd.to_datetime(values, errors="coerce", utc=base.dt.tz is not None)
+        return parsed.astype(base.dtype)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda v: None if pd.isna(v) else v.isoformat()).astype(object)
+    if values.dtype == object:
+        return values.map(lambda v: v.isoformat() if isinstance(v, datetime) else v)
+    return values
 
 
 def _with_trials(spec: ExperimentSpec, trials: int) -> ExperimentSpec:
