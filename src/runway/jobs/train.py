@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sklearn.pipeline import Pipeline
 
@@ -77,8 +79,13 @@ def train(
     spec_path: str | None = None,
     run_name: str | None = None,
     settings: Settings | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train, evaluate and log one pipeline as one MLflow run (in the configured store).
+
+    ``params`` (``step__param`` names) are set on the spec's pipeline before it is
+    fitted; names the pipeline does not have, and values equal to the spec's as
+    text, are left (a retrain's champion may have had other columns).
 
     Raises:
         DataError: the data cannot be used as the spec describes (no run is created).
@@ -91,6 +98,12 @@ def train(
     split = prepare(spec, dataset)
     describe(split)
     pipeline = build_pipeline(spec, **split.columns_by_kind())
+    if params:
+        known = pipeline.get_params(deep=True)
+        # As logged, a param is text: set only those that differ from the spec's ("nan" stays NaN).
+        pipeline.set_params(
+            **{k: v for k, v in params.items() if k in known and str(known[k]) != str(v)}
+        )
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
 
