@@ -27,8 +27,8 @@ from runway.errors import DataError, GateFailure, RegistryError, TrackingError
 from runway.jobs import promote as promotion
 from runway.jobs.register import PolicyLighten, lighten_if_asked, register_sweep, register_training
 from runway.jobs.study import default_study_name, trial_spec
-from runway.jobs.sweep_parent import ESTIMATOR_TAG
 from runway.jobs.sweep import sweep
+from runway.jobs.sweep_parent import ESTIMATOR_TAG
 from runway.jobs.train import train
 from runway.settings import Settings, get_settings
 from runway.store import registry, tracking
@@ -90,7 +90,7 @@ def retrain(
         "retraining %s v%s (%s) on %s as a %s",
         *(model, source.version, reason, spec.data.source, mode),
     )
-    version, run_id = _fit(model, spec, mode, trials, settings, source.version, source.run_id)
+    version, run_id = _fit(model, spec, mode, trials, settings, source.version, source.run_id or "")
     tags[f"{RETRAIN}params"] = "sweep" if mode == "sweep" else "champion"
     registry.set_version_tags(model, version, tags)
     result = RetrainResult(
