@@ -144,6 +144,7 @@ browser: ## install Debian's chromium for the browser test, once (apt-get; CHROM
 
 bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/training_threads.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/backend_client.py
 	$(BIN)/python benchmarks/batch.py

@@ -227,7 +227,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", help="registered model name")
     p.add_argument("--data", help="a new data source for the logged spec (.csv/.parquet)")
-    p.add_argument("--sweep", action="store_true", help="run the spec's sweep instead of one train")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="search the spec's space again instead of training the champion's parameters",
+    )
     p.add_argument("--trials", type=int, help="sweep trials (default: the spec's)")
     p.add_argument("--version", help="retrain this version's spec (default: Production's)")
     p.add_argument("--reason", default="manual", help="why, recorded on the new version")

@@ -12,8 +12,11 @@ set): processes it spawns get the usual environment variables
 Defaults, when ``RUNWAY_THREADS`` is not set: 1 where one request or one row is
 scored at a time (serving backends, the latency gate, Spark's Python workers,
 of which Spark already runs one per core), the cores shared out where one
-process does the heavy lifting (batch scoring in this process: all cores;
-sweeps: cores / workers per worker).
+process does the heavy lifting (batch scoring in this process: all cores), and
+the idle cores where a fit runs (training, a retrain: the cores minus the
+1-minute load average, at least 1; sweeps: that / workers per worker). A fit
+on a busy host so gets one thread: an HGB fit took 3.5 s on one thread and
+125-152 s unpinned on a busy 2-core host (``benchmarks/training_threads.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
-Use = Literal["serve", "gate", "batch", "spark", "sweep"]
+Use = Literal["serve", "gate", "batch", "spark", "sweep", "train"]
 
 
 def cores() -> int:
@@ -42,14 +45,25 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def idle_cores() -> int:
+    """Cores no other work is using now: ours minus the 1-minute load average, at least 1."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return 1
+    return max(1, int(cores() - load))
+
+
 def threads_for(use: Use, configured: int | None, workers: int = 1) -> int:
     """The thread count for ``use``: ``configured`` (``RUNWAY_THREADS``) or the default above."""
     if configured is not None:
         return configured
     if use == "batch":
         return cores()
+    if use == "train":
+        return idle_cores()
     if use == "sweep":
-        return max(1, cores() // max(1, workers))
+        return max(1, idle_cores() // max(1, workers))
     return 1
 
 

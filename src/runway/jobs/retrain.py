@@ -10,12 +10,13 @@ the policy names promotes, or not.
 
 from __future__ import annotations
 
+import ast
 import logging
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 
@@ -25,11 +26,12 @@ from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec, 
 from runway.errors import DataError, GateFailure, RegistryError, TrackingError
 from runway.jobs import promote as promotion
 from runway.jobs.register import PolicyLighten, lighten_if_asked, register_sweep, register_training
-from runway.jobs.study import default_study_name
+from runway.jobs.study import default_study_name, trial_spec
 from runway.jobs.sweep import sweep
+from runway.jobs.sweep_parent import ESTIMATOR_TAG
 from runway.jobs.train import train
 from runway.settings import Settings, get_settings
-from runway.store import registry
+from runway.store import registry, tracking
 from runway.store.tracking import download_artifact
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,8 @@ def retrain(
         "retraining %s v%s (%s) on %s as a %s",
         *(model, source.version, reason, spec.data.source, mode),
     )
-    version, run_id = _fit(model, spec, mode, trials, settings, source.version)
+    version, run_id = _fit(model, spec, mode, trials, settings, source.version, source.run_id or "")
+    tags[f"{RETRAIN}params"] = "sweep" if mode == "sweep" else "champion"
     registry.set_version_tags(model, version, tags)
     result = RetrainResult(
         model, source.version, version, run_id, reason, trigger_run, spec.data.source, False, None
@@ -112,8 +115,13 @@ def _fit(
     trials: int | None,
     settings: Settings,
     from_version: str,
+    champion_run: str,
 ) -> tuple[str, str]:
-    """Train or sweep ``spec`` and register the result under ``model``: (version, run id)."""
+    """Train or sweep ``spec`` and register the result under ``model``: (version, run id).
+
+    A train starts from the champion's resolved parameters (a swept champion's
+    tuned values, not the spec's defaults); a sweep searches the spec's space again.
+    """
     if mode == "sweep":
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         swept = sweep(
@@ -122,8 +130,28 @@ def _fit(
             study_name=f"{default_study_name(spec)}-retrain-{stamp}",
         )
         return register_sweep(swept).version, swept.parent_run_id
-    trained = train(spec, settings=settings, run_name=f"retrain {model} v{from_version}")
+    spec, params = _champion_params(spec, champion_run)
+    run_name = f"retrain {model} v{from_version}"
+    trained = train(spec, settings=settings, run_name=run_name, params=params)
     return register_training(trained, model).version, trained.run_id
+
+
+def _champion_params(spec: ExperimentSpec, run_id: str) -> tuple[ExperimentSpec, dict[str, Any]]:
+    """The champion's estimator and its ``step__param`` values, as its run logged them."""
+    estimator = tracking.run_tags(run_id).get(ESTIMATOR_TAG, spec.estimator.name)
+    logged = tracking.run_params(run_id)
+    params = {key: _value(text) for key, text in logged.items() if "__" in key}
+    if params:
+        log.info("starting from the parameters of run %s (%s)", run_id, estimator)
+    return trial_spec(spec, estimator), params
+
+
+def _value(text: str) -> Any:
+    """A logged param back as Python: ``0.144`` a float, ``14`` an int, ``None`` None."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a string param (``squared_error``) is logged bare
 
 
 def _logged_spec(model: str, version: str, run_id: str | None) -> ExperimentSpec:
@@ -178,7 +206,25 @@ def _like(rows: pd.DataFrame, base: pd.DataFrame, target: str) -> pd.DataFrame:
                     f"labels: {bad!r} is not a {base[name].dtype} like the target {target!r}"
                 )
             rows[name] = converted.astype(base[name].dtype) if name == target else converted
+        elif name in base:
+            rows[name] = _like_column(rows[name], base[name])
     return rows
+
+
+def _like_column(values: pd.Series, base: pd.Series) -> pd.Series:
+    """A non-numeric column of labelled rows as the training data holds it.
+
+    The prediction log keeps a datetime as a timestamp while a CSV holds ISO text:
+    mixed in one column, Parquet cannot write it.
+    """
+    if pd.api.types.is_datetime64_any_dtype(base):
+        parsed = pd.to_datetime(values, errors="coerce", utc=base.dt.tz is not None)
+        return parsed.astype(base.dtype)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda v: None if pd.isna(v) else v.isoformat()).astype(object)
+    if values.dtype == object:
+        return values.map(lambda v: v.isoformat() if isinstance(v, datetime) else v)
+    return values
 
 
 def _with_trials(spec: ExperimentSpec, trials: int) -> ExperimentSpec:

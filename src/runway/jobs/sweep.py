@@ -405,7 +405,8 @@ def _finish(
     """Summarise the study on the parent run, refit its best trial, and say what came out."""
     best = summarise(ctx, study, seconds)
     estimator, params = params_of(ctx.spec, best)
-    model_uri, holdout = refit(ctx, best.number, estimator, params)
+    with limit(ctx.threads):  # the refit is a fit like any trial's: the same threads
+        model_uri, holdout = refit(ctx, best.number, estimator, params)
     describe(ctx, study, best, estimator, holdout)
     return SweepResult(
         ctx.study_name,

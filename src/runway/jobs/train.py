@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sklearn.pipeline import Pipeline
 
@@ -19,6 +21,7 @@ from runway import __version__
 from runway.core.columns.contract import infer_contract, signature_columns
 from runway.core.columns.kinds import KINDS
 from runway.core.columns.profile import infer_profile, prediction_profile
+from runway.core.threads import limit, threads_for
 from runway.core.training.data import Dataset, Split, frame_digest, load_dataset, prepare
 from runway.core.training.evaluate import cross_validate, holdout_metrics
 from runway.core.training.pipeline import build_pipeline, inference_ready, loggable_params
@@ -77,8 +80,13 @@ def train(
     spec_path: str | None = None,
     run_name: str | None = None,
     settings: Settings | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train, evaluate and log one pipeline as one MLflow run (in the configured store).
+
+    ``params`` (``step__param`` names) are set on the spec's pipeline before it is
+    fitted; names the pipeline does not have, and values equal to the spec's as
+    text, are left (a retrain's champion may have had other columns).
 
     Raises:
         DataError: the data cannot be used as the spec describes (no run is created).
@@ -91,6 +99,12 @@ def train(
     split = prepare(spec, dataset)
     describe(split)
     pipeline = build_pipeline(spec, **split.columns_by_kind())
+    if params:
+        known = pipeline.get_params(deep=True)
+        # As logged, a param is text: set only those that differ from the spec's ("nan" stays NaN).
+        pipeline.set_params(
+            **{k: v for k, v in params.items() if k in known and str(known[k]) != str(v)}
+        )
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
 
@@ -101,18 +115,7 @@ def train(
         tracking.log_params({**split_params(spec), **loggable_params(pipeline)})
         log_lineage(spec, dataset, split)
 
-        log.info("cross-validating %s over %d folds", spec.estimator.name, spec.split.cv_folds)
-        cv = cross_validate(spec, pipeline, split.X_train, split.y_train, pos_label=split.pos_label)
-        tracking.log_fold_metrics(cv.fold_series())
-        metrics = cv.summary()
-
-        log.info("fitting on the training split and scoring the holdout")
-        fitted = pipeline.fit(split.X_train, split.y_train)
-        metrics.update(
-            holdout_metrics(
-                spec, fitted, split.X_holdout, split.y_holdout, pos_label=split.pos_label
-            )
-        )
+        metrics, fitted = _evaluate_and_fit(spec, pipeline, split, settings)
         tracking.log_metrics(metrics)
 
         model_uri = log_evaluated_model(spec, split, fitted)
@@ -129,6 +132,34 @@ def train(
         url=tracking.run_url(run_id, active.info.experiment_id, settings.ui_url),
         runs_url=tracking.experiment_url(active.info.experiment_id, settings.ui_url),
     )
+
+
+def _evaluate_and_fit(
+    spec: ExperimentSpec, pipeline: Pipeline, split: Split, settings: Settings
+) -> tuple[dict[str, float], Pipeline]:
+    """Cross-validate, fit on the training split and score the holdout, threads pinned.
+
+    ``RUNWAY_THREADS``, else the idle cores (:func:`runway.core.threads.threads_for`):
+    unpinned, an HGB fit ran ~40x slower on a busy host.
+    """
+    threads = threads_for("train", settings.threads)
+    tracking.set_tags({"runway.threads": str(threads)})
+    log.info(
+        "cross-validating %s over %d folds (%d BLAS/OpenMP thread(s))",
+        *(spec.estimator.name, spec.split.cv_folds, threads),
+    )
+    with limit(threads):
+        cv = cross_validate(spec, pipeline, split.X_train, split.y_train, pos_label=split.pos_label)
+        tracking.log_fold_metrics(cv.fold_series())
+        metrics = cv.summary()
+        log.info("fitting on the training split and scoring the holdout")
+        fitted = pipeline.fit(split.X_train, split.y_train)
+        metrics.update(
+            holdout_metrics(
+                spec, fitted, split.X_holdout, split.y_holdout, pos_label=split.pos_label
+            )
+        )
+    return metrics, fitted
 
 
 def describe(split: Split) -> None:

@@ -304,6 +304,14 @@ def run_tags(run_id: str) -> dict[str, str]:
         return {}
 
 
+def run_params(run_id: str) -> dict[str, str]:
+    """A run's params as logged (text; empty when the run cannot be read)."""
+    try:
+        return dict(client().get_run(run_id).data.params)
+    except MlflowException:
+        return {}
+
+
 def run_metrics(run_id: str) -> dict[str, float]:
     """A run's latest metric values (empty when the run cannot be read)."""
     try:

@@ -8,12 +8,16 @@ so every rule can be tested without MLflow.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from runway.core.governance.policy import PromotionPolicy
 from runway.core.text import format_table
 from runway.core.training.catalog import METRICS
+
+# Metrics this close (relative or absolute) are equal: float rounding is not a change in quality.
+TOLERANCE = 1e-9
 
 Stage = Literal["None", "Staging", "Production", "Archived"]
 
@@ -225,18 +229,26 @@ def _improvement(
         return Rule(name, False, _fmt(value), _fmt(other), limit, f"{metric} missing")
     sign = 1.0 if METRICS[metric].direction == "maximize" else -1.0
     delta = sign * (value - other)
+    if math.isclose(value, other, rel_tol=TOLERANCE, abs_tol=TOLERANCE):
+        delta = 0.0  # the same quality up to float rounding (AUCs differing by 2e-16)
     relative = delta / abs(other) if other else float("inf") if delta > 0 else 0.0
-    passed = (wanted.min_absolute is None or delta >= wanted.min_absolute) and (
-        wanted.min_relative is None or relative >= wanted.min_relative
+    passed = (wanted.min_absolute is None or _at_least(delta, wanted.min_absolute)) and (
+        wanted.min_relative is None or _at_least(relative, wanted.min_relative)
     )
+    if passed:
+        detail = ""
+    elif delta < 0:
+        detail = f"worse by {-delta:.4g} ({-relative:.2%}); needs {limit}"
+    else:
+        detail = f"better by {delta:.4g} ({relative:.2%}), not enough: needs {limit}"
     return Rule(
-        name,
-        passed,
-        f"{value:.4g} ({delta:+.4g}, {relative:+.2%})",
-        _fmt(other),
-        limit,
-        "" if passed else f"better by {delta:+.4g} ({relative:+.2%}), not enough",
+        name, passed, f"{value:.4g} ({delta:+.4g}, {relative:+.2%})", _fmt(other), limit, detail
     )
+
+
+def _at_least(value: float, wanted: float) -> bool:
+    """``value >= wanted``, with equal up to :data:`TOLERANCE` counted as met."""
+    return value >= wanted or math.isclose(value, wanted, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
 
 def _columns(facts: ModelFacts) -> str:

@@ -173,6 +173,7 @@ def resolve_features(spec: DataSpec, frame: pd.DataFrame, source: str) -> dict[s
         )
     for column, kind in spec.features.items():
         if kind == "numeric":
+            _refuse_booleans(frame[column], source, column)
             _require_numeric(frame[column], source, column)
     return dict(spec.features)
 
@@ -403,6 +404,19 @@ def _require_numeric(series: pd.Series, source: str, column: str, role: str = "c
         raise DataError(
             f"{source}: {role} {column!r} is numeric but row {row} holds {series.iloc[row]!r} "
             f"({int(bad.sum())} non-numeric value(s))"
+        )
+
+
+def _refuse_booleans(series: pd.Series, source: str, column: str) -> None:
+    """A True/False column declared numeric trains, then every row fails scoring: refuse it."""
+    values = series.dropna()
+    if pd.api.types.is_bool_dtype(series) or (
+        series.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in values)
+    ):
+        raise DataError(
+            f"{source}: column {column!r} holds True/False values but is declared numeric; "
+            f"declare it boolean in data.features ({column!r}: boolean), so training and "
+            "every scoring path read True/False, true/false and 1/0 alike"
         )
 
 
