@@ -21,6 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sklearn.pipeline import Pipeline
 
+from runway.core.documents import Params
 from runway.core.training.data import Split
 from runway.core.training.pipeline import build_pipeline
 from runway.core.training.spec import ExperimentSpec, ParamSpace, SweepSpec, spec_from_dict
@@ -57,7 +58,7 @@ def sweep_of(spec: ExperimentSpec) -> SweepSpec:
 # --- the search space ------------------------------------------------------------
 
 
-def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, dict[str, Any]]:
+def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, Params]:
     """Sample the estimator name and its ``step__param`` values for one trial."""
     sweep = sweep_of(spec)
     name = spec.estimator.name
@@ -66,7 +67,7 @@ def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, dict[str, A
         name = trial.suggest_categorical(ESTIMATOR_CHOICE, list(sweep.estimators))
         # Conditional: each estimator's params are distinct Optuna dimensions.
         dims.update(sweep.estimators[name])
-    params: dict[str, Any] = {}
+    params: Params = {}
     for key, dim in dims.items():
         params[key] = _suggest_one(trial, _dimension_name(key, name, sweep.estimators), dim)
     return name, params
@@ -89,7 +90,7 @@ def _suggest_one(trial: optuna.Trial, name: str, dim: ParamSpace) -> Any:
     return trial.suggest_float(name, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
 
 
-def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
+def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[str, Params]:
     """A finished trial's estimator and ``step__param`` values (undoing conditional names)."""
     params = dict(trial.params)
     estimator = (
@@ -101,7 +102,7 @@ def params_of(spec: ExperimentSpec, trial: optuna.trial.FrozenTrial) -> tuple[st
 
 
 def build_trial_pipeline(
-    spec: ExperimentSpec, split: Split, estimator: str, params: dict[str, Any]
+    spec: ExperimentSpec, split: Split, estimator: str, params: Params
 ) -> Pipeline:
     """The pipeline one trial evaluates (and the refit of the best one)."""
     pipeline = build_pipeline(trial_spec(spec, estimator), **split.columns_by_kind())

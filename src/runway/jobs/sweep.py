@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from runway.core.documents import Document, Params
 from runway.core.threads import limit, thread_env, threads_for
 from runway.core.training.data import Dataset, Split, load_dataset, prepare
 from runway.core.training.evaluate import cross_validate, fold_metric
@@ -62,7 +63,7 @@ class SweepResult:
     experiment_id: str
     best_trial: int
     best_value: float
-    best_params: dict[str, Any]
+    best_params: Params
     estimator: str
     model_uri: str
     model_name: str
@@ -146,7 +147,7 @@ def _objective(ctx: SweepContext) -> Any:
 
 def _log_trial(
     run_id: str,
-    params: dict[str, Any],
+    params: Params,
     folds: dict[str, list[float]],
     state: str,
     error: str,
@@ -172,7 +173,7 @@ def _log_trial(
 
 
 def _worker_main(
-    spec_doc: dict[str, Any],
+    spec_doc: Document,
     ctx_fields: dict[str, Any],
     n_trials: int,
     timeout: float | None,

@@ -35,7 +35,7 @@ def log_frame(
     """
     valid = check.valid
     positions = valid.index.to_numpy()
-    columns: dict[str, Any] = dict(_log_constants(result, len(valid)))
+    columns: dict[str, object] = dict(_log_constants(result, len(valid)))
     columns["row"] = positions + chunk.offset
     columns["key"] = _keys(chunk.frame, key_columns, positions)
     for name in valid.columns:
@@ -72,10 +72,10 @@ def _keys(frame: pd.DataFrame, key_columns: Sequence[str], positions: np.ndarray
     return pd.array(joined.to_numpy(dtype=object), dtype="str")
 
 
-_constants_cache: dict[tuple[str, int], dict[str, Any]] = {}
+_constants_cache: dict[tuple[str, int], dict[str, object]] = {}
 
 
-def _log_constants(result: BatchResult, n: int) -> dict[str, Any]:
+def _log_constants(result: BatchResult, n: int) -> dict[str, object]:
     """The per-run columns of ``n`` log rows; built once per run and chunk size (read-only)."""
     key = (result.batch_id, n)
     if key not in _constants_cache:

@@ -24,6 +24,7 @@ from typing import Any
 from runway import __version__
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import ColumnContract, DataContract
+from runway.core.documents import Document
 from runway.serving.openapi import ERROR_CODES, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
 from runway.store.served import ResolvedModel
@@ -53,10 +54,10 @@ class Described:
     auth: bool
 
 
-_documents: dict[tuple[str, str, bool], dict[str, Any]] = {}
+_documents: dict[tuple[str, str, bool], Document] = {}
 
 
-def openapi_document(served: Described) -> dict[str, Any]:
+def openapi_document(served: Described) -> Document:
     """The OpenAPI document of ``served``, built once per model version."""
     key = (served.model.name, served.model.version, served.auth)
     if key not in _documents:
@@ -85,7 +86,7 @@ def answer(
     return home_text(served, host).encode(), TEXT
 
 
-def version_info(model: ResolvedModel) -> dict[str, Any]:
+def version_info(model: ResolvedModel) -> Document:
     """What ``/version`` answers."""
     try:
         mlflow = package_version("mlflow")
@@ -160,7 +161,7 @@ def _columns(served: Described) -> list[tuple[str, str]]:
     return rows
 
 
-def _lines(served: Described, host: str) -> dict[str, Any]:
+def _lines(served: Described, host: str) -> dict[str, str]:
     model = served.model
     policy = ", ".join(f"{k}: {v}" for k, v in served.policy.model_dump().items())
     return {
@@ -259,7 +260,7 @@ def home_page(served: Described, host: str) -> str:
 
 def docs_page(served: Described) -> str:
     """``GET /docs``: the OpenAPI document as a page (no script, no network)."""
-    doc = openapi_document(served)
+    doc: Any = openapi_document(served)  # read back as JSON: shape fixed by openapi.document
     e = html.escape
     operations = [
         (method.upper(), path, op.get("summary", ""), ", ".join(sorted(op["responses"])))

@@ -10,13 +10,15 @@ is scored, one that is not gets a 4xx naming the column and row.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import numpy as np
 
 from runway import __version__
 from runway.core.columns.contract import ColumnContract, DataContract
 from runway.core.columns.input_policy import InputPolicy
+from runway.core.documents import Document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.served import ResolvedModel
 
@@ -34,14 +36,25 @@ ERROR_CODES = {
 }
 
 
-def column_schema(entry: ColumnContract, policy: InputPolicy) -> dict[str, Any]:
+class ColumnSchema(TypedDict, total=False):
+    """One column as JSON Schema: the keywords runway writes (and the pages read back)."""
+
+    type: str | list[str]
+    enum: list[object]
+    examples: list[object]
+    minimum: int
+    maximum: int
+    description: str
+
+
+def column_schema(entry: ColumnContract, policy: InputPolicy) -> ColumnSchema:
     """One column of the contract as a JSON Schema: what the gateway's check accepts."""
     dtype = entry.training_dtype
     kind = entry.effective_kind
     if kind == "numeric":
         if dtype.startswith(("int", "uint", "Int", "UInt")):
             info = np.iinfo(dtype.lower())
-            schema: dict[str, Any] = {
+            schema: ColumnSchema = {
                 "type": "integer",
                 "minimum": int(info.min),
                 "maximum": int(info.max),
@@ -79,7 +92,7 @@ def column_schema(entry: ColumnContract, policy: InputPolicy) -> dict[str, Any]:
     return schema
 
 
-def row_schema(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
+def row_schema(contract: DataContract, policy: InputPolicy) -> Document:
     """One row (a JSON object): required columns, optional ones; others refused unless passed."""
     columns = contract.columns
     return {
@@ -90,11 +103,11 @@ def row_schema(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
     }
 
 
-def _rows(minimum: int = 1) -> dict[str, Any]:
+def _rows(minimum: int = 1) -> Document:
     return {"type": "array", "items": {"$ref": "#/components/schemas/Row"}, "minItems": minimum}
 
 
-def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
+def _only(key: str, value: Mapping[str, object]) -> Document:
     return {
         "type": "object",
         # MLflow's params: runway's models take none, so only an empty object is accepted.
@@ -104,7 +117,7 @@ def _only(key: str, value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def json_body(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
+def json_body(contract: DataContract, policy: InputPolicy) -> Document:
     """The JSON request: exactly one of MLflow's four shapes."""
     columns = contract.columns
     cells = [column_schema(entry, policy) for entry in columns.values()]
@@ -136,44 +149,44 @@ def json_body(contract: DataContract, policy: InputPolicy) -> dict[str, Any]:
     }
 
 
-def _headers(named: bool) -> dict[str, Any]:
+def _headers(named: bool) -> Document:
     names = MODEL_HEADERS if named else MODEL_HEADERS[-1:]  # the request id only
     return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
 def _answer(
-    description: str, content: dict[str, Any] | None = None, named: bool = True
-) -> dict[str, Any]:
+    description: str, content: Mapping[str, object] | None = None, named: bool = True
+) -> Document:
     """A response; ``named=False`` when it does not name the model (not a token holder's)."""
-    doc: dict[str, Any] = {"description": description, "headers": _headers(named)}
+    doc: Document = {"description": description, "headers": _headers(named)}
     if content is not None:
         doc["content"] = content
     return doc
 
 
-def _json(ref: str) -> dict[str, Any]:
+def _json(ref: str) -> Document:
     return {JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
 
 
-def _errors(*codes: str) -> dict[str, Any]:
+def _errors(*codes: str) -> Document:
     # A 401 goes to someone without a token: it names no model.
     return {code: _answer(ERROR_CODES[code], _json("Error"), code != "401") for code in codes}
 
 
 def _get(
-    summary: str, responses: dict[str, Any], operation: str, auth: bool = False
-) -> dict[str, Any]:
+    summary: str, responses: Mapping[str, object], operation: str, auth: bool = False
+) -> Document:
     """A GET; with ``auth`` it needs the bearer token (and may answer 401)."""
-    get: dict[str, Any] = {"summary": summary, "operationId": operation, "responses": responses}
+    get: Document = {"summary": summary, "operationId": operation, "responses": responses}
     if auth:
-        get["responses"] = responses | _errors("401")
+        get["responses"] = {**responses, **_errors("401")}
         get["security"] = [{"bearer": []}]
     return {"get": get}
 
 
-def _invocations(auth: bool, example: Any) -> dict[str, Any]:
+def _invocations(auth: bool, example: Any) -> Document:
     codes = ("400", *(("401",) if auth else ()), "413", "415", "422", "502", "503", "504")
-    operation: dict[str, Any] = {
+    operation: Document = {
         "summary": "Score rows with the model (checked against its data contract first)",
         "operationId": "invocations",
         "requestBody": {
@@ -192,7 +205,7 @@ def _invocations(auth: bool, example: Any) -> dict[str, Any]:
     return {"post": operation}
 
 
-def _pages(auth: bool) -> dict[str, Any]:
+def _pages(auth: bool) -> Document:
     """The pages; with tokens set, those describing the model are for token holders only."""
     text = {"text/plain": {"schema": {"type": "string"}}}
     html = {"text/html": {"schema": {"type": "string"}}}
@@ -233,9 +246,9 @@ def _pages(auth: bool) -> dict[str, Any]:
     }
 
 
-def _components(contract: DataContract, policy: InputPolicy, auth: bool) -> dict[str, Any]:
+def _components(contract: DataContract, policy: InputPolicy, auth: bool) -> Document:
     text = {"type": "string"}
-    components: dict[str, Any] = {
+    components: Document = {
         "schemas": {
             "Row": row_schema(contract, policy),
             "Request": json_body(contract, policy),
@@ -283,7 +296,7 @@ def document(
     *,
     auth: bool,
     example: Any = None,
-) -> dict[str, Any]:
+) -> Document:
     """The OpenAPI 3.1 document of the endpoint serving ``model``."""
     return {
         "openapi": OPENAPI_VERSION,

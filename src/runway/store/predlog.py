@@ -90,7 +90,7 @@ def scored_frame(
     n = len(inputs)
     if len(predictions) != n:
         raise ValueError(f"{n} input rows but {len(predictions)} predictions")
-    columns: dict[str, Any] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
+    columns: dict[str, object] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
     columns["status"] = pd.array([SCORED] * n, dtype="str")
     columns["reason"] = pd.array([None] * n, dtype="str")
     for name in inputs.columns:
@@ -116,7 +116,7 @@ def rejected_frame(
 ) -> pd.DataFrame:
     """Rejected rows in the log's shape: the reason, and the values as received in ``raw``."""
     n = len(raw_rows)
-    columns: dict[str, Any] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
+    columns: dict[str, object] = _meta(n, model, version, source, request_id, timestamp, keys, rows)
     columns["status"] = pd.array([REJECTED] * n, dtype="str")
     columns["reason"] = pd.array(list(reasons), dtype="str")
     columns[RAW] = pd.array(
@@ -134,7 +134,7 @@ def _meta(
     timestamp: datetime | None,
     keys: Sequence[str] | None,
     rows: Sequence[int] | None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     when = (timestamp or datetime.now(UTC)).astimezone(UTC)
     return {
         "timestamp": pd.Series([when] * n, dtype="datetime64[us, UTC]"),

@@ -19,7 +19,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from runway.errors import TeamError
 from runway.team import procs
@@ -76,7 +76,15 @@ def _install() -> None:
             _POLICY_RC.unlink(missing_ok=True)
 
 
-def os_identity(user: str) -> dict[str, Any]:
+class Identity(TypedDict, total=False):
+    """``subprocess.Popen``'s ``user``, ``group`` and ``extra_groups``: whom PostgreSQL runs as."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def os_identity(user: str) -> Identity:
     """Popen arguments that run PostgreSQL as ``user`` when we are root (created if missing)."""
     if os.geteuid() != 0:
         return {}
@@ -102,7 +110,7 @@ def os_identity(user: str) -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def cluster_dir(team_dir: Path, configured: str, identity: dict[str, Any]) -> Path:
+def cluster_dir(team_dir: Path, configured: str, identity: Identity) -> Path:
     """Where the cluster lives: configured, else ``<team dir>/pg`` if the server's user
     can reach it, else a folder of its own under /var/tmp (a repo under a private home)."""
     if configured:
@@ -129,7 +137,7 @@ def _reachable(folder: Path, uid: int) -> bool:
 class Cluster:
     """The cluster under ``root`` (data, socket) listening on ``host:port``."""
 
-    def __init__(self, root: Path, host: str, port: int, identity: dict[str, Any]) -> None:
+    def __init__(self, root: Path, host: str, port: int, identity: Identity) -> None:
         self.root, self.host, self.port, self.identity = root, host, port, identity
         self.data, self.socket = root / "data", root / "run"
         self.bin = bin_dir()

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from runway.core.columns.kinds import DATETIME_PARTS, DatetimePart, Kind
+from runway.core.documents import Document
 from runway.core.training.catalog import (
     BINARY_ONLY_METRICS,
     ESTIMATORS,
@@ -381,9 +382,9 @@ def _check_estimator(spec: EstimatorSpec, task: Task, path: str = "estimator.nam
         fail(f"estimator.params.{bad}" if bad else "estimator.params", str(exc))
 
 
-def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> Document:
     """Turn ``key.path=value`` strings into a mapping; values are parsed as YAML scalars."""
-    overrides: dict[str, Any] = {}
+    overrides: Document = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
@@ -395,7 +396,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return overrides
 
 
-def _apply_override(doc: dict[str, Any], dotted: str, value: Any) -> None:
+def _apply_override(doc: Document, dotted: str, value: object) -> None:
     node = doc
     parts = dotted.split(".")
     for depth, part in enumerate(parts[:-1]):
@@ -409,7 +410,7 @@ def _apply_override(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+def load_spec(path: str | Path, overrides: Document | None = None) -> ExperimentSpec:
     """Read, override and validate a spec file.
 
     Raises:
@@ -423,7 +424,7 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Expe
     return spec_from_dict(doc, source=str(path))
 
 
-def spec_from_dict(doc: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
+def spec_from_dict(doc: Document, source: str = "<spec>") -> ExperimentSpec:
     """Validate an in-memory spec; errors name ``source`` like a file."""
     try:
         return ExperimentSpec.model_validate(doc)
@@ -431,6 +432,6 @@ def spec_from_dict(doc: dict[str, Any], source: str = "<spec>") -> ExperimentSpe
         raise SpecError(format_validation_error(exc, source)) from None
 
 
-def spec_schema() -> dict[str, Any]:
+def spec_schema() -> Document:
     """The JSON schema of an experiment spec."""
     return ExperimentSpec.model_json_schema()
