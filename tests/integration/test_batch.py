@@ -222,6 +222,7 @@ def test_rerun_is_idempotent(store, tmp_path):
     pd.testing.assert_frame_equal(c.drop(columns="scored_at"), d.drop(columns="scored_at"))
 
 
+@pytest.mark.slow
 def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
     rows = _rows().astype({"mean radius": object})
     rows.loc[:59, "mean radius"] = "?"  # 60 of 569 rows: 10.5%
@@ -247,6 +248,7 @@ def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
     assert len(pd.read_csv(tmp_path / "out.csv")) == 509
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     _write(_rows(repeat=300), tmp_path / "big.csv")  # 170,700 rows
     args = ["-q", "score", MODEL, "--input", "big.csv", "--output", "out.csv", "--key-column", "id"]
