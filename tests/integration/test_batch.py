@@ -20,7 +20,7 @@ from runway.cli import main
 from runway.scoring.batch import RejectRateExceeded, ScoringOptions, score_file
 from runway.scoring.spark import SparkEngine
 from runway.store.predlog import read_predictions
-from tests.helpers import free_port, ship, stop_process_group
+from tests.helpers import free_port, import_or_skip, ship, stop_process_group
 
 MODEL = "cancer-batch"
 LINEAGE = ["model", "model_version", "run_id", "scored_at"]
@@ -398,7 +398,7 @@ def test_s3_input_and_output(store, tmp_path, s3):
 
 @pytest.mark.slow
 def test_spark_engine_on_local2_matches_pandas(store, tmp_path):
-    pytest.importorskip("pyspark")
+    import_or_skip("pyspark")
     rows = _rows(repeat=2)
     features = rows.columns[1:]
     rows[features[:5]] = (
