@@ -20,8 +20,10 @@ export RUNWAY_UI_URL
 # The browser test drives Debian's chromium (make browser installs it)
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
-# make test's coverage report (in-process) and its floor, in percent; COV= turns it off (a subset)
-COV_FLOOR ?= 0
+# make test's coverage report (in-process) and its floor, in percent; COV= turns it off (a subset).
+# The floor is the figure measured on 2026-12-07 (unit + integration in-process: 79.7%);
+# raise it when coverage rises, never lower it to let a change in.
+COV_FLOOR ?= 79.7
 COV ?= --cov=runway --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
 # make test-fast's pytest-xdist workers (0: none, one process)
 FAST_JOBS ?= 2
