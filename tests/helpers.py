@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
 import yaml
 
 from runway.net import free_port
 
-__all__ = ["free_port", "ship", "stop_process_group", "wait_http", "write_spec"]
+__all__ = [
+    "free_port",
+    "import_or_skip",
+    "ship",
+    "stop_process_group",
+    "wait_http",
+    "write_spec",
+]
 
 
 # For the fake backends the gateway tests start (source text, run with ``python -c``):
@@ -24,6 +35,19 @@ def checked_rows(body, content_type):
         return [dict(zip(columns, row)) for row in zip(*columns.values())]
     return pd.read_parquet(io.BytesIO(body)).to_dict("records")
 """
+
+
+def import_or_skip(module: str) -> ModuleType:
+    """``pytest.importorskip`` on a laptop; in CI (``CI=true``) a missing module fails the test.
+
+    What CI skips nobody sees: there every optional dependency the tests use is installed.
+    """
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            pytest.fail(f"{module} is not installed, and CI may not skip a test: {exc}")
+    return pytest.importorskip(module)
 
 
 def write_spec(path: Path, **changes: Any) -> Path:

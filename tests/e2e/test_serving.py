@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import mlflow
 import numpy as np
@@ -28,6 +29,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from runway.settings import Settings
 from tests.conftest import REPO
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
@@ -45,6 +47,27 @@ FEATURES = {
     "region": "categorical",
 }
 MAX_BODY_MB = 0.25
+POLL_SECONDS = 1  # how often the deployment's gateway looks for a new Production version
+# A blue/green switch: the gateway sees the new version within a poll or two (three
+# allowed), then prepares it and starts its backends, each bounded by its own timeout.
+# Past the sum the switch has failed by the server's own rules; before it, a slow
+# host is not a failure.
+SWITCH_POLLS = 3
+
+
+def _switch_limit(settings: Settings) -> float:
+    """Seconds a switch may take by ``settings`` (those the deployment's server runs with)."""
+    return (
+        SWITCH_POLLS * settings.serve_poll_seconds
+        + settings.serve_prepare_timeout
+        + settings.serve_start_timeout
+    )
+
+
+def _server_settings(env: dict[str, str]) -> Settings:
+    """The settings a process started with ``env`` reads."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        return Settings()
 
 
 @dataclass
@@ -120,7 +143,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_REGISTRY_DIR": str(root / "registry"),
         "RUNWAY_ARTIFACT_ROOT": str(root / "mlruns"),
         "RUNWAY_PREDICTION_LOG": str(root / "predictions"),
-        "RUNWAY_SERVE_POLL_SECONDS": "1",
+        "RUNWAY_SERVE_POLL_SECONDS": str(POLL_SECONDS),
         "RUNWAY_SERVE_TOKENS": f"other-token,{TOKEN}",
         "RUNWAY_SERVE_MAX_BODY_MB": str(MAX_BODY_MB),
         "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
@@ -624,21 +647,28 @@ class Traffic:
             t.join(60)
 
     def wait_for_version(self, version: str, since: float, limit: float = 180.0) -> float:
-        """Seconds from ``since`` until responses name ``version`` (inf: not within ``limit``).
+        """Seconds from ``since`` until responses name ``version`` (inf: not within ``limit``,
+        or the server logged that the version failed to start).
 
         ``limit`` is how long to wait before calling it a failure, not a speed target:
         a new backend's start-up time depends on the machine's load.
         """
         deadline = since + limit
+        failed = f"v{version} failed to start"
         while time.monotonic() < deadline:
             for at, _, v in list(self.results):
                 if v == version and at >= since:
                     return at - since
+            if failed in self.deployment.log.read_text():
+                return float("inf")
             time.sleep(0.2)
         return float("inf")
 
 
+# Two switches, each as long as the default settings allow, and the rest of the test.
+@pytest.mark.timeout(2 * _switch_limit(Settings(serve_poll_seconds=POLL_SECONDS)) + 300)
 def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_request(deployment):
+    limit = _switch_limit(_server_settings(deployment.env))
     with Traffic(deployment, clients=2) as traffic:
         time.sleep(1)
         promoted = deployment.runway("registry", "promote", MODEL, "2", "--to", "Staging")
@@ -647,13 +677,13 @@ def test_promotion_and_rollback_switch_versions_under_load_without_failing_a_req
             "registry", "promote", MODEL, "2", "--to", "Production", "--reviewer", "alice"
         )
         assert promoted.returncode == 0, promoted.stderr
-        # Two backends warm up side by side on a shared 2-core host: allow them time.
-        switched = traffic.wait_for_version("2", since=time.monotonic(), limit=120)
+        # Two backends warm up side by side on a shared 2-core host: as long as the server may.
+        switched = traffic.wait_for_version("2", since=time.monotonic(), limit=limit)
         rolled = deployment.runway("registry", "rollback", MODEL, "--reviewer", "alice")
         assert rolled.returncode == 0, rolled.stderr
-        back = traffic.wait_for_version("1", since=time.monotonic(), limit=120)
+        back = traffic.wait_for_version("1", since=time.monotonic(), limit=limit)
         time.sleep(2)  # the old backend drains and stops while traffic goes on
-    assert switched != float("inf") and back != float("inf"), (switched, back)
+    assert switched != float("inf") and back != float("inf"), (switched, back, limit)
     assert traffic.errors == []
     versions = [v for _, _, v in traffic.results]
     assert Counter(versions)["2"] > 0 and versions[-1] == "1"

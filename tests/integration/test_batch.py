@@ -20,7 +20,7 @@ from runway.cli import main
 from runway.scoring.batch import RejectRateExceeded, ScoringOptions, score_file
 from runway.scoring.spark import SparkEngine
 from runway.store.predlog import read_predictions
-from tests.helpers import free_port, ship, stop_process_group
+from tests.helpers import free_port, import_or_skip, ship, stop_process_group
 
 MODEL = "cancer-batch"
 LINEAGE = ["model", "model_version", "run_id", "scored_at"]
@@ -222,6 +222,7 @@ def test_rerun_is_idempotent(store, tmp_path):
     pd.testing.assert_frame_equal(c.drop(columns="scored_at"), d.drop(columns="scored_at"))
 
 
+@pytest.mark.slow
 def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
     rows = _rows().astype({"mean radius": object})
     rows.loc[:59, "mean radius"] = "?"  # 60 of 569 rows: 10.5%
@@ -247,6 +248,7 @@ def test_reject_rate_over_the_threshold_fails_the_run(store, tmp_path, python):
     assert len(pd.read_csv(tmp_path / "out.csv")) == 509
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_output(store, tmp_path, python):
     _write(_rows(repeat=300), tmp_path / "big.csv")  # 170,700 rows
     args = ["-q", "score", MODEL, "--input", "big.csv", "--output", "out.csv", "--key-column", "id"]
@@ -396,7 +398,7 @@ def test_s3_input_and_output(store, tmp_path, s3):
 
 @pytest.mark.slow
 def test_spark_engine_on_local2_matches_pandas(store, tmp_path):
-    pytest.importorskip("pyspark")
+    import_or_skip("pyspark")
     rows = _rows(repeat=2)
     features = rows.columns[1:]
     rows[features[:5]] = (

@@ -76,6 +76,7 @@ def test_bad_input_ends_with_one_clear_line(case, tmp_path, capsys):
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_typo_field_through_the_real_command(tmp_path, python):
     spec = write_spec(
         tmp_path / "x.yaml",

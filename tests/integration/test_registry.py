@@ -290,6 +290,7 @@ def test_transition_outside_runway_is_flagged_unaudited(store, client, tmp_path)
     assert rows[strong].aliases == ("staging",) and rows[strong].metric == "roc_auc"
 
 
+@pytest.mark.slow
 def test_racing_promotions_end_with_one_production_version(store, client, tmp_path):
     _policy(tmp_path)
     a, b = _register(store.strong), _register(store.other)
@@ -467,6 +468,7 @@ def test_the_gateways_fingerprint_moves_with_the_models_versions_and_nothing_els
     assert served.fingerprint(f"sqlite:///{tmp_path / 'missing.db'}", MODEL) is None
 
 
+@pytest.mark.slow
 def test_resolve_and_fetch_in_a_child_give_mlflows_answer_and_runway_errors(
     store, mlflow_store, tmp_path
 ):

@@ -41,6 +41,7 @@ def test_unknown_column_error_says_when_the_expected_list_is_cut():
     assert short == "column 'zone': unknown; expected only c00"
 
 
+@pytest.mark.slow
 def test_spec_schema_piped_into_head_ends_quietly():
     proc = subprocess.Popen(
         [sys.executable, "-m", "runway", "spec", "schema"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -98,11 +99,13 @@ def test_churn_run_records_everything(client, churn_csv, tmp_path):
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
         in flavor["skops_trusted_types"]
     )
-    local = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "model"))
-    requirements = (tmp_path / "model" / "requirements.txt").read_text().split()
+    local = Path(
+        mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "model"))
+    )
+    assert (local / "MLmodel").is_file()
+    requirements = (local / "requirements.txt").read_text().split()
     assert any(r.startswith("scikit-learn==") for r in requirements)
     assert any(r.startswith("mlflow==") for r in requirements)
-    assert local
     split = prepare(spec, load_dataset(spec.data))
     sk_model = mlflow.sklearn.load_model(result.model_uri)
     np.testing.assert_array_equal(model.predict(split.X_holdout), sk_model.predict(split.X_holdout))

@@ -7,7 +7,7 @@ the CPU per request of this one, one on h11 2.5x, and httpx 15x (the README's
 table). What it reads: a status line, headers, and a body framed by
 ``Content-Length``, chunked transfer coding (extensions and trailers
 skipped), or the connection's end; no body for 1xx, 204 and 304.
-``tests/unit/test_http1.py`` covers each, keep-alive reuse and a backend that
+``tests/unit/serving/test_http1.py`` covers each, keep-alive reuse and a backend that
 closes mid-response.
 """
 

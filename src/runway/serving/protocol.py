@@ -15,7 +15,7 @@ level down, in a subclass of uvicorn's own httptools protocol:
 * a head over ``max_head_bytes`` is answered 431 and the connection closed.
 
 It relies on names inside ``uvicorn.protocols.http.httptools_impl`` (pinned in
-requirements.lock): ``tests/unit/test_protocol.py`` checks each hook is still
+requirements.lock): ``tests/unit/serving/test_protocol.py`` checks each hook is still
 called as this expects, and tests/e2e/test_serving_hardening.py exercises each
 limit on a real endpoint.
 """

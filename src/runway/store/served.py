@@ -35,7 +35,7 @@ EXAMPLE_FILE = "serving_input_example.json"
 # MLflow's own scoring app (the one `mlflow models serve` execs uvicorn on); it loads
 # the model folder named by SCORING_MODEL_ENV when imported. The names are spelled
 # out rather than imported (importing the scoring server costs the gateway seconds);
-# tests/unit/test_trust.py checks them against the pinned mlflow.
+# tests/unit/core/governance/test_trust.py checks them against the pinned mlflow.
 SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
 SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
 SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"

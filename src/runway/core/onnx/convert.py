@@ -6,7 +6,7 @@ The preprocessing is emitted by :mod:`runway.core.onnx.graph` (float64, in
 scikit-learn's order); only the estimator goes through skl2onnx, on a
 ``[N, F]`` input named ``features``, and the two graphs are stitched. Every
 workaround for a converter bug lives here or there, each with a test in
-``tests/unit/test_onnx_upstream.py`` that fails once upstream fixes it:
+``tests/unit/core/onnx/test_onnx_upstream.py`` that fails once upstream fixes it:
 
 - **Estimator input dtype** (:data:`ESTIMATOR_DTYPE`, chosen by measurement):
   RandomForest/ExtraTrees/DecisionTree/GradientBoosting get a ``Cast(float32)``

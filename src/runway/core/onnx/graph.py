@@ -1,7 +1,7 @@
 """The preprocessing half of an ONNX version: runway's ColumnTransformer as plain ONNX ops.
 
 skl2onnx converts the preprocessing wrong or not at all on runway's pipelines
-(numbers in ``tests/unit/test_onnx_upstream.py`` and the README), so it is
+(numbers in ``tests/unit/core/onnx/test_onnx_upstream.py`` and the README), so it is
 emitted here instead, and only the estimator goes through skl2onnx
 (:mod:`runway.core.onnx.convert`):
 

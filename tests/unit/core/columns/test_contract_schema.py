@@ -1,7 +1,7 @@
 """The data contract and reference profile as typed, versioned models.
 
 The files under ``data/`` are what runway wrote before the models existed:
-``*_v2.json`` by today's code before this change (``tests/unit/data``, generated
+``*_v2.json`` by today's code before this change (``tests/unit/core/columns/data``, generated
 from a fixed frame), ``*_v1.json`` in the first format (no ``source_dtype`` nor
 ``required``, a boolean recorded as categorical), and a contract with no version
 at all. Each reads, checks rows as before, and dumps back to the same JSON.
