@@ -207,6 +207,8 @@ def _mixed_sql_log(tmp_path: Path) -> PredictionLog:
 
 
 def _window_stats():
+    from runway.core.columns.profile import ReferenceProfile
+    from runway.core.columns.schema import DataContract
     from runway.monitoring.window import WindowStats
 
     bins = {"kind": "numeric", "bin_edges": [0.0, 1.0, 2.0], "bin_fractions": [0.5, 0.5]}
@@ -221,8 +223,13 @@ def _window_stats():
             },
         },
     }
-    contract = {"columns": {"x": {"min": 0.0, "max": 2.0}}, "target": {"positive_class": "1"}}
-    return WindowStats.for_reference(profile, contract)
+    contract = {
+        "columns": {"x": {"kind": "numeric", "min": 0.0, "max": 2.0}},
+        "target": {"positive_class": "1"},
+    }
+    return WindowStats.for_reference(
+        ReferenceProfile.model_validate(profile), DataContract.model_validate(contract)
+    )
 
 
 def _scorer(features):

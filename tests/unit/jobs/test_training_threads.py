@@ -12,6 +12,9 @@ from runway.jobs.train import train
 from runway.settings import Settings
 from tests.helpers import delivery_frame, delivery_spec
 
+# train() logs a run: these tests need their own MLflow store
+pytestmark = pytest.mark.usefixtures("mlflow_store")
+
 
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:

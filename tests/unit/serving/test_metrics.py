@@ -13,7 +13,7 @@ from runway.serving.gateway import Gateway, Slot
 from runway.settings import Settings
 from runway.store.served import ResolvedModel
 from tests.conftest import REPO
-from tests.unit.test_gateway_errors import _call
+from tests.unit.serving.test_gateway_errors import _call
 
 HOSTILE = 'churn "v2" \\ a\nb'  # quotes, a backslash and a newline: all legal in MLflow
 
