@@ -121,7 +121,7 @@ onnx: $(INSTALL) ## MODEL= VERSION= as ONNX: converted, checked equal, registere
 	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make onnx MODEL=<name> VERSION=<n>" >&2; exit 2; }
 	$(BIN)/runway onnx convert "$(MODEL)" "$(VERSION)"
 
-lighten: # the old name of `make onnx`
+lighten: ## the old name of make onnx (still works, with a note)
 	@echo "note: make lighten is now make onnx; the old name still works" >&2
 	@$(MAKE) --no-print-directory onnx
 

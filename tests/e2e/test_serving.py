@@ -753,7 +753,7 @@ def test_a_new_version_that_cannot_score_leaves_traffic_on_the_old_one(deploymen
     assert "failed to score its input example" in deployment.log.read_text()
     assert traffic.errors == []
     assert {v for _, _, v in traffic.results} == {"1"}
-    assert "runway_model_switch_failures_total 1" in _metrics(deployment)
+    assert _metric(deployment, "runway_model_switch_failures_total") == 1
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -795,6 +795,15 @@ def _metrics(deployment: Deployment) -> str:
     ).text
 
 
+def _metric(deployment: Deployment, sample: str) -> float:
+    """One unlabelled sample's value, as Prometheus parses the page."""
+    for family in text_string_to_metric_families(_metrics(deployment)):
+        for s in family.samples:
+            if s.name == sample and not s.labels:
+                return s.value
+    raise AssertionError(f"{sample} not on /metrics")
+
+
 def test_crashed_backends_are_replaced(deployment):
     """Both backends die (the worst case): requests get 503 until replacements answer."""
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -818,7 +827,7 @@ def test_crashed_backends_are_replaced(deployment):
     ready = requests.get(f"{deployment.url}/ready", headers=auth, timeout=5).json()
     assert ready["version"] == version
     deadline = time.monotonic() + 120
-    while "runway_backend_restarts_total 2" not in _metrics(deployment):
+    while _metric(deployment, "runway_backend_restarts_total") < 2:
         assert time.monotonic() < deadline, _metrics(deployment)
         time.sleep(0.5)
     assert not set(pids) & set(_scoring_servers(deployment))

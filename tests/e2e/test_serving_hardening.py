@@ -33,6 +33,7 @@ import pandas as pd
 import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO
 from tests.e2e import payloads
@@ -59,12 +60,15 @@ class Endpoint:
         return requests.post(f"{self.url}/invocations", data=body, headers=headers, timeout=60)
 
     def metrics(self) -> dict[str, float]:
+        """Every sample as Prometheus parses the page: ``name{label="value",...}`` (labels
+        in name order) -> value."""
         text = requests.get(f"{self.url}/metrics", timeout=10).text
-        return {
-            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line and not line.startswith("#")
-        }
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return samples
 
 
 @pytest.fixture(scope="module")
@@ -355,7 +359,7 @@ def test_ten_thousand_generated_payloads_get_no_server_error(endpoint):
     assert endpoint.post(endpoint.good).json()["predictions"] == endpoint.prediction
     metrics = endpoint.metrics()
     for code in (500, 502, 503, 504):
-        assert metrics[f'runway_requests_total{{path="/invocations",code="{code}"}}'] == 0
+        assert metrics[f'runway_requests_total{{code="{code}",path="/invocations"}}'] == 0
     assert metrics["runway_backend_restarts_total"] == 0
 
 
