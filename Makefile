@@ -21,9 +21,10 @@ export RUNWAY_UI_URL
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
 # make test's coverage report (in-process) and its floor, in percent; COV= turns it off (a subset).
-# The floor is the figure measured on 2026-12-07 (unit + integration in-process: 79.7%);
-# raise it when coverage rises, never lower it to let a change in.
-COV_FLOOR ?= 79.7
+# The whole suite measured 83.05% on 2026-12-07 (unit + integration alone: 79.7%); the floor
+# sits a point under it for branches only timing reaches. Raise it when coverage rises, never
+# lower it to let a change in.
+COV_FLOOR ?= 82
 COV ?= --cov=runway --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
 # make test-fast's pytest-xdist workers (0: none, one process)
 FAST_JOBS ?= 2
