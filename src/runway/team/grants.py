@@ -61,6 +61,12 @@ ROLES: dict[str, tuple[Grant, ...]] = {
     "service": (
         Grant("experiment", "{experiment}", "READ", "download the model and its data contract"),
         Grant("registered_model", "{model}", "READ", "resolve the version, read its input policy"),
+        Grant(
+            "experiment",
+            "{audit}",
+            "READ",
+            "check the audit chain: serve and score load only a Production it explains",
+        ),
     ),
 }
 
