@@ -232,3 +232,21 @@ def delivery_spec(data: Path, **changes: Any) -> dict[str, Any]:
     }
     spec.update(changes)
     return spec
+
+
+def forge_production(uri: str, model: str, version: str) -> None:
+    """Put ``version`` in Production outside runway and forge the audit record that explains it.
+
+    Without ``RUNWAY_AUDIT_KEY`` anyone who may write the audit experiment can do
+    this (the README says so): what stands after it is runway's check of the
+    model itself, which is what a test calling this exercises.
+    """
+    from runway.settings import Settings
+    from runway.store import audit, registry, tracking
+
+    settings = Settings(MLFLOW_TRACKING_URI=uri)
+    tracking.configure(settings)
+    registry.transition(model, version, "Production")
+    registry.set_version_tags(model, version, {registry.STAGE_TAG: "Production"})
+    mv = registry.get_version(model, version)
+    audit.record(settings, mv, audit.Attempt("promote", "Production", "applied", "mallory"))

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runway.settings import Settings
 from tests.conftest import REPO
-from tests.helpers import free_port, ship, stop_process_group, wait_http
+from tests.helpers import forge_production, free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -708,13 +708,12 @@ def _log_for_the_registry(deployment: Deployment, make) -> str:
 
 
 def _switch_and_watch(deployment: Deployment, version: str, expect: str) -> Traffic:
-    """Set Production to ``version`` outside runway under traffic; wait for ``expect`` in the log."""
+    """Set Production to ``version`` outside runway, with a forged audit record that explains
+    it (so only the start-up checks stand), under traffic; wait for ``expect`` in the log."""
     uri = deployment.env["MLFLOW_TRACKING_URI"]
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     with Traffic(deployment, clients=1) as traffic:
-        client.transition_model_version_stage(
-            MODEL, version, "Production", archive_existing_versions=True
-        )
+        forge_production(uri, MODEL, version)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and expect not in deployment.log.read_text():
             time.sleep(0.5)

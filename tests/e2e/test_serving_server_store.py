@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow
 import pytest
 import requests
 
@@ -95,10 +94,15 @@ def test_a_gateway_on_a_server_uri_follows_it_without_importing_mlflow(tmp_path)
         endpoint = f"http://127.0.0.1:{port}"
         wait_http(f"{endpoint}/ready", gateway, timeout=240)
         assert _version(endpoint) == versions[1]
-        client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
-        client.transition_model_version_stage(  # a rollback, through the server
-            MODEL, versions[0], "Production", archive_existing_versions=True
+        rolled = subprocess.run(  # a rollback through runway (audited), through the server
+            [sys.executable, "-m", "runway", "registry", "rollback", MODEL, "--reviewer", "alice"],
+            cwd=root,
+            env={**env, "MLFLOW_TRACKING_URI": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
+        assert rolled.returncode == 0, rolled.stderr
         deadline = time.monotonic() + 120
         while _version(endpoint) != versions[0] and time.monotonic() < deadline:
             time.sleep(0.5)

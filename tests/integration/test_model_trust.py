@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import free_port, ship, stop_process_group
+from tests.helpers import forge_production, free_port, ship, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -261,10 +261,11 @@ def test_score_refuses_a_tampered_version_and_runs_none_of_it(store, version):
 
 @pytest.mark.parametrize("version", ["2", "3"])
 def test_serve_refuses_a_tampered_production_version_and_runs_none_of_it(store, version):
-    """Production set to the version outside runway (as a REST call could): serve will not start it."""
+    """Production set to the version outside runway (as a REST call could), with an audit
+    record forged to explain it (no RUNWAY_AUDIT_KEY): serve still will not start it."""
     uri = f"sqlite:///{store.root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.transition_model_version_stage(MODEL, version, "Production")
+    forge_production(uri, MODEL, version)
     log = store.root / f"serve-v{version}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -246,3 +246,92 @@ def test_records_decided_under_the_lock_are_on_the_chain_and_refusals_before_it_
     report = verify(MODEL)
     assert report.ok, (report.records, report.versions)
     assert report.order == [entries[1].audit_run_id, entries[2].audit_run_id]
+
+
+def _forced(client: mlflow.MlflowClient, tmp_path: Path) -> tuple[str, str]:
+    """v1 promoted through runway; v2 put in Production with MLflow's own client (review
+    bypassed, as an author with EDIT can): (audited, forced)."""
+    _policy(tmp_path)
+    audited, forced = _version(tmp_path), _version(tmp_path)
+    promote(MODEL, audited, "Staging")
+    promote(MODEL, audited, "Production", reviewer="alice")
+    client.transition_model_version_stage(MODEL, forced, "Production")
+    return audited, forced
+
+
+def test_a_production_set_outside_runway_is_not_scored_and_serving_keeps_the_audited_one(
+    client, tmp_path, monkeypatch
+):
+    """Issue 27 item 1 / issue 30 item 3: one rule (store.audit.resolve_audited) for
+    batch scoring (refused, exit 12) and serving (the audited version stands in)."""
+    from runway.errors import AuditUnverified
+    from runway.store import audit
+
+    audited, forced = _forced(client, tmp_path)
+    assert registry.resolve(MODEL).version == forced  # what the registry says
+    chosen = audit.resolve_audited(MODEL, get_settings())
+    assert chosen.model.version == audited
+    assert f"{MODEL} v{forced} is in Production but the audit chain does not explain it" in (
+        chosen.refused
+    )
+    assert f"runway registry rollback {MODEL}" in chosen.fix
+
+    from sklearn.datasets import load_breast_cancer
+
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
+    rows.to_parquet(tmp_path / "in.parquet", index=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AuditUnverified) as refused:
+        score_file(MODEL, "in.parquet", "out.parquet")
+    assert refused.value.exit_code == 12
+    assert f"v{forced} is in Production but the audit chain" in str(refused.value)
+    assert "not scoring with it" in str(refused.value)
+    assert not (tmp_path / "out.parquet").exists()
+    # the author's own version, asked for by number, is refused the same way
+    with pytest.raises(AuditUnverified):
+        score_file(MODEL, "in.parquet", "out.parquet", version=forced)
+
+
+def test_with_no_audited_version_to_stand_in_serving_and_scoring_both_refuse(client, tmp_path):
+    from runway.errors import AuditUnverified
+    from runway.store import audit
+
+    _policy(tmp_path)
+    forced = _version(tmp_path)
+    client.transition_model_version_stage(MODEL, forced, "Production")
+    with pytest.raises(AuditUnverified, match=f"v{forced} is in Production but .*no audited"):
+        audit.resolve_audited(MODEL, get_settings())
+
+
+def test_rollback_of_a_forced_production_goes_back_to_the_audited_champion(client, tmp_path):
+    """Recovery must not be blocked: the forced version replaced nothing in the audit trail."""
+    from runway.jobs.promote import rollback
+    from runway.jobs.status import verify
+
+    audited, forced = _forced(client, tmp_path)
+    done = rollback(MODEL, reviewer="alice")
+    assert done.version == audited
+    found = client.search_model_versions(f"name = '{MODEL}'")
+    stages = {str(v.version): v.current_stage for v in found}
+    assert stages == {audited: "Production", forced: "Archived"}
+    report = verify(MODEL)
+    assert report.champion == audited and forced not in report.versions, report
+
+
+@pytest.mark.slow
+def test_the_serving_child_resolves_and_fetches_the_audited_version_and_says_why(
+    client, mlflow_store, tmp_path
+):
+    """What `runway serve` asks its prepare child, at start-up and at each registry move."""
+    import asyncio
+
+    from runway.serving import prepare
+
+    audited, forced = _forced(client, tmp_path)
+    settings = Settings(MLFLOW_TRACKING_URI=mlflow_store)
+    answer = asyncio.run(prepare.resolve(settings, MODEL))
+    assert answer.model.version == audited
+    assert f"{MODEL} v{forced} is in Production but the audit chain" in answer.refused
+    assert f"serving v{audited}" in answer.refused
+    fetched = asyncio.run(prepare.fetch(settings, MODEL, None, tmp_path / "served"))
+    assert fetched.model.version == audited and fetched.refused == answer.refused

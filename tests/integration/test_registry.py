@@ -470,9 +470,10 @@ def test_the_gateways_fingerprint_moves_with_the_models_versions_and_nothing_els
 
 @pytest.mark.slow
 def test_resolve_and_fetch_in_a_child_give_mlflows_answer_and_runway_errors(
-    store, mlflow_store, tmp_path
+    store, mlflow_store, tmp_path, monkeypatch
 ):
     """The gateway's MLflow work runs in a child; its errors keep their class (and exit code)."""
+    monkeypatch.setenv("RUNWAY_AUDIT_KEY", "k")  # the promotion seals with the key the child has
     settings = Settings(MLFLOW_TRACKING_URI=mlflow_store, audit_key=SecretStr("k"))
     _policy(tmp_path)
     strong = _register(store.strong)
@@ -480,7 +481,7 @@ def test_resolve_and_fetch_in_a_child_give_mlflows_answer_and_runway_errors(
         asyncio.run(prepare.resolve(settings, MODEL))
     _to_production(strong)
 
-    resolved = asyncio.run(prepare.resolve(settings, MODEL))
+    resolved = asyncio.run(prepare.resolve(settings, MODEL)).model
     assert resolved == registry.resolve(MODEL, "Production")
     fetched = asyncio.run(prepare.fetch(settings, MODEL, None, tmp_path / "served"))
     assert fetched.model == resolved

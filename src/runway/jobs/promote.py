@@ -225,6 +225,10 @@ def _rollback_pair(
     if not champions:
         raise RegistryError(f"{model} has no Production version to roll back")
     current = champions[-1]
+    report = audit.verify(model, settings)
+    if current.version in report.versions and report.champion not in ("", current.version):
+        # put outside runway: back to the one the audit chain has in Production
+        return current, next(mv for mv in listed if mv.version == report.champion)
     previous = previous_champion(model, current.version, settings)
     if not previous:
         raise RegistryError(

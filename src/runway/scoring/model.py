@@ -13,10 +13,10 @@ import pandas as pd
 from runway.core.columns.contract import DataContract, cast_to_signature
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.training.pipeline import MODEL_STEP
-from runway.errors import ScoringError
+from runway.errors import AuditUnverified, ScoringError
 from runway.scoring.result import LINEAGE
 from runway.settings import Settings, get_settings
-from runway.store import models, registry, tracking, trust
+from runway.store import audit, models, registry, tracking, trust
 from runway.store.served import ResolvedModel
 
 PREDICTION = "prediction"
@@ -160,7 +160,13 @@ def load_model(
     """
     from sklearn.base import is_classifier
 
-    resolved = registry.resolve(model, stage=stage, version=version)
+    settings = settings or get_settings()
+    audited = audit.resolve_audited(
+        model, settings, stage, None if version is None else str(version)
+    )
+    if audited.refused:  # a batch names the version it scored with: never a stand-in
+        raise AuditUnverified(f"{audited.refused}: not scoring with it; {audited.fix}")
+    resolved = audited.model
     if resolved.run_id is None:
         raise ScoringError(
             f"{resolved.uri} has no source run, so no data contract to check rows against; "
@@ -168,7 +174,7 @@ def load_model(
         )
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
-    local = trust.fetch_verified(resolved, workdir, settings or get_settings())
+    local = trust.fetch_verified(resolved, workdir, settings)
     estimator = models.load_sklearn(local)
     # The estimator's own n_jobs only: a ColumnTransformer's would start process pools.
     jobs = [k for k in estimator.get_params(deep=True) if k == f"{MODEL_STEP}__n_jobs"]

@@ -4,10 +4,8 @@ It owns what the bare scoring server lacks: the Host allow-list, bearer
 tokens, body-size and concurrency limits, a request timeout, input checks
 against the training contract, clean JSON errors (never a stack trace), the
 model-version header, ``/health`` ``/ready`` ``/metrics`` and the prediction
-log. Scoring itself is forwarded to a backend of the :class:`Slot` currently
-live, as the checked rows in their canonical form (:func:`canonical.canonical`);
-:mod:`runway.serving.serve` swaps slots when the registry's Production version
-changes.
+log. Scoring is forwarded to the live :class:`Slot`'s backends, as the checked rows
+in canonical form (:func:`canonical.canonical`); :mod:`runway.serving.serve` swaps slots.
 
 The request path is kept to plain Python on already-parsed data: a handful of
 dictionary lookups, the per-value contract check, a small body in the format
@@ -249,6 +247,8 @@ class Gateway:
         body: dict[str, Any] = {"status": "ready", "backends": sum(b.alive for b in slot.backends)}
         if not self.tokens or self._token_ok(headers):  # which model: for token holders only
             body |= {"model": slot.model.name, "version": slot.model.version}
+            if self.metrics.unaudited:  # the registry's Production, refused: why
+                body["registry_production_refused"] = self.metrics.unaudited
             extra = [*extra, *slot.headers]
         return await _send_json(send, 200, body, extra)
 

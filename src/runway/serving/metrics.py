@@ -88,6 +88,8 @@ class Metrics:
         self.switches = 0
         self.switch_failures = 0
         self.backend_restarts = 0
+        # the registry's Production, refused (the audit chain does not explain it): why
+        self.unaudited = ""
         self.dropped: Counter[str] = Counter()  # connections closed before a request, by reason
         self.live: Callable[[], Live] = Live
         self.registry = CollectorRegistry(auto_describe=False)
@@ -152,6 +154,12 @@ class _Collector:
         yield dropped
         yield GaugeMetricFamily(
             "runway_inflight_requests", "Requests being answered now.", value=live.active
+        )
+        yield GaugeMetricFamily(
+            "runway_registry_production_refused",
+            "1 while the registry's Production version is one the audit chain does not "
+            "explain (not served; the audited version goes on serving).",
+            value=1 if m.unaudited else 0,
         )
         yield from _served_families(live.served)
 

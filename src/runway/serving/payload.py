@@ -15,6 +15,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,6 +26,8 @@ from runway.core.columns.contract import (
     parse_csv_numbers,
     text_columns,
 )
+from runway.errors import ServeError
+from runway.store.served import EXAMPLE_FILE, ResolvedModel
 
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_INT_DIGITS = 300  # a longer integer overflows a float (or is the 4,300-digit DoS guard)
@@ -318,3 +321,26 @@ def check_duplicates(raw: list[tuple[bytes, bytes]]) -> None:
                 400, f"duplicate {name.decode('latin-1')} header; send it once", "DUPLICATE_HEADER"
             )
         seen.add(name)
+
+
+def input_example(model: ResolvedModel, local: Path, contract: DataContract) -> tuple[bytes, int]:
+    """The model's logged serving example (what warm-up scores) and its row count."""
+    path = local / EXAMPLE_FILE
+    if not path.is_file():
+        raise ServeError(
+            f"{model.name} v{model.version} was logged without an input example ({EXAMPLE_FILE}); "
+            "runway needs one to check a backend before sending it traffic"
+        )
+    example = path.read_bytes()
+    rows = parse(example, JSON_TYPE, contract)
+    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
+
+
+def one_row(example: bytes) -> str:
+    """The input example cut to its first row: a curl line one can read."""
+    doc = json.loads(example)
+    split = doc.get("dataframe_split") if isinstance(doc, dict) else None
+    if isinstance(split, dict) and isinstance(split.get("data"), list):
+        split["data"] = split["data"][:1]
+        split.pop("index", None)
+    return json.dumps(doc, separators=(",", ":"))

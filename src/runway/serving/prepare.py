@@ -44,6 +44,7 @@ class Answer(TypedDict, total=False):
     policy: dict[str, object]  # InputPolicy
     local: str
     input_types: dict[str, str]
+    refused: str  # the registry's Production, not explained by the audit chain, and how to fix
     error: str
     type: str
 
@@ -57,12 +58,21 @@ class Fetched:
     policy: InputPolicy
     local: Path  # the checked model folder
     input_types: dict[str, str]  # input column -> MLflow type, from the signature
+    refused: str = ""  # the registry's Production the audit chain does not explain, if any
 
 
-async def resolve(settings: Settings, model: str, stage: str = "Production") -> ResolvedModel:
-    """The version of ``model`` in ``stage`` now."""
+@dataclass(frozen=True)
+class Resolved:
+    """The version to serve, and the registry's Production it stands in for (if refused)."""
+
+    model: ResolvedModel
+    refused: str = ""
+
+
+async def resolve(settings: Settings, model: str, stage: str = "Production") -> Resolved:
+    """The version of ``model`` in ``stage`` now, as the audit chain explains it."""
     doc = await _ask(settings, model, ["--stage", stage])
-    return ResolvedModel(**doc["model"])
+    return Resolved(ResolvedModel(**doc["model"]), doc.get("refused", ""))
 
 
 async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
@@ -75,6 +85,7 @@ async def fetch(settings: Settings, model: str, version: str | None, folder: Pat
         policy=InputPolicy.model_validate(doc["policy"]),
         local=Path(doc["local"]),
         input_types=doc["input_types"],
+        refused=doc.get("refused", ""),
     )
 
 
@@ -173,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
 def _run(
     settings: Settings, model: str, stage: str | None, version: str | None, folder: Path | None
 ) -> Answer:
-    from runway.store import registry, tracking, trust
+    from runway.store import audit, registry, tracking, trust
     from runway.store.models import signature_inputs
 
     tracking.configure(settings)
-    resolved = registry.resolve(model, stage, version)
+    audited = audit.resolve_audited(model, settings, stage, version)
+    resolved = audited.model
     doc = Answer(model=asdict(resolved))
+    if audited.refused:
+        doc["refused"] = f"{audited.refused}; serving v{resolved.version}; {audited.fix}"
     if folder is None:
         return doc
     if not resolved.run_id:
@@ -188,8 +202,7 @@ def _run(
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
     local = trust.fetch_verified(resolved, folder, settings)
-    return Answer(
-        model=doc["model"],
+    return doc | Answer(
         contract=contract.to_json_dict(),
         policy=policy.model_dump(mode="json"),
         local=str(local),

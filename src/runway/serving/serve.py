@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -42,20 +41,20 @@ from types import FrameType
 
 import uvicorn
 
-from runway.core.columns.contract import DataContract, unverified
+from runway.core.columns.contract import unverified
 from runway.core.threads import thread_env, threads_for
-from runway.errors import RunwayError, ServeError
+from runway.errors import AuditUnverified, RunwayError, ServeError
 from runway.net import redact_url
 from runway.serving import prepare
 from runway.serving.backends import Backend, BackendError, Pending, spawn_group
 from runway.serving.gateway import Gateway, Slot
-from runway.serving.payload import JSON_TYPE, parse
+from runway.serving.payload import input_example, one_row
 from runway.serving.protocol import guarded_protocol
 from runway.settings import Settings, state_dir
 from runway.store import served
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
-from runway.store.served import EXAMPLE_FILE, ResolvedModel
+from runway.store.served import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class Server:
         try:
             ready = await prepare.fetch(self.settings, self.options.model, version, folder)
             model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
-            example, rows = await asyncio.to_thread(_input_example, model, local, contract)
+            example, rows = await asyncio.to_thread(input_example, model, local, contract)
             if self.gateway.slot is None:  # starting up: say what the wait is for
                 print(
                     f"starting {self.options.workers} backend(s) for {model.name} "
@@ -121,6 +120,8 @@ class Server:
             await asyncio.to_thread(pending.cancel)
             await asyncio.to_thread(_stop_all, backends, folder)
             raise
+        if ready.refused:  # starting up: the audited version stands in
+            self.refuse(ready.refused)
         for note in unverified(contract, policy):
             log.warning("%s v%s: %s", model.name, model.version, note)
         return Slot(
@@ -189,6 +190,8 @@ class Server:
             latest = await self._resolve()
         except (RunwayError, OSError) as exc:  # OSError: the child could not be started
             self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
+            if isinstance(exc, AuditUnverified):  # and no audited version to stand in
+                self.refuse(str(exc))
             if str(exc) != self._last_problem:  # once per new problem, not every poll
                 log.warning("keeping %s: %s", _name(current), exc)
                 self._last_problem = str(exc)
@@ -233,8 +236,21 @@ class Server:
 
     async def _resolve(self) -> ResolvedModel:
         """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`):
-        this process never imports MLflow, whatever the store."""
-        return await prepare.resolve(self.settings, self.options.model)
+        this process never imports MLflow, whatever the store. One the audit chain does not
+        explain is refused there; the audited one stands in (see :meth:`refuse`)."""
+        answer = await prepare.resolve(self.settings, self.options.model)
+        self.refuse(answer.refused)
+        return answer.model
+
+    def refuse(self, note: str) -> None:
+        """Say, once and loudly, that the registry's Production is not what is served (and
+        when it is again): the log, ``/metrics`` and ``/ready`` carry it until then."""
+        metrics = self.gateway.metrics
+        if note and note != metrics.unaudited:
+            log.error("not serving the registry's Production: %s", note)
+        elif not note and metrics.unaudited:
+            log.warning("the registry's Production is explained by the audit chain again")
+        metrics.unaudited = note
 
     async def _drain(self, slot: Slot) -> None:
         """Let the old version answer what it holds, then stop it."""
@@ -384,7 +400,7 @@ async def _announce(
         await asyncio.sleep(0.05)
     host = f"[{options.host}]" if ":" in options.host else options.host
     url = f"http://{host}:{options.port}"
-    example = _one_row(slot.example)
+    example = one_row(slot.example)
     print(
         f"serving {slot.model.name} v{slot.model.version} at {url}/invocations\n"
         f"  backends   {len(slot.backends)} x MLflow's scoring server on owner-only Unix sockets "
@@ -396,16 +412,6 @@ async def _announce(
         f"-d {shlex.quote(example)}",
         flush=True,
     )
-
-
-def _one_row(example: bytes) -> str:
-    """The input example cut to its first row: a curl line one can read."""
-    doc = json.loads(example)
-    split = doc.get("dataframe_split") if isinstance(doc, dict) else None
-    if isinstance(split, dict) and isinstance(split.get("data"), list):
-        split["data"] = split["data"][:1]
-        split.pop("index", None)
-    return json.dumps(doc, separators=(",", ":"))
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -420,19 +426,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; pick --port") from None
     sock.set_inheritable(False)
     return sock
-
-
-def _input_example(model: ResolvedModel, local: Path, contract: DataContract) -> tuple[bytes, int]:
-    """The model's logged serving example (what warm-up scores) and its row count."""
-    path = local / EXAMPLE_FILE
-    if not path.is_file():
-        raise ServeError(
-            f"{model.name} v{model.version} was logged without an input example ({EXAMPLE_FILE}); "
-            "runway needs one to check a backend before sending it traffic"
-        )
-    example = path.read_bytes()
-    rows = parse(example, JSON_TYPE, contract)
-    return json.dumps(json.loads(example), separators=(",", ":")).encode(), len(rows)
 
 
 def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:

@@ -20,10 +20,12 @@ from mlflow.exceptions import MlflowException
 
 from runway.core.governance.chain import ChainReport, Link, VersionState, seal
 from runway.core.governance.chain import verify as verify_links
+from runway.errors import AuditUnverified
 from runway.settings import Settings
 from runway.store import registry
 from runway.store.identity import whoami
 from runway.store.registry import VersionInfo, quote
+from runway.store.served import ResolvedModel
 from runway.store.tracking import (
     MAX_TAG_CHARS,
     NOTE_TAG,
@@ -206,6 +208,52 @@ def verify(model: str, settings: Settings) -> ChainReport:
     ]
     links = [entry.link() for entry in history(model, settings)]
     return verify_links(links, states, _key(settings))
+
+
+@dataclass(frozen=True)
+class Audited:
+    """The version to load, and why the registry's Production was not it ("" when it was)."""
+
+    model: ResolvedModel
+    refused: str = ""  # what was not loaded, and why
+    fix: str = ""  # how to put it right
+
+
+def resolve_audited(
+    model: str, settings: Settings, stage: str | None = "Production", version: str | None = None
+) -> Audited:
+    """:func:`registry.resolve`, but only a Production version the audit chain explains.
+
+    Serving and batch scoring resolve here (one rule): a version put in
+    Production outside runway (MLflow's client, the UI, an alias write) is not
+    loaded. The chain's own Production version stands in for it when the
+    registry still has it with the source its approval sealed; else
+    :class:`AuditUnverified` (exit 12).
+    """
+    resolved = registry.resolve(model, stage, version)
+    if resolved.stage != "Production":
+        return Audited(resolved)
+    report = verify(model, settings)
+    problem = report.versions.get(resolved.version)
+    if not problem:
+        return Audited(resolved)
+    refused = (
+        f"{model} v{resolved.version} is in Production but the audit chain does not explain "
+        f"it ({problem})"
+    )
+    fix = (
+        f"promote it through runway (`runway registry promote {model} {resolved.version} "
+        f"--to Production --reviewer <name>`) or put the audited version back "
+        f"(`runway registry rollback {model} --reviewer <name>`)"
+    )
+    if not report.champion or report.champion == resolved.version:
+        raise AuditUnverified(f"{refused}; no audited Production version to use instead: {fix}")
+    champion = registry.get_version(model, report.champion)
+    return Audited(
+        ResolvedModel(model, champion.version, champion.stage, champion.run_id, champion.source),
+        refused,
+        fix,
+    )
 
 
 def history(model: str, settings: Settings, *, reports: bool = False) -> list[AuditEntry]:

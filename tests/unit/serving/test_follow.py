@@ -187,3 +187,41 @@ def test_a_hung_child_is_stopped_after_the_prepare_timeout(tmp_path, monkeypatch
     with pytest.raises(ServeError, match=r"took over 0.5s and was stopped.*PREPARE_TIMEOUT"):
         asyncio.run(prepare.resolve(settings, "m"))
     assert started and started[0].returncode is not None  # killed and reaped
+
+
+def test_a_production_the_audit_chain_does_not_explain_keeps_the_audited_one_loudly(
+    tmp_path, monkeypatch, caplog
+):
+    """The child answers with the audited v1 standing in for a forced v2: no switch, one
+    error line, the gauge at 1 and the reason in /ready; cleared when explained again."""
+    import logging
+
+    from runway.serving import prepare
+
+    server = serve.Server(
+        serve.ServeOptions(model="m"),
+        Settings(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}", prediction_log="off"),
+        Gateway(Settings(prediction_log="off"), None),
+        tmp_path,
+    )
+    server.gateway.slot = SimpleNamespace(model=_version("1"), backends=[], model_dir=None)
+    note = "m v2 is in Production but the audit chain does not explain it (stage ...)"
+    answers = [prepare.Resolved(_version("1"), note)] * 2 + [prepare.Resolved(_version("1"))]
+
+    async def child(settings, model, stage="Production"):
+        return answers.pop(0)
+
+    monkeypatch.setattr(prepare, "resolve", child)
+    monkeypatch.setattr(server, "fingerprint", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            server._recheck_at = 0
+            asyncio.run(server._follow())
+    assert server.gateway.slot.model.version == "1"
+    assert caplog.text.count("not serving the registry's Production: m v2") == 1
+    assert server.gateway.metrics.unaudited == note
+    assert "runway_registry_production_refused 1.0" in server.gateway.metrics.render().decode()
+    server._recheck_at = 0
+    asyncio.run(server._follow())
+    assert server.gateway.metrics.unaudited == ""
+    assert "runway_registry_production_refused 0.0" in server.gateway.metrics.render().decode()

@@ -87,6 +87,10 @@ class ChainReport:
     records: dict[str, str] = field(default_factory=dict)  # record id -> problem
     versions: dict[str, str] = field(default_factory=dict)  # version -> problem
     order: list[str] = field(default_factory=list)  # record ids of the intact chain
+    # the version the intact chain puts in Production, if the registry still has it with
+    # the source its approval sealed: what serving keeps loading when the registry's
+    # Production is one the chain does not explain ("" when there is none)
+    champion: str = ""
 
     @property
     def ok(self) -> bool:
@@ -104,6 +108,8 @@ def verify(links: list[Link], versions: list[VersionState], key: bytes = b"") ->
         problem = _version_problem(mv, expected, approver, sources, versions)
         if problem:
             report.versions[mv.version] = problem
+        if expected.get(mv.version) == "Production" and sources.get(mv.version) == mv.source:
+            report.champion = mv.version
     return report
 
 
