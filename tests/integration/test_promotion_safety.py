@@ -264,20 +264,12 @@ def test_a_production_set_outside_runway_is_not_scored_and_serving_keeps_the_aud
 ):
     """Issue 27 item 1 / issue 30 item 3: one rule (store.audit.resolve_audited) for
     batch scoring (refused, exit 12) and serving (the audited version stands in)."""
+    from sklearn.datasets import load_breast_cancer
+
     from runway.errors import AuditUnverified
     from runway.store import audit
 
     audited, forced = _forced(client, tmp_path)
-    assert registry.resolve(MODEL).version == forced  # what the registry says
-    chosen = audit.resolve_audited(MODEL, get_settings())
-    assert chosen.model.version == audited
-    assert f"{MODEL} v{forced} is in Production but the audit chain does not explain it" in (
-        chosen.refused
-    )
-    assert f"runway registry rollback {MODEL}" in chosen.fix
-
-    from sklearn.datasets import load_breast_cancer
-
     rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
     rows.to_parquet(tmp_path / "in.parquet", index=False)
     monkeypatch.chdir(tmp_path)
@@ -291,15 +283,34 @@ def test_a_production_set_outside_runway_is_not_scored_and_serving_keeps_the_aud
     with pytest.raises(AuditUnverified):
         score_file(MODEL, "in.parquet", "out.parquet", version=forced)
 
+    assert registry.resolve(MODEL).version == forced  # what the registry says
+    chosen = audit.resolve_audited(MODEL, get_settings())
+    assert chosen.model.version == audited
+    assert f"{MODEL} v{forced} is in Production but the audit chain does not explain it" in (
+        chosen.refused
+    )
+    assert f"runway registry rollback {MODEL}" in chosen.fix
 
-def test_with_no_audited_version_to_stand_in_serving_and_scoring_both_refuse(client, tmp_path):
+
+def test_with_no_audited_version_to_stand_in_serving_and_scoring_both_refuse(
+    client, tmp_path, monkeypatch
+):
+    from sklearn.datasets import load_breast_cancer
+
     from runway.errors import AuditUnverified
     from runway.store import audit
 
     _policy(tmp_path)
     forced = _version(tmp_path)
     client.transition_model_version_stage(MODEL, forced, "Production")
-    with pytest.raises(AuditUnverified, match=f"v{forced} is in Production but .*no audited"):
+    load_breast_cancer(as_frame=True).frame.drop(columns="target").head(3).to_parquet(
+        tmp_path / "in.parquet", index=False
+    )
+    monkeypatch.chdir(tmp_path)
+    refused = f"v{forced} is in Production but .*no audited Production version"
+    with pytest.raises(AuditUnverified, match=refused):
+        score_file(MODEL, "in.parquet", "out.parquet")
+    with pytest.raises(AuditUnverified, match=refused):  # what serve's child raises
         audit.resolve_audited(MODEL, get_settings())
 
 
@@ -329,9 +340,9 @@ def test_the_serving_child_resolves_and_fetches_the_audited_version_and_says_why
 
     audited, forced = _forced(client, tmp_path)
     settings = Settings(MLFLOW_TRACKING_URI=mlflow_store)
-    answer = asyncio.run(prepare.resolve(settings, MODEL))
+    fetched = asyncio.run(prepare.fetch(settings, MODEL, None, tmp_path / "served"))
+    assert fetched.model.version == audited  # at start-up
+    answer = asyncio.run(prepare.resolve(settings, MODEL))  # at each registry move
     assert answer.model.version == audited
     assert f"{MODEL} v{forced} is in Production but the audit chain" in answer.refused
-    assert f"serving v{audited}" in answer.refused
-    fetched = asyncio.run(prepare.fetch(settings, MODEL, None, tmp_path / "served"))
-    assert fetched.model.version == audited and fetched.refused == answer.refused
+    assert f"serving v{audited}" in answer.refused and fetched.refused == answer.refused

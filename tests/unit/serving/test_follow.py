@@ -221,7 +221,27 @@ def test_a_production_the_audit_chain_does_not_explain_keeps_the_audited_one_lou
     assert caplog.text.count("not serving the registry's Production: m v2") == 1
     assert server.gateway.metrics.unaudited == note
     assert "runway_registry_production_refused 1.0" in server.gateway.metrics.render().decode()
+    assert _ready(server.gateway) == (
+        "1",
+        {"status": "ready", "backends": 1, "model": "m", "version": "1"}
+        | {"registry_production_refused": note},
+    )
     server._recheck_at = 0
     asyncio.run(server._follow())
     assert server.gateway.metrics.unaudited == ""
     assert "runway_registry_production_refused 0.0" in server.gateway.metrics.render().decode()
+
+
+def _ready(gateway: Gateway) -> tuple[str, dict]:
+    """``/ready`` of a gateway serving v1 on one live (fake) backend: version header, body."""
+    import json
+
+    from runway.core.columns.input_policy import InputPolicy
+    from runway.serving.gateway import Slot
+    from tests.unit.serving.test_gateway_errors import _call
+
+    backend = SimpleNamespace(alive=True, inflight=0)
+    gateway.slot = Slot(_version("1"), {}, InputPolicy(), [backend], b"", 0)  # type: ignore[list-item]
+    status, headers, body = _call(gateway, "/ready")
+    assert status == 200
+    return headers[b"x-runway-model-version"].decode(), json.loads(body)

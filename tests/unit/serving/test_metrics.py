@@ -56,6 +56,7 @@ def test_the_documented_series_keep_their_names_types_and_values(tmp_path: Path)
         "runway_prediction_log_dropped": "counter",
         "runway_connections_dropped": "counter",
         "runway_inflight_requests": "gauge",
+        "runway_registry_production_refused": "gauge",
         "runway_model_info": "gauge",  # no version yet: the family, without a sample
     }
     requests = {
