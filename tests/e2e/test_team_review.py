@@ -24,10 +24,6 @@ def test_a_version_the_author_forces_into_production_is_not_scored(team, monkeyp
     rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
     rows.to_csv(team.home("svc") / "review-in.csv", index=False)
     try:
-        status = team.runway("svc", "registry", "status", MODEL)  # item 11: READ on the audit
-        assert status.returncode == 0, status.stderr
-        assert "UNAUDITED" in status.stdout
-
         scored = team.runway(
             "svc", "score", MODEL, "--input", "review-in.csv", "--output", "review-out.csv"
         )
@@ -36,5 +32,15 @@ def test_a_version_the_author_forces_into_production_is_not_scored(team, monkeyp
         assert f"{MODEL} v{forced} is in Production but the audit chain does not explain" in line
         assert "runway registry promote" in line and "runway registry rollback" in line
         assert not (team.home("svc") / "review-out.csv").exists()
+        status = team.runway("svc", "registry", "status", MODEL)  # what the refusal points at
+        assert status.returncode == 0, status.stderr
+        assert "UNAUDITED: stage Production set outside runway" in status.stdout
     finally:  # as it was: the chain explains every version again, for the modules after
         _as(monkeypatch, team, "admin").transition_model_version_stage(MODEL, forced, "None")
+
+
+def test_the_service_account_may_read_the_audit_chain_it_checks(team):
+    """Item 11: exit 14 before (no grant on the audit experiment)."""
+    status = team.runway("svc", "registry", "status", MODEL)
+    assert status.returncode == 0, status.stderr
+    assert MODEL in status.stdout
