@@ -139,8 +139,11 @@ team-down: ## stop the team stack (data kept in .team/); checks that nothing is 
 team-env: ## print the export lines of a member's shell, for eval (MEMBER=name; default: admin)
 	@$(BIN)/runway team env $(if $(MEMBER),--user $(MEMBER))
 
+# Two tiers, one coverage file: the tests that start no server on FAST_JOBS workers, then the
+# slow ones (servers, timing) one at a time; the report and its floor cover both.
 test: $(INSTALL) browser ## run the whole test suite (unit, integration, e2e) with the coverage report and its floor
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(COV) $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "not slow" -n $(FAST_JOBS) $(if $(COV),--cov=runway --cov-report=) $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m slow $(if $(COV),$(COV) --cov-append) $(PYTEST_ARGS)
 
 # pytest exits 5 when it selects nothing: make (and CI) fail then, as for a failed test.
 test-fast: $(INSTALL) ## the inner loop: unit and integration tests that start no server, FAST_JOBS=2 workers
@@ -163,6 +166,8 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
+	@# the serving fuzz test at full size: 10,000 generated requests, the count per status printed
+	RUNWAY_FUZZ_PAYLOADS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/e2e/test_serving_hardening.py -k generated_payloads
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags

@@ -42,7 +42,8 @@ from tests.helpers import free_port, ship, stop_process_group, wait_http
 pytestmark = pytest.mark.slow
 
 MODEL = "churn-hard"
-FUZZ_PAYLOADS = 10_000
+# make test sends 2,500 generated payloads; make bench the full 10,000 (same test).
+FUZZ_PAYLOADS = int(os.environ.get("RUNWAY_FUZZ_PAYLOADS", "2500"))
 
 
 @dataclass
@@ -316,7 +317,7 @@ def _send(conn: http.client.HTTPConnection, headers, body: bytes) -> int:
     return response.status
 
 
-def test_ten_thousand_generated_payloads_get_no_server_error(endpoint):
+def test_generated_payloads_get_no_server_error(endpoint):
     """Property: whatever a client sends, the answer is not a 5xx, and the server stays healthy."""
     statuses: Counter[int] = Counter()
     server_errors: list[tuple[int, list, bytes]] = []
