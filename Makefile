@@ -40,6 +40,8 @@ COMMENT ?=
 
 # serving (make serve)
 PORT ?= 8080
+# make lint validates deploy/ against this Kubernetes version's schemas (offline, strict)
+K8S_VERSION ?= 1.33.0
 
 # batch scoring (make score)
 INPUT ?=
@@ -169,11 +171,13 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	@# the serving fuzz test at full size: 10,000 generated requests, the count per status printed
 	RUNWAY_FUZZ_PAYLOADS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/e2e/test_serving_hardening.py -k generated_payloads
 
-lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
+lint: $(INSTALL) ## ruff, mypy (0 errors), the layer contract, the Dockerfile (hadolint), deploy/ (kubernetes-validate)
 	$(BIN)/ruff check src tests scripts benchmarks dags
 	$(BIN)/ruff format --check src tests scripts benchmarks dags
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) $(filter-out %/kustomization.yaml,$(wildcard deploy/base/*.yaml))
 
 format: $(INSTALL) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts benchmarks dags

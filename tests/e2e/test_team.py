@@ -273,9 +273,7 @@ def test_a_write_the_server_refuses_is_recorded_as_failed(team, monkeypatch):
     assert last.data.tags["runway.audit.actor"] == "dave"
 
 
-def test_rounds_of_two_racing_production_promotions_keep_one_champion(
-    team, monkeypatch, tmp_path
-):
+def test_rounds_of_two_racing_production_promotions_keep_one_champion(team, monkeypatch, tmp_path):
     from runway.jobs.promote import promote
     from runway.store import registry
 

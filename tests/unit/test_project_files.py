@@ -172,3 +172,14 @@ def test_every_file_the_package_reads_beside_its_modules_is_in_the_wheel():
             relative.parent.as_posix() == folder and relative.match(pattern)
             for folder, pattern in declared
         ), f"{relative} is not in [tool.setuptools.package-data]"
+
+
+def test_every_setting_has_a_row_in_a_readme_settings_table():
+    """The settings table (or the batch/monitoring one) names every variable runway reads."""
+    from runway.settings import Settings
+
+    table = (REPO / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        variable = alias if isinstance(alias, str) else f"RUNWAY_{name.upper()}"
+        assert f"| `{variable}` |" in table, variable
