@@ -285,6 +285,9 @@ def test_every_column_kind_gets_a_twin_and_an_edge_bundle_that_agree(tmp_path, c
     twin_local = trust.fetch_verified(result.twin, tmp_path / "t", settings)
     twin = load_for_scoring(twin_local)
     np.testing.assert_allclose(twin.predict(rows), expected, rtol=1e-9)
+    in_process = models.load_pyfunc(twin_local).predict(rows)  # int64 items, text timestamps
+    np.testing.assert_allclose(in_process, expected, rtol=1e-9)
+    assert models.signature_inputs(twin_local) == models.signature_inputs(source)
     capsys.readouterr()
     sys.path.insert(0, str(out))
     try:
