@@ -158,8 +158,12 @@ def test_iso_timestamps_are_inferred_as_datetime_and_expanded_inside_the_model(s
         "dt__ordered_at_month",
         "dt__ordered_at_elapsed_days",
     ]
-    inputs = _pyfunc().metadata.get_input_schema().to_dict()
-    assert {c["name"]: c["type"] for c in inputs}["ordered_at"] == "datetime"
+    # AnyType in MLflow's signature (pandas reads ISO text as str, which `datetime` refuses);
+    # runway's declared type is in the MLmodel's metadata (issue 25, 14)
+    metadata = _pyfunc().metadata
+    inputs = metadata.get_input_schema().to_dict()
+    assert {c["name"]: c["type"] for c in inputs}["ordered_at"] == "any"
+    assert metadata.metadata["runway_input_types"]["ordered_at"] == "datetime"
 
 
 def test_spec_check_says_what_infer_decided_and_warns_about_many_levels(store, tmp_path, capsys):
