@@ -214,7 +214,7 @@ def check_row(
         if _is_missing(value, from_csv):
             if args.missing == "reject":
                 reasons.append(f"column {name!r}: missing value")
-            elif kind == "numeric" and nan_rejected and name in model_kinds:
+            elif kind != "categorical" and nan_rejected and name in model_kinds:
                 reasons.append(
                     f"column {name!r}: missing value (the model neither imputes nor accepts NaN)"
                 )

@@ -112,3 +112,25 @@ def test_a_block_with_no_twin_is_refused_naming_column_kind_and_step(tmp_path):
     message = str(refused.value)
     assert "'courier id'" in message and "categorical" in message
     assert "step 'encode': TargetEncoder has no ONNX conversion" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-06-30T23:30:00-02:00", "1969-12-31T23:59:59.5", "2024-05-01", "2024-05-01 13:45"],
+)
+def test_the_edge_predictor_reads_a_timestamp_as_runway_does(text):
+    from runway.core.columns.kinds import timestamp_series
+    from runway.core.onnx import edge_predict
+
+    stamps, bad = timestamp_series(pd.Series([text], dtype=object))
+    micros = stamps.astype("datetime64[us]").to_numpy().astype("int64").astype("float64")
+    assert not bad.any()
+    assert edge_predict._timestamp("t", text) == (micros[0] / 1e6, None, None)
+
+
+def test_the_edge_predictor_reads_booleans_as_runway_does():
+    from runway.core.onnx import edge_predict
+
+    for value, expected in ((True, 1.0), ("FALSE", 0.0), ("1", 1.0), (0, 0.0)):
+        assert edge_predict._boolean("b", value) == (expected, None, None)
+    assert "expected true or false" in str(edge_predict._boolean("b", "yes")[1])
