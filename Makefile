@@ -163,6 +163,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
+	$(BIN)/python benchmarks/team_sweep.py
 
 lint: $(INSTALL) ## ruff, mypy (0 errors) and the layer contract (lint-imports)
 	$(BIN)/ruff check src tests scripts benchmarks dags

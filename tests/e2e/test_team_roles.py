@@ -54,10 +54,10 @@ def _secrets(team: Team) -> dict:
 
 def test_the_service_account_appends_to_the_log_and_cannot_reach_the_servers_databases(team):
     log_url = team.members["svc"]["RUNWAY_PREDICTION_LOG"]
-    assert make_url(log_url).username == "svc"  # its own login, not the stack's superuser
-    assert "RUNWAY_OPTUNA_STORAGE" not in team.members["svc"]
     for database in ("mlflow_auth", "mlflow", "optuna"):
         assert "permission denied for database" in _refused(log_url, database)
+    assert make_url(log_url).username == "svc"  # its own login, not the stack's superuser
+    assert "RUNWAY_OPTUNA_STORAGE" not in team.members["svc"]
 
     PredictionLog(log_url).write_frame("roles-model", _rows("roles-model"))  # creates the table
     dave = team.members["dave"]["RUNWAY_PREDICTION_LOG"]  # another service account appends too

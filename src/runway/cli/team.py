@@ -48,6 +48,10 @@ def _user(args: argparse.Namespace) -> int:
     from runway.team.stack import Stack
 
     stack = Stack()
+    if args.role:  # before anything is made: the member's database login takes their name
+        from runway.team import dbroles, postgres
+
+        dbroles.check_name(args.name, postgres.SUPERUSER)
     created = stack.add_user(args.name)
     print(
         f"{'created' if created else 'updated'} user {args.name} (password in {stack.dir}/secrets.json)"

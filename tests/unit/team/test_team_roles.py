@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from runway.errors import UsageError
-from runway.team import dbroles, server
+from runway.team import server
 from runway.team.config import TeamSettings
 from runway.team.stack import Stack
 from tests.conftest import REPO
@@ -45,6 +45,8 @@ def test_members_get_their_own_database_login_for_what_their_role_needs(tmp_path
 
 @pytest.mark.parametrize("name", ["runway", "pg_monitor", "runway_service", "public"])
 def test_a_member_cannot_take_a_reserved_database_login(name):
+    from runway.team import dbroles
+
     with pytest.raises(UsageError, match="reserved"):
         dbroles.check_name(name, "runway")
 
@@ -64,6 +66,8 @@ def test_more_server_workers_turn_the_login_cache_off(tmp_path):
 
 
 def test_the_readme_shows_the_database_grants_and_the_grant_command():
+    from runway.team import dbroles
+
     readme = (REPO / "README.md").read_text()
     missing = [line for line in dbroles.markdown() if line not in readme]
     assert not missing, missing
