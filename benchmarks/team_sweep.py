@@ -107,6 +107,7 @@ def run(workers: int, folder: Path, env: dict[str, str], doc: dict) -> dict[str,
             )
             procs.append(joiner)
     codes = [p.wait(timeout=1800) for p in procs]
+    load = os.getloadavg()[1]  # the last 5 minutes: other work on the cores changes the ratio
     if any(codes):
         raise RuntimeError(f"a sweep process failed: exit codes {codes}")
     [summary] = [s for s in optuna.get_all_study_summaries(storage) if s.study_name not in before]
@@ -116,7 +117,7 @@ def run(workers: int, folder: Path, env: dict[str, str], doc: dict) -> dict[str,
     start = min(t.datetime_start for t in done if t.datetime_start)
     end = max(t.datetime_complete for t in done if t.datetime_complete)
     phase = (end - start).total_seconds()
-    return {"trials": len(done), "distinct": len(distinct), "phase": phase}
+    return {"trials": len(done), "distinct": len(distinct), "phase": phase, "load": load}
 
 
 def _new_study(storage: str, before: set[str], timeout: float = 300) -> str:
@@ -162,15 +163,16 @@ def _print(trials: int, results: dict[int, dict[str, float]], up_seconds: float)
         f"`--join`) on the team server, one core each (team stack up in {up_seconds:.1f}s)\n"
     )
     print(
-        "| workers | finished trials | distinct parameter sets | trial phase | useful trials/min | vs 1 |"
+        "| workers | finished trials | distinct parameter sets | trial phase | useful trials/min "
+        "| vs 1 | load average (5 min) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     base = results[1]["distinct"] / results[1]["phase"] * 60
     for workers, r in results.items():
         speed = r["distinct"] / r["phase"] * 60
         print(
             f"| {workers} | {r['trials']:.0f} | {r['distinct']:.0f} | {r['phase']:.1f} s | "
-            f"{speed:.1f} | {speed / base:.2f}x |"
+            f"{speed:.1f} | {speed / base:.2f}x | {r['load']:.1f} on {os.cpu_count()} cores |"
         )
     ratio = (
         results[2]["distinct"]
