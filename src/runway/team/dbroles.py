@@ -27,6 +27,7 @@ from urllib.parse import quote
 from runway.errors import TeamError, UsageError
 
 PRIVATE = ("mlflow", "mlflow_auth")  # the server's databases: the stack's superuser only
+DATABASES = (*PRIVATE, "optuna", "predictions")
 GROUPS = {"author": "runway_author", "service": "runway_service"}
 
 
@@ -120,10 +121,9 @@ class Databases:
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
                 yield conn
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # unreachable, refused, or a grant the admin may not give
             where = f"{self.url.host}:{self.url.port}/{database} as {self.url.username}"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TeamError(f"cannot apply database grants on {where}: {first}") from exc
+            raise TeamError(f"cannot apply database grants on {where}: {_first_line(exc)}") from exc
 
     def prepare(self) -> None:
         """Group roles, the server's databases closed to all but the stack, Optuna's tables made."""
@@ -135,7 +135,7 @@ class Databases:
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)
                 ).fetchone():
                     conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
-            for database in (*PRIVATE, "optuna", "predictions"):
+            for database in DATABASES:
                 conn.execute(
                     sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
                         sql.Identifier(database)
@@ -252,6 +252,18 @@ def _grant_tables(conn: Any, privileges: str, group: str, *, sequences: bool = F
 def _create_optuna_tables(url: str) -> None:
     """Optuna's schema, made by the admin so authors need not create (or drop) tables."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
-    storage = optuna.storages.RDBStorage(url)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except SQLAlchemyError as exc:
+        raise TeamError(
+            f"cannot create Optuna's tables in the database optuna: {_first_line(exc)} "
+            f"(runway needs the databases {', '.join(DATABASES)})"
+        ) from exc
     storage.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -72,3 +72,16 @@ def test_the_readme_shows_the_database_grants_and_the_grant_command():
     missing = [line for line in dbroles.markdown() if line not in readme]
     assert not missing, missing
     assert "runway team grant" in readme and "RUNWAY_TEAM_WORKERS" in readme
+
+
+def test_an_unreachable_database_is_one_line_without_its_password():
+    from runway.errors import TeamError
+    from runway.team import dbroles
+    from tests.helpers import free_port
+
+    url = f"postgresql+psycopg://dbadmin:s3cret-pw@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(TeamError) as caught:
+        dbroles.Databases(url).prepare()
+    message = str(caught.value)
+    assert message.startswith("cannot apply database grants on 127.0.0.1:")
+    assert "\n" not in message and "s3cret-pw" not in message
