@@ -180,6 +180,7 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
+	$(BIN)/python benchmarks/team_sweep.py
 	@# the serving fuzz test at full size: 10,000 generated requests, the count per status printed
 	RUNWAY_FUZZ_PAYLOADS=10000 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/e2e/test_serving_hardening.py -k generated_payloads
 
