@@ -253,7 +253,7 @@ def test_a_window_of_the_same_size_without_shift_is_healthy(loop):
         "--no-action",
     )
     assert judged.returncode == 10, judged.stdout + judged.stderr
-    assert re.search(r"CROSSED\s+performance: live roc_auc 0\.\d+ beyond the floor", judged.stdout)
+    assert re.search(r"CROSSED\s+performance: live roc_auc 0\.\d+ below the floor", judged.stdout)
     assert re.search(
         r"live roc_auc 0\.\d+ \(holdout 0\.\d+, 400 labels\): BELOW FLOOR", judged.stdout
     )
