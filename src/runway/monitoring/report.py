@@ -8,6 +8,7 @@ can be mailed, archived as an MLflow artifact, or opened on an air-gapped host.
 from __future__ import annotations
 
 import html
+import math
 from datetime import UTC, datetime
 
 from runway.core.columns.drift import OTHER, UNSEEN
@@ -26,7 +27,7 @@ tr.drift td{background:#fff1f0}.cards{display:grid;grid-template-columns:repeat(
 ul.breaches li{color:#cf222e}
 """
 _REF, _CUR, _CUR_BAD = "#8c959f", "#0969da", "#cf222e"
-MAX_BARS = 24  # bins a chart shows; a category with more shows the levels that moved most
+MAX_LEVELS = 24  # levels a chart shows; a category with more shows the levels that moved most
 _FONT = 11  # px, axis and bin labels
 _MAX_LABEL = 24  # characters of a bin label before it is cut (the full one is its tooltip)
 
@@ -176,22 +177,18 @@ def _chart_card(title: str, d: Distribution, drifted: bool) -> str:
 def chart_bins(d: Distribution) -> tuple[list[str], list[float], list[float], str]:
     """The bins a chart shows, and a caption when they are not all of them.
 
-    A category with more than :data:`MAX_BARS` bins shows its levels that moved
-    most (largest change in share first), the rest summed as ``(other)``, and
-    ``(unseen)`` always: the level that drifted is on the page whatever its
-    place in training's order.
+    A category with more than :data:`MAX_LEVELS` levels shows the ones that
+    moved most (largest change in share first), the rest summed as ``(other)``,
+    and ``(unseen)`` always: the level that drifted is on the page whatever its
+    place in training's order. Fewer levels (numeric bins, a datetime's hours)
+    keep their own order.
     """
-    if len(d.labels) <= MAX_BARS or UNSEEN not in d.labels:
-        return (
-            d.labels[:MAX_BARS],
-            d.reference[:MAX_BARS],
-            d.current[:MAX_BARS],
-            (f"first {MAX_BARS} of {len(d.labels)} bins" if len(d.labels) > MAX_BARS else ""),
-        )
     bins = list(zip(d.labels, d.reference, d.current, strict=True))
     levels = [b for b in bins if b[0] not in (OTHER, UNSEEN)]
+    if len(levels) <= MAX_LEVELS:
+        return d.labels, d.reference, d.current, ""
     levels.sort(key=lambda b: -abs(b[2] - b[1]))
-    kept, rest = levels[: MAX_BARS - 2], levels[MAX_BARS - 2 :]
+    kept, rest = levels[:MAX_LEVELS], levels[MAX_LEVELS:]
     other = [b for b in bins if b[0] == OTHER] + rest
     unseen = [b for b in bins if b[0] == UNSEEN]
     shown = [
@@ -206,25 +203,30 @@ def chart_bins(d: Distribution) -> tuple[list[str], list[float], list[float], st
     return [b[0] for b in shown], [b[1] for b in shown], [b[2] for b in shown], caption
 
 
-def _margins(texts: list[str], plot_w: int) -> tuple[int, int]:
-    """Left and bottom margins that hold the bin labels whole, rotated 40 degrees.
+def _geometry(texts: list[str], plot_w: int) -> tuple[int, int, float]:
+    """Left and bottom margins that hold the bin labels whole, and the labels' angle.
 
-    A label of n characters reaches about n x 5.1 px left of where it ends and
-    n x 4.3 px below the axis at 11 px; the first bins' labels set the left margin.
+    Labels turn steeper as bins get narrower (40 degrees for a few, upright for
+    many) so neighbours never overlap at 11 px; a label of n characters then
+    reaches about n x 6 x cos(angle) px left of its bin and n x 6 x sin(angle) px
+    below the axis, and the first bins' labels set the left margin.
     """
     slot = plot_w / max(len(texts), 1)
-    reach = [len(t) * _FONT * 0.46 - (i + 0.5) * slot for i, t in enumerate(texts)]
+    angle = math.degrees(math.asin(min(1.0, max(math.sin(math.radians(40)), 13 / slot))))
+    per_char = _FONT * 0.56
+    across, down = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    reach = [len(t) * per_char * across - (i + 0.5) * slot for i, t in enumerate(texts)]
     left = int(max(44.0, *reach, 0.0) + 4)
-    bottom = int(20 + max((len(t) for t in texts), default=1) * _FONT * 0.39)
-    return left, bottom
+    bottom = int(20 + max((len(t) for t in texts), default=1) * per_char * down)
+    return left, bottom, angle
 
 
 def bars(labels: list[str], reference: list[float], current: list[float], drifted: bool) -> str:
     """Grouped bars (reference, current) per bin as inline SVG, bin labels under them."""
-    shown = min(len(labels), MAX_BARS)
+    shown = len(labels)
     texts = [lb if len(lb) <= _MAX_LABEL else lb[: _MAX_LABEL - 1] + "…" for lb in labels[:shown]]
     top, plot_w, plot_h = 8, 310, 104
-    left, bottom = _margins(texts, plot_w)
+    left, bottom, angle = _geometry(texts, plot_w)
     width, height = left + plot_w + 6, top + plot_h + bottom
     peak = max([*reference[:shown], *current[:shown], 1e-9])
     slot = plot_w / max(shown, 1)
@@ -250,7 +252,8 @@ def bars(labels: list[str], reference: list[float], current: list[float], drifte
         cx, cy = x + bar, top + plot_h + 8
         out.append(
             f"<text x='{cx:.1f}' y='{cy:.1f}' font-size='{_FONT}' fill='#656d76' "
-            f"text-anchor='end' transform='rotate(-40 {cx:.1f} {cy:.1f})'>{_e(texts[i])}</text>"
+            f"text-anchor='end' transform='rotate(-{angle:.0f} {cx:.1f} {cy:.1f})'>"
+            f"{_e(texts[i])}</text>"
         )
     out.append("</svg>")
     return "".join(out)

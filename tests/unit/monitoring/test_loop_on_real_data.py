@@ -121,7 +121,7 @@ def test_the_level_that_moved_is_shown_among_many_with_other_and_unseen():
     bins = re.findall(r"<title>([^<]+): [\d.]+%</title>", card)
     assert bins[0] == "level-37"  # the one that moved most comes first
     assert "(other)" in bins and bins[-1] == "(unseen)"
-    assert len(set(bins)) <= 24
+    assert len(set(bins)) == 26  # 24 levels, (other), (unseen)
 
 
 # 3. one feature far past its threshold ---------------------------------------------------
@@ -180,14 +180,14 @@ def test_a_datetime_is_judged_by_its_hours_and_counted_like_every_feature():
         pd.DataFrame({"status": "scored", "input.t": night, "input.x": rng.normal(size=1500)})
     )
 
-    verdict = _judge(stats, features={"drift_share": 0.5, "per_feature": "note"})
+    verdict = _judge(stats, features={"drift_share": 0.5})
 
     t = next(f for f in verdict.features if f.name == "t")
     assert t.drifted and t.part == "hour"
     assert "dayofweek" in t.note and "month" in t.note  # a one-day window holds one weekday
     assert [f.name for f in verdict.judged] == ["t", "x"]
     assert verdict.share_text == "1 of 2 features drifted (50%)"
-    assert verdict.share_text in verdict.breaches[0]
+    assert any(verdict.share_text in breach for breach in verdict.breaches)
     assert verdict.share_text in render(verdict, outcome="crossed")
 
 
@@ -285,6 +285,6 @@ def test_probability_bin_labels_are_whole_and_axis_labels_readable():
     assert all(label in texts for label in labels)
     sizes = [int(s) for s in re.findall(r"font-size='(\d+)'", svg)]
     assert sizes and min(sizes) >= 11
-    # the first label's left reach stays inside the picture (about 5 px a character)
-    first = re.search(r"<text x='([\d.]+)'[^>]*rotate\(-40[^>]*>&lt; 0.0001234<", svg)
-    assert first is not None and float(first.group(1)) >= len(labels[0]) * 11 * 0.46
+    # the first label's left reach stays inside the picture (about 6 px a character at 40°)
+    first = re.search(r"<text x='([\d.]+)'[^>]*rotate\(-40 [^>]*>&lt; 0.0001234<", svg)
+    assert first is not None and float(first.group(1)) >= len(labels[0]) * 11 * 0.56 * 0.76

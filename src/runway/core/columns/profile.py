@@ -29,6 +29,7 @@ PROFILE_VERSION = 3  # 2: prediction profile, frequencies_truncated; 3: datetime
 # The cyclic parts of a timestamp, with the span that holds each one's whole cycle: a part's
 # distribution is comparable only between samples that each span its cycle.
 CYCLIC_PARTS: dict[str, int] = {"hour": 1, "dayofweek": 7, "month": 365}  # days
+_CYCLE_VALUES = {"hour": range(24), "dayofweek": range(7), "month": range(1, 13)}
 PROFILE_BINS = 10
 MAX_PROFILE_CATEGORIES = 200
 
@@ -139,10 +140,14 @@ def part_values(stamps: pd.Series, part: str) -> pd.Series:
 
 
 def part_entry(stamps: pd.Series, part: str) -> dict[str, object]:
-    """Frequencies of one part, in the part's own order (hour 0 first)."""
+    """Frequencies of one part over its whole cycle (hour 0 to 23, zeros kept), in order.
+
+    Every value of the cycle is a bin, so a window's night hours show as hours
+    (``0``, ``1``), not as ``(unseen)``, when training saw only office hours.
+    """
     values = getattr(stamps.dt, part).astype("int64")
-    freq = values.value_counts(normalize=True).sort_index()
-    return {"frequencies": {str(k): float(v) for k, v in freq.items()}}
+    freq = values.value_counts(normalize=True)
+    return {"frequencies": {str(k): float(freq.get(k, 0.0)) for k in _CYCLE_VALUES[part]}}
 
 
 def categorical_entry(values: pd.Series) -> dict[str, object]:
