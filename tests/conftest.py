@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+# What a `runway`/`mlflow` child process of a test imports: this checkout's code first
+# (a worktree's src, not whatever the venv's editable install points at), then the tests.
+REPO_PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
 EXPERIMENTS = REPO / "experiments"
 TESTS = Path(__file__).resolve().parent
 
@@ -181,7 +184,7 @@ class Shipped:
             "RUNWAY_REGISTRY_DIR": str(self.root / "registry"),
             "RUNWAY_ARTIFACT_ROOT": str(self.root / "mlruns"),
             "RUNWAY_PREDICTION_LOG": str(self.root / "predictions"),
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": REPO_PYTHONPATH,
             **extra,
         }
 

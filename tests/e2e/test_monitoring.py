@@ -24,7 +24,7 @@ import yaml
 from sklearn.datasets import load_breast_cancer
 
 from runway.store.predlog import read_predictions
-from tests.conftest import REPO
+from tests.conftest import REPO_PYTHONPATH
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_ARTIFACT_ROOT": str(root / "mlruns"),
         "RUNWAY_PREDICTION_LOG": str(root / "predictions"),
         # this tree's code, even where the venv's editable install points at another checkout
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     port = free_port()
     with open(root / "serve.log", "wb") as out:

@@ -35,7 +35,7 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO
+from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.e2e import payloads
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
@@ -98,7 +98,7 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory):
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "RUNWAY_REGISTRY_DIR": str(root / "registry"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     port = free_port()
     log = root / "serve.log"
