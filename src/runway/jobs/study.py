@@ -224,6 +224,11 @@ def _sampler(spec: ExperimentSpec, seed: int | None = None) -> optuna.samplers.B
     return optuna.samplers.TPESampler(seed=sampler_seed(spec) if seed is None else seed)
 
 
+def reseed(study: optuna.Study, spec: ExperimentSpec, seed: int) -> None:
+    """Give ``study`` the spec's sampler with ``seed`` (a resumed owner's, :mod:`workers`)."""
+    study.sampler = _sampler(spec, seed)
+
+
 def _pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     if sweep_of(spec).pruning:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)

@@ -200,7 +200,7 @@ def _worker_main(
         spec,
         studies.open_storage(ctx.storage_url, ctx.heartbeat),
         ctx.study_name,
-        pool.seed(spec, worker),
+        pool.seed(spec, worker, ctx.start),
     )
     _freeze_heap()
     total = studies.target(study, sweep_of(spec).trials)
@@ -270,7 +270,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
 
 def _worker_jobs(ctx: SweepContext, shares: list[int], owner: bool) -> list[tuple[Any, ...]]:
     """The arguments of one spawned worker per share of trials (worker n: its seed's identity)."""
-    fields = ("experiment_id", "parent_run_id", "study_name", "storage_url")
+    fields = ("experiment_id", "parent_run_id", "study_name", "storage_url", "start")
     ctx_fields: dict[str, Any] = {k: getattr(ctx, k) for k in fields}
     ctx_fields["heartbeat"] = astuple(ctx.heartbeat) if ctx.heartbeat else None
     spec_doc = ctx.spec.model_dump(mode="json")
@@ -342,6 +342,9 @@ def sweep(
     storage_url = storage or settings.optuna_storage
     name = study_name or studies.default_study_name(spec)
     study = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
+    start = len(study.get_trials(deepcopy=False))
+    # Resumed, the owner must not replay its first trials' draws (workers.seed).
+    studies.reseed(study, spec, pool.seed(spec, 0, start))
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
     parent_id = study.user_attrs.get(PARENT_ATTR)
@@ -364,6 +367,7 @@ def sweep(
             storage_url,
             threads_for("sweep", settings.threads, workers),
             beat,
+            start=start,
         )
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):

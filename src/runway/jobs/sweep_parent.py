@@ -47,6 +47,7 @@ class SweepContext:
     storage_url: str
     threads: int = 1  # BLAS/OpenMP threads per worker process (runway.core.threads)
     heartbeat: studies.Heartbeat | None = None  # an RDB study's; the same for every worker
+    start: int = 0  # trials the study held when this sweep began (workers.seed)
 
 
 def estimator_tag(spec: ExperimentSpec) -> str:
