@@ -304,9 +304,14 @@ def fail_running(study: optuna.Study) -> list[int]:
         return sorted(after - before)
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
-        study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
+        mark_interrupted(study._storage, trial._trial_id)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return [t.number for t in stale]
+
+
+def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+    """The trial did not evaluate its parameters (a kill, SIGTERM, an outage): not counted."""
+    storage.set_trial_system_attr(trial_id, INTERRUPTED_ATTR, True)
 
 
 def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import astuple, dataclass, field
 from typing import Any
@@ -31,9 +32,10 @@ from runway.core.training.data import Dataset, Split, load_dataset, prepare
 from runway.core.training.evaluate import cross_validate, fold_metric
 from runway.core.training.pipeline import build_pipeline
 from runway.core.training.spec import ExperimentSpec, spec_from_dict
-from runway.errors import SweepError
+from runway.errors import ExitCode, SweepError
 from runway.jobs import study as studies
 from runway.jobs import workers as pool
+from runway.jobs.interrupt import quiet_interrupted_trials, terminable
 from runway.jobs.study import PARENT_ATTR, build_trial_pipeline, params_of, sweep_of
 from runway.jobs.sweep_parent import (
     ESTIMATOR_TAG,
@@ -52,6 +54,7 @@ from runway.store.identity import user_tag
 log = logging.getLogger(__name__)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
+INTERRUPTED = "FAIL (interrupted)"  # a trial's state tag when a signal stopped it
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,10 @@ def _objective(ctx: SweepContext) -> Any:
         except _Pruned as pruned:
             folds, state = pruned.folds, "PRUNED"
             raise
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: not an evaluation, --resume runs it again
+            state = INTERRUPTED
+            studies.mark_interrupted(trial.storage, trial._trial_id)
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
@@ -166,7 +173,8 @@ def _log_trial(
     tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
     # A pruned trial was stopped, not finished: KILLED draws the UI's red icon, not
     # the green tick of a success; the tag tells pruned from failed (and filters).
-    tracking.terminate(run_id, {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED"))
+    ended = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", INTERRUPTED: "KILLED"}
+    tracking.terminate(run_id, ended.get(state, "FAILED"))
 
 
 # --- workers ------------------------------------------------------------------------
@@ -185,6 +193,7 @@ def _worker_main(
     sampler seed (``worker``: :func:`runway.jobs.workers.seed`)."""
     os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupted_trials()
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
@@ -204,8 +213,11 @@ def _worker_main(
     )
     _freeze_heap()
     total = studies.target(study, sweep_of(spec).trials)
-    with limit(threads):
-        pool.run_share(study, _objective(ctx), n_trials, timeout, total)
+    try:
+        with terminable(), limit(threads):
+            pool.run_share(study, _objective(ctx), n_trials, timeout, total)
+    except KeyboardInterrupt:  # its trial's run is KILLED; the owner says what happened
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 def _freeze_heap() -> None:
@@ -236,6 +248,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
         "" if owner else " (joined)",
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupted_trials()
     # A spawned worker pays seconds of imports, so N workers means N-1 new processes.
     shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
     jobs = _worker_jobs(ctx, [s for s in shares[1:] if s], owner)
@@ -316,6 +329,7 @@ def heartbeat(settings: Settings, storage_url: str) -> studies.Heartbeat | None:
 # --- the sweep -------------------------------------------------------------------------
 
 
+@terminable()  # SIGTERM: the parent and the running trials' runs end KILLED
 def sweep(
     spec: ExperimentSpec,
     *,
@@ -341,10 +355,7 @@ def sweep(
     check_space(spec, split)
     storage_url = storage or settings.optuna_storage
     name = study_name or studies.default_study_name(spec)
-    study = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
-    start = len(study.get_trials(deepcopy=False))
-    # Resumed, the owner must not replay its first trials' draws (workers.seed).
-    studies.reseed(study, spec, pool.seed(spec, 0, start))
+    study, start = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
     parent_id = study.user_attrs.get(PARENT_ATTR)
@@ -377,8 +388,7 @@ def sweep(
         _freeze_heap()
         _optimize(ctx, study, workers)
         _close_lost(study, ctx.parent_run_id)
-        seconds = time.perf_counter() - started
-        result = _finish(ctx, study, dataset, seconds)
+        result = _finish(ctx, study, dataset, time.perf_counter() - started)
     return result
 
 
@@ -395,13 +405,16 @@ def _open(
     beat: studies.Heartbeat | None,
     name: str,
     resume: bool,
-) -> optuna.Study:
-    """The owner's study, with the number of trials it asks of every worker."""
+) -> tuple[optuna.Study, int]:
+    """The owner's study, with the number of trials it asks of every worker, and how many
+    trials it holds already (a resumed owner must not replay its first draws: workers.seed)."""
     study = studies.open_study(
         spec, studies.open_storage(storage_url, beat), name, resume, storage_url
     )
     study.set_user_attr(studies.TARGET_ATTR, sweep_of(spec).trials)
-    return study
+    start = len(study.get_trials(deepcopy=False))
+    studies.reseed(study, spec, pool.seed(spec, 0, start))
+    return study, start
 
 
 def _finish(
