@@ -10,7 +10,7 @@ from typing import Any
 from runway.cli.common import add_set_option, columns, store
 from runway.cli.onnx import add_onnx_flag
 from runway.errors import UsageError
-from runway.jobs.interrupt import Interrupted
+from runway.jobs.interrupt import Interrupted, Terminated, interruption
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -73,9 +73,8 @@ def _sweep(args: argparse.Namespace) -> int:
             study_name=args.study_name,
             storage=args.storage,
         )
-    except Interrupted as stop:
-        again = f"runway sweep {args.spec} --resume"
-        return _stopped(stop, f"the sweep's runs ended KILLED; {again} runs the rest")
+    except (Interrupted, Exception) as exc:
+        return _sweep_stopped(exc, f"runway sweep {args.spec} --resume")
     version = register_sweep(result)
     trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
     print(f"sweep {result.study_name!r}: {trials}")
@@ -102,13 +101,16 @@ def _join(args: argparse.Namespace, spec: Any) -> int:
 
     if args.resume or args.promote_to:
         raise UsageError("--join runs trials only; --resume and --promote-to are the owner's")
-    result = join(
-        spec,
-        settings=store(),
-        workers=args.workers,
-        study_name=args.study_name,
-        storage=args.storage,
-    )
+    try:
+        result = join(
+            spec,
+            settings=store(),
+            workers=args.workers,
+            study_name=args.study_name,
+            storage=args.storage,
+        )
+    except (Interrupted, Exception) as exc:
+        return _sweep_stopped(exc, f"runway sweep {args.spec} --join")
     trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
     print(f"joined sweep {result.study_name!r} (parent run {result.parent_run_id}): {trials}")
     print("  the study's owner refits and registers the best trial")
@@ -119,6 +121,16 @@ def _stopped(stop: Interrupted, what: str) -> int:
     """One line for a job a signal or an outage stopped, and its exit code."""
     print(f"error: {stop.message}: {what}", file=sys.stderr)
     return int(stop.exit_code)
+
+
+def _sweep_stopped(exc: BaseException, again: str) -> int:
+    """A sweep SIGTERM or an absent tracking store stopped (also when its runs could not
+    be ended KILLED because the store was away); anything else is raised again."""
+    stop = interruption(exc)
+    if stop is None:
+        raise exc
+    what = "the sweep's runs ended KILLED" if isinstance(stop, Terminated) else "the sweep stopped"
+    return _stopped(stop, f"{what}; {again} runs the rest")
 
 
 def _print_links(experiment_id: str, run_id: str) -> None:
