@@ -1,7 +1,7 @@
 """Optuna sweeps around ``train``: one parent run, one nested child run per trial.
 
-Trials cross-validate fold by fold (:func:`runway.core.training.evaluate.cross_validate`)
-and report each fold so the median pruner can stop weak ones early; each
+Trials (:mod:`runway.jobs.trial`) cross-validate fold by fold
+(:func:`runway.core.training.evaluate.cross_validate`) and report each fold so the median pruner can stop weak ones early; each
 trial's child run gets its params, per-fold and mean metrics, state and
 duration in a handful of store calls, never a model. The best trial is refitted
 once and logged like a training run; registering it is the caller's step

@@ -78,8 +78,10 @@ def objective(ctx: SweepContext) -> Any:
         finally:
             args = (run_id, {"estimator": estimator, **params}, folds, state, error)
             seconds = time.perf_counter() - started
-            if state == INTERRUPTED:  # stopping: no waiting for an absent server
-                log_trial(*args, seconds)
+            if state == INTERRUPTED:  # stopping: no waiting for an absent server, and the
+                # interruption must go on (--resume kills a run this could not end)
+                with contextlib.suppress(Exception):
+                    log_trial(*args, seconds)
             else:
                 with _interruptible(trial):
                     wait = ctx.outage_wait
