@@ -284,6 +284,12 @@ class Settings(BaseSettings):
     sweep_retries: int = Field(
         default=3, ge=0, description="Times a trial whose worker died is run again."
     )
+    sweep_outage_wait: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a sweep worker waits for an unreachable tracking server before "
+        "the sweep stops (its trial not counted: --resume runs it again).",
+    )
 
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
