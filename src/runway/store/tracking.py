@@ -14,7 +14,7 @@ import logging
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -395,7 +395,7 @@ def _load_model(run_id: str, path: str, model: type[M]) -> M:
 def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
     """A JSON artifact of a run (the data contract, the reference profile), parsed."""
     missing = f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
-    with artifact_errors(lambda _exc: missing):
+    with artifact_errors(lambda _exc: missing, f"run {run_id}'s {path}", _lister(run_id, path)):
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
     doc = json.loads(text)
     if not isinstance(doc, dict):
@@ -405,8 +405,18 @@ def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
 
 def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
     """One artifact of a run, copied under ``dst``; its local path."""
-    with artifact_errors(lambda exc: f"run {run_id} has no {path}: {exc.message}"):
+    with artifact_errors(
+        lambda exc: f"run {run_id} has no {path}: {exc.message}",
+        f"run {run_id}'s {path}",
+        _lister(run_id, path),
+    ):
         return Path(client().download_artifacts(run_id, path, str(dst)))
+
+
+def _lister(run_id: str, path: str) -> Callable[[], object]:
+    """Lists the folder holding ``path``: raises if the artifact store cannot be read."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else None
+    return lambda: client().list_artifacts(run_id, folder)
 
 
 def load_run_text(run_id: str, path: str) -> str:
