@@ -101,12 +101,12 @@ class Gateway:
 
     def _live(self) -> Live:
         """What /metrics reports of the gateway's state (it counts the rest itself)."""
-        dropped, buffered = (self.writer.dropped, self.writer.buffered) if self.writer else (0, 0)
-        slot, served = self.slot, None
+        slot, dropped = self.slot, self.writer.dropped if self.writer else 0
+        served = None
         if slot is not None:
             alive = sum(b.alive for b in slot.backends)
             served = Served(slot.model.name, slot.model.version, alive)
-        return Live(self.active, dropped, buffered, served, self.cache)
+        return Live(self.active, dropped, served, self.cache)
 
     def switch(self, slot: Slot) -> None:
         """Serve ``slot`` from now on; the prediction cache starts empty for it."""

@@ -67,7 +67,6 @@ class Live:
 
     active: int = 0  # requests in flight
     dropped: int = 0  # rows the prediction log could not take
-    buffered: int = 0  # rows held on disk while the prediction log is down
     served: Served | None = None
     cache: CacheStats | None = None
 
@@ -153,11 +152,6 @@ class _Collector:
         yield dropped
         yield GaugeMetricFamily(
             "runway_inflight_requests", "Requests being answered now.", value=live.active
-        )
-        yield GaugeMetricFamily(
-            "runway_prediction_log_buffered_rows",
-            "Rows held on local disk while the prediction log is down, written when it is back.",
-            value=live.buffered,
         )
         yield from _served_families(live.served)
 
