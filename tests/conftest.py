@@ -100,6 +100,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", NO_STORE)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", NO_STORE)
     monkeypatch.setenv("RUNWAY_ARTIFACT_ROOT", str(tmp_path / "mlruns"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # held rows, unclosed runs, logs
     for var in MLFLOW_RUN_VARS:
         monkeypatch.delenv(var, raising=False)
     if "mlflow" in sys.modules:  # an earlier test may have pointed MLflow's globals at its store
