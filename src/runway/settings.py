@@ -259,11 +259,12 @@ class Settings(BaseSettings):
         le=10,
         description="Retries of a failed request to a tracking server (MLflow's default: 7).",
     )
-    http_backoff: float = Field(
-        default=1.0,
+    # a whole number: MLflow reads MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR as an integer
+    http_backoff: int = Field(
+        default=1,
         ge=0,
         le=120,
-        description="Backoff factor between those retries: waits 0, 2x, 4x... seconds.",
+        description="Backoff factor between those retries (whole seconds): waits 0, 2x, 4x...",
     )
     http_timeout: float = Field(
         default=30.0,

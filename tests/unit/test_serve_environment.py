@@ -63,6 +63,7 @@ def test_no_model_anywhere_is_one_line_naming_the_variable(served, monkeypatch, 
         ("RUNWAY_SERVE_PORT", "abc", "valid integer"),
         ("RUNWAY_SERVE_WORKERS", "0", "greater than or equal to 1"),
         ("RUNWAY_THREADS", "-3", "greater than or equal to 1"),
+        ("RUNWAY_HTTP_BACKOFF", "0.2", "valid integer"),  # MLflow would fail on every call
     ],
 )
 def test_a_bad_variable_is_one_line_naming_it_and_its_value(

@@ -43,7 +43,7 @@ def configure_http(settings: Settings) -> None:
     """
     wanted = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.http_retries),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": f"{settings.http_backoff:g}",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.http_backoff),
         "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{settings.http_timeout:g}",
     }
     if settings.tracking_uri.startswith(("http://", "https://")):
