@@ -144,6 +144,7 @@ def _team_member(stack: Stack, experiment: str, model: str) -> dict[str, str]:
     names = grants.resources(model, experiment, get_settings().audit_experiment)
     for role in ("author", "reviewer"):
         grants.apply(stack.admin(), role, REVIEWER, names)
+    stack.grant_database(REVIEWER, "author")  # the member's own login on the Optuna database
     return stack.env(REVIEWER)
 
 

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+# What a `runway`/`mlflow` child process of a test imports: this checkout's code first
+# (a worktree's src, not whatever the venv's editable install points at), then the tests.
+REPO_PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
 EXPERIMENTS = REPO / "experiments"
 TESTS = Path(__file__).resolve().parent
 
@@ -97,6 +100,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", NO_STORE)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", NO_STORE)
     monkeypatch.setenv("RUNWAY_ARTIFACT_ROOT", str(tmp_path / "mlruns"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # held rows, unclosed runs, logs
     for var in MLFLOW_RUN_VARS:
         monkeypatch.delenv(var, raising=False)
     if "mlflow" in sys.modules:  # an earlier test may have pointed MLflow's globals at its store
@@ -181,7 +185,7 @@ class Shipped:
             "RUNWAY_REGISTRY_DIR": str(self.root / "registry"),
             "RUNWAY_ARTIFACT_ROOT": str(self.root / "mlruns"),
             "RUNWAY_PREDICTION_LOG": str(self.root / "predictions"),
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": REPO_PYTHONPATH,
             **extra,
         }
 

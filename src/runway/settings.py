@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -116,6 +116,19 @@ class Settings(BaseSettings):
         description="Fraction of served requests recorded in the prediction log.",
     )
 
+    # `runway serve` reads these when its command line does not say: a container's
+    # entrypoint is the bare `runway serve`, configured by environment (Dockerfile, deploy/).
+    serve_model: str = Field(
+        default="", description="The registered model `runway serve` serves (its MODEL argument)."
+    )
+    serve_host: str = Field(
+        default="127.0.0.1",
+        description="Address `runway serve` listens on (0.0.0.0 in a container).",
+    )
+    serve_port: int = Field(default=8080, gt=0, lt=65536, description="`runway serve`'s port.")
+    serve_workers: int = Field(
+        default=2, ge=1, description="Backends behind `runway serve`'s gateway (--workers)."
+    )
     serve_tokens: str = Field(
         default="",
         description=(
@@ -246,11 +259,12 @@ class Settings(BaseSettings):
         le=10,
         description="Retries of a failed request to a tracking server (MLflow's default: 7).",
     )
-    http_backoff: float = Field(
-        default=1.0,
+    # a whole number: MLflow reads MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR as an integer
+    http_backoff: int = Field(
+        default=1,
         ge=0,
         le=120,
-        description="Backoff factor between those retries: waits 0, 2x, 4x... seconds.",
+        description="Backoff factor between those retries (whole seconds): waits 0, 2x, 4x...",
     )
     http_timeout: float = Field(
         default=30.0,
@@ -271,6 +285,12 @@ class Settings(BaseSettings):
     sweep_retries: int = Field(
         default=3, ge=0, description="Times a trial whose worker died is run again."
     )
+    sweep_outage_wait: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a sweep worker waits for an unreachable tracking server before "
+        "the sweep stops (its trial not counted: --resume runs it again).",
+    )
 
     def artifact_location(self) -> str:
         """The artifact root as an absolute URI (local paths become ``file://``)."""
@@ -286,3 +306,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the settings from the current environment."""
     return Settings()
+
+
+def environment_problems(exc: ValidationError) -> str:
+    """A settings validation error as the variables a user set: ``RUNWAY_SERVE_PORT='abc':
+    expected an integer``, not pydantic's field names."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        alias = field.validation_alias if field is not None else None
+        variable = alias if isinstance(alias, str) else f"RUNWAY_{name.upper()}"
+        problems.append(f"{variable}={error.get('input')!r}: {error['msg']}")
+    return "environment: " + "; ".join(problems)

@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import REPO
+from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory):
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "RUNWAY_PREDICTION_LOG": str(root / "predictions"),
         "RUNWAY_SERVE_TOKENS": TOKEN,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     port = free_port()
     log = root / "serve.log"

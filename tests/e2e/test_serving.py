@@ -30,7 +30,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from runway.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.helpers import forge_production, free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_SERVE_POLL_SECONDS": str(POLL_SECONDS),
         "RUNWAY_SERVE_TOKENS": f"other-token,{TOKEN}",
         "RUNWAY_SERVE_MAX_BODY_MB": str(MAX_BODY_MB),
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     port = free_port()
     log = root / "serve.log"

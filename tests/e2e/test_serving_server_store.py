@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.conftest import REPO_PYTHONPATH
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def test_a_gateway_on_a_server_uri_follows_it_without_importing_mlflow(tmp_path)
     versions = [ship(root, _spec(c), reviewer="alice")[1] for c in (1.0, 0.1)]  # v2 serves
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RUNWAY_"))},
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     server, url = _server(root, env)
     modules = root / "gateway-modules.json"

@@ -23,7 +23,7 @@ import requests
 import yaml
 
 from runway.team.procs import tree
-from tests.conftest import EXPERIMENTS, REPO
+from tests.conftest import EXPERIMENTS, REPO, REPO_PYTHONPATH
 from tests.helpers import free_port, ship, stop_process_group, wait_http
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "RUNWAY_SERVE_POLL_SECONDS": "1",
         "RUNWAY_SERVE_CACHE_ENTRIES": "1000",
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
 
     def runway(*args: str) -> subprocess.CompletedProcess:

@@ -17,11 +17,11 @@ from runway.cli import main
 from runway.core.training.data import load_dataset, prepare
 from runway.core.training.spec import spec_from_dict
 from runway.errors import ExitCode, LightenRefused, UntrustedModel
-from runway.jobs.onnx import lighten
-from runway.store import models, onnx_models, registry, trust
+from runway.jobs.onnx import lighten, load_for_scoring
+from runway.store import models, onnx_models, registry, tracking, trust
 from runway.store.tracking import client
 from tests.conftest import EXPERIMENTS
-from tests.helpers import ship
+from tests.helpers import delivery_frame, delivery_spec, ship
 
 
 def churn_spec(estimator: str = "HistGradientBoostingClassifier", **params: Any) -> dict[str, Any]:
@@ -257,3 +257,60 @@ def test_the_old_command_names_still_run_with_a_note(old, new, capsys):
     err = capsys.readouterr().err
     assert f"`runway {old[0]}` is now {new}" in err
     assert code == ExitCode.REGISTRY and "churn-classifier" in err  # it ran: no such version
+
+
+# --- every column kind (issue 25, 12) ---------------------------------------------------
+
+
+def _delivery(tmp_path: Path, **changes: Any) -> tuple[Any, str, Path]:
+    """The delivery table (every column kind, gaps) trained as v1 of ``delivery``."""
+    data = tmp_path / "delivery.csv"
+    delivery_frame(400, seed=2, boolean_gaps=True).to_csv(data, index=False)
+    settings, version, _ = ship(tmp_path, delivery_spec(data, **changes), production=False)
+    return settings, version, data
+
+
+def test_every_column_kind_gets_a_twin_and_an_edge_bundle_that_agree(tmp_path, capsys):
+    settings, version, data = _delivery(tmp_path)
+    result = lighten("delivery", version, settings)
+    assert result.report.ok, result.report.render()
+    out = tmp_path / "bundle"
+    assert main(["onnx", "export", "delivery", "--version", version, "--out", str(out)]) == 0
+    rows = pd.read_csv(data).drop(columns=["minutes", "late"]).head(60)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    source = trust.fetch_verified(
+        registry.get_version("delivery", version), tmp_path / "s", settings
+    )
+    expected = models.load_sklearn(source).predict(rows)
+    twin_local = trust.fetch_verified(result.twin, tmp_path / "t", settings)
+    twin = load_for_scoring(twin_local)
+    np.testing.assert_allclose(twin.predict(rows), expected, rtol=1e-9)
+    in_process = models.load_pyfunc(twin_local).predict(rows)  # int64 items, text timestamps
+    np.testing.assert_allclose(in_process, expected, rtol=1e-9)
+    assert models.signature_inputs(twin_local) == models.signature_inputs(source)
+    capsys.readouterr()
+    sys.path.insert(0, str(out))
+    try:
+        import predict as edge  # the bundle's own predict.py, standalone
+
+        assert edge.main(["--csv", str(tmp_path / "rows.csv"), "--out-of-range", "pass"]) == 0
+    finally:
+        sys.path.remove(str(out))
+        sys.modules.pop("predict", None)
+    got = [json.loads(line)["prediction"] for line in capsys.readouterr().out.splitlines()]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_a_column_with_no_twin_is_refused_by_column_kind_and_step_with_a_report(tmp_path):
+    many = {"categorical": {"many_levels": {"threshold": 20, "encode": "target"}}}
+    settings, version, _ = _delivery(tmp_path, preprocessing=many)
+    with pytest.raises(LightenRefused) as refused:
+        lighten("delivery", version, settings)
+    first = str(refused.value).splitlines()[0]
+    assert "column(s) 'courier id' (categorical, block 'many')" in first
+    assert "step 'encode': TargetEncoder has no ONNX conversion" in first
+    source = registry.get_version("delivery", version)
+    assert f"report: onnx/refused.txt of run {source.run_id}" in str(refused.value)
+    report = tracking.load_run_text(source.run_id, "onnx/refused.txt")
+    assert "'courier id'" in report and "boolean, datetime" in report
+    assert [v.version for v in registry.versions("delivery")] == [version]

@@ -30,7 +30,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.helpers import forge_production, free_port, ship, stop_process_group
 
 pytestmark = pytest.mark.slow
@@ -186,7 +186,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         "RUNWAY_REGISTRY_DIR": str(root / "registry"),
         "RUNWAY_ARTIFACT_ROOT": str(root / "mlruns"),
         "RUNWAY_PREDICTION_LOG": "off",
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        "PYTHONPATH": REPO_PYTHONPATH,
     }
     crafted = subprocess.run(
         [sys.executable, "-c", CRAFT, str(root), MODEL],

@@ -258,3 +258,42 @@ def test_retrain_on_the_data_plus_the_labelled_window(env, client, capsys):
     data = new.tags["runway.retrain.data"]
     assert data.endswith(".parquet") and len(pd.read_parquet(data)) == 569 + len(rows)
     assert client.get_model_version(MODEL, "1").current_stage == "Production"
+
+
+def test_a_batch_file_with_one_rejected_row_is_no_false_alarm(env, client, capsys):
+    """Issue 25 #1: the part file's prediction column turns float (1.0) with a rejected row."""
+    rows = _rows(seed=6).drop(columns="target").astype({"mean radius": object})
+    rows.loc[7, "mean radius"] = "twelve"  # one row the contract rejects
+    path = env / "day18.csv"
+    rows.to_csv(path, index=False)
+    when = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    score_file(MODEL, path, env / "scores18.parquet", ScoringOptions(("id",), scored_at=when))
+
+    assert _monitor(18) == 0, capsys.readouterr().out
+
+    summary = _summary(_windows(client)[0].info.run_id)
+    assert summary["rows_rejected"] == 1 and summary["breaches"] == []
+    assert summary["prediction"]["psi"] < 0.1
+    assert summary["prediction"]["current"][summary["prediction"]["labels"].index("(unseen)")] == 0
+
+
+@pytest.mark.parametrize("rule", ["breach", "note"])
+def test_one_drifted_feature_breaches_by_the_policys_rule_and_the_cli_names_it(
+    env, client, capsys, rule
+):
+    """Issue 25 #3: one feature far past its threshold, under the default drift share (50 %).
+
+    ``breach`` is the default: the policy does not name it.
+    """
+    _policy(env, min_rows=100, features={} if rule == "breach" else {"per_feature": rule})
+    rows = _rows(seed=10)
+    rows["symmetry error"] += rows["symmetry error"].std()  # one feature, far past 0.2
+    _score(env, rows, day=19)
+
+    assert _monitor(19) == (10 if rule == "breach" else 0)
+
+    out = capsys.readouterr().out
+    assert f"features.per_feature: {rule}" in out and "1 of 30 features drifted" in out
+    assert ("CROSSED  input drift (rule features.per_feature: breach): symmetry" in out) is (
+        rule == "breach"
+    )

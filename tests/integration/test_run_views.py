@@ -15,8 +15,9 @@ import pytest
 from runway.cli import main
 from runway.core.training.spec import load_spec
 from runway.jobs.register import register_sweep
-from runway.jobs.sweep import _log_trial, sweep
+from runway.jobs.sweep import sweep
 from runway.jobs.train import train
+from runway.jobs.trial import log_trial
 from runway.settings import Settings
 from runway.store import tracking
 from tests.helpers import write_spec
@@ -125,7 +126,7 @@ def test_a_pruned_trial_does_not_end_finished(client):
     experiment = tracking.ensure_experiment("pruning", Settings())
     run_id = tracking.create_run(experiment, "trial-007", {})
 
-    _log_trial(run_id, {"model__C": 0.1}, {"roc_auc": [0.5]}, "PRUNED", "", 0.1)
+    log_trial(run_id, {"model__C": 0.1}, {"roc_auc": [0.5]}, "PRUNED", "", 0.1)
 
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"

@@ -334,3 +334,20 @@ def test_killed_sweep_resumes_keeping_finished_trials(client, tmp_path, python, 
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = _children(client, parents[0].info.run_id)
     assert not [c for c in children if c.info.status == "RUNNING"]
+
+
+def test_a_resumed_sweep_does_not_propose_its_finished_trials_again(tmp_path):
+    """Killed after 3 trials and resumed: trials 3-5 once replayed trials 0-2's draws exactly."""
+    space = {"model__C": {"type": "float", "low": 0.01, "high": 10.0, "log": True}}
+    path = write_spec(
+        tmp_path / "s.yaml",
+        estimator={"name": "LogisticRegression", "params": {"max_iter": 200}},
+        sweep={"trials": 3, "seed": 7, "pruning": False, "space": space},
+    )
+    sweep(load_spec(path))
+    sweep(load_spec(path, {"sweep.trials": 6}), resume=True)
+
+    trials = _trials(default_study_name(load_spec(path)), tmp_path / "optuna.journal")
+    drawn = [t.params["model__C"] for t in sorted(trials, key=lambda t: t.number)]
+    assert len(drawn) == 6
+    assert not set(drawn[3:]) & set(drawn[:3]), drawn

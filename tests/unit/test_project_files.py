@@ -140,3 +140,46 @@ def test_the_team_extra_is_pinned_in_the_lock():
     # psycopg[binary] and mlflow[auth] bring these: without them a postgresql:// store or the
     # basic-auth server fail at start.
     assert {"psycopg", "psycopg-binary", "flask-wtf", "moto"} <= set(lock)
+
+
+def test_the_distribution_is_not_the_unrelated_runway_on_the_index():
+    """`runway` on PyPI is someone else's project: nothing may install the bare name."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "runway-mlops"
+    bare = re.compile(r"pip install\s+(?:-\S+\s+)*['\"]?runway(?:\[|['\"\s]|$)", re.MULTILINE)
+    for doc in ("README.md", "ARCHITECTURE.md", "Makefile", "conda.yaml", "MLproject"):
+        assert not bare.search((REPO / doc).read_text()), doc
+
+
+def test_every_file_the_package_reads_beside_its_modules_is_in_the_wheel():
+    """A non-editable install carries the package data (the trust check reads the allow-list)."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {
+        (package.replace(".", "/"), pattern)
+        for package, patterns in setuptools["package-data"].items()
+        for pattern in patterns
+    }
+    src = REPO / "src"
+    data = [
+        path
+        for path in (src / "runway").rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    ]
+    assert data, "the allow-list at least"
+    for path in data:
+        relative = path.relative_to(src)
+        assert any(
+            relative.parent.as_posix() == folder and relative.match(pattern)
+            for folder, pattern in declared
+        ), f"{relative} is not in [tool.setuptools.package-data]"
+
+
+def test_every_setting_has_a_row_in_a_readme_settings_table():
+    """The settings table (or the batch/monitoring one) names every variable runway reads."""
+    from runway.settings import Settings
+
+    table = (REPO / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        variable = alias if isinstance(alias, str) else f"RUNWAY_{name.upper()}"
+        assert f"| `{variable}` |" in table, variable

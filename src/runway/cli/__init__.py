@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from runway import __version__
 from runway.cli import common, deploy, experiments, monitor, onnx, registry, team
-from runway.errors import ExitCode, RunwayError
+from runway.errors import ExitCode, RunwayError, UsageError
+from runway.settings import Settings, environment_problems
 
 _QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "matplotlib", "PIL", "skops", "git")
 
@@ -79,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc)
     except BrokenPipeError:  # before Exception, which it is
         return _reader_went_away()
+    except ValidationError as exc:  # a RUNWAY_* variable pydantic refused: name it, no traceback
+        if exc.title != Settings.__name__:
+            raise
+        return _report(UsageError(environment_problems(exc)))
     except Exception as exc:  # a tracking server's 401, 403, silence: one line, not a traceback
         known = _remote(exc)
         if known is None:

@@ -17,9 +17,11 @@ def store() -> Settings:
     Commands that never touch MLflow (``spec schema``, ``--help``) do not pay
     for importing it.
     """
-    from runway.store import tracking
+    from runway.store import tracking, unclosed
 
-    return tracking.configure(get_settings())
+    settings = tracking.configure(get_settings())
+    unclosed.close_remembered()  # runs a store outage left RUNNING, now that it may be back
+    return settings
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:

@@ -15,12 +15,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     from runway.serving.serve import ServeOptions, serve
 
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    options = ServeOptions(args.model, host=args.host, port=args.port, workers=args.workers)
+    settings = get_settings()
+    model = args.model or settings.serve_model
+    if not model:
+        raise UsageError("runway serve needs a MODEL: give it, or set RUNWAY_SERVE_MODEL")
+    workers = settings.serve_workers if args.workers is None else args.workers
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    options = ServeOptions(
+        model,
+        host=args.host or settings.serve_host,
+        port=settings.serve_port if args.port is None else args.port,
+        workers=workers,
+    )
     if args.log_dir:
         options.log_dir = Path(args.log_dir)
-    serve(options, get_settings())  # not store(): the gateway never imports MLflow
+    serve(options, settings)  # not store(): the gateway never imports MLflow
     return 0
 
 
@@ -73,17 +83,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="serve MODEL's Production version over REST; follows promotions"
     )
-    p.add_argument("model", help="registered model name")
-    p.add_argument("--port", type=int, default=8080, help="public port (default 8080)")
+    p.add_argument("model", nargs="?", help="registered model name (default: $RUNWAY_SERVE_MODEL)")
+    p.add_argument("--port", type=int, help="public port (default $RUNWAY_SERVE_PORT, else 8080)")
     p.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1 only)"
+        "--host",
+        help="address to listen on (default $RUNWAY_SERVE_HOST, else 127.0.0.1 only)",
     )
     p.add_argument(
         "--workers",
         type=int,
-        default=2,
         help="backends (single-worker scoring servers) behind the gateway; with 2 or more a "
-        "crashed backend costs only its requests in flight (default 2, ~260 MB each)",
+        "crashed backend costs only its requests in flight (default $RUNWAY_SERVE_WORKERS, "
+        "else 2, ~120 MB each)",
     )
     p.add_argument(
         "--log-dir",

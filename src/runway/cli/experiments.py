@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from runway.cli.common import add_set_option, columns, store
 from runway.cli.onnx import add_onnx_flag
 from runway.errors import UsageError
+from runway.jobs.interrupt import Interrupted, Terminated, interruption
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -19,7 +21,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.onnx and not args.register:
         raise UsageError("--onnx needs --register (the ONNX version is made of a registered one)")
     spec = load_spec(args.spec, parse_overrides(args.set or []))
-    result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
+    try:
+        result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
+    except Interrupted as stop:
+        return _stopped(stop, "its run ended KILLED")
     primary = f"holdout_{result.primary_metric}"
     print(f"run {result.run_id} FINISHED in experiment {result.experiment_name!r}")
     width = max(len(k) for k in result.metrics)
@@ -58,15 +63,18 @@ def _sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, overrides)
     if args.join:
         return _join(args, spec)
-    result = sweep(
-        spec,
-        settings=store(),
-        spec_path=args.spec,
-        workers=args.workers,
-        resume=args.resume,
-        study_name=args.study_name,
-        storage=args.storage,
-    )
+    try:
+        result = sweep(
+            spec,
+            settings=store(),
+            spec_path=args.spec,
+            workers=args.workers,
+            resume=args.resume,
+            study_name=args.study_name,
+            storage=args.storage,
+        )
+    except (Interrupted, Exception) as exc:
+        return _sweep_stopped(exc, f"runway sweep {args.spec} --resume")
     version = register_sweep(result)
     trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
     print(f"sweep {result.study_name!r}: {trials}")
@@ -93,17 +101,36 @@ def _join(args: argparse.Namespace, spec: Any) -> int:
 
     if args.resume or args.promote_to:
         raise UsageError("--join runs trials only; --resume and --promote-to are the owner's")
-    result = join(
-        spec,
-        settings=store(),
-        workers=args.workers,
-        study_name=args.study_name,
-        storage=args.storage,
-    )
+    try:
+        result = join(
+            spec,
+            settings=store(),
+            workers=args.workers,
+            study_name=args.study_name,
+            storage=args.storage,
+        )
+    except (Interrupted, Exception) as exc:
+        return _sweep_stopped(exc, f"runway sweep {args.spec} --join")
     trials = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.trials.items()))
     print(f"joined sweep {result.study_name!r} (parent run {result.parent_run_id}): {trials}")
     print("  the study's owner refits and registers the best trial")
     return 0
+
+
+def _stopped(stop: Interrupted, what: str) -> int:
+    """One line for a job a signal or an outage stopped, and its exit code."""
+    print(f"error: {stop.message}: {what}", file=sys.stderr)
+    return int(stop.exit_code)
+
+
+def _sweep_stopped(exc: BaseException, again: str) -> int:
+    """A sweep SIGTERM or an absent tracking store stopped (also when its runs could not
+    be ended KILLED because the store was away); anything else is raised again."""
+    stop = interruption(exc)
+    if stop is None:
+        raise exc
+    what = "the sweep's runs ended KILLED" if isinstance(stop, Terminated) else "the sweep stopped"
+    return _stopped(stop, f"{what}; {again} runs the rest")
 
 
 def _print_links(experiment_id: str, run_id: str) -> None:

@@ -42,6 +42,8 @@ def _monitor(args: argparse.Namespace) -> int:
         other = ", ".join(f"v{v}: {n:,}" for v, n in sorted(result.other_versions.items()))
         print(f"  other versions' rows in the window (not judged here): {other}")
     print("\n".join(f"  {line}" for line in _table(verdict)))
+    print(f"  drift    {verdict.share_text}")
+    print(f"  rules    {verdict.rules}")
     for note in verdict.notes:
         print(f"  note: {note}")
     for breach in verdict.breaches:
@@ -65,6 +67,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _table(verdict: Verdict) -> list[str]:
     from runway.core.text import format_table
+    from runway.monitoring.judge import format_p
 
     rows: list[tuple[str, ...]] = [
         ("feature", "kind", "PSI", "chi2 p", "drift", "missing", "quality")
@@ -74,11 +77,11 @@ def _table(verdict: Verdict) -> list[str]:
         d = f.distribution
         rows.append(
             (
-                f.name,
+                f"{f.name} ({f.part})" if f.part else f.name,
                 f.kind,
                 f"{d.psi:.3f}" if d else "-",
-                f"{d.p_value:.3g}" if d else "-",
-                "DRIFT" if f.drifted else "ok",
+                format_p(d.p_value if d else None),
+                "DRIFT" if f.drifted else ("ok" if d else "-"),
                 f"{f.missing_rate:.1%}",
                 "; ".join(f.quality) or "ok",
             )
@@ -90,7 +93,7 @@ def _table(verdict: Verdict) -> list[str]:
                 "(predictions)",
                 "",
                 f"{p.psi:.3f}",
-                f"{p.p_value:.3g}",
+                format_p(p.p_value),
                 "DRIFT" if p.drifted else "ok",
                 "",
                 "",
@@ -101,9 +104,8 @@ def _table(verdict: Verdict) -> list[str]:
     if perf is not None:
         live = "-" if perf.live is None else f"{perf.live:.4f}"
         holdout = "-" if perf.holdout is None else f"{perf.holdout:.4f}"
-        state = "not judged" if perf.passed is None else ("ok" if perf.passed else "BELOW FLOOR")
         table.append(
-            f"live {perf.metric} {live} (holdout {holdout}, {perf.joined} labels): {state}"
+            f"live {perf.metric} {live} (holdout {holdout}, {perf.joined} labels): {perf.state}"
         )
     return table
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runway.errors import LockError, RegistryError, RunwayError, TrustError
+from runway.jobs.interrupt import Interrupted
 from runway.settings import Settings
 from runway.store import audit
 from runway.store.audit import Attempt
@@ -92,7 +93,7 @@ class Recorder:
             problem, LockError
         )
         reason = (
-            "interrupted (Ctrl-C)"
+            (exc.message if isinstance(exc, Interrupted) else "interrupted (Ctrl-C)")
             if isinstance(exc, KeyboardInterrupt)
             else str(problem or f"{type(exc).__name__}: {exc}").splitlines()[0]
         )

@@ -11,7 +11,7 @@ refits nor registers: the study's owner does, once every trial is in.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runway.core.threads import threads_for
 from runway.core.training.data import load_dataset, prepare
@@ -72,6 +72,7 @@ def join(
     experiment_id = tracking.run_experiment(parent_id)
     threads = threads_for("sweep", settings.threads, workers)
     ctx = SweepContext(spec, split, experiment_id, parent_id, name, storage_url, threads, beat)
+    ctx = replace(ctx, outage_wait=settings.sweep_outage_wait)
     log.info("joining study %r (%s) in parent run %s", name, studies.counts(study), parent_id)
     _optimize(ctx, study, workers, owner=False)
     return JoinResult(

@@ -127,12 +127,16 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
         pipeline = models.load_sklearn(local)
         contract = tracking.load_contract(source.run_id)
         split = prepare(spec, load_dataset(spec.data))
-        onnx_file, report = convert_and_check(pipeline, contract, split, spec.task, folder)
-        label = f"{model} v{version} ({report.estimator})"
+        label = f"{model} v{version} ({type(pipeline.steps[-1][1]).__name__})"
+        try:
+            onnx_file, report = convert_and_check(pipeline, contract, split, spec.task, folder)
+        except LightenRefused as exc:
+            raise _refused(source, f"{label}: no ONNX version: {exc}; nothing registered") from exc
         if not report.ok:
-            raise LightenRefused(
+            raise _refused(
+                source,
                 f"{label}: the ONNX version does not score like the version; nothing registered\n"
-                + report.render()
+                + report.render(),
             )
         sha = sha256_file(onnx_file)
         record = _record(source, report, sha)
@@ -150,6 +154,18 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
     tracking.set_run_tag(source.run_id, onnx_models.TWIN_RUN_TAG, f"v{registered.version}")
     log.info("registered %s v%s: the ONNX version of v%s", model, registered.version, version)
     return LightenResult(source, registered, run_id, report, sha, size)
+
+
+REFUSAL_ARTIFACT = "onnx/refused.txt"
+
+
+def _refused(source: VersionInfo, why: str) -> LightenRefused:
+    """The refusal, its report written beside the source run (what to change is in ``why``)."""
+    assert source.run_id is not None
+    kinds = "numeric, boolean, datetime, categorical (onehot or ordinal; not target)"
+    text = f"{why}\n\nColumn kinds an ONNX version takes: {kinds}.\n"
+    tracking.log_run_text(source.run_id, text, REFUSAL_ARTIFACT)
+    return LightenRefused(f"{why}\nreport: {REFUSAL_ARTIFACT} of run {source.run_id}")
 
 
 def convert_and_check(

@@ -25,6 +25,7 @@ from runway.core.training.data import load_dataset
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec, spec_from_dict
 from runway.errors import DataError, GateFailure, RegistryError, TrackingError
 from runway.jobs import promote as promotion
+from runway.jobs.interrupt import terminable
 from runway.jobs.register import PolicyLighten, lighten_if_asked, register_sweep, register_training
 from runway.jobs.study import default_study_name, trial_spec
 from runway.jobs.sweep import sweep
@@ -56,6 +57,7 @@ class RetrainResult:
     twin: PolicyLighten | None = None  # the ONNX version the policy's onnx.on_register asked for
 
 
+@terminable()  # SIGTERM ends the retrain's runs KILLED, as Ctrl-C does
 def retrain(
     model: str,
     *,

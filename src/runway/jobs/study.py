@@ -224,6 +224,11 @@ def _sampler(spec: ExperimentSpec, seed: int | None = None) -> optuna.samplers.B
     return optuna.samplers.TPESampler(seed=sampler_seed(spec) if seed is None else seed)
 
 
+def reseed(study: optuna.Study, spec: ExperimentSpec, seed: int) -> None:
+    """Give ``study`` the spec's sampler with ``seed`` (a resumed owner's, :mod:`workers`)."""
+    study.sampler = _sampler(spec, seed)
+
+
 def _pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     if sweep_of(spec).pruning:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
@@ -299,9 +304,14 @@ def fail_running(study: optuna.Study) -> list[int]:
         return sorted(after - before)
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
-        study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
+        mark_interrupted(study._storage, trial._trial_id)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return [t.number for t in stale]
+
+
+def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+    """The trial did not evaluate its parameters (a kill, SIGTERM, an outage): not counted."""
+    storage.set_trial_system_attr(trial_id, INTERRUPTED_ATTR, True)
 
 
 def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -1,7 +1,7 @@
 """Optuna sweeps around ``train``: one parent run, one nested child run per trial.
 
-Trials cross-validate fold by fold (:func:`runway.core.training.evaluate.cross_validate`)
-and report each fold so the median pruner can stop weak ones early; each
+Trials (:mod:`runway.jobs.trial`) cross-validate fold by fold
+(:func:`runway.core.training.evaluate.cross_validate`) and report each fold so the median pruner can stop weak ones early; each
 trial's child run gets its params, per-fold and mean metrics, state and
 duration in a handful of store calls, never a model. The best trial is refitted
 once and logged like a training run; registering it is the caller's step
@@ -17,24 +17,23 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import socket
+import sys
 import time
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
-import numpy as np
 import optuna
 
 from runway.core.documents import Document, Params
 from runway.core.threads import limit, thread_env, threads_for
 from runway.core.training.data import Dataset, Split, load_dataset, prepare
-from runway.core.training.evaluate import cross_validate, fold_metric
 from runway.core.training.pipeline import build_pipeline
 from runway.core.training.spec import ExperimentSpec, spec_from_dict
-from runway.errors import SweepError
+from runway.errors import ExitCode, SweepError
 from runway.jobs import study as studies
 from runway.jobs import workers as pool
-from runway.jobs.study import PARENT_ATTR, build_trial_pipeline, params_of, sweep_of
+from runway.jobs.interrupt import quiet_interrupted_trials, terminable
+from runway.jobs.study import PARENT_ATTR, params_of, sweep_of
 from runway.jobs.sweep_parent import (
     ESTIMATOR_TAG,
     SweepContext,
@@ -45,13 +44,11 @@ from runway.jobs.sweep_parent import (
     summarise,
 )
 from runway.jobs.train import run_tags
+from runway.jobs.trial import objective
 from runway.settings import Settings, get_settings
 from runway.store import tracking
-from runway.store.identity import user_tag
 
 log = logging.getLogger(__name__)
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
 
 
 @dataclass(frozen=True)
@@ -86,89 +83,6 @@ def check_space(spec: ExperimentSpec, split: Split) -> None:
             )
 
 
-# --- one trial ----------------------------------------------------------------------
-
-
-class _Pruned(optuna.TrialPruned):
-    def __init__(self, folds: dict[str, list[float]]):
-        super().__init__()
-        self.folds = {m: list(v) for m, v in folds.items()}
-
-
-def _objective(ctx: SweepContext) -> Any:
-    def objective(trial: optuna.Trial) -> float:
-        started = time.perf_counter()
-        estimator, params = studies.suggest(trial, ctx.spec)
-        run_id = tracking.create_run(
-            ctx.experiment_id,
-            f"trial-{trial.number:03d}",
-            {
-                tracking.PARENT_TAG: ctx.parent_run_id,
-                "optuna.study": ctx.study_name,
-                "optuna.trial_number": str(trial.number),
-                "runway.estimator": estimator,
-                **user_tag(),
-            },
-        )
-        trial.set_user_attr("mlflow_run_id", run_id)
-        trial.set_user_attr("runway.worker", WORKER)
-        folds: dict[str, list[float]] = {}
-        state, error = "FAILED", ""
-
-        def report(value: float, fold: int, so_far: dict[str, list[float]]) -> None:
-            trial.report(value, fold)
-            if trial.should_prune():
-                raise _Pruned(so_far)
-
-        try:
-            pipeline = build_trial_pipeline(ctx.spec, ctx.split, estimator, params)
-            cv = cross_validate(
-                ctx.spec,
-                pipeline,
-                ctx.split.X_train,
-                ctx.split.y_train,
-                report,
-                pos_label=ctx.split.pos_label,
-            )
-            folds, state = cv.folds, "COMPLETE"
-            return cv.mean(ctx.spec.primary_metric.name)
-        except _Pruned as pruned:
-            folds, state = pruned.folds, "PRUNED"
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            _log_trial(run_id, {"estimator": estimator, **params}, folds, state, error, seconds)
-
-    return objective
-
-
-def _log_trial(
-    run_id: str,
-    params: Params,
-    folds: dict[str, list[float]],
-    state: str,
-    error: str,
-    seconds: float,
-) -> None:
-    """One batch and one status update per trial: logging must stay cheap."""
-    metrics = [(fold_metric(m), v, step) for m, vs in folds.items() for step, v in enumerate(vs)]
-    for m, vs in folds.items():
-        if vs:
-            metrics += [
-                (f"cv_{m}_mean", float(np.mean(vs)), 0),
-                (f"cv_{m}_std", float(np.std(vs)), 0),
-            ]
-    metrics.append(("trial_seconds", seconds, 0))
-    tags = {"optuna.trial_state": state, **({tracking.ERROR_TAG: error} if error else {})}
-    tracking.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-    # A pruned trial was stopped, not finished: KILLED draws the UI's red icon, not
-    # the green tick of a success; the tag tells pruned from failed (and filters).
-    tracking.terminate(run_id, {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED"))
-
-
 # --- workers ------------------------------------------------------------------------
 
 
@@ -185,6 +99,7 @@ def _worker_main(
     sampler seed (``worker``: :func:`runway.jobs.workers.seed`)."""
     os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupted_trials()
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
     split = prepare(spec, load_dataset(spec.data))
@@ -200,12 +115,15 @@ def _worker_main(
         spec,
         studies.open_storage(ctx.storage_url, ctx.heartbeat),
         ctx.study_name,
-        pool.seed(spec, worker),
+        pool.seed(spec, worker, ctx.start),
     )
     _freeze_heap()
     total = studies.target(study, sweep_of(spec).trials)
-    with limit(threads):
-        pool.run_share(study, _objective(ctx), n_trials, timeout, total)
+    try:
+        with terminable(), limit(threads):
+            pool.run_share(study, objective(ctx), n_trials, timeout, total)
+    except KeyboardInterrupt:  # its trial's run is KILLED; the owner says what happened
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 def _freeze_heap() -> None:
@@ -236,6 +154,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
         "" if owner else " (joined)",
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupted_trials()
     # A spawned worker pays seconds of imports, so N workers means N-1 new processes.
     shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
     jobs = _worker_jobs(ctx, [s for s in shares[1:] if s], owner)
@@ -246,7 +165,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
         with limit(ctx.threads):  # this process is a worker too: the cores are shared
             pool.run_share(
                 study,
-                _objective(ctx),
+                objective(ctx),
                 shares[0],
                 sweep.timeout,
                 total,
@@ -255,7 +174,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
             pool.wait(procs, lambda: progress.update(study))
             if owner:
                 pool.drain(
-                    study, _objective(ctx), total, sweep.timeout, lambda: progress.update(study)
+                    study, objective(ctx), total, sweep.timeout, lambda: progress.update(study)
                 )
     except BaseException:
         for proc in procs:
@@ -270,7 +189,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
 
 def _worker_jobs(ctx: SweepContext, shares: list[int], owner: bool) -> list[tuple[Any, ...]]:
     """The arguments of one spawned worker per share of trials (worker n: its seed's identity)."""
-    fields = ("experiment_id", "parent_run_id", "study_name", "storage_url")
+    fields = ("experiment_id", "parent_run_id", "study_name", "storage_url", "start", "outage_wait")
     ctx_fields: dict[str, Any] = {k: getattr(ctx, k) for k in fields}
     ctx_fields["heartbeat"] = astuple(ctx.heartbeat) if ctx.heartbeat else None
     spec_doc = ctx.spec.model_dump(mode="json")
@@ -316,6 +235,7 @@ def heartbeat(settings: Settings, storage_url: str) -> studies.Heartbeat | None:
 # --- the sweep -------------------------------------------------------------------------
 
 
+@terminable()  # SIGTERM: the parent and the running trials' runs end KILLED
 def sweep(
     spec: ExperimentSpec,
     *,
@@ -341,7 +261,7 @@ def sweep(
     check_space(spec, split)
     storage_url = storage or settings.optuna_storage
     name = study_name or studies.default_study_name(spec)
-    study = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
+    study, start = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
     parent_id = study.user_attrs.get(PARENT_ATTR)
@@ -355,16 +275,9 @@ def sweep(
     }
     with tracking.run(experiment_id, f"sweep-{name}", tags, run_id=parent_id) as parent:
         # Under `mlflow run` the parent is the project's run, in its experiment.
-        ctx = SweepContext(
-            spec,
-            split,
-            parent.info.experiment_id,
-            parent.info.run_id,
-            name,
-            storage_url,
-            threads_for("sweep", settings.threads, workers),
-            beat,
-        )
+        where = (parent.info.experiment_id, parent.info.run_id, name, storage_url)
+        threads = threads_for("sweep", settings.threads, workers)
+        ctx = SweepContext(spec, split, *where, threads, beat, start, settings.sweep_outage_wait)
         study.set_user_attr(PARENT_ATTR, ctx.parent_run_id)
         if not resume or not study.user_attrs.get("logged_spec"):
             log_inputs(ctx, dataset, spec_path, workers)
@@ -373,8 +286,7 @@ def sweep(
         _freeze_heap()
         _optimize(ctx, study, workers)
         _close_lost(study, ctx.parent_run_id)
-        seconds = time.perf_counter() - started
-        result = _finish(ctx, study, dataset, seconds)
+        result = _finish(ctx, study, dataset, time.perf_counter() - started)
     return result
 
 
@@ -391,13 +303,16 @@ def _open(
     beat: studies.Heartbeat | None,
     name: str,
     resume: bool,
-) -> optuna.Study:
-    """The owner's study, with the number of trials it asks of every worker."""
+) -> tuple[optuna.Study, int]:
+    """The owner's study, with the number of trials it asks of every worker, and how many
+    trials it holds already (a resumed owner must not replay its first draws: workers.seed)."""
     study = studies.open_study(
         spec, studies.open_storage(storage_url, beat), name, resume, storage_url
     )
     study.set_user_attr(studies.TARGET_ATTR, sweep_of(spec).trials)
-    return study
+    start = len(study.get_trials(deepcopy=False))
+    studies.reseed(study, spec, pool.seed(spec, 0, start))
+    return study, start
 
 
 def _finish(

@@ -47,6 +47,8 @@ class SweepContext:
     storage_url: str
     threads: int = 1  # BLAS/OpenMP threads per worker process (runway.core.threads)
     heartbeat: studies.Heartbeat | None = None  # an RDB study's; the same for every worker
+    start: int = 0  # trials the study held when this sweep began (workers.seed)
+    outage_wait: float = 300.0  # seconds a trial waits for an absent tracking store
 
 
 def estimator_tag(spec: ExperimentSpec) -> str:

@@ -27,6 +27,7 @@ from runway.core.training.evaluate import cross_validate, holdout_metrics
 from runway.core.training.pipeline import build_pipeline, inference_ready, loggable_params
 from runway.core.training.plots import make_plots
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec
+from runway.jobs.interrupt import terminable
 from runway.settings import Settings, get_settings
 from runway.store import models, tracking
 
@@ -74,6 +75,7 @@ def run_tags(spec: ExperimentSpec, dataset: Dataset, spec_path: str | None) -> d
     return tags
 
 
+@terminable()  # SIGTERM ends the run KILLED, as Ctrl-C does
 def train(
     spec: ExperimentSpec,
     *,

@@ -53,15 +53,20 @@ def run_share(
     )
 
 
-def seed(spec: ExperimentSpec, worker: int | str = 0) -> int:
+def seed(spec: ExperimentSpec, worker: int | str = 0, start: int = 0) -> int:
     """One worker's TPE seed: reproducible, and distinct per worker so none repeats another's
     parameters (equal seeds made 2 workers' 8 trials 4 distinct sets).
 
     The study's owner (worker 0) keeps the study's seed, its n-th spawned worker seed + n;
     a worker that joined from another machine (``worker``: :func:`joined`) seed + the
-    identity's CRC-32.
+    identity's CRC-32. ``start`` is how many trials the study held when this sweep began:
+    a resumed sweep (start > 0) mixes it in, since the seed it started with would draw
+    the first trials' parameters again (its random start-up trials replayed trials 0-2
+    as 3-5). The same study resumed at the same point still gets the same seeds.
     """
     offset = worker if isinstance(worker, int) else zlib.crc32(worker.encode())
+    if start:
+        offset = zlib.crc32(f"{offset}@{start}".encode())
     return (studies.sampler_seed(spec) + offset) % 2**32
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runway.core.columns.drift import LabelIndex
 from runway.errors import MonitorError
 from runway.monitoring.window import Scorer
 from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
@@ -30,8 +31,14 @@ class Labels:
     classes: list[str] = field(default_factory=list)  # classifier: proba column order
     y_true: list[Any] = field(default_factory=list)
     y_pred: list[Any] = field(default_factory=list)
+    raw_truth: list[Any] = field(default_factory=list)  # the file's values (training rows)
     scores: list[np.ndarray] = field(default_factory=list)
     inputs: list[pd.DataFrame] = field(default_factory=list)  # the joined rows' features
+    matcher: LabelIndex | None = None  # classifier: true and predicted values to class labels
+
+    def index_labels(self, classes: Sequence[Any]) -> None:
+        """Compare labels as the contract's classes: a logged ``1.0`` and a file's ``"1"`` are ``1``."""
+        self.matcher = LabelIndex([str(c) for c in classes], list(classes))
 
     @property
     def joined(self) -> int:
@@ -49,8 +56,13 @@ class Labels:
         if not hit.any():
             return
         rows = batch.loc[hit]
-        self.y_true += [self.truth[k] for k in keys[hit]]
-        self.y_pred += list(rows[PREDICTION])
+        truth, predicted = [self.truth[k] for k in keys[hit]], list(rows[PREDICTION])
+        self.raw_truth += truth
+        if self.matcher is not None:
+            truth = [self.matcher.label(v) for v in truth]
+            predicted = [self.matcher.label(v) for v in predicted]
+        self.y_true += truth
+        self.y_pred += predicted
         present = [f for f in features if f"{INPUT_PREFIX}{f}" in rows]
         self.inputs.append(
             pd.DataFrame({f: rows[f"{INPUT_PREFIX}{f}"].to_numpy() for f in present})
@@ -63,7 +75,7 @@ class Labels:
         if not self.inputs:
             return pd.DataFrame()
         rows = pd.concat(self.inputs, ignore_index=True)
-        rows[target] = pd.Series(self.y_true).to_numpy()
+        rows[target] = pd.Series(self.raw_truth).to_numpy()
         return rows
 
     def probabilities(self) -> np.ndarray | None:

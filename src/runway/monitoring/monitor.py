@@ -15,7 +15,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,9 @@ def _read(
     if options.labels:
         labels = load_labels(options.labels, options.key_columns, options.label_column, ref.target)
         labels.classes = ref.classes
+        target = ref.contract.target
+        if ref.classes and target is not None and target.classes:
+            labels.index_labels(target.classes)
     scorer = _LazyScorer(ref.resolved, ref.contract.names, ref.classes, settings)
     sink = PredictionLog(settings.prediction_log)
     if not sink.enabled:
@@ -367,13 +370,33 @@ def _metrics(verdict: Verdict) -> dict[str, float]:
     return metrics
 
 
+def report_name(model: str, version: str, window: Window) -> str:
+    """``<model>-v<N>-<since>-<until>.html``: the window's bounds to the second in UTC
+    (microseconds when it has them), so two windows never share a name."""
+    return f"{model}-v{version}-{_stamp(window.since)}-{_stamp(window.until)}.html"
+
+
+def _stamp(when: datetime) -> str:
+    utc = when.astimezone(UTC)
+    return f"{utc:%Y%m%dT%H%M%S}" + (f".{utc:%f}" if utc.microsecond else "") + "Z"
+
+
 def _write_report(result: MonitorResult, page: str, report_dir: str) -> Path:
+    """The report file; the same window judged again keeps both (``-2``, ``-3`` ...)."""
     folder = Path(report_dir) / result.model
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = f"{result.window.since:%Y%m%dT%H%M}-{result.window.until:%Y%m%dT%H%M}"
-    path = folder / f"{result.model}-v{result.version}-{stamp}.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    path = folder / report_name(result.model, result.version, result.window)
+    n = 1
+    while True:
+        try:
+            with path.open("x", encoding="utf-8") as out:  # never over an earlier report
+                out.write(page)
+            return path
+        except FileExistsError:
+            n += 1
+            path = path.with_name(
+                f"{report_name(result.model, result.version, result.window)[:-5]}-{n}.html"
+            )
 
 
 def _retrain_tags(outcome: RetrainResult) -> dict[str, str]:

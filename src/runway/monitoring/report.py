@@ -8,9 +8,11 @@ can be mailed, archived as an MLflow artifact, or opened on an air-gapped host.
 from __future__ import annotations
 
 import html
+import math
 from datetime import UTC, datetime
 
-from runway.monitoring.judge import Distribution, FeatureVerdict, Verdict
+from runway.core.columns.drift import OTHER, UNSEEN
+from runway.monitoring.judge import Distribution, FeatureVerdict, Verdict, format_p
 
 _CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328;padding:0 16px}
@@ -25,6 +27,9 @@ tr.drift td{background:#fff1f0}.cards{display:grid;grid-template-columns:repeat(
 ul.breaches li{color:#cf222e}
 """
 _REF, _CUR, _CUR_BAD = "#8c959f", "#0969da", "#cf222e"
+MAX_LEVELS = 24  # levels a chart shows; a category with more shows the levels that moved most
+_FONT = 11  # px, axis and bin labels
+_MAX_LABEL = 24  # characters of a bin label before it is cut (the full one is its tooltip)
 
 
 def render(verdict: Verdict, *, outcome: str, run_url: str = "") -> str:
@@ -69,11 +74,10 @@ def _summary(verdict: Verdict) -> str:
         "".join(f"<li>{_e(b)}</li>" for b in verdict.breaches) or "<li>no threshold crossed</li>"
     )
     notes = "".join(f"<li class='muted'>{_e(n)}</li>" for n in verdict.notes)
-    judged = [f for f in verdict.features if f.distribution is not None]
     return (
         "<h2>Summary</h2>"
-        f"<p><b>{len(verdict.drifted)}</b> of {len(judged)} features drifted "
-        f"(share {verdict.drift_share:.0%}); rejected rows {verdict.rejected_rate:.1%}.</p>"
+        f"<p>{_e(verdict.share_text)}; rejected rows {verdict.rejected_rate:.1%}.</p>"
+        f"<p class='muted'>Rules: {_e(verdict.rules)}.</p>"
         f"<ul class='breaches'>{items}</ul>" + (f"<ul>{notes}</ul>" if notes else "")
     )
 
@@ -90,13 +94,14 @@ def _feature_table(verdict: Verdict) -> str:
     for f in _ordered(verdict.features):
         d = f.distribution
         verdict_text = "DRIFT" if f.drifted else ("-" if d is None else "ok")
+        name = f"{f.name} ({f.part})" if f.part else f.name
         rows.append(
-            f"<tr class='{'drift' if f.drifted else ''}'><td>{_e(f.name)}</td><td>{f.kind}</td>"
+            f"<tr class='{'drift' if f.drifted else ''}'><td>{_e(name)}</td><td>{f.kind}</td>"
             f"<td class='num'>{_num(d.psi if d else None, 3)}</td>"
-            f"<td class='num'>{_num(d.p_value if d else None, 4)}</td><td>{verdict_text}</td>"
+            f"<td class='num'>{format_p(d.p_value if d else None)}</td><td>{verdict_text}</td>"
             f"<td class='num'>{f.missing_rate:.1%} ({f.reference_missing_rate:.1%})</td>"
             f"<td class='num'>{f.out_of_range_rate:.1%}</td><td class='num'>{f.unseen_rate:.1%}</td>"
-            f"<td>{_e('; '.join(f.quality)) or '-'}</td></tr>"
+            f"<td>{_e('; '.join([*f.quality, *([f.note] if f.note else [])])) or '-'}</td></tr>"
         )
     return (
         "<h2>Input drift, per feature</h2><table><tr><th>feature</th><th>kind</th><th>PSI</th>"
@@ -137,36 +142,92 @@ def _performance(verdict: Verdict) -> str:
     p = verdict.performance
     if p is None:
         return "<h2>Live metric</h2><p class='muted'>No labels given (--labels).</p>"
-    state = "not judged" if p.passed is None else ("ok" if p.passed else "BELOW THE FLOOR")
     return (
-        "<h2>Live metric</h2><table><tr><th>metric</th><th>live</th><th>holdout</th><th>floor</th>"
+        "<h2>Live metric</h2><table><tr><th>metric</th><th>live</th><th>holdout</th>"
+        f"<th>{p.limit}</th>"
         f"<th>labelled rows</th><th>verdict</th></tr><tr><td>{_e(p.metric)}</td>"
         f"<td class='num'>{_num(p.live, 4)}</td><td class='num'>{_num(p.holdout, 4)}</td>"
         f"<td class='num'>{_num(p.floor, 4)}</td><td class='num'>{p.joined:,}</td>"
-        f"<td>{_e(state)}</td></tr></table>"
+        f"<td>{_e(p.state)}</td></tr></table>"
         + (f"<p class='muted'>{_e(p.note)}</p>" if p.note else "")
     )
 
 
 def _card(feature: FeatureVerdict) -> str:
     if feature.distribution is None:
-        return f"<div class='card'><h3>{_e(feature.name)}</h3><p class='muted'>no reference bins</p></div>"
-    return _chart_card(feature.name, feature.distribution, feature.drifted)
+        why = feature.note or "no reference bins"
+        return f"<div class='card'><h3>{_e(feature.name)}</h3><p class='muted'>{_e(why)}</p></div>"
+    title = f"{feature.name} ({feature.part})" if feature.part else feature.name
+    return _chart_card(title, feature.distribution, feature.drifted)
 
 
 def _chart_card(title: str, d: Distribution, drifted: bool) -> str:
-    stats = f"PSI {d.psi:.3f} · chi-square p {d.p_value:.3g}" + (" · DRIFT" if drifted else "")
+    stats = f"PSI {d.psi:.3f} · chi-square p {format_p(d.p_value)}" + (
+        " · DRIFT" if drifted else ""
+    )
+    labels, reference, current, caption = chart_bins(d)
     return (
         f"<div class='card{' drift' if drifted else ''}'><h3>{_e(title)}</h3>"
-        f"<div class='muted'>{stats}</div>{bars(d.labels, d.reference, d.current, drifted)}</div>"
+        f"<div class='muted'>{stats}</div>{bars(labels, reference, current, drifted)}"
+        + (f"<div class='muted'>{_e(caption)}</div>" if caption else "")
+        + "</div>"
     )
+
+
+def chart_bins(d: Distribution) -> tuple[list[str], list[float], list[float], str]:
+    """The bins a chart shows, and a caption when they are not all of them.
+
+    A category with more than :data:`MAX_LEVELS` levels shows the ones that
+    moved most (largest change in share first), the rest summed as ``(other)``,
+    and ``(unseen)`` always: the level that drifted is on the page whatever its
+    place in training's order. Fewer levels (numeric bins, a datetime's hours)
+    keep their own order.
+    """
+    bins = list(zip(d.labels, d.reference, d.current, strict=True))
+    levels = [b for b in bins if b[0] not in (OTHER, UNSEEN)]
+    if len(levels) <= MAX_LEVELS:
+        return d.labels, d.reference, d.current, ""
+    levels.sort(key=lambda b: -abs(b[2] - b[1]))
+    kept, rest = levels[:MAX_LEVELS], levels[MAX_LEVELS:]
+    other = [b for b in bins if b[0] == OTHER] + rest
+    unseen = [b for b in bins if b[0] == UNSEEN]
+    shown = [
+        *kept,
+        (OTHER, sum(b[1] for b in other), sum(b[2] for b in other)),
+        *unseen,
+    ]
+    caption = (
+        f"the {len(kept)} of {len(levels)} levels that moved most, largest first; "
+        f"the other {len(rest)} as {OTHER}"
+    )
+    return [b[0] for b in shown], [b[1] for b in shown], [b[2] for b in shown], caption
+
+
+def _geometry(texts: list[str], plot_w: int) -> tuple[int, int, float]:
+    """Left and bottom margins that hold the bin labels whole, and the labels' angle.
+
+    Labels turn steeper as bins get narrower (40 degrees for a few, upright for
+    many) so neighbours never overlap at 11 px; a label of n characters then
+    reaches about n x 6 x cos(angle) px left of its bin and n x 6 x sin(angle) px
+    below the axis, and the first bins' labels set the left margin.
+    """
+    slot = plot_w / max(len(texts), 1)
+    angle = math.degrees(math.asin(min(1.0, max(math.sin(math.radians(40)), 13 / slot))))
+    per_char = _FONT * 0.56
+    across, down = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    reach = [len(t) * per_char * across - (i + 0.5) * slot for i, t in enumerate(texts)]
+    left = int(max(44.0, *reach, 0.0) + 4)
+    bottom = int(20 + max((len(t) for t in texts), default=1) * per_char * down)
+    return left, bottom, angle
 
 
 def bars(labels: list[str], reference: list[float], current: list[float], drifted: bool) -> str:
     """Grouped bars (reference, current) per bin as inline SVG, bin labels under them."""
-    shown = min(len(labels), 24)
-    width, height, top, bottom, left = 350, 170, 8, 58, 34
-    plot_w, plot_h = width - left - 6, height - top - bottom
+    shown = len(labels)
+    texts = [lb if len(lb) <= _MAX_LABEL else lb[: _MAX_LABEL - 1] + "…" for lb in labels[:shown]]
+    top, plot_w, plot_h = 8, 310, 104
+    left, bottom, angle = _geometry(texts, plot_w)
+    width, height = left + plot_w + 6, top + plot_h + bottom
     peak = max([*reference[:shown], *current[:shown], 1e-9])
     slot = plot_w / max(shown, 1)
     bar = max(slot * 0.38, 1.0)
@@ -175,7 +236,8 @@ def bars(labels: list[str], reference: list[float], current: list[float], drifte
         y = top + plot_h * (1 - tick)
         out.append(
             f"<line x1='{left}' x2='{width - 6}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eaeef2'/>"
-            f"<text x='{left - 4}' y='{y + 4:.1f}' font-size='9' text-anchor='end' fill='#656d76'>"
+            f"<text x='{left - 4}' y='{y + 4:.1f}' font-size='{_FONT}' text-anchor='end' "
+            "fill='#656d76'>"
             f"{peak * tick:.0%}</text>"
         )
     colour = _CUR_BAD if drifted else _CUR
@@ -187,15 +249,11 @@ def bars(labels: list[str], reference: list[float], current: list[float], drifte
                 f"<rect x='{x + offset:.1f}' y='{top + plot_h - h:.1f}' width='{bar:.1f}' "
                 f"height='{h:.1f}' fill='{fill}'><title>{_e(labels[i])}: {value:.1%}</title></rect>"
             )
-        label = labels[i] if len(labels[i]) <= 14 else labels[i][:13] + "…"
-        cx, cy = x + bar, top + plot_h + 6
+        cx, cy = x + bar, top + plot_h + 8
         out.append(
-            f"<text x='{cx:.1f}' y='{cy:.1f}' font-size='9' fill='#656d76' text-anchor='end' "
-            f"transform='rotate(-40 {cx:.1f} {cy:.1f})'>{_e(label)}</text>"
-        )
-    if len(labels) > shown:
-        out.append(
-            f"<text x='{width - 6}' y='12' font-size='9' text-anchor='end'>first {shown} of {len(labels)} bins</text>"
+            f"<text x='{cx:.1f}' y='{cy:.1f}' font-size='{_FONT}' fill='#656d76' "
+            f"text-anchor='end' transform='rotate(-{angle:.0f} {cx:.1f} {cy:.1f})'>"
+            f"{_e(texts[i])}</text>"
         )
     out.append("</svg>")
     return "".join(out)

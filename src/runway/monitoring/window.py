@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,13 @@ from runway.core.columns.drift import (
     numeric_histogram,
     out_of_range,
 )
-from runway.core.columns.profile import PredictionProfile, ReferenceProfile
+from runway.core.columns.kinds import timestamp_series
+from runway.core.columns.profile import (
+    FeatureProfile,
+    PredictionProfile,
+    ReferenceProfile,
+    part_values,
+)
 from runway.core.columns.schema import DataContract
 from runway.errors import UsageError
 from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
@@ -89,6 +96,16 @@ class FeatureStats:
     missing: int = 0
     seen: int = 0  # values present or missing, over scored rows
     out_of_range: int = 0
+    parts: dict[str, Histogram] = field(default_factory=dict)  # datetime: its cyclic parts
+    training_days: float = 0.0  # datetime: the span of training's timestamps
+
+    def add_parts(self, column: pd.Series) -> None:
+        """Count a datetime column's cyclic parts (hour, day of week, month)."""
+        if not self.parts:
+            return
+        stamps = timestamp_series(column)[0]
+        for part, histogram in self.parts.items():
+            histogram.add(part_values(stamps, part))
 
 
 @dataclass
@@ -114,11 +131,7 @@ class WindowStats:
         for name, entry in profile.features.items():
             rules = contract.columns.get(name)
             if entry.kind == "datetime":
-                # Timestamps move on by nature: their distribution is not compared (their
-                # missing rate is); the parts the model derives are, once logged, future work.
-                features[name] = FeatureStats(
-                    name, "datetime", None, float(entry.missing_rate or 0.0)
-                )
+                features[name] = _datetime_stats(name, entry)
                 continue
             if entry.kind == "numeric":
                 histogram = numeric_histogram(entry)
@@ -135,7 +148,8 @@ class WindowStats:
                 high=_number(rules.max) if rules is not None else None,
             )
         reference = profile.predictions
-        predictions, scores = _prediction_histograms(reference)
+        typed = contract.target.classes if contract.target else None
+        predictions, scores = _prediction_histograms(reference, typed)
         classes = [str(c) for c in (reference.scores if reference else None) or {}]
         positive = contract.target.positive_class if contract.target else None
         stats = cls(features, predictions, scores, classes)
@@ -162,6 +176,7 @@ class WindowStats:
             stats.missing += int(column.isna().sum())
             if stats.histogram is not None:
                 stats.histogram.add(column)
+            stats.add_parts(column)
             stats.out_of_range += out_of_range(column, stats.low, stats.high)
         if self.predictions is not None and PREDICTION in scored:
             self.predictions.add(scored[PREDICTION])
@@ -198,14 +213,25 @@ class WindowStats:
         return self.rows_scored + self.rows_rejected
 
 
+def _datetime_stats(name: str, entry: FeatureProfile) -> FeatureStats:
+    """Timestamps move on by nature: their cyclic parts are compared, not the stamps."""
+    stats = FeatureStats(name, "datetime", None, float(entry.missing_rate or 0.0))
+    stats.parts = {part: categorical_histogram(p) for part, p in (entry.parts or {}).items()}
+    if entry.min and entry.max:
+        span = datetime.fromisoformat(entry.max) - datetime.fromisoformat(entry.min)
+        stats.training_days = span / timedelta(days=1)
+    return stats
+
+
 def _prediction_histograms(
-    reference: PredictionProfile | None,
+    reference: PredictionProfile | None, classes: list[Any] | None = None
 ) -> tuple[Histogram | None, dict[str, Histogram]]:
     if reference is None:
         return None, {}
     if reference.kind == "numeric":
         return numeric_histogram(reference), {}
-    predictions = categorical_histogram(reference)
+    # Labels as labels: the contract's typed classes, whatever dtype a part file carries.
+    predictions = categorical_histogram(reference, typed=classes)
     scores = {}
     entries = list((reference.scores or {}).items())
     if len(entries) == 2:  # binary: the positive class's score says it all (the other mirrors it)
@@ -223,6 +249,12 @@ def _number(value: float | str | None) -> float | None:
 
 
 def _reason_kind(reason: str) -> str:
-    """A rejection reason's first rule with the value cut off: alike rows count together."""
+    """A rejection reason's first rule with the value cut off: alike rows count together.
+
+    An unseen category keeps its column and value (which level is new is the
+    news), without the list of expected levels.
+    """
     first = reason.split("; ")[0]
-    return first.split(", got ")[0].split(" is out of range")[0].split(": category ")[0]
+    if ": category " in first and " never seen in training" in first:
+        return first.split(" never seen in training")[0] + " never seen in training"
+    return first.split(", got ")[0].split(" is out of range")[0]

@@ -25,7 +25,7 @@ from runway import __version__
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import ColumnContract, DataContract
 from runway.core.documents import Document
-from runway.serving.openapi import ERROR_CODES, column_schema, document
+from runway.serving.openapi import ERROR_CODES, column_requirement, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
 from runway.store.served import ResolvedModel
 
@@ -144,8 +144,8 @@ def curl_line(served: Described, host: str) -> str:
     )
 
 
-def _columns(served: Described) -> list[tuple[str, str]]:
-    """(column, what it takes) for every input column."""
+def _columns(served: Described) -> list[tuple[str, str, str]]:
+    """(column, required or optional, what it takes) for every input column."""
     rows = []
     for name, entry in served.contract.columns.items():
         schema = column_schema(entry, served.policy)
@@ -157,7 +157,7 @@ def _columns(served: Described) -> list[tuple[str, str]]:
             what += f" in [{schema['minimum']}, {schema['maximum']}]"
         if schema.get("description"):
             what += f" ({schema['description']})"
-        rows.append((str(name), what))
+        rows.append((str(name), column_requirement(entry, served.policy), what))
     return rows
 
 
@@ -185,7 +185,9 @@ def _lines(served: Described, host: str) -> dict[str, str]:
 def home_text(served: Described, host: str) -> str:
     """``GET /`` for curl: plain text."""
     about = _lines(served, host)
-    width = max(len(name) for name, _ in _columns(served))
+    columns = _columns(served)
+    width = max(len(name) for name, _, _ in columns)
+    need = max(len(required) for _, required, _ in columns)
     out = [
         about["title"],
         "",
@@ -199,8 +201,8 @@ def home_text(served: Described, host: str) -> str:
         f"auth      {about['auth']}",
         f"input     {about['policy']}",
         "",
-        "input columns (all required):",
-        *(f"  {name:<{width}}  {what}" for name, what in _columns(served)),
+        "input columns (required: in every request; optional: may be left out, scored as missing):",
+        *(f"  {name:<{width}}  {req:<{need}}  {what}" for name, req, what in columns),
         "",
         "other paths:",
         *(f"  {path:<18} {what}" for path, what in OTHER_PATHS),
@@ -248,8 +250,9 @@ def home_page(served: Described, host: str) -> str:
                 ("input policy", about["policy"]),
             ],
         )
-        + "<h2>Input columns (all required)</h2>"
-        + _table(("column", "takes"), _columns(served))
+        + "<h2>Input columns</h2><p>Required: in every request. Optional: may be left out "
+        "(scored as missing).</p>"
+        + _table(("column", "required", "takes"), _columns(served))
         + "<h2>Other paths</h2>"
         + _table(("path", "what"), list(OTHER_PATHS))
         + "<p><a href='/docs'>API reference</a> · <a href='/openapi.json'>OpenAPI document</a>"
@@ -275,7 +278,7 @@ def docs_page(served: Described) -> str:
         + ", ".join(f"<code>{e(t)}</code>" for t in request)
         + ". A JSON body holds one of <code>dataframe_records</code>, <code>dataframe_split</code>,"
         " <code>instances</code> or <code>inputs</code>; each row takes these columns:</p>"
-        + _table(("column", "takes"), _columns(served))
+        + _table(("column", "required", "takes"), _columns(served))
         + f"<p>Example:</p><pre>{e(json.dumps(request[JSON_TYPE]['example'], indent=2))}</pre>"
         + "<h2>Statuses</h2>"
         + _table(("status", "meaning"), [("200", "the predictions"), *ERROR_CODES.items()])

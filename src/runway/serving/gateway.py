@@ -7,9 +7,8 @@ model-version header, ``/health`` ``/ready`` ``/metrics`` and the prediction
 log. Scoring is forwarded to the live :class:`Slot`'s backends, as the checked rows
 in canonical form (:func:`canonical.canonical`); :mod:`runway.serving.serve` swaps slots.
 
-The request path is kept to plain Python on already-parsed data: a handful of
-dictionary lookups, the per-value contract check, a small body in the format
-MLflow reads fastest for its size, one round trip over a Unix socket.
+The request path is plain Python on parsed data: a few dictionary lookups, the contract
+check, a small body in the format MLflow reads fastest, one round trip over a Unix socket.
 """
 
 from __future__ import annotations
@@ -130,9 +129,7 @@ class Gateway:
             if len(headers) != len(raw):
                 payload.check_duplicates(raw)
             self._check_host(headers)
-            if known == "/invocations" and scope["method"] != "POST":
-                extra.append((b"allow", b"POST"))
-                raise BadRequest(405, "use POST to score rows", "METHOD_NOT_ALLOWED")
+            payload.check_method(known, scope["method"], extra)
             if known in ("/invocations", "/metrics") or known in docs.PATHS:
                 self._check_token(headers)  # the pages describe the model: token holders only
                 authed = True
@@ -261,7 +258,10 @@ class Gateway:
         request_id: str,
         extra: list[tuple[bytes, bytes]],
     ) -> int:
-        kind = payload.media_type(headers.get(b"content-type", b"").decode("latin-1"))
+        kind = payload.media_type(
+            headers.get(b"content-type", b"").decode("latin-1"),
+            headers.get(b"content-encoding", b"").decode("latin-1"),
+        )
         # The body first, under its own deadline, and only then a concurrency slot:
         # a client that trickles its body in holds a socket, never a slot.
         try:

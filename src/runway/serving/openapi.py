@@ -18,6 +18,7 @@ import numpy as np
 from runway import __version__
 from runway.core.columns.contract import ColumnContract, DataContract
 from runway.core.columns.input_policy import InputPolicy
+from runway.core.columns.schema import requirement
 from runway.core.documents import Document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.served import ResolvedModel
@@ -92,13 +93,32 @@ def column_schema(entry: ColumnContract, policy: InputPolicy) -> ColumnSchema:
     return schema
 
 
+def required_columns(contract: DataContract, policy: InputPolicy) -> list[str]:
+    """The columns a request must hold (:func:`requirement` says why, per column)."""
+    refused = policy.missing_values == "reject"  # a left-out column is missing on every row
+    return [n for n, e in contract.columns.items() if refused or not e.optional]
+
+
+def column_requirement(entry: ColumnContract, policy: InputPolicy) -> str:
+    """``required`` or ``optional (may be left out)``: one column, under this input policy."""
+    return requirement(entry.optional, policy.missing_values == "reject")
+
+
 def row_schema(contract: DataContract, policy: InputPolicy) -> Document:
     """One row (a JSON object): required columns, optional ones; others refused unless passed."""
     columns = contract.columns
+    properties: dict[str, Any] = {}
+    for name, entry in columns.items():
+        schema: Any = dict(column_schema(entry, policy))
+        what = column_requirement(entry, policy)
+        schema["description"] = (
+            f"{what}; {schema['description']}" if "description" in schema else what
+        )
+        properties[name] = schema
     return {
         "type": "object",
-        "properties": {name: column_schema(entry, policy) for name, entry in columns.items()},
-        "required": [name for name, entry in columns.items() if not entry.optional],
+        "properties": properties,
+        "required": required_columns(contract, policy),
         "additionalProperties": policy.unknown_columns == "pass",
     }
 
@@ -118,22 +138,32 @@ def _only(key: str, value: Mapping[str, object]) -> Document:
 
 
 def json_body(contract: DataContract, policy: InputPolicy) -> Document:
-    """The JSON request: exactly one of MLflow's four shapes."""
-    columns = contract.columns
-    cells = [column_schema(entry, policy) for entry in columns.values()]
+    """The JSON request: exactly one of MLflow's four shapes.
+
+    ``dataframe_split`` names its columns: every required one, any optional one,
+    in any order (the gateway reads values by name), each row one value per name.
+    """
+    names = list(contract.columns)
+    required = required_columns(contract, policy)
+    name: Document = {"type": "string"} if policy.unknown_columns == "pass" else {"enum": names}
     split = {
         "type": "object",
         "properties": {
-            "columns": {"const": list(columns)},
+            "columns": {
+                "type": "array",
+                "items": name,
+                "uniqueItems": True,
+                "allOf": [{"contains": {"const": n}} for n in required],
+                "description": f"required: {', '.join(required) or 'none'}; optional (may be "
+                f"left out): {', '.join(n for n in names if n not in required) or 'none'}",
+            },
             "data": {
                 "type": "array",
                 "minItems": 1,
                 "items": {
                     "type": "array",
-                    "prefixItems": cells,
-                    "items": False,
-                    "minItems": len(cells),
-                    "maxItems": len(cells),
+                    "description": "one value per name in columns, in that order, each as the "
+                    "Row schema says for its column",
                 },
             },
         },

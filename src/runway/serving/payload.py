@@ -102,8 +102,28 @@ class Payload:
         return self.frame
 
 
-def media_type(content_type: str | None) -> str:
-    """The media type of a Content-Type header, checked: 415 when absent, unknown or not UTF-8."""
+# What each path answers to; anything else is 405 with an Allow header (docs.PATHS: docs.py).
+METHODS = {"/invocations": ("POST",), "/health": ("GET", "HEAD"), "/ping": ("GET", "HEAD")}
+METHODS |= {"/ready": ("GET", "HEAD"), "/metrics": ("GET", "HEAD")}
+
+
+def check_method(known: str, method: str, extra: list[tuple[bytes, bytes]]) -> None:
+    """405 (and the Allow header in ``extra``) for a method ``known``'s path does not answer."""
+    allowed = METHODS.get(known)
+    if allowed is not None and method not in allowed:
+        extra.append((b"allow", ", ".join(allowed).encode()))
+        raise BadRequest(405, f"use {' or '.join(allowed)} for {known}", "METHOD_NOT_ALLOWED")
+
+
+def media_type(content_type: str | None, encoding: str = "") -> str:
+    """The media type of a Content-Type header, checked: 415 when absent, unknown or not UTF-8,
+    or when the body is encoded (gzip, br, ...): the gateway reads bodies as sent."""
+    if encoding.strip().lower() not in ("", "identity"):
+        raise BadRequest(
+            415,
+            f"unsupported Content-Encoding {clip(encoding.strip())}; send the body uncompressed",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
     if not content_type:
         raise BadRequest(
             415,

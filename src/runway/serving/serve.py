@@ -42,6 +42,7 @@ from types import FrameType
 import uvicorn
 
 from runway.core.columns.contract import unverified
+from runway.core.outage import Outage
 from runway.core.threads import thread_env, threads_for
 from runway.errors import AuditUnverified, RunwayError, ServeError
 from runway.net import redact_url
@@ -86,7 +87,7 @@ class Server:
         self.runtime = runtime  # private (0700): model folders and backend sockets
         self.failed: dict[str, float] = {}  # version -> when it failed to start (monotonic)
         self._draining: set[asyncio.Task] = set()
-        self._last_problem = ""
+        self.registry_outage = Outage("the registry (tracking store)")
         self._wake = asyncio.Event()  # a backend died: repair now, not at the next poll
         self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
         self.seen: str | None = None  # the registry's fingerprint when last resolved
@@ -192,11 +193,11 @@ class Server:
             self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
             if isinstance(exc, AuditUnverified):  # and no audited version to stand in
                 self.refuse(str(exc))
-            if str(exc) != self._last_problem:  # once per new problem, not every poll
-                log.warning("keeping %s: %s", _name(current), exc)
-                self._last_problem = str(exc)
+            if line := self.registry_outage.failed(str(exc)):  # once per outage, not per poll
+                log.warning("keeping %s: %s", _name(current), line)
             return
-        self._last_problem = ""
+        if line := self.registry_outage.recovered(f"serving {_name(current)}"):
+            log.warning("%s", line)
         if current is not None and latest.version == current.model.version:
             return
         failed_at = self.failed.get(latest.version)

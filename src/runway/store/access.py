@@ -64,6 +64,18 @@ class Admin:
         """The user these credentials authenticate as."""
         return str(self._call(routes.GET_CURRENT_USER, "GET")["user"]["username"])
 
+    def create_user(self, username: str, password: str) -> bool:
+        """Create ``username``; False (and its password untouched) if it exists."""
+        try:
+            self._call(
+                routes.CREATE_USER, "POST", json={"username": username, "password": password}
+            )
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return False
+        return True
+
     def ensure_user(self, username: str, password: str) -> bool:
         """Create ``username`` (False if it existed: then its password is set to ``password``)."""
         try:

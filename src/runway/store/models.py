@@ -96,6 +96,12 @@ def pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in packages]
 
 
+NUMBER_TYPE = "double"  # what runway's checks cast a numeric column to
+# Logged as AnyType (see input_spec); the declared type is kept in the MLmodel's metadata
+ANY_INPUTS = frozenset({NUMBER_TYPE, "datetime"})
+INPUT_TYPES_KEY = "runway_input_types"
+
+
 def log_sklearn_model(
     model: Any,
     X_example: pd.DataFrame,
@@ -110,14 +116,16 @@ def log_sklearn_model(
     """
     import mlflow.sklearn
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import Schema
 
     example = X_example.head(5)
     with quiet_schema_hints():
         signature = infer_signature(X_example, model.predict(X_example))
+    metadata = None
     if inputs is not None:
-        columns = [ColSpec(kind, column, required=required) for column, kind, required in inputs]
-        signature = ModelSignature(Schema(columns), signature.outputs)  # type: ignore[arg-type]
+        columns = [input_spec(column, kind, required) for column, kind, required in inputs]
+        signature = ModelSignature(Schema(columns), signature.outputs)
+        metadata = {INPUT_TYPES_KEY: {column: kind for column, kind, _ in inputs}}
 
     def log_with(trusted: list[str]) -> str:
         with quiet_schema_hints():
@@ -130,6 +138,7 @@ def log_sklearn_model(
                     pip_requirements=pip_requirements(),
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                     skops_trusted_types=trusted,
+                    metadata=metadata,
                 ).model_uri
             )
 
@@ -146,6 +155,26 @@ def log_sklearn_model(
         return log_with(sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model))))
 
 
+def input_spec(column: str, kind: str, required: bool) -> Any:
+    """One signature input; number and timestamp columns are logged as ``AnyType``.
+
+    Why: MLflow's enforcement turns int64 into double only for 0/1 values, so a
+    user's ``pd.read_csv`` of the training file (whole numbers come back int64)
+    was refused in-process, and ``long`` would refuse the float64 pandas reads a
+    gappy integer column as; a timestamp column read as text (pandas' ``str``
+    dtype) was refused for ``datetime``. ``AnyType`` lets these through to the
+    pipeline, whose own steps read them as every path does (float64;
+    DatetimeParts). The declared type stays in the MLmodel's metadata
+    (:data:`INPUT_TYPES_KEY`), which :func:`signature_inputs` reports.
+    """
+    from mlflow.types import ColSpec
+    from mlflow.types.schema import AnyType
+
+    if kind in ANY_INPUTS:
+        return ColSpec(AnyType(), column, required=required)
+    return ColSpec(kind, column, required=required)
+
+
 def download_model(model_uri: str, dst: str | Path) -> Path:
     """Copy a logged or registered model's files (MLmodel, input example) to ``dst``."""
     with artifact_errors(lambda exc: f"cannot download {model_uri}: {exc.message}"):
@@ -158,17 +187,35 @@ def size_mb(local: Path) -> float:
 
 
 def signature_inputs(local: Path, required_only: bool = False) -> dict[str, str]:
-    """Input column -> MLflow type name, from a downloaded model's signature."""
-    from mlflow.models import Model
+    """Input column -> MLflow type name, from a downloaded model's signature.
 
-    signature = Model.load(str(local / "MLmodel")).signature
+    An ``AnyType`` input reports the type runway declared for it (the MLmodel's
+    metadata; ``double`` for a model logged without it), so REST and batch cast
+    rows as before.
+    """
+    from mlflow.models import Model
+    from mlflow.types.schema import AnyType
+
+    model = Model.load(str(local / "MLmodel"))
+    signature = model.signature
     if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
         return {}
+    declared = (model.metadata or {}).get(INPUT_TYPES_KEY) or {}
     return {
-        str(col.name): str(getattr(col.type, "name", col.type))
+        str(col.name): str(declared.get(col.name, NUMBER_TYPE))
+        if isinstance(col.type, AnyType)
+        else str(getattr(col.type, "name", col.type))
         for col in signature.inputs.inputs
         if not required_only or getattr(col, "required", True)
     }
+
+
+def input_types_metadata(local: Path) -> dict[str, Any] | None:
+    """The MLmodel metadata a copy of this model's signature needs (the ONNX version's)."""
+    from mlflow.models import Model
+
+    declared = (Model.load(str(local / "MLmodel")).metadata or {}).get(INPUT_TYPES_KEY)
+    return {INPUT_TYPES_KEY: declared} if declared else None
 
 
 def load_sklearn(local: Path) -> Any:

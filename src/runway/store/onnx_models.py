@@ -27,6 +27,7 @@ import mlflow
 import pandas as pd
 
 from runway.core.onnx import model as onnx_model
+from runway.store import models
 from runway.store.tracking import client, quiet_schema_hints
 
 LOADER_MODULE = onnx_model.__name__
@@ -74,6 +75,7 @@ def log_twin(onnx_file: Path, record: dict[str, Any], source_local: Path) -> str
                 signature=signature,
                 input_example=example if isinstance(example, pd.DataFrame) else None,
                 pip_requirements=twin_requirements(),
+                metadata=models.input_types_metadata(source_local),
             )
     return str(info.model_uri)
 

@@ -3,6 +3,10 @@
 :class:`BackgroundWriter` takes a request's rows in O(1) and writes them from a
 thread, in batches. A full queue drops rows (counted in ``dropped``) rather
 than slow a response down: the log is for monitoring, the answer comes first.
+Rows the sink refuses (the team's database is down) wait on local disk
+(:mod:`runway.store.predlog_buffer`, bounded: what does not fit is dropped and
+counted) and are written when it answers again; the outage is logged once when
+it starts and once when it ends, not at every flush.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any
 
 import pandas as pd
 
+from runway.core.outage import Outage
 from runway.net import redact_text, redact_url
 from runway.store.predlog import PredictionLog, rejected_frame, row_keys, scored_frame
+from runway.store.predlog_buffer import DEFAULT_MAX_ROWS, DiskBuffer
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +86,19 @@ class BackgroundWriter:
         flush_rows: int = 1000,
         flush_seconds: float = 1.0,
         max_pending: int = 10_000,
+        buffer_rows: int = DEFAULT_MAX_ROWS,
+        retry_seconds: float = 5.0,
     ) -> None:
         self.sink = sink
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self.dropped = 0
+        self.retry_seconds = retry_seconds  # while the sink is down: how often held rows are tried
+        self.queue_dropped = 0  # rows a full queue refused
         self.written = 0
+        self.buffer = DiskBuffer(sink, buffer_rows)
+        self.outage = Outage(f"the prediction log {redact_url(sink.target)}")
+        self._next_try = 0.0
+        self._said_full = False
         self._queue: queue.Queue[_Request | None] = queue.Queue(max_pending)
         self._thread = threading.Thread(target=self._run, name="runway-predlog", daemon=True)
         self._thread.start()
@@ -115,11 +128,22 @@ class BackgroundWriter:
                 _Request(model, version, rows, request_id, datetime.now(UTC), rejected=rejected)
             )
 
+    @property
+    def dropped(self) -> int:
+        """Rows that will never be in the log: a full queue's, and those the disk buffer
+        had no room for."""
+        return self.queue_dropped + self.buffer.dropped
+
+    @property
+    def buffered(self) -> int:
+        """Rows held on disk until the sink answers again."""
+        return self.buffer.rows
+
     def _put(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
         except queue.Full:
-            self.dropped += len(request.rows)
+            self.queue_dropped += len(request.rows)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -184,17 +208,47 @@ class BackgroundWriter:
                 frame["prediction"] = outputs.map(
                     lambda v: v if isinstance(v, str) or v is None or v != v else json.dumps(v)
                 )
-            try:
+            self._write(model, frame)
+        if not by_model and self.buffer.rows and time.monotonic() >= self._next_try:
+            self._write(None, None)  # idle: try the held rows now and then
+
+    def _write(self, model: str | None, frame: pd.DataFrame | None) -> None:
+        """Held rows first (the sink answers again?), then ``frame``; what is refused is held."""
+        replayed = 0
+        try:
+            if self.buffer.rows:
+                replayed = self.buffer.replay()
+                self.written += replayed
+            if model is not None and frame is not None:
                 self.sink.write_frame(model, frame)
                 self.written += len(frame)
-            except Exception as exc:
-                self.dropped += len(frame)
-                log.warning(
-                    "prediction log: cannot write %d rows to %s: %s",
-                    len(frame),
-                    redact_url(self.sink.target),
-                    redact_text(str(exc)),
-                )
+        except Exception as exc:
+            self._refused(frame, exc)
+            return
+        detail = f"wrote {replayed} held rows; {self.dropped} rows dropped in all"
+        if line := self.outage.recovered(detail):
+            log.warning("%s", line)
+            self._said_full = False
+
+    def _refused(self, frame: pd.DataFrame | None, exc: Exception) -> None:
+        self._next_try = time.monotonic() + self.retry_seconds
+        if frame is not None:
+            self.buffer.hold(frame)
+        words = redact_text(str(exc)).strip().splitlines() or [type(exc).__name__]
+        if line := self.outage.failed(words[0][:300]):
+            log.warning(
+                "%s; holding its rows in %s (up to %d rows), written once it answers",
+                line,
+                self.buffer.folder,
+                self.buffer.max_rows,
+            )
+        if self.buffer.dropped and not self._said_full:
+            self._said_full = True
+            log.warning(
+                "prediction log: %d rows held on disk, the most kept; newer rows are dropped "
+                "(counted in runway_prediction_log_dropped_total)",
+                self.buffer.rows,
+            )
 
 
 _EMPTY = _Request("", "", [], "", datetime.now(UTC))

@@ -14,7 +14,7 @@ import logging
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,8 +28,9 @@ from runway.core.columns.profile import ReferenceProfile
 from runway.core.columns.schema import DataContract
 from runway.core.text import slug
 from runway.errors import TrackingError
-from runway.net import redact_url
+from runway.net import redact_text, redact_url
 from runway.settings import Settings
+from runway.store import unclosed
 from runway.store.http import artifact_errors, configure_http, explain
 
 log = logging.getLogger(__name__)
@@ -121,16 +122,33 @@ def run(
         mlflow.set_tags(tags)
     try:
         yield active
-    except KeyboardInterrupt:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+    except KeyboardInterrupt as exc:
+        _end(RunStatus.KILLED, "", exc)
         raise
     except BaseException as exc:
+        error = redact_text(f"{type(exc).__name__}: {exc}")[:MAX_TAG_CHARS]
         with contextlib.suppress(Exception):
-            mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_CHARS])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+            mlflow.set_tag(ERROR_TAG, error)
+        _end(RunStatus.FAILED, error, exc)
         raise
     else:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+        _end(RunStatus.FINISHED, "", None)
+
+
+def _end(status: int, error: str, cause: BaseException | None) -> None:
+    """End the active run as ``status``; if the store refuses (it is down), remember the run
+    so the next command ends it (:mod:`runway.store.unclosed`) and raise what says why,
+    or let ``cause`` (the run's own failure, being raised) stand."""
+    run = mlflow.active_run()
+    name = RunStatus.to_string(status)
+    try:
+        mlflow.end_run(name)  # pops the run first: at exit MLflow does not end it FINISHED
+    except Exception as exc:
+        if run is None:
+            raise
+        unclosed.remember(run.info.run_id, name, error, exc)
+        if cause is None:
+            raise explain(exc) or exc from None
 
 
 def git_commit(cwd: str | Path | None = None) -> tuple[str, bool]:
@@ -395,7 +413,7 @@ def _load_model(run_id: str, path: str, model: type[M]) -> M:
 def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
     """A JSON artifact of a run (the data contract, the reference profile), parsed."""
     missing = f"run {run_id} has no {path}; runway needs runs made by `runway train` or `sweep`"
-    with artifact_errors(lambda _exc: missing):
+    with artifact_errors(lambda _exc: missing, f"run {run_id}'s {path}", _lister(run_id, path)):
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
     doc = json.loads(text)
     if not isinstance(doc, dict):
@@ -405,8 +423,18 @@ def load_json_artifact(run_id: str, path: str) -> dict[str, Any]:
 
 def download_artifact(run_id: str, path: str, dst: str | Path) -> Path:
     """One artifact of a run, copied under ``dst``; its local path."""
-    with artifact_errors(lambda exc: f"run {run_id} has no {path}: {exc.message}"):
+    with artifact_errors(
+        lambda exc: f"run {run_id} has no {path}: {exc.message}",
+        f"run {run_id}'s {path}",
+        _lister(run_id, path),
+    ):
         return Path(client().download_artifacts(run_id, path, str(dst)))
+
+
+def _lister(run_id: str, path: str) -> Callable[[], object]:
+    """Lists the folder holding ``path``: raises if the artifact store cannot be read."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else None
+    return lambda: client().list_artifacts(run_id, folder)
 
 
 def load_run_text(run_id: str, path: str) -> str:

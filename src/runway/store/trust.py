@@ -63,6 +63,8 @@ def source_problem(mv: Version) -> str | None:
         logged = mlflow_client.get_logged_model(model_id)
     except MlflowException as exc:
         return f"its source or run cannot be read: {exc.message.splitlines()[0][:200]}"
+    if run.info.lifecycle_stage != "active":
+        return f"its source run {mv.run_id} was deleted"
     outputs = {o.model_id for o in (run.outputs.model_outputs if run.outputs else [])}
     if model_id not in outputs or logged.source_run_id != mv.run_id:
         return f"its source {model_id} is not a model its run {mv.run_id} logged"
@@ -102,7 +104,8 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         raise UntrustedModel(
             f"refusing {label}: {'; '.join(verdict.problems)}; nothing from it was loaded. "
             "runway loads skops models of the types it builds: retrain it with `runway train`, "
-            f"or, if you vouch for these types, add them to runway/core/{ALLOWLIST_FILE.name} (one line each) "
+            f"or, if you vouch for these types, add them to runway/core/governance/{ALLOWLIST_FILE.name} "
+            "(one line each)"
             "in a reviewed change; RUNWAY_ALLOW_PICKLE_MODELS=true admits code-running models"
         )
     if verdict.runs_code:

@@ -54,6 +54,15 @@ class TeamSettings(BaseSettings):
             "when the PostgreSQL user cannot reach <dir>)."
         ),
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description=(
+            "The MLflow server's uvicorn workers; above 1 its login cache is off so a "
+            "password change holds at once in every worker."
+        ),
+    )
     start_timeout: float = Field(
         default=240.0, gt=0, description="Seconds a service may take to become ready."
     )

@@ -21,12 +21,18 @@ from pathlib import Path
 from runway.team import procs
 
 ADMIN = "admin"
-# Each authenticated request otherwise re-hashes the password (a slow hash, by design);
-# with one worker, password and admin changes still invalidate the cache at once.
+# Each authenticated request otherwise re-hashes the password (a slow hash, by design).
+# The cache is per worker: a password change invalidates only the worker that made it,
+# so with more workers (or servers) the cache is off and a change holds at once.
 AUTH_CACHE_SECONDS = 60
 
 
-def auth_ini(path: Path, database_uri: str, admin_password: str) -> Path:
+def auth_cache_seconds(workers: int) -> int:
+    """How long a worker may trust a checked password: 0 (no cache) unless it is alone."""
+    return AUTH_CACHE_SECONDS if workers == 1 else 0
+
+
+def auth_ini(path: Path, database_uri: str, admin_password: str, workers: int = 1) -> Path:
     """MLflow's basic-auth configuration (0600: it holds the admin's first password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -36,13 +42,15 @@ def auth_ini(path: Path, database_uri: str, admin_password: str) -> Path:
         f"admin_username = {ADMIN}\n"
         f"admin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
+        f"auth_cache_ttl_seconds = {auth_cache_seconds(workers)}\n"
     )
     path.chmod(0o600)
     return path
 
 
-def command(host: str, port: int, backend_uri: str, artifacts: str, auth: bool) -> list[str]:
+def command(
+    host: str, port: int, backend_uri: str, artifacts: str, auth: bool, workers: int = 1
+) -> list[str]:
     """``mlflow server`` as the stack runs it."""
     return [
         sys.executable,
@@ -54,7 +62,7 @@ def command(host: str, port: int, backend_uri: str, artifacts: str, auth: bool) 
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--backend-store-uri",
         backend_uri,
         "--serve-artifacts",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runway.errors import TeamError
-from runway.team import objectstore, postgres, procs, server
+from runway.team import dbroles, objectstore, postgres, procs, server
 from runway.team.config import TeamSettings
 
 log = logging.getLogger(__name__)
@@ -194,29 +194,9 @@ class Stack:
             if waited is None:
                 raise TeamError(f"the mlflow server (pid {self.pid('mlflow')}) does not answer")
             return f"mlflow    {self.url} already running"
-        auth_config = None
-        if self.settings.auth:
-            auth_config = server.auth_ini(
-                self.dir / "mlflow" / "basic_auth.ini",
-                self.pg_url("mlflow_auth", password=False),
-                self.secrets["admin_password"],
-            )
-        extra = {
-            "PGPASSFILE": str(self._pgpass()),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secrets["flask_secret"],
-        }
-        if self.external_s3:
-            extra["MLFLOW_S3_ENDPOINT_URL"] = self.external_s3
-        else:
+        if not self.external_s3:
             _adopt_saved_bucket(self.dir)
-        command = server.command(
-            self.host,
-            self.ports["mlflow"],
-            self.pg_url("mlflow", password=False),
-            self.artifacts,
-            self.settings.auth,
-        )
-        env = server.environment(os.environ, extra, auth_config)
+        command, env = self.server_launch(self.ports["mlflow"], self.dir / "mlflow")
         ready = server.start(
             command,
             env,
@@ -227,6 +207,33 @@ class Stack:
         )
         auth = "basic-auth, admin user 'admin'" if self.settings.auth else "no authentication"
         return f"mlflow    {self.url} ready in {ready:.1f}s ({auth}; artifacts in {self.artifacts})"
+
+    def server_launch(self, port: int, folder: Path) -> tuple[list[str], dict[str, str]]:
+        """The server's command and environment (its auth configuration written to ``folder``)."""
+        workers = self.settings.workers
+        auth_config = None
+        if self.settings.auth:
+            auth_config = server.auth_ini(
+                folder / "basic_auth.ini",
+                self.pg_url("mlflow_auth", password=False),
+                self.secrets["admin_password"],
+                workers,
+            )
+        extra = {
+            "PGPASSFILE": str(self._pgpass()),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secrets["flask_secret"],
+        }
+        if self.external_s3:
+            extra["MLFLOW_S3_ENDPOINT_URL"] = self.external_s3
+        command = server.command(
+            self.host,
+            port,
+            self.pg_url("mlflow", password=False),
+            self.artifacts,
+            self.settings.auth,
+            workers,
+        )
+        return command, server.environment(os.environ, extra, auth_config)
 
     def _pgpass(self) -> Path:
         """The database password for libpq (0600), so no password shows in `ps`."""
@@ -251,14 +258,45 @@ class Stack:
         variables = {"MLFLOW_TRACKING_URI": self.url}
         if self.settings.auth:
             variables |= {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
-        variables |= {
-            "RUNWAY_OPTUNA_STORAGE": self.pg_url("optuna"),
-            "RUNWAY_PREDICTION_LOG": self.pg_url("predictions"),
-            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
-        }
+        variables |= self._database_urls(user)
+        variables["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
         if not self.external_s3:  # data files on the stack's S3 (runway score s3://...)
             variables |= objectstore.moto_env(self.s3_endpoint)
         return variables
+
+    def _database_urls(self, user: str | None) -> dict[str, str]:
+        """The admin gets the superuser's; a member their own login, for what their roles need."""
+        if user is None:
+            return {
+                "RUNWAY_OPTUNA_STORAGE": self.pg_url("optuna"),
+                "RUNWAY_PREDICTION_LOG": self.pg_url("predictions"),
+            }
+        found = self.secrets
+        password, roles = found.get("db", {}).get(user), found.get("roles", {}).get(user, [])
+        if password is None:
+            return {}
+        base, urls = self.pg_url("postgres"), {}
+        if "author" in roles:
+            urls["RUNWAY_OPTUNA_STORAGE"] = dbroles.member_url(base, user, password, "optuna")
+        if "author" in roles or "service" in roles:
+            urls["RUNWAY_PREDICTION_LOG"] = dbroles.member_url(base, user, password, "predictions")
+        return urls
+
+    def grant_database(self, user: str, role: str) -> list[str]:
+        """``user``'s own database login (password in secrets.json) with what ``role`` needs."""
+        dbroles.check_name(user, postgres.SUPERUSER)
+        found = self.secrets
+        password = found.setdefault("db", {}).get(user) or secrets.token_urlsafe(18)
+        databases = dbroles.Databases(self.pg_url("postgres"))
+        databases.prepare()
+        databases.set_password(user, password)
+        lines = databases.grant(role, user)
+        found["db"][user] = password
+        held = found.setdefault("roles", {}).setdefault(user, [])
+        if role not in held:
+            held.append(role)
+        self._write_private(self.dir / "secrets.json", json.dumps(found, indent=1))
+        return lines
 
     def admin(self) -> Any:
         """Admin calls on the running server, as the stack's admin."""

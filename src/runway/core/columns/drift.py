@@ -12,6 +12,11 @@ end bins instead of dropping out of the histogram, and those are exactly the
 drifted ones. Categorical bins are the reference categories, plus ``(other)``
 for training categories the profile did not list and ``(unseen)`` for values
 training never had.
+
+Labels are matched by value, not by spelling (:class:`LabelIndex`): a part file
+whose ``prediction`` column became float (a rejected row's gap) holds ``1.0``
+for the class ``1``, a SQLite log holds ``1`` for the boolean ``True``; both are
+the reference's label, not ``(unseen)``.
 """
 
 from __future__ import annotations
@@ -20,15 +25,80 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from runway.core.columns.kinds import FALSE_TEXT, TRUE_TEXT
 from runway.core.columns.profile import FeatureProfile
 
 EPSILON = 1e-4  # the fraction an empty bin counts as in PSI (the usual 0.01 %)
 UNSEEN = "(unseen)"
 OTHER = "(other)"
+
+
+class LabelIndex:
+    """A value as one of the reference's labels, whatever type the log carries it in.
+
+    Built from the labels' texts (the profile's keys) and, when known, their typed
+    values (the contract's classes): a number matches a numeric label by value
+    (``1.0`` is ``1``), a boolean or its spellings a boolean label, text matches
+    text. Untyped labels are typed by their text (``"1"`` is a number, ``"True"`` a
+    boolean), which is how the profile wrote them.
+    """
+
+    def __init__(self, labels: Sequence[str], typed: Sequence[Any] | None = None) -> None:
+        self.keys: dict[tuple[str, Any], str] = {}
+        values = list(typed) if typed is not None and len(typed) == len(labels) else None
+        for i, label in enumerate(labels):
+            text = str(label)
+            self.keys.setdefault(("t", text), text)
+            value = values[i] if values is not None else _typed(text)
+            if isinstance(value, (bool, np.bool_)):
+                self.keys.setdefault(("b", bool(value)), text)
+                self.keys.setdefault(("n", float(value)), text)
+            elif isinstance(value, (int, float, np.integer, np.floating)):
+                self.keys.setdefault(("n", float(value)), text)
+                if value in (0, 1):
+                    self.keys.setdefault(("b", bool(value)), text)
+
+    def label(self, value: Any) -> str:
+        """The label ``value`` is, or its own text when it is none of them."""
+        for key in _keys(value):
+            if key in self.keys:
+                return self.keys[key]
+        return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _typed(text: str) -> Any:
+    """A label's text as the value it spells (a number, a boolean), else the text."""
+    if text in TRUE_TEXT - {"1"} or text in FALSE_TEXT - {"0"}:
+        return text in TRUE_TEXT
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    # Only a number's own spelling: "007" and "1e0" stay the codes they are.
+    plain = text.lstrip("-")
+    return number if plain == str(int(abs(number))) or text == repr(number) else text
+
+
+def _keys(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, (bool, np.bool_)):
+        return [("b", bool(value)), ("n", float(value))]
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return [("n", float(value))]
+    text = str(value)
+    typed = _typed(text)
+    keys: list[tuple[str, Any]] = [("t", text)]
+    if isinstance(typed, bool):
+        keys.append(("b", typed))
+    elif isinstance(typed, float):
+        keys.append(("n", typed))
+    return keys
 
 
 @dataclass
@@ -41,6 +111,7 @@ class Histogram:
     edges: np.ndarray | None = None  # inner edges of numeric bins; None for categories
     index: dict[str, int] = field(default_factory=dict)  # category -> bin
     known: frozenset[str] | None = None  # every category training had (the contract's), if known
+    matcher: LabelIndex | None = None  # categories: values to labels by value
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
@@ -67,8 +138,12 @@ class Histogram:
             bins = np.searchsorted(self.edges, numbers, side="right")
             self.counts += np.bincount(bins, minlength=len(self.labels))
             return
-        for value, n in present.astype(str).value_counts().items():
-            self.counts[self._bin(str(value))] += int(n)
+        if self.matcher is None:
+            for value, n in present.astype(str).value_counts().items():
+                self.counts[self._bin(str(value))] += int(n)
+            return
+        for value, n in present.value_counts().items():
+            self.counts[self._bin(self.matcher.label(value))] += int(n)
 
     def _bin(self, value: str) -> int:
         if value in self.index:
@@ -108,11 +183,17 @@ def numeric_histogram(entry: FeatureProfile) -> Histogram | None:
     return Histogram(labels, np.array(fractions), int(entry.count or 0), edges=inner)
 
 
-def categorical_histogram(entry: FeatureProfile, known: Sequence[str] | None = None) -> Histogram:
+def categorical_histogram(
+    entry: FeatureProfile,
+    known: Sequence[str] | None = None,
+    typed: Sequence[Any] | None = None,
+) -> Histogram:
     """Bins of a categorical feature: its profile's categories, ``(other)`` and ``(unseen)``.
 
     ``known`` is every category training had (the data contract's list), when
     complete; it tells an unlisted training category from an unseen one.
+    ``typed`` are the labels' values (a classifier's classes, in the profile's
+    order of labels or not): window values are matched to labels by value.
     """
     frequencies = {str(k): float(v) for k, v in (entry.frequencies or {}).items()}
     labels = list(frequencies)
@@ -124,12 +205,20 @@ def categorical_histogram(entry: FeatureProfile, known: Sequence[str] | None = N
     labels.append(UNSEEN)
     reference.append(0.0)
     index = {label: i for i, label in enumerate(labels)}
+    names = list(frequencies)
+    if typed is not None:  # the classes by their text, in the profile's order
+        by_text = {str(c): c for c in typed}
+        names += [t for t in by_text if t not in frequencies]
+        values: list[Any] | None = [by_text.get(t, t) for t in names]
+    else:
+        values = None
     return Histogram(
         labels,
         np.array(reference),
         int(entry.count or 0),
         index=index,
         known=frozenset(map(str, known)) if known is not None else None,
+        matcher=LabelIndex(names, values),
     )
 
 

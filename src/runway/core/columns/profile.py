@@ -1,13 +1,16 @@
 """The reference profile of a model's training data: what drift checks compare against.
 
 Quantile bins and summary statistics per numeric feature, value frequencies
-per categorical or boolean one, the range of a datetime one, and what the model
-predicted on the holdout; logged with every model (``contract/reference_profile.json``)
-as a :class:`ReferenceProfile`, read back by monitoring as one.
+per categorical or boolean one, the range of a datetime one and how often each
+of its cyclic parts occurs (hour, day of week, month: what the model's
+``DatetimeParts`` derives), and what the model predicted on the holdout;
+logged with every model (``contract/reference_profile.json``) as a
+:class:`ReferenceProfile`, read back by monitoring as one.
 
 Versions: ``version`` is the file's schema version. 1 had no
-``frequencies_truncated`` and no ``predictions``; 2 (:data:`PROFILE_VERSION`)
-has both. Older files read as they are and dump back exactly as read.
+``frequencies_truncated`` and no ``predictions``; 2 has both; 3
+(:data:`PROFILE_VERSION`) adds a datetime's ``parts``. Older files read as they
+are and dump back exactly as read (a datetime without ``parts`` is not compared).
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ import numpy as np
 import pandas as pd
 
 from runway.core.columns.kinds import Kind as FeatureKind
+from runway.core.columns.kinds import timestamp_series
 from runway.core.columns.schema import JsonRecord
 
-PROFILE_VERSION = 2  # 2: prediction profile, frequencies_truncated
+PROFILE_VERSION = 3  # 2: prediction profile, frequencies_truncated; 3: datetime parts
+# The cyclic parts of a timestamp, with the span that holds each one's whole cycle: a part's
+# distribution is comparable only between samples that each span its cycle.
+CYCLIC_PARTS: dict[str, int] = {"hour": 1, "dayofweek": 7, "month": 365}  # days
+_CYCLE_VALUES = {"hour": range(24), "dayofweek": range(7), "month": range(1, 13)}
 PROFILE_BINS = 10
 MAX_PROFILE_CATEGORIES = 200
 
@@ -41,6 +49,7 @@ class FeatureProfile(JsonRecord):
     max: str | None = None
     frequencies: dict[str, float] | None = None  # categorical, boolean: the most frequent first
     frequencies_truncated: bool | None = None
+    parts: dict[str, FeatureProfile] | None = None  # datetime: each cyclic part's frequencies
 
 
 class PredictionProfile(FeatureProfile):
@@ -83,10 +92,8 @@ def infer_profile(
         }
         if kind == "numeric":
             entry.update(numeric_entry(series.dropna().astype("float64").to_numpy()))
-        elif kind == "datetime":  # timestamps move on by nature: their range, not their bins
-            stamps = series.dropna()
-            if len(stamps):
-                entry.update(min=stamps.min().isoformat(), max=stamps.max().isoformat())
+        elif kind == "datetime":  # timestamps move on by nature: their range and cyclic parts
+            entry.update(datetime_entry(series))
         else:  # categorical and boolean: how often each value occurs
             entry.update(categorical_entry(series.dropna().astype(str)))
         profile[name] = FeatureProfile.model_validate(entry)
@@ -112,6 +119,35 @@ def numeric_entry(values: np.ndarray) -> dict[str, object]:
         "bin_edges": [float(e) for e in edges],
         "bin_fractions": [float(c) / len(values) for c in counts],
     }
+
+
+def datetime_entry(series: pd.Series) -> dict[str, object]:
+    """The range of timestamps, and the frequencies of their cyclic parts (keys ``"0"``, ``"13"``)."""
+    stamps = timestamp_series(series)[0].dropna()
+    if not len(stamps):
+        return {}
+    parts = {
+        part: {"kind": "categorical", "count": len(stamps), **part_entry(stamps, part)}
+        for part in CYCLIC_PARTS
+    }
+    return {"min": stamps.min().isoformat(), "max": stamps.max().isoformat(), "parts": parts}
+
+
+def part_values(stamps: pd.Series, part: str) -> pd.Series:
+    """One part of timestamps as text labels (``"0"`` .. ``"23"`` for hours), NaN kept."""
+    values = getattr(stamps.dt, part)
+    return values.astype("Int64").astype(str).where(values.notna())
+
+
+def part_entry(stamps: pd.Series, part: str) -> dict[str, object]:
+    """Frequencies of one part over its whole cycle (hour 0 to 23, zeros kept), in order.
+
+    Every value of the cycle is a bin, so a window's night hours show as hours
+    (``0``, ``1``), not as ``(unseen)``, when training saw only office hours.
+    """
+    values = getattr(stamps.dt, part).astype("int64")
+    freq = values.value_counts(normalize=True)
+    return {"frequencies": {str(k): float(freq.get(k, 0.0)) for k in _CYCLE_VALUES[part]}}
 
 
 def categorical_entry(values: pd.Series) -> dict[str, object]:

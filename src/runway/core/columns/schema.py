@@ -86,6 +86,22 @@ class ColumnContract(JsonRecord):
         return frozenset(self.categories)
 
 
+REQUIRED = "required"
+OPTIONAL = "optional (may be left out)"
+
+
+def requirement(optional: bool, missing_refused: bool = False) -> str:
+    """What a request must do about one column, in the same words on every page and report.
+
+    A column with missing values in training is optional: a request may leave it
+    out and every row scores it as missing. Under an input policy that refuses
+    missing values, leaving it out rejects every row, so it is required there.
+    """
+    if not optional:
+        return REQUIRED
+    return REQUIRED + " (the input policy refuses missing values)" if missing_refused else OPTIONAL
+
+
 class TargetInfo(JsonRecord):
     """A classification target: its labels, their names, the positive class of a binary one."""
 

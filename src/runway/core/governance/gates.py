@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from runway.core.columns.schema import OPTIONAL, REQUIRED
 from runway.core.governance.policy import PromotionPolicy
 from runway.core.text import format_table
 from runway.core.training.catalog import METRICS
@@ -252,8 +253,12 @@ def _at_least(value: float, wanted: float) -> bool:
 
 
 def _columns(facts: ModelFacts) -> str:
-    optional = len(facts.inputs) - len(facts.required_inputs)
-    return f"{len(facts.inputs)} columns" + (f" ({optional} optional)" if optional else "")
+    """How many columns, and which a request may leave out (the words of ``GET /``)."""
+    optional = [c for c in facts.inputs if c not in facts.required_inputs]
+    if not optional:
+        return f"{len(facts.inputs)} columns, all {REQUIRED}"
+    shown = ", ".join(optional[:6]) + (f" (+{len(optional) - 6} more)" if len(optional) > 6 else "")
+    return f"{len(facts.inputs)} columns; {OPTIONAL}: {shown}"
 
 
 def _signature(candidate: ModelFacts, baseline: ModelFacts | None, allow_breaking: bool) -> Rule:

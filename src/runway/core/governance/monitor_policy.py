@@ -49,6 +49,11 @@ class FeatureDrift(Strict):
         le=1,
         description="The input has drifted when at least this share of features drifted.",
     )
+    per_feature: Literal["breach", "note"] = Field(
+        default="breach",
+        description="breach: one drifted feature crosses the threshold on its own; note: a "
+        "drifted feature is reported, and only the drift share breaches.",
+    )
 
 
 class PredictionDrift(Strict):

@@ -171,6 +171,11 @@ def inspect_model_dir(
     flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
     if not isinstance(flavors, dict):
         return Verdict(("MLmodel has no flavors",))
+    if not all(isinstance(conf, dict) for conf in flavors.values()):
+        return Verdict(("a flavor in MLmodel is not a mapping",))
+    linked = outside_links(path)
+    if linked:
+        return Verdict((f"links the loader would follow: {_names(linked)}",))
     if (flavors.get("python_function") or {}).get("loader_module") in TWIN_LOADERS:
         return Verdict(tuple(twin_problems(path, flavors, onnx_sha256)))
     code = _runs_code(flavors)
@@ -208,6 +213,7 @@ def twin_problems(path: Path, flavors: dict[str, Any], onnx_sha256: str | None) 
     pyfunc = flavors.get("python_function") or {}
     if set(flavors) != {"python_function"}:
         problems.append(f"an ONNX version has flavors {sorted(map(str, flavors))}")
+    problems += key_problems("python_function", pyfunc, TWIN_PYFUNC_KEYS)
     if pyfunc.get("code") or "python_model" in pyfunc:
         problems.append("an ONNX version with a code directory or a pickled python_model")
     if pyfunc.get("data") != TWIN_DATA or pyfunc.get("predict_fn", "predict") != "predict":
@@ -237,6 +243,11 @@ def twin_problems(path: Path, flavors: dict[str, Any], onnx_sha256: str | None) 
     return problems
 
 
+def outside_links(path: Path) -> list[str]:
+    """Symbolic links in the folder: a link can make a vouched-for name open any file."""
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_symlink())
+
+
 def _runs_code(flavors: dict[str, Any]) -> list[str]:
     """Reasons the folder would run code on load (pickle, cloudpickle, custom pyfunc, code dirs)."""
     reasons = []
@@ -259,12 +270,47 @@ def _runs_code(flavors: dict[str, Any]) -> list[str]:
     return reasons
 
 
+# Every key MLflow's scikit-learn and pyfunc flavors hold in what runway logs; any other
+# key (``data``, ``model_config``, ...) could steer the loader to a file of its own.
+SKLEARN_PYFUNC_KEYS = frozenset(
+    {"env", "loader_module", "model_path", "predict_fn", "python_version", "code"}
+)
+SKLEARN_KEYS = frozenset(
+    {"code", "pickled_model", "serialization_format", "sklearn_version", "skops_trusted_types"}
+)
+TWIN_PYFUNC_KEYS = frozenset(
+    {"code", "data", "env", "loader_module", "python_version", "streamable", "predict_fn"}
+)
+ENV_FILES = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+
+
+def key_problems(flavor: str, conf: object, allowed: frozenset[str]) -> list[str]:
+    """Keys of a flavor that runway never writes, and an ``env`` that names other files.
+
+    MLflow joins ``python_function.data`` onto the model folder and loads what it names
+    (an absolute or ``../`` path wins, and a file there is unpickled): only the keys runway
+    writes, with their values' shapes, are vouched for.
+    """
+    if not isinstance(conf, dict):
+        return [f"{flavor} is not a mapping"]
+    problems = []
+    unknown = sorted(str(k) for k in conf if k not in allowed)
+    if unknown:
+        problems.append(f"{flavor} has keys runway never writes: {_names(unknown)}")
+    env = conf.get("env")
+    if env is not None and env != ENV_FILES:
+        problems.append(f"{flavor}.env is {str(env)[:120]!r}, expected {ENV_FILES}")
+    return problems
+
+
 def _flavor_problems(flavors: dict[str, Any]) -> list[str]:
     problems = []
     if set(flavors) != FLAVORS:
         problems.append(f"flavors {sorted(map(str, flavors))}, expected {sorted(FLAVORS)}")
     pyfunc = flavors.get("python_function") or {}
     sklearn_flavor = flavors.get("sklearn") or {}
+    problems += key_problems("python_function", pyfunc, SKLEARN_PYFUNC_KEYS)
+    problems += key_problems("sklearn", sklearn_flavor, SKLEARN_KEYS)
     if pyfunc.get("predict_fn", "predict") != "predict":
         problems.append(f"python_function.predict_fn is {pyfunc.get('predict_fn')!r}")
     if pyfunc.get("model_path") != SKOPS_FILE or sklearn_flavor.get("pickled_model") != SKOPS_FILE:

@@ -23,8 +23,10 @@ workaround for a converter bug lives here or there, each with a test in
   writes ``nodes_missing_value_tracks_true = 0`` everywhere; rewritten from each
   tree's learnt ``missing_go_to_left``.
 - **Input names**: skl2onnx renames columns (``"mean radius"`` ->
-  ``mean_radius``); the twin has two packed inputs (``num`` float64 ``[N, k]``,
-  ``cat`` string ``[N, m]``) and the column order lives in the metadata.
+  ``mean_radius``); the twin has one packed input per block of the
+  ColumnTransformer, named after it (``num``, ``bool``, ``dt`` float64 ``[N, k]``:
+  numbers, booleans as 1/0, timestamps as epoch seconds; ``cat``, ``many``
+  string ``[N, m]``) and the column order and kinds live in the metadata.
 
 Everything a runtime needs (column order and kinds, the missing sentinel,
 classes, outputs) is JSON in ``metadata_props["runway.onnx"]``; the runtimes
@@ -44,6 +46,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from runway.core.columns.schema import DataContract
 from runway.core.onnx.graph import SENTINEL, Graph, categorical_block, numeric_block, steps_of
+from runway.core.onnx.parts import boolean_steps, datetime_block
 from runway.errors import LightenRefused
 
 META_KEY = "runway.onnx"
@@ -107,10 +110,20 @@ NAN_TOLERANT = frozenset(
 )
 
 
-def column_plan(pipeline: Any) -> list[tuple[str, Any, list[str]]]:
-    """(kind, transformer, columns) per block of runway's ``preprocess`` ColumnTransformer."""
+# the first step of a block says its kind (runway's pipeline.py builds them this way)
+FIRST_STEP_KIND = {
+    "BooleanEncoder": "boolean",
+    "DatetimeParts": "datetime",
+    "CategoryText": "categorical",
+    "OneHotEncoder": "categorical",
+    "OrdinalEncoder": "categorical",
+    "TargetEncoder": "categorical",
+}
+
+
+def column_plan(pipeline: Any) -> list[tuple[str, str, Any, list[str]]]:
+    """(block name, kind, transformer, columns) per block of runway's ``preprocess``."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     if len(pipeline.steps) != 2 or not isinstance(pipeline.steps[0][1], ColumnTransformer):
         raise LightenRefused("expected runway's Pipeline: preprocess (ColumnTransformer), model")
@@ -121,14 +134,10 @@ def column_plan(pipeline: Any) -> list[tuple[str, Any, list[str]]]:
         if name == "remainder" and len(cols):
             raise LightenRefused("ColumnTransformer(remainder=...) must be 'drop'")
         steps = steps_of(transformer)
-        encodes = any(
-            isinstance(s, (OneHotEncoder, OrdinalEncoder)) or type(s).__name__ == "CategoryText"
-            for _, s in steps
-        )
-        plan.append(("categorical" if encodes else "numeric", transformer, list(map(str, cols))))
-    kinds = [kind for kind, _, _ in plan]
-    if kinds.count("numeric") > 1 or kinds.count("categorical") > 1:
-        raise LightenRefused("expected at most one numeric and one categorical block")
+        encodes = any(FIRST_STEP_KIND.get(type(s).__name__) == "categorical" for _, s in steps)
+        first = FIRST_STEP_KIND.get(type(steps[0][1]).__name__) if steps else None
+        kind = first or ("categorical" if encodes else "numeric")
+        plan.append((str(name), kind, transformer, list(map(str, cols))))
     return plan
 
 
@@ -181,32 +190,49 @@ def to_onnx(pipeline: Any, contract: DataContract | None = None) -> onnx.ModelPr
 def _preprocessing(
     g: Graph, pipeline: Any
 ) -> tuple[list[Any], list[dict[str, Any]], list[str], int, bool, str | None]:
-    """Inputs, column metadata, feature blocks, width, numeric imputation, literal sentinel."""
+    """Inputs, column metadata, feature blocks, width, NaN imputed everywhere, literal sentinel."""
     inputs: list[Any] = []
     columns: list[dict[str, Any]] = []
     blocks: list[str] = []
     width = 0
     imputes, literal = True, None
-    for kind, transformer, cols in column_plan(pipeline):
-        steps = steps_of(transformer)
-        numeric = kind == "numeric"
-        iname = "num" if numeric else "cat"
-        elem = TensorProto.DOUBLE if numeric else TensorProto.STRING
+    for name, kind, transformer, cols in column_plan(pipeline):
+        iname = name  # one input per block: its columns in the block's order
+        elem = TensorProto.STRING if kind == "categorical" else TensorProto.DOUBLE
         inputs.append(helper.make_tensor_value_info(iname, elem, [None, len(cols)]))
         columns += [
             {"name": c, "kind": kind, "input": iname, "index": i} for i, c in enumerate(cols)
         ]
-        if numeric:
-            out, w = numeric_block(g, iname, steps, len(cols))
-            imputes = any(type(s).__name__ == "SimpleImputer" for _, s in steps)
-            blocks.append(out)
-        else:
-            outs, w, literal = categorical_block(g, iname, steps, cols)
-            blocks += outs
+        try:
+            outs, w, block_imputes, block_literal = _block(g, iname, kind, transformer, cols)
+        except LightenRefused as exc:
+            shown = ", ".join(map(repr, cols))
+            raise LightenRefused(f"column(s) {shown} ({kind}, block {name!r}): {exc}") from exc
+        imputes = imputes and block_imputes
+        literal = max(literal or "", block_literal or "", key=len) or None
+        blocks += outs
         width += w
     if not blocks:
         raise LightenRefused("the pipeline reads no columns")
     return inputs, columns, blocks, width, imputes, literal
+
+
+def _block(
+    g: Graph, x: str, kind: str, transformer: Any, cols: list[str]
+) -> tuple[list[str], int, bool, str | None]:
+    """One block's outputs, width, whether its NaN is imputed, and its literal sentinel."""
+    steps = steps_of(transformer)
+    if kind == "categorical":
+        outs, width, literal = categorical_block(g, x, steps, cols)
+        return outs, width, True, literal
+    width = len(cols)
+    if kind == "boolean":
+        steps = boolean_steps(steps)
+    elif kind == "datetime":
+        x, width, steps = datetime_block(g, x, steps, width)
+    out, width = numeric_block(g, x, steps, width)
+    imputes = any(type(s).__name__ == "SimpleImputer" for _, s in steps)
+    return [out], width, imputes, None
 
 
 def _classes(estimator: Any) -> list[Any] | None:

@@ -23,6 +23,8 @@ Checks (the same verdicts as runway.core.columns.contract, plus optional ranges)
     (--out-of-range, default warn: a "warnings" field, still scored);
   * categorical: text (or a number, compared as str()); a category never seen in
     training is rejected (--unseen pass to let the encoder treat it as unknown);
+  * boolean: true/false (True, TRUE, False, FALSE, 1, 0); datetime: an ISO 8601
+    text, an offset converted to UTC, a naive time taken as UTC;
   * missing values (CSV: pandas' default NA strings, "" included; JSON: null) are
     passed to the model, which imputes them (or refused if the model cannot).
 Exit status: 0 if every row was scored, 3 if some rows were rejected, 2 on usage or
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -68,6 +71,10 @@ NA_STRINGS = frozenset(
         "nan",
         "null",
     }
+)
+TRUE_TEXT, FALSE_TEXT = (
+    frozenset({"true", "True", "TRUE", "1"}),
+    frozenset({"false", "False", "FALSE", "0"}),
 )
 INT_RANGES = {
     "int8": (-(2**7), 2**7 - 1),
@@ -123,7 +130,7 @@ class Model:
         n = len(rows)
         feeds: dict[str, np.ndarray] = {}
         for name, cols in self.inputs.items():
-            if cols[0]["kind"] == "numeric":
+            if cols[0]["kind"] != "categorical":  # numbers; booleans 1/0; epoch seconds
                 arr = np.empty((n, len(cols)), dtype=np.float64)
                 for j, c in enumerate(cols):
                     key = c["name"]
@@ -207,7 +214,7 @@ def check_row(
         if _is_missing(value, from_csv):
             if args.missing == "reject":
                 reasons.append(f"column {name!r}: missing value")
-            elif kind == "numeric" and nan_rejected and name in model_kinds:
+            elif kind != "categorical" and nan_rejected and name in model_kinds:
                 reasons.append(
                     f"column {name!r}: missing value (the model neither imputes nor accepts NaN)"
                 )
@@ -216,6 +223,10 @@ def check_row(
         checked: tuple[float | str | None, str | None, str | None] = (
             _number(name, entry, value, args, from_csv)
             if kind == "numeric"
+            else _boolean(name, value)
+            if kind == "boolean"
+            else _timestamp(name, value)
+            if kind == "datetime"
             else _category(name, entry, value, args)
         )
         number, reason, warning = checked
@@ -262,6 +273,27 @@ def _number(
             return None, message, None
         return number, None, message
     return number, None, None
+
+
+def _boolean(name: str, value: Any) -> tuple[float | None, str | None, None]:
+    """1.0/0.0 for the spellings runway reads as a boolean (runway.core.columns.kinds)."""
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
+        return float(value), None, None
+    if isinstance(value, str) and value in TRUE_TEXT | FALSE_TEXT:
+        return float(value in TRUE_TEXT), None, None
+    return None, f"column {name!r}: expected true or false (or 1/0), got {value!r}", None
+
+
+def _timestamp(name: str, value: Any) -> tuple[float | None, str | None, None]:
+    """Epoch seconds (UTC; an offset is applied, a naive time is UTC) of an ISO 8601 text."""
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None, f"column {name!r}: expected an ISO 8601 timestamp, got {value!r}", None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)  # noqa: UP017 (3.9+)
+    micros = (stamp - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+    return micros / 1e6, None, None  # as DatetimeParts: float64 microseconds / 1e6
 
 
 def _category(

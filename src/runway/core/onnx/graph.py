@@ -112,7 +112,7 @@ def numeric_block(g: Graph, x: str, steps: list[tuple[str, Any]], width: int) ->
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-    for _, step in steps:
+    for sname, step in steps:
         if isinstance(step, SimpleImputer):
             x, width = _numeric_impute(g, x, step, width)
         elif isinstance(step, StandardScaler):
@@ -132,7 +132,7 @@ def numeric_block(g: Graph, x: str, steps: list[tuple[str, Any]], width: int) ->
                 low, high = step.feature_range
                 x = g.op("Clip", [x, g.const(np.float64(low)), g.const(np.float64(high))])
         else:
-            raise LightenRefused(f"numeric step {type(step).__name__} has no ONNX conversion")
+            raise LightenRefused(f"step {sname!r}: {type(step).__name__} has no ONNX conversion")
     return x, width
 
 
@@ -170,7 +170,7 @@ def categorical_block(
     encoder: Any = None
     strategy: str | None = None
     fills: list[str] = []
-    for _, step in steps:
+    for sname, step in steps:
         if type(step).__name__ == "CategoryText":
             continue  # text, missing as NaN: what the runtime feeds already (sentinel aside)
         if isinstance(step, SimpleImputer):
@@ -178,7 +178,7 @@ def categorical_block(
         elif isinstance(step, (OneHotEncoder, OrdinalEncoder)):
             encoder = step
         else:
-            raise LightenRefused(f"categorical step {type(step).__name__} has no ONNX conversion")
+            raise LightenRefused(f"step {sname!r}: {type(step).__name__} has no ONNX conversion")
     if encoder is None:
         raise LightenRefused("categorical columns must end in OneHotEncoder or OrdinalEncoder")
     if isinstance(encoder, OneHotEncoder) and encoder.drop_idx_ is not None:

@@ -95,24 +95,30 @@ class OnnxTwin:
         whole = frame.to_numpy(dtype=object) if len(frame) <= SMALL else None
         out: dict[str, np.ndarray] = {}
         for name, idx in positions.items():
+            kind = self.kinds[name]
+            if kind in ("boolean", "datetime"):
+                out[name] = self._reject_nan(_doubles(frame, idx, kind))
+                continue
             block = (
                 whole[:, idx]
                 if whole is not None
                 else np.column_stack([frame.iloc[:, i].to_numpy(dtype=object) for i in idx])
             )
             missing = pd.isna(block)
-            if self.kinds[name] == "numeric":
-                values = np.where(missing, np.nan, block).astype(np.float64)
-                if self.meta.get("numeric_nan") == "reject" and missing.any():
-                    raise ValueError(
-                        "missing numeric value, and this model neither imputes nor accepts NaN"
-                    )
-                out[name] = values
+            if kind == "numeric":
+                out[name] = self._reject_nan(np.where(missing, np.nan, block).astype(np.float64))
                 continue
             if literal is not None:
                 block = np.where(block == sentinel, literal, block)
             out[name] = np.where(missing, sentinel, block).astype(str)
         return out
+
+    def _reject_nan(self, values: np.ndarray) -> np.ndarray:
+        if self.meta.get("numeric_nan") == "reject" and np.isnan(values).any():
+            raise ValueError(
+                "missing numeric value, and this model neither imputes nor accepts NaN"
+            )
+        return values
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Labels (classifiers, the classes' own type) or values (regressors, float64)."""
@@ -165,6 +171,34 @@ def load_twin(folder: Path, threads: int | None = None) -> TwinPyfunc:
         )
     count = threads if threads is not None else int(os.environ.get(THREADS_ENV, "1") or 1)
     return TwinPyfunc(OnnxTwin(folder / ONNX_FILE, threads=count), record)
+
+
+def _doubles(frame: pd.DataFrame, idx: np.ndarray, kind: str) -> np.ndarray:
+    """Booleans as 1.0/0.0, timestamps as epoch seconds (UTC); NaN where missing.
+
+    The same readings as runway's BooleanEncoder and DatetimeParts (one module
+    decides the spellings); an unreadable value raises ``ValueError`` naming it.
+    """
+    from runway.core.columns import kinds as k
+
+    out = np.empty((len(frame), len(idx)), dtype=np.float64)
+    for j, i in enumerate(idx):
+        series = frame.iloc[:, i].reset_index(drop=True)
+        if kind == "boolean":
+            values, bad = k.boolean_floats(series)
+            expected = k.BOOLEAN_EXPECTED
+        else:
+            stamps, bad = k.timestamp_series(series)
+            micros = stamps.astype("datetime64[us]").to_numpy().astype("int64").astype("float64")
+            values = np.where(stamps.isna().to_numpy(), np.nan, micros / 1e6)
+            expected = k.DATETIME_EXPECTED
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"column {frame.columns[i]!r}: {expected}, got {series.iloc[row]!r} (row {row})"
+            )
+        out[:, j] = values
+    return out
 
 
 def _load_pyfunc(data_path: str) -> TwinPyfunc:

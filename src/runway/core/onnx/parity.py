@@ -6,7 +6,9 @@ probabilities (classifiers) or values (regressors) within
 relative above). The edge-case frame is made from the contract: all missing,
 each numeric column alone missing, at its training minimum and maximum and at
 +-1e12, each categorical alone missing or unseen, and the literal missing
-sentinel. A report names the estimator and the worst rows, whether it passes
+sentinel, each boolean alone missing, true and false in several spellings,
+each timestamp alone missing, at its training bounds and on calendar edges
+(before 1970, leap days, century years, with UTC offsets). A report names the estimator and the worst rows, whether it passes
 or not.
 """
 
@@ -106,6 +108,20 @@ class ParityReport:
         return "\n".join(lines)
 
 
+# timestamps where calendar arithmetic goes wrong first: before 1970, leap days,
+# century years, the last microsecond of a day and of a year
+EDGE_TIMESTAMPS = (
+    "1969-12-31T23:59:59.999999",
+    "1900-02-28T23:59:59",
+    "1900-03-01T00:00:00",
+    "2000-02-29T12:30:00",
+    "2100-03-01T00:00:00",
+    "2024-12-31T23:59:59.999999+00:00",
+    "2024-06-30T23:30:00-02:00",
+)
+EDGE_BOOLEANS = (True, False, "TRUE", "false", 1, 0)
+
+
 def edge_frame(
     contract: DataContract, base: pd.DataFrame, literal_sentinel: bool = True
 ) -> pd.DataFrame:
@@ -122,16 +138,9 @@ def edge_frame(
 
     variant(**{name: np.nan for name in columns})
     for name, entry in columns.items():
-        if _is_cat(entry):
-            variant(**{name: np.nan})
-            variant(**{name: "UNSEEN-runway"})
-            if literal_sentinel:
-                variant(**{name: SENTINEL})
-            continue
         variant(**{name: np.nan})
-        for value in (entry.min, entry.max, EXTREME, -EXTREME, 0.0):
-            if value is not None:
-                variant(**{name: float(value)})
+        for value in _edge_values(entry, literal_sentinel):
+            variant(**{name: value})
     variant(**{n: EXTREME for n, e in columns.items() if not _is_cat(e)})
     variant(**{n: -EXTREME for n, e in columns.items() if not _is_cat(e)})
     frame = pd.concat(rows, ignore_index=True)
@@ -140,8 +149,21 @@ def edge_frame(
     return frame
 
 
+def _edge_values(entry: ColumnContract, literal_sentinel: bool) -> list[Any]:
+    """The values one column takes in turn (besides missing), by its kind."""
+    kind = entry.effective_kind
+    if kind == "boolean":
+        return list(EDGE_BOOLEANS)
+    if kind == "datetime":
+        return [v for v in (entry.min, entry.max) if v is not None] + list(EDGE_TIMESTAMPS)
+    if kind == "categorical":
+        return ["UNSEEN-runway", *([SENTINEL] if literal_sentinel else [])]
+    return [float(v) for v in (entry.min, entry.max, EXTREME, -EXTREME, 0.0) if v is not None]
+
+
 def _is_cat(entry: ColumnContract) -> bool:
-    return entry.kind != "numeric"
+    """Held as objects (text, booleans, timestamps), not float64."""
+    return entry.effective_kind != "numeric"
 
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]

@@ -32,7 +32,7 @@ from runway.core.onnx import edge_predict
 
 DATA = Path(__file__).parent / "data"
 CONTRACTS = ["contract_v1.json", "contract_v2.json", "contract_noversion.json"]
-PROFILES = ["reference_profile_v1.json", "reference_profile_v2.json"]
+PROFILES = ["reference_profile_v1.json", "reference_profile_v2.json", "reference_profile_v3.json"]
 
 
 def _doc(name: str) -> dict[str, object]:
@@ -40,7 +40,7 @@ def _doc(name: str) -> dict[str, object]:
 
 
 def _frame() -> tuple[pd.DataFrame, dict[str, typing.Any]]:
-    """The frame ``contract_v2.json`` and ``reference_profile_v2.json`` were made from."""
+    """The frame ``contract_v2.json`` and ``reference_profile_v2.json`` (and ``_v3``) were made from."""
     frame = pd.DataFrame(
         {
             "tenure": pd.Series([1, 5, 12, 24, 3, 7, 30, 2], dtype="int64"),
@@ -99,7 +99,7 @@ def test_today_writes_exactly_what_was_written_before_the_models():
     X = frame[["tenure"]].astype(float)
     fitted = LogisticRegression().fit(X, np.array([0, 1, 1, 1, 0, 0, 1, 0]))
     profile = infer_profile(frame, kinds, prediction_profile(fitted, X))
-    expected = _doc("reference_profile_v2.json")
+    expected = _doc("reference_profile_v3.json")  # v2 and a datetime's part frequencies
     assert json.dumps(profile.to_json_dict()) == json.dumps(expected)
 
 

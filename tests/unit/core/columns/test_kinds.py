@@ -310,10 +310,11 @@ def test_the_backend_gets_the_checked_values_typed_as_the_signature():
 
 def test_threads_default_to_one_per_request_and_the_cores_shared_out(monkeypatch):
     monkeypatch.setattr("runway.core.threads.cores", lambda: 8)
+    monkeypatch.setattr("os.getloadavg", lambda: (1.5, 1.0, 1.0))  # a quiet host: 6 idle cores
     assert threads_for("serve", None) == 1 and threads_for("gate", None) == 1
     assert threads_for("spark", None) == 1
     assert threads_for("batch", None) == 8
-    assert threads_for("sweep", None, workers=3) == 2
+    assert threads_for("sweep", None, workers=3) == 2 and threads_for("train", None) == 6
     assert threads_for("batch", 3) == 3 and threads_for("serve", 2) == 2
     assert thread_env(2)["OMP_NUM_THREADS"] == "2" and thread_env(2)["OPENBLAS_NUM_THREADS"] == "2"
 

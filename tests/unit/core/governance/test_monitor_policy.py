@@ -97,7 +97,7 @@ def test_the_report_opens_offline_and_escapes_what_it_shows():
     assert "threshold crossed" in page and "(unseen)" in page
 
 
-def test_booleans_drift_like_categories_and_a_timestamp_range_is_not_compared():
+def test_booleans_drift_like_categories_and_a_timestamp_is_judged_by_its_hours():
     rng = np.random.default_rng(1)
     train = pd.DataFrame(
         {
@@ -129,7 +129,9 @@ def test_booleans_drift_like_categories_and_a_timestamp_range_is_not_compared():
     )
     assert verdict.drifted == ["b"]
     timestamps = next(f for f in verdict.features if f.name == "t")
-    assert timestamps.distribution is None and timestamps.missing_rate == 0.0
+    # later, as always, but with the same hours: a one-day window compares hours only
+    assert timestamps.part == "hour" and not timestamps.drifted
+    assert timestamps.missing_rate == 0.0
 
 
 def test_the_live_metric_is_about_the_positive_class_the_spec_names():

@@ -157,3 +157,44 @@ def test_the_scoring_server_names_runway_spells_out_are_mlflows():
     module, app = SCORING_APP.split(":")
     assert (Path(scoring_server.__file__).parent / f"{module.rsplit('.', 1)[1]}.py").is_file()
     assert app == "app"
+
+
+@pytest.mark.parametrize(
+    ("flavor", "key", "value", "expected"),
+    [
+        ("python_function", "data", "/tmp/elsewhere/evil.pkl", "keys runway never writes: data"),
+        ("python_function", "data", "../../evil.pkl", "keys runway never writes: data"),
+        ("python_function", "model_config", {"a": 1}, "never writes: model_config"),
+        ("sklearn", "loader", "x", "sklearn has keys runway never writes: loader"),
+        ("python_function", "model_path", "../outside.skops", "the model file is not"),
+        ("python_function", "model_path", "/etc/passwd", "the model file is not"),
+        ("python_function", "env", {"conda": "/etc/conda.yaml"}, "python_function.env is"),
+    ],
+)
+def test_every_key_of_every_flavor_is_vouched_for(tmp_path, flavor, key, value, expected):
+    """#30-1: a key MLflow's loader follows (``data`` wins over the folder) is refused."""
+    path = _save(tmp_path / "m", _legit())
+    _edit_mlmodel(path, lambda m: m["flavors"][flavor].__setitem__(key, value))
+    verdict = inspect_model_dir(path)
+    assert not verdict.trusted
+    assert any(expected in p for p in verdict.problems), verdict.problems
+
+
+def test_a_twin_with_an_extra_flavor_key_is_refused(tmp_path):
+    from runway.core.governance.trust import TWIN_PYFUNC_KEYS, key_problems
+
+    twin = {k: None for k in TWIN_PYFUNC_KEYS} | {"model_config": {"x": 1}}
+    assert key_problems("python_function", twin, TWIN_PYFUNC_KEYS) == [
+        "python_function has keys runway never writes: model_config"
+    ]
+
+
+def test_a_symlink_in_the_folder_and_a_flavor_that_is_not_a_mapping_are_refused(tmp_path):
+    path = _save(tmp_path / "m", _legit())
+    outside = tmp_path / "outside.skops"
+    (path / "model.skops").rename(outside)
+    (path / "model.skops").symlink_to(outside)
+    assert inspect_model_dir(path).problems == ("links the loader would follow: model.skops",)
+    other = _save(tmp_path / "n", _legit())
+    _edit_mlmodel(other, lambda m: m["flavors"].__setitem__("sklearn", ["x"]))
+    assert inspect_model_dir(other).problems == ("a flavor in MLmodel is not a mapping",)
