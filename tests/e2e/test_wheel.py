@@ -99,10 +99,12 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, d
 
 def _rows() -> pd.DataFrame:
     """Feature rows of every kind, gaps included (but no missing boolean: see the docstring)."""
-    frame = delivery_frame(60, seed=11).drop(columns=["minutes", "late"])
-    frame = frame[frame["express"].notna()].head(12).reset_index(drop=True)
-    assert frame.isna().any().any(), "the rows should hold gaps"
-    return frame
+    frame = delivery_frame(200, seed=11).drop(columns=["minutes", "late"])
+    frame = frame[frame["express"].notna()]
+    gaps = frame.isna().any(axis=1)
+    rows = pd.concat([frame[gaps].head(6), frame[~gaps].head(6)]).reset_index(drop=True)
+    assert rows.isna().any().any() and len(rows) == 12, "the rows should hold gaps"
+    return rows
 
 
 def _split(frame: pd.DataFrame) -> dict:
@@ -185,8 +187,13 @@ def test_mlflow_alone_serves_a_runway_version_with_every_column_kind(venvs, ship
     )
     assert no_runway.returncode == 1 and b"No module named 'runway'" in no_runway.stderr
     mlflow_serve = [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}/1"]
-    answers = _served([*mlflow_serve, "--env-manager", "local"], "/ping", root, env)
+    # a local store is loaded in place: no __pycache__ in the version's code/ (runway refuses it)
+    # and its bin/ on PATH, as an activated venv has it: MLflow starts `uvicorn` by name
+    plain = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PATH": f"{bin_dir}:{env['PATH']}"}
+    answers = _served([*mlflow_serve, "--env-manager", "local"], "/ping", root, plain)
     np.testing.assert_allclose(answers, shipped["serve"], rtol=1e-12, atol=0)
+    runway = str(root / "with-runway" / "bin" / "runway")
+    _run([runway, "score", MODEL, "--input", "rows.csv", "--output", "again.csv"], root, env)
 
 
 DOWNLOAD = """
