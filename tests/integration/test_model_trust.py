@@ -10,6 +10,12 @@ built in a separate process (so this one never imports the attacker's code):
   function, shipped with the model as a ``code`` directory and trusted in MLmodel;
 * v4: a copy of v1 at a ``file://`` URI, registered with v1's run id.
 
+Then v5-v7, each logged by runway itself (so with runway's own ``code``
+directory, which the trust check accepts) and tampered with in the artifact
+store afterwards: v5 adds one file to ``code/`` (a ``transformers/`` package
+that shadows ``transformers.py``), v6 changes ``transformers.py``, v7 points
+MLmodel's ``code`` key at another folder holding such a copy.
+
 Each payload writes a marker file when it runs. A control loads v2 and v3 the
 way MLflow does (in a subprocess) and sees the markers appear: the versions are
 armed. Then every runway command that would load them is refused with exit 12,
@@ -131,6 +137,62 @@ for marker in markers.iterdir():
     marker.unlink()  # crafting imported runway_evil; only what follows counts
 """
 
+CRAFT_CODE = r"""
+import json, shutil, sys, warnings
+from pathlib import Path
+warnings.filterwarnings("ignore")
+import mlflow, pandas as pd, skops.io, yaml
+from mlflow.tracking import MlflowClient
+from runway.store.models import log_sklearn_model
+
+root, model = Path(sys.argv[1]), sys.argv[2]
+markers = root / "markers"
+client = MlflowClient()
+v1 = client.get_model_version(model, "1")
+legit = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/1", dst_path=str(root / "v1-code")))
+mlmodel = yaml.safe_load((legit / "MLmodel").read_text())
+pipe = skops.io.load(legit / "model.skops", trusted=mlmodel["flavors"]["sklearn"]["skops_trusted_types"])
+X = pd.read_json(legit / "input_example.json", orient="split")
+experiment = client.get_run(v1.run_id).info.experiment_id
+inputs = [(c["name"], c["type"], c.get("required", True))
+          for c in json.loads(mlmodel["signature"]["inputs"])]  # v1's, so v1's rows score
+TRANSFORMERS = "runway/core/training/transformers.py"
+
+def mark(name):
+    return f"from pathlib import Path as _P; _P({str(markers / name)!r}).write_text('ran')\n"
+
+def logged(case):
+    with mlflow.start_run(experiment_id=experiment) as run:
+        for path in ("spec/spec.yaml", "contract/contract.json"):
+            local = client.download_artifacts(v1.run_id, path, str(root / "dl" / run.info.run_id))
+            mlflow.log_artifact(local, path.split("/")[0])
+        uri = log_sklearn_model(pipe, X, inputs=inputs)
+    folder = Path(mlflow.get_logged_model(uri.removeprefix("models:/")).artifact_location.removeprefix("file://"))
+    assert (folder / "code" / TRANSFORMERS).is_file(), "runway logs its transformers as code"
+    return uri, folder
+
+uri, folder = logged("extra")  # v5: one file more, a package that shadows transformers.py
+shadow = folder / "code" / TRANSFORMERS.removesuffix(".py") / "__init__.py"
+shadow.parent.mkdir()
+shadow.write_text(mark("extra") + "exec(open(__file__.rsplit('/', 2)[0] + '/transformers.py').read())\n")
+print("v5", mlflow.register_model(uri, model).version)
+
+uri, folder = logged("modified")  # v6: transformers.py changed
+changed = folder / "code" / TRANSFORMERS
+changed.write_text(changed.read_text() + mark("modified"))  # after its __future__ import
+print("v6", mlflow.register_model(uri, model).version)
+
+uri, folder = logged("elsewhere")  # v7: the code key points at another folder
+elsewhere = root / "elsewhere"
+shutil.copytree(folder / "code", elsewhere)
+(elsewhere / TRANSFORMERS).write_text((elsewhere / TRANSFORMERS).read_text() + mark("elsewhere"))
+doc = yaml.safe_load((folder / "MLmodel").read_text())
+for flavor in ("python_function", "sklearn"):
+    doc["flavors"][flavor]["code"] = str(elsewhere)
+(folder / "MLmodel").write_text(yaml.safe_dump(doc))
+print("v7", mlflow.register_model(uri, model).version)
+"""
+
 LOAD_LIKE_MLFLOW = r"""
 import sys, warnings
 warnings.filterwarnings("ignore")
@@ -198,6 +260,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     )
     assert crafted.returncode == 0, crafted.stderr[-3000:]
     assert crafted.stdout.split() == ["v2", "2", "v3", "3", "v4", "4"], crafted.stdout
+    crafted = subprocess.run(
+        [sys.executable, "-c", CRAFT_CODE, str(root), MODEL],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert crafted.returncode == 0, crafted.stderr[-3000:]
+    assert crafted.stdout.split() == ["v5", "5", "v6", "6", "v7", "7"], crafted.stdout
+    assert sorted(p.name for p in (root / "markers").iterdir()) == []
     rows = root / "rows.csv"
     frame.drop(columns=["churned", "customer_id"]).head(20).to_csv(rows, index=False)
     return Store(root, env, rows)
@@ -223,6 +296,40 @@ def test_the_tampered_versions_are_armed_when_loaded_the_way_mlflow_does(store):
             marker.unlink()
 
 
+def test_runways_own_code_directory_is_accepted(store):
+    """v1, as runway logged it, carries its transformers as ``code`` and scores."""
+    uri = f"sqlite:///{store.root / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    shipped = _artifact_dir(client, "1") / "code" / "runway/core/training/transformers.py"
+    assert shipped.read_bytes() == (REPO / "src/runway/core/training/transformers.py").read_bytes()
+    out = store.root / "scores-v1.csv"
+    result = store.runway(
+        "score", MODEL, "--version", "1", "--input", str(store.rows), "--output", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(pd.read_csv(out)) == 20
+
+
+@pytest.mark.parametrize("version", ["5", "6", "7"])
+def test_the_tampered_code_directories_are_armed_when_loaded_the_way_mlflow_does(store, version):
+    """The control for v5-v7: MLflow alone imports the tampered transformers (runway not yet imported)."""
+    local = store.root / f"control-v{version}"
+    uri = f"sqlite:///{store.root / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    shutil.copytree(_artifact_dir(client, version), local)
+    loaded = subprocess.run(
+        [sys.executable, "-B", "-c", LOAD_LIKE_MLFLOW, str(local), str(store.rows)],
+        env=store.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert store.markers == [{"5": "extra", "6": "modified", "7": "elsewhere"}[version]]
+    for marker in (store.root / "markers").iterdir():
+        marker.unlink()
+
+
 def _artifact_dir(client: mlflow.MlflowClient, version: str) -> Path:
     source = client.get_model_version(MODEL, version).source
     model_id = source.removeprefix("models:/")
@@ -233,6 +340,10 @@ REFUSALS = {
     "2": "MLmodel trusts types off runway's allow-list: builtins.eval, builtins.exec, posix.system",
     "3": "runway_evil",
     "4": "is not a model logged by a run",
+    "5": "files that are not runway's in code/: code/runway/core/training/transformers, "
+    "code/runway/core/training/transformers/__init__.py",
+    "6": "code/runway/core/training/transformers.py differ from the installed runway's copy",
+    "7": "only runway's own code/ is accepted as a code directory",
 }
 
 

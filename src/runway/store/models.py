@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from runway.core.governance.trust import allowed_types, types_from_schema
 from runway.store.http import artifact_errors
+from runway.store.model_code import model_code_paths
 from runway.store.tracking import quiet_schema_hints
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def log_sklearn_model(
         metadata = {INPUT_TYPES_KEY: {column: kind for column, kind, _ in inputs}}
 
     def log_with(trusted: list[str]) -> str:
-        with quiet_schema_hints():
+        with quiet_schema_hints(), model_code_paths() as code_paths:
             return str(
                 mlflow.sklearn.log_model(
                     model,
@@ -139,6 +140,7 @@ def log_sklearn_model(
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                     skops_trusted_types=trusted,
                     metadata=metadata,
+                    code_paths=code_paths,  # runway's transformers: loads without runway
                 ).model_uri
             )
 

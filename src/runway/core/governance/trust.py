@@ -15,7 +15,11 @@ numpy or skops upgrade that changes it is a reviewed change.
 
 Pickle and cloudpickle (and anything else that runs code on load: custom pyfunc
 models, ``code`` directories) cannot be inspected; they are refused unless the
-caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``).
+caller says they are allowed (``RUNWAY_ALLOW_PICKLE_MODELS``). The one ``code``
+directory accepted is the one runway ships in every model it logs
+(:data:`MODEL_CODE_FILES`: its transformers and what they import, so a plain
+MLflow target can load the model without runway): exactly those files, each
+byte-equal (SHA-256) to the installed runway's own copy, at MLflow's ``code``.
 
 The one custom pyfunc runway vouches for is its own ONNX version (``runway
 onnx convert``): ``python_function`` only, loaded by :mod:`runway.core.onnx.model`,
@@ -27,6 +31,7 @@ was checked against its source (the caller passes it; without it, refused).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -60,6 +65,18 @@ TWIN_DATA = f"data/{onnx_model.DATA_DIR}"
 TWIN_ONNX = f"{TWIN_DATA}/{onnx_model.ONNX_FILE}"
 TWIN_RECORD = f"{TWIN_DATA}/{onnx_model.TWIN_FILE}"
 TWIN_FILES = (EXPECTED_FILES - {SKOPS_FILE}) | {TWIN_ONNX, TWIN_RECORD}
+CODE_DIR = "code"  # where MLflow copies a model's code_paths (its default, the only one accepted)
+# runway's transformers and every module they import (each imports only numpy, pandas,
+# scikit-learn and these): the code a logged model carries so it loads without runway
+MODEL_CODE_FILES = (
+    "runway/__init__.py",
+    "runway/core/__init__.py",
+    "runway/core/columns/__init__.py",
+    "runway/core/columns/kinds.py",
+    "runway/core/training/__init__.py",
+    "runway/core/training/transformers.py",
+)
+PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder holding the installed runway/
 MAX_TOTAL_BYTES = 4 * 1024**3  # uncompressed size of the skops file's members
 MAX_SCHEMA_BYTES = 256 * 1024**2
 SHOWN = 8  # offending names listed in a message
@@ -158,7 +175,8 @@ def inspect_model_dir(
 
     Accepted: the two flavors ``mlflow.sklearn`` writes (``python_function``
     loading through ``mlflow.sklearn``, ``sklearn`` serialized with skops), no
-    ``code`` directory, no files beyond the ones MLflow writes, and every type
+    ``code`` directory but runway's own (:func:`code_dir_problems`), no files
+    beyond the ones MLflow writes, and every type
     named in MLmodel's ``skops_trusted_types`` and in the skops file on
     runway's allow-list. A model that runs code on load is accepted only with
     ``allow_pickle`` (and marked ``runs_code``). An ONNX version is judged by
@@ -178,11 +196,13 @@ def inspect_model_dir(
         return Verdict((f"links the loader would follow: {_names(linked)}",))
     if (flavors.get("python_function") or {}).get("loader_module") in TWIN_LOADERS:
         return Verdict(tuple(twin_problems(path, flavors, onnx_sha256)))
-    code = _runs_code(flavors)
+    code = [*_runs_code(flavors), *code_dir_problems(path, flavors)]
     if code and allow_pickle:
         return Verdict((), runs_code=True)
     problems = [*code, *_flavor_problems(flavors)]
     files = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    if _code_keys(flavors) == {CODE_DIR}:  # judged file by file by code_dir_problems
+        files = {f for f in files if not f.startswith(f"{CODE_DIR}/")}
     unexpected = sorted(files - EXPECTED_FILES)
     if unexpected:
         problems.append(f"unexpected files {_names(unexpected)}")
@@ -262,11 +282,6 @@ def _runs_code(flavors: dict[str, Any]) -> list[str]:
         fmt = sklearn_flavor.get("serialization_format", "pickle")
         if fmt != "skops":
             reasons.append(f"serialized with {fmt!r}, which runs code while loading")
-    code = sorted({str(c) for c in (pyfunc.get("code"), sklearn_flavor.get("code")) if c})
-    if code:
-        reasons.append(
-            f"a code directory {', '.join(code)} puts the model's own modules on sys.path"
-        )
     return reasons
 
 
@@ -301,6 +316,73 @@ def key_problems(flavor: str, conf: object, allowed: frozenset[str]) -> list[str
     if env is not None and env != ENV_FILES:
         problems.append(f"{flavor}.env is {str(env)[:120]!r}, expected {ENV_FILES}")
     return problems
+
+
+def _code_keys(flavors: dict[str, Any]) -> set[str]:
+    pyfunc = flavors.get("python_function") or {}
+    sklearn_flavor = flavors.get("sklearn") or {}
+    return {str(c) for c in (pyfunc.get("code"), sklearn_flavor.get("code")) if c}
+
+
+@functools.cache
+def shipped_code_digests() -> dict[str, str]:
+    """SHA-256 of each file runway ships in a model's code directory, from the installed runway."""
+    return {
+        f"{CODE_DIR}/{name}": hashlib.sha256((PACKAGE_PARENT / name).read_bytes()).hexdigest()
+        for name in MODEL_CODE_FILES
+    }
+
+
+def code_dir_problems(path: Path, flavors: dict[str, Any]) -> list[str]:
+    """Why the folder's code directory is not exactly runway's own shipped code (empty: none, or it is).
+
+    MLflow puts the code directory first on ``sys.path`` before loading, so any
+    file there can shadow a module; nothing but runway's own files, unchanged,
+    is accepted, and nothing in the folder is imported to tell.
+    """
+    keys = _code_keys(flavors)
+    if not keys:
+        return []
+    details = _code_details(path, keys)
+    if not details:
+        return []
+    head = f"a code directory {', '.join(sorted(keys))} puts the model's own modules on sys.path"
+    return [head, *details]
+
+
+def _code_details(path: Path, keys: set[str]) -> list[str]:
+    if keys != {CODE_DIR}:
+        return [f"only runway's own {CODE_DIR}/ is accepted as a code directory"]
+    root = path / CODE_DIR
+    if root.is_symlink() or not root.is_dir():
+        return [f"{CODE_DIR} is not a directory"]
+    expected = shipped_code_digests()
+    folders = {Path(name).parent.as_posix() for name in expected} - {"."}
+    parents = {p for f in folders for p in [f, *(q.as_posix() for q in Path(f).parents)]}
+    entries = {p.relative_to(path).as_posix(): p for p in root.rglob("*")}
+    details = []
+    links = sorted(name for name, p in entries.items() if p.is_symlink())
+    if links:
+        details.append(f"symbolic links in {CODE_DIR}/: {_names(links)}")
+    foreign = sorted(set(entries) - set(expected) - parents)
+    if foreign:
+        details.append(f"files that are not runway's in {CODE_DIR}/: {_names(foreign)}")
+    missing = sorted(set(expected) - set(entries))
+    if missing:
+        details.append(f"runway's shipped code lacks {_names(missing)}")
+    changed = sorted(
+        name
+        for name in set(expected) & set(entries)
+        if name not in links
+        and entries[name].is_file()
+        and hashlib.sha256(entries[name].read_bytes()).hexdigest() != expected[name]
+    )
+    if changed:
+        details.append(
+            f"{_names(changed)} differ from the installed runway's copy (SHA-256): "
+            "changed, or logged by another runway release"
+        )
+    return details
 
 
 def _flavor_problems(flavors: dict[str, Any]) -> list[str]:

@@ -8,6 +8,11 @@ estimator conventions (parameters only in ``__init__``, ``fit`` returns
 can save and load them; as runway's own types they are listed by name in a
 model's ``skops_trusted_types``. Keep every such class in this module.
 
+This module travels inside every model runway logs (its ``code`` directory,
+:data:`runway.core.governance.trust.MODEL_CODE_FILES`), so a plain MLflow
+target loads the model without runway: it and what it imports may import only
+NumPy, pandas, scikit-learn, the standard library and each other.
+
 Fully qualified names: ``runway.core.training.transformers.DatetimeParts``,
 ``runway.core.training.transformers.BooleanEncoder`` and ``runway.core.training.transformers.CategoryText``.
 """
