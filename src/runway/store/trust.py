@@ -18,13 +18,14 @@ it; so must anything else that loads a version.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from mlflow.exceptions import MlflowException
 
-from runway.core.governance.trust import ALLOWLIST_FILE, inspect_model_dir
+from runway.core.governance.trust import ALLOWLIST_FILE, CODE_DIR, inspect_model_dir
 from runway.errors import UntrustedModel
 from runway.settings import Settings
 from runway.store import onnx_models
@@ -73,6 +74,18 @@ def source_problem(mv: Version) -> str | None:
     return None
 
 
+def drop_bytecode(local: Path) -> None:
+    """Remove ``__pycache__`` folders from runway's own copy of a model's code directory.
+
+    Plain MLflow loading a version in place (a local artifact store) leaves them there;
+    in this copy they would only be a way to run other code than the checked ``.py`` files,
+    so they go, and Python compiles what was checked.
+    """
+    for cache in sorted((local / CODE_DIR).rglob("__pycache__"), reverse=True):
+        if cache.is_dir() and not cache.is_symlink():
+            shutil.rmtree(cache)
+
+
 def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
     """Download ``mv`` into a new folder under ``dst``, check it, and return that folder.
 
@@ -91,6 +104,7 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
         )
     dst.mkdir(parents=True, exist_ok=True)
     local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
+    drop_bytecode(local)
     # an ONNX version is checked against the graph hash recorded on the version when it was converted
     expected = (
         onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG)

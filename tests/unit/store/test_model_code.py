@@ -178,7 +178,7 @@ def test_a_symlink_in_the_code_directory_is_refused(shipped, tmp_path):
     kinds.unlink()
     kinds.symlink_to(PACKAGE_PARENT / "runway/core/columns/kinds.py")
     problems = inspect_model_dir(path).problems
-    assert problems == (HEAD, "symbolic links in code/: code/runway/core/columns/kinds.py")
+    assert problems == ("links the loader would follow: code/runway/core/columns/kinds.py",)
 
 
 def test_a_code_key_other_than_mlflows_code_is_refused(shipped, tmp_path):
@@ -204,3 +204,18 @@ def test_a_code_directory_without_a_code_key_is_an_unexpected_file(shipped, tmp_
     (path / "MLmodel").write_text(yaml.safe_dump(doc))
     (problem,) = inspect_model_dir(path).problems
     assert problem.startswith("unexpected files code/runway/__init__.py")
+
+
+def test_bytecode_plain_mlflow_left_in_the_store_is_dropped_from_runways_copy(shipped, tmp_path):
+    """MLflow loading a version in place writes __pycache__ into its code/; runway's own
+    download drops it (Python then compiles the checked files) instead of refusing."""
+    from runway.store.trust import drop_bytecode
+
+    path = _copy(shipped, tmp_path / "m")
+    cache = path / CODE_DIR / "runway/core/training/__pycache__"
+    cache.mkdir()
+    (cache / "transformers.cpython-311.pyc").write_bytes(b"\x00 not what was checked")
+    assert inspect_model_dir(path).problems[0] == HEAD  # as found: refused
+    drop_bytecode(path)
+    assert not cache.exists() and (cache.parent / "transformers.py").exists()
+    assert inspect_model_dir(path).trusted
