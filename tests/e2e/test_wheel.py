@@ -5,7 +5,8 @@
    ``runway`` trains the delivery spec (every column kind: a float with gaps, an
    integer, a boolean, ISO timestamps with gaps, a 4-level and a 60-level
    category), registers it, promotes it to Staging and (with a reviewer) to
-   Production, serves it and scores a CSV of it.
+   Production, serves it with the Dockerfile's entrypoint (the bare `runway serve`,
+   configured by RUNWAY_SERVE_* alone, as the image runs it) and scores a CSV of it.
 2. A second fresh venv holding only what the version's own ``requirements.txt``
    pins (no runway; installed ahead, in parallel with the first, from the same
    lock, then ``pip install -r`` the version's file, a no-op check) runs
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,7 @@ pytestmark = [
 ]  # two venvs installed: minutes on a loaded host
 
 MODEL = "delivery"
+DOCKERFILE = (REPO / "Dockerfile").read_text()
 # the names the model's requirements.txt pins (runway.store.models.pip_requirements)
 MODEL_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy", "cloudpickle"]
 
@@ -138,19 +141,28 @@ def shipped(venvs) -> dict[str, list[float]]:
     rows.to_csv(root / "rows.csv", index=False)
     _run([runway, "score", MODEL, "--input", "rows.csv", "--output", "scores.csv"], root, env)
     answers = {"score": pd.read_csv(root / "scores.csv")["prediction"].tolist()}
-    answers["serve"] = _served([runway, "serve", MODEL, "--workers", "1"], "/ready", root, env)
+    # served as the image runs it: the Dockerfile's entrypoint, configured by environment only
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", DOCKERFILE, re.MULTILINE).group(1))
+    assert entrypoint[0] == "runway"
+    image_env = {**env, "RUNWAY_SERVE_MODEL": MODEL, "RUNWAY_SERVE_WORKERS": "1"}
+    answers["serve"] = _served([runway, *entrypoint[1:]], "/ready", root, image_env, flag=False)
     return answers
 
 
-def _served(command: list[str], ready: str, root: Path, env: dict[str, str]) -> list[float]:
-    """Start a server, wait for ``ready``, post the rows, stop it: its predictions."""
+def _served(
+    command: list[str], ready: str, root: Path, env: dict[str, str], flag: bool = True
+) -> list[float]:
+    """Start a server, wait for ``ready``, post the rows, stop it: its predictions.
+
+    ``flag``: the port as ``--port``, else as ``RUNWAY_SERVE_PORT`` (the image's way)."""
     port = free_port()
     log = root / f"{Path(command[0]).name}-{port}.log"
+    port_env = {} if flag else {"RUNWAY_SERVE_PORT": str(port), "RUNWAY_SERVE_HOST": "127.0.0.1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [*command, "--port", str(port)],
+            [*command, *(["--port", str(port)] if flag else [])],
             cwd=root,
-            env=env,
+            env={**env, **port_env},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
