@@ -361,6 +361,15 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
     # Batch and served rows in the one prediction log, the team database's.
     logged = read_predictions(MODEL, team.members["svc"]["RUNWAY_PREDICTION_LOG"])
     assert len(logged) == 43, logged.tail()
+    # #27-10: the monitor judges that log, batch and served rows in one window, as an author
+    # (read on the log) would; it crashed on pandas 3's read-only arrays before.
+    policy_file = team.home("carol") / "registry" / f"{MODEL}.yaml"
+    policy = yaml.safe_load(policy_file.read_text())
+    policy_file.write_text(yaml.safe_dump(policy | {"monitor": {"min_rows": 10}}))
+    judged = team.runway("carol", "monitor", MODEL, "--window", "1d", "--no-action")
+    assert "Traceback" not in judged.stderr, judged.stderr[-3000:]
+    assert judged.returncode in (0, 10), judged.stdout + judged.stderr
+    assert "43 scored" in judged.stdout, judged.stdout
     # Read-only: the same account may not change the registry.
     archived = team.runway("svc", "registry", "promote", MODEL, "2", "--to", "Archived")
     assert archived.returncode == 14, archived.stderr
