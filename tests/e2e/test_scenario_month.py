@@ -435,8 +435,10 @@ def _wait_served(month: Month, version: str, timeout: float = 120.0) -> None:
 def _check_audit(month: Month, new: str) -> None:
     """Every stage change recorded, on an intact chain that explains every version."""
     out = _ok(_runway(month.root, month.env, "registry", "history", MODEL, "--verify"))
-    rows = [line.split()[1:6] for line in out.splitlines()[1:] if re.match(r"^\S+ promote ", line)]
-    applied = [row[1:4] for row in rows if row[4] == "applied"]
+    rows = [
+        line.split() for line in out.splitlines()[1:]
+    ]  # when, action, version, from, to, outcome
+    applied = [r[2:5] for r in rows if r[1:2] == ["promote"] and r[5] == "applied"]
     assert applied == [
         [month.champion, "None", "Staging"],
         [month.champion, "Staging", "Production"],
