@@ -44,7 +44,7 @@ import requests
 import yaml
 
 from runway.store.predlog import read_predictions
-from tests.conftest import REPO
+from tests.conftest import REPO_PYTHONPATH
 from tests.e2e.scenario_data import (
     FEATURES,
     SURGE_SHARE,
@@ -180,7 +180,7 @@ def month(tmp_path_factory: pytest.TempPathFactory):
         "RUNWAY_RETRAIN_DATA_DIR": str(root / "retrain-data"),
         "RUNWAY_OPTUNA_STORAGE": str(root / "optuna.journal"),
         "RUNWAY_SERVE_POLL_SECONDS": "1",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": REPO_PYTHONPATH,  # this checkout's src, not the editable install's
     }
     swept = _ok(_runway(root, env, "sweep", "experiments/churn-month.yaml"))
     champion = re.search(rf"registered {MODEL} version (\d+)", swept).group(1)
