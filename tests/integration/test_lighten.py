@@ -288,6 +288,11 @@ def test_every_column_kind_gets_a_twin_and_an_edge_bundle_that_agree(tmp_path, c
     in_process = models.load_pyfunc(twin_local).predict(rows)  # int64 items, text timestamps
     np.testing.assert_allclose(in_process, expected, rtol=1e-9)
     assert models.signature_inputs(twin_local) == models.signature_inputs(source)
+    # #30-4: batch scores the twin as REST does (it crashed: "no sklearn flavor")
+    scored = tmp_path / "scored.csv"
+    command = ["score", "delivery", "--version", result.twin.version, "--input"]
+    assert main([*command, str(tmp_path / "rows.csv"), "--output", str(scored)]) == 0
+    np.testing.assert_allclose(pd.read_csv(scored)["prediction"], expected, rtol=1e-9)
     capsys.readouterr()
     sys.path.insert(0, str(out))
     try:

@@ -93,17 +93,20 @@ class TwinRegressor(RegressorMixin, BaseEstimator):
         return np.asarray(self.model.predict(X))
 
 
-def as_estimator(local: Path) -> BaseEstimator:
+def as_estimator(local: Path, threads: int = 1) -> BaseEstimator:
     """A downloaded, checked twin folder as something scikit-learn's scorers take."""
     from runway.core.governance.trust import TWIN_DATA
 
-    loaded = OnnxTwin(local / TWIN_DATA / ONNX_FILE)
+    loaded = OnnxTwin(local / TWIN_DATA / ONNX_FILE, threads=threads)
     return TwinClassifier(loaded) if loaded.is_classifier else TwinRegressor(loaded)
 
 
-def load_for_scoring(local: Path) -> Any:
-    """The model in a checked folder, for in-process metrics: the pipeline, or the twin."""
-    return as_estimator(local) if onnx_models.is_twin_folder(local) else models.load_sklearn(local)
+def load_for_scoring(local: Path, threads: int = 1) -> Any:
+    """The model in a checked folder, for in-process scoring: the pipeline, or the twin
+    (on ``threads`` onnxruntime threads)."""
+    if onnx_models.is_twin_folder(local):
+        return as_estimator(local, threads)
+    return models.load_sklearn(local)
 
 
 def lighten(model: str, version: str, settings: Settings | None = None) -> LightenResult:

@@ -14,6 +14,7 @@ from runway.core.columns.contract import DataContract, cast_to_signature
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.training.pipeline import MODEL_STEP
 from runway.errors import AuditUnverified, ScoringError
+from runway.jobs.onnx import load_for_scoring
 from runway.scoring.result import LINEAGE
 from runway.settings import Settings, get_settings
 from runway.store import audit, models, registry, tracking, trust
@@ -175,7 +176,7 @@ def load_model(
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
     local = trust.fetch_verified(resolved, workdir, settings)
-    estimator = models.load_sklearn(local)
+    estimator = load_for_scoring(local, threads)  # the pipeline, or an ONNX version's graph
     # The estimator's own n_jobs only: a ColumnTransformer's would start process pools.
     jobs = [k for k in estimator.get_params(deep=True) if k == f"{MODEL_STEP}__n_jobs"]
     if jobs and threads > 1:
