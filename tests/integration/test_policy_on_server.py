@@ -16,7 +16,6 @@ import yaml
 
 from runway.cli import main
 from runway.errors import ExitCode, RegistryError
-from runway.jobs import policy as policy_jobs
 from runway.jobs.promote import promote
 from runway.store import audit, registry
 from runway.store.tracking import client
@@ -52,6 +51,8 @@ def test_the_applied_policy_hash_is_sealed_and_verify_checks_the_tag(
 
 
 def test_in_team_mode_only_the_stored_policy_is_applied(tmp_path, churn_csv, monkeypatch, capsys):
+    from runway.jobs import policy as policy_jobs  # new with #27-2
+
     settings, version, _ = ship(tmp_path, churn_spec("LogisticRegression", **LR), production=False)
     monkeypatch.setattr(policy_jobs, "team_mode", lambda settings: True)
     _use_store(monkeypatch, tmp_path)
