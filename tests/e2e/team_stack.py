@@ -197,7 +197,11 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
             "MLFLOW_TRACKING_USERNAME": "",
             "MLFLOW_TRACKING_PASSWORD": "",
         }
-        yield Team(root, env, members)
+        team = Team(root, env, members)
+        # the team's promotion policy lives on the server; a reviewer stores it (issue #27-2)
+        pushed = team.runway("alice", "registry", "policy", "push", MODEL)
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        yield team
     finally:
         down = subprocess.run(
             ["runway", "team", "down", "--purge"], env=env, capture_output=True, text=True

@@ -1,4 +1,4 @@
-"""``runway registry ...``: the reviewer's commands (status, promote, rollback, history)."""
+"""``runway registry ...``: the reviewer's commands (status, promote, rollback, history, policy)."""
 
 from __future__ import annotations
 
@@ -178,6 +178,42 @@ def _raise_unverified(model: str, chain: ChainReport | None) -> None:
         )
 
 
+def _policy_push(args: argparse.Namespace) -> int:
+    from runway.jobs.policy import push_policy
+    from runway.store.team_policy import holder
+
+    digest = push_policy(args.model, store(), args.file)
+    print(f"{args.model}: team policy stored in {holder(args.model)} (sha256 {digest})")
+    return 0
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    from runway.jobs.policy import show_policy
+
+    store()
+    found = show_policy(args.model)
+    print(found.text.rstrip("\n"))
+    print(f"# sha256 {found.sha256}")
+    return 0
+
+
+def _add_policy_parsers(reg_sub: argparse._SubParsersAction) -> None:
+    """``registry policy push|show``: the team's promotion policy, kept on the server."""
+    pol = reg_sub.add_parser(
+        "policy", help="the team's promotion policy, stored on the tracking server"
+    )
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    p = pol_sub.add_parser(
+        "push", help="store a policy file as the team's policy (needs MANAGE: reviewers, admins)"
+    )
+    p.add_argument("model")
+    p.add_argument("--file", help="policy file (default: registry/<model>.yaml)")
+    p.set_defaults(func=_policy_push)
+    p = pol_sub.add_parser("show", help="print the team's stored policy and its sha256")
+    p.add_argument("model")
+    p.set_defaults(func=_policy_show)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """``registry status|promote|rollback|history``."""
     reg = sub.add_parser("registry", help="promote, inspect and roll back registered models")
@@ -215,3 +251,4 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_history)
+    _add_policy_parsers(reg_sub)

@@ -77,7 +77,10 @@ def evaluate(
             positive = split.target.positive
             evaluation += f"; positive class {positive!r} ({split.target.name(positive)})"
         threads = threads_for("gate", settings.threads)
-        local = trust.fetch_verified(candidate, Path(tmp) / "candidate", settings)
+        # its promotion seals what this checked (the audit record does not exist yet)
+        local = trust.fetch_verified(
+            candidate, Path(tmp) / "candidate", settings, onnx_hash="conversion"
+        )
         facts = _facts(candidate, local, spec, metrics, split, threads)
         base = _baseline_facts(baseline, spec, metrics, split, threads, Path(tmp), settings)
         evaluation += _twin_note(candidate, facts, split.X_holdout, threads, Path(tmp), settings)

@@ -1,7 +1,8 @@
 """Promotion and rollback: the rules a version climbs the registry by.
 
-A promotion judges the candidate against its policy (``registry/<model>.yaml``)
-with the current Production version as baseline, under the model's promotion
+A promotion judges the candidate against its policy (``registry/<model>.yaml``
+on the local store; in team mode the one stored on the server,
+:mod:`runway.jobs.policy`), whose hash its audit record seals, with the current Production version as baseline, under the model's promotion
 lock, deciding everything again once the lock is held; so two promotions
 racing each other end with exactly one Production version. Every attempt,
 applied, refused or failed (including giving up on the lock, and a write the
@@ -17,17 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from runway.core.governance.gates import GateReport, ModelFacts, reviewer_rules
-from runway.core.governance.policy import PromotionPolicy, read_policy
-from runway.errors import GateFailure, RegistryError
+from runway.core.governance.policy import PromotionPolicy
+from runway.errors import GateFailure, RegistryError, UntrustedModel
 from runway.jobs import gate_facts
 from runway.jobs.attempts import Recorder, recorded
+from runway.jobs.policy import applied_policy
 from runway.settings import Settings, get_settings
-from runway.store import audit, registry
+from runway.store import audit, onnx_models, registry
 from runway.store.audit import Attempt
 from runway.store.http import explain
 from runway.store.identity import reviewer_and_actor, whoami
@@ -74,7 +76,8 @@ def promote(
     settings = settings or get_settings()
     target = registry.target_stage(to)
     candidate = registry.get_version(model, version)
-    policy = read_policy(model, settings.registry_dir, policy_file)
+    applied = applied_policy(model, settings, policy_file)
+    policy = applied.policy
     with recorded(settings, candidate, target, whoami().user, comment, dry_run=dry_run) as rec:
         reviewer, rec.actor = reviewer_and_actor(reviewer)
         check_move(candidate, target)
@@ -88,6 +91,7 @@ def promote(
             check_move(candidate, target)
             champions = registry.in_stage(registry.versions(model), "Production")
             baseline = champions[-1] if champions else None
+            twin_hash = _twin_hash(candidate, settings)
             report = gate_facts.evaluate(
                 policy, candidate, baseline, target, reviewer, comment, settings
             )
@@ -98,16 +102,49 @@ def promote(
             registry.describe_model(model, policy.description)
             lock.check()
             attempt = _attempt(report, champions, rec.actor, comment)
+            attempt = replace(attempt, policy_sha256=applied.sha256, onnx_sha256=twin_hash)
             if not report.passed:
                 rec.write(attempt)
                 _link_recorded_report(on_run, candidate, report, rec.audit_run_id)
                 raise GateFailure(report)
+            _same_twin_hash(candidate, twin_hash)
             tags = registry.policy_tags(policy.model_dump(mode="json"), policy.input)
             result.archived = _move(candidate, target, rec.actor, comment, lock, tags)
             result.applied, result.audit_run_id = True, _record_applied(rec, candidate, attempt)
             _link_recorded_report(on_run, candidate, report, result.audit_run_id)
     log.info("%s v%s: %s -> %s", model, version, result.from_stage, target)
     return result
+
+
+def _twin_hash(mv: VersionInfo, settings: Settings) -> str:
+    """The ONNX hash the gates check (recorded at conversion); "" for a scikit-learn version.
+
+    The promotion seals it into its audit record, which is what serving and
+    scoring then trust. A twin promoted before must still have the hash its last
+    promotion sealed.
+    """
+    tagged = onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG, "")
+    if not tagged or mv.stage == "None":
+        return tagged
+    sealed = audit.sealed_onnx_hash(mv.name, mv.version, mv.stage, settings)
+    if sealed and sealed != tagged:
+        raise UntrustedModel(
+            f"refusing {mv.name} v{mv.version}: tag {onnx_models.SHA_TAG} was changed after its "
+            f"promotion to {mv.stage} sealed {sealed[:16]}... (the ONNX file may be swapped)"
+        )
+    return tagged
+
+
+def _same_twin_hash(mv: VersionInfo, checked: str) -> None:
+    """The ONNX hash recorded at conversion did not change while the gates ran."""
+    if not checked:
+        return
+    now = onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG, "")
+    if now != checked:
+        raise UntrustedModel(
+            f"refusing {mv.name} v{mv.version}: tag {onnx_models.SHA_TAG} changed while its "
+            "gates ran; nothing was moved"
+        )
 
 
 def _record_applied(rec: Recorder, mv: VersionInfo, attempt: Attempt) -> str:

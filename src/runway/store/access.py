@@ -189,6 +189,22 @@ class Admin:
         made = self._call("/api/2.0/mlflow/experiments/create", "POST", json={"name": name})
         return str(made["experiment_id"])
 
+    def ensure_model(self, name: str, description: str) -> bool:
+        """Create the registered model ``name`` as the admin (so nobody else owns it); True if made."""
+        if self.model_exists(name):
+            return False
+        try:
+            self._call(
+                "/api/2.0/mlflow/registered-models/create",
+                "POST",
+                json={"name": name, "description": description},
+            )
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return False
+        return True
+
     def model_exists(self, name: str) -> bool:
         """True when the registered model ``name`` exists."""
         try:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
-from runway.core.governance.chain import ChainReport, Link, VersionState, seal
+from runway.core.governance.chain import OPTIONAL_FIELDS, ChainReport, Link, VersionState, seal
 from runway.core.governance.chain import verify as verify_links
 from runway.errors import AuditUnverified
 from runway.settings import Settings
@@ -74,6 +74,8 @@ class AuditEntry:
     digest: str = ""
     seal: str = ""
     chained: bool = False
+    policy_sha256: str = ""  # the promotion policy applied ("" on older records)
+    onnx_sha256: str = ""  # a twin's ONNX graph, as its gates checked it ("" if not a twin)
 
     def link(self) -> Link:
         """This record as a link of the chain (its sealed fields, as stored)."""
@@ -92,6 +94,8 @@ class AuditEntry:
             "reason": self.reason,
             "time": self.time,
             "prev": self.prev,
+            "policy_sha256": self.policy_sha256,
+            "onnx_sha256": self.onnx_sha256,
         }
         return Link(self.audit_run_id, fields, self.digest, self.seal, self.chained)
 
@@ -109,6 +113,8 @@ class Attempt:
     reason: str = ""
     report_text: str | None = None
     report_json: str | None = None
+    policy_sha256: str = ""  # sealed when given (see chain.OPTIONAL_FIELDS)
+    onnx_sha256: str = ""
 
 
 def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bool = True) -> str:
@@ -136,6 +142,9 @@ def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bo
         "time": datetime.now(UTC).isoformat(timespec="microseconds"),
         "prev": _tip(mv.name, settings) if chained else "",
     }
+    for name in OPTIONAL_FIELDS:
+        if getattr(attempt, name):
+            fields[name] = getattr(attempt, name)
     kind, digest = seal(fields, _key(settings))
     tags = {f"{AUDIT}{k}": v for k, v in fields.items()}
     tags |= {
@@ -256,6 +265,25 @@ def resolve_audited(
     )
 
 
+def sealed_onnx_hash(model: str, version: str, stage: str, settings: Settings) -> str:
+    """The ONNX hash sealed by the promotion that put ``version`` in ``stage`` ("" if none).
+
+    Only runway's promotion writes it (a version tag anyone who registers may
+    rewrite): the last hash sealed for ``version`` on the intact chain, if the
+    chain's last applied record of it moved it to ``stage``.
+    """
+    entries = history(model, settings)
+    report = verify_links([e.link() for e in entries], [], _key(settings))
+    by_id = {e.audit_run_id: e for e in entries}
+    to_stage, sealed = "", ""
+    for record_id in report.order:
+        entry = by_id[record_id]
+        if entry.version == version and entry.outcome == "applied":
+            to_stage = entry.to_stage
+            sealed = entry.onnx_sha256 or sealed  # a rollback re-applies the one sealed before
+    return sealed if to_stage == stage else ""
+
+
 def history(model: str, settings: Settings, *, reports: bool = False) -> list[AuditEntry]:
     """Every recorded attempt for ``model``, oldest first (with gate report text if asked)."""
     mlflow_client = client()
@@ -297,6 +325,8 @@ def history(model: str, settings: Settings, *, reports: bool = False) -> list[Au
                 # a record without a seal (written before runway chained them) counts as chained:
                 # it then fails verification instead of slipping past it
                 chained=tags.get(f"{AUDIT}chained", "true") != "false",
+                policy_sha256=tags.get(f"{AUDIT}policy_sha256", ""),
+                onnx_sha256=tags.get(f"{AUDIT}onnx_sha256", ""),
             )
         )
     return entries

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Stage = Literal["None", "Staging", "Production", "Archived"]
 STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
 LOCK_SUFFIX = ".runway-lock"
+POLICY_SUFFIX = ".runway-policy"  # the team's stored promotion policy (store/team_policy)
 POLICY_TAG = "runway.policy"  # the promotion policy applied, as JSON
 POLICY_HASH_TAG = "runway.policy.sha256"
 INPUT_POLICY_TAG = "runway.policy.input"  # what serving and batch scoring apply
@@ -137,13 +138,13 @@ def in_stage(listed: list[VersionInfo], stage: str) -> list[VersionInfo]:
 
 
 def model_names() -> list[str]:
-    """Every registered model but runway's locks, sorted."""
+    """Every registered model but runway's locks and stored policies, sorted."""
     return sorted(m.name for m in client().search_registered_models() if not is_lock(m.name))
 
 
 def is_lock(name: str) -> bool:
-    """True for the registered models runway uses as promotion locks."""
-    return name.endswith(LOCK_SUFFIX)
+    """True for the registered models runway keeps for itself (promotion locks, policies)."""
+    return name.endswith((LOCK_SUFFIX, POLICY_SUFFIX))
 
 
 def quote(value: str) -> str:

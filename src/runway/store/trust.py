@@ -21,14 +21,14 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mlflow.exceptions import MlflowException
 
 from runway.core.governance.trust import ALLOWLIST_FILE, CODE_DIR, inspect_model_dir
 from runway.errors import UntrustedModel
 from runway.settings import Settings
-from runway.store import onnx_models
+from runway.store import audit, onnx_models, registry
 from runway.store.models import download_model
 from runway.store.tracking import client
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LOGGED_MODEL_PREFIX = "models:/m-"
 MODEL_NAME = "model"  # the name runway logs every model under
+OnnxHash = Literal["sealed", "conversion"]
 
 
 class Version(Protocol):
@@ -49,6 +50,23 @@ class Version(Protocol):
     def run_id(self) -> str | None: ...
     @property
     def source(self) -> str: ...
+
+
+def _twin_hash(mv: Version, settings: Settings, onnx_hash: OnnxHash) -> str:
+    """The hash an ONNX version's graph must have (see :func:`fetch_verified`)."""
+    stage = registry.get_version(mv.name, mv.version).stage  # now, not when it was resolved
+    if onnx_hash == "conversion" or stage == "None":
+        # never promoted: nothing reviewed it yet, the conversion's record is all there is
+        return onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG, "")
+    sealed = audit.sealed_onnx_hash(mv.name, mv.version, stage, settings)
+    if not sealed:
+        raise UntrustedModel(
+            f"refusing {mv.name} v{mv.version}: it is an ONNX version in {stage} and no runway "
+            f"promotion to {stage} sealed its graph's sha256 into the audit trail (a version "
+            "tag is not trusted); promote it again through `runway registry promote`; nothing "
+            "from it was loaded"
+        )
+    return sealed
 
 
 def source_problem(mv: Version) -> str | None:
@@ -86,13 +104,22 @@ def drop_bytecode(local: Path) -> None:
             shutil.rmtree(cache)
 
 
-def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
+def fetch_verified(
+    mv: Version, dst: Path, settings: Settings, *, onnx_hash: OnnxHash = "sealed"
+) -> Path:
     """Download ``mv`` into a new folder under ``dst``, check it, and return that folder.
 
+    An ONNX version in a stage runway's promotions put it in is checked against
+    the graph hash its promotion sealed into the audit record (a version tag is
+    writable by anyone who registers); one never promoted (stage None) against
+    the hash recorded at conversion. A promotion's own gates, which run before
+    its record exists, pass ``onnx_hash="conversion"``, and the promotion then
+    seals the hash they checked.
+
     Raises:
-        UntrustedModel: the source is not the model its run logged, or the
-            folder holds something runway does not vouch for; nothing from it
-            was imported or run.
+        UntrustedModel: the source is not the model its run logged, the
+            folder holds something runway does not vouch for, or a promoted twin
+            has no sealed hash; nothing from it was imported or run.
         TrackingError: the model cannot be downloaded.
     """
     label = f"{mv.name} v{mv.version}"
@@ -105,12 +132,7 @@ def fetch_verified(mv: Version, dst: Path, settings: Settings) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     local = download_model(mv.source, tempfile.mkdtemp(prefix="model-", dir=dst))
     drop_bytecode(local)
-    # an ONNX version is checked against the graph hash recorded on the version when it was converted
-    expected = (
-        onnx_models.version_tags(mv.name, mv.version).get(onnx_models.SHA_TAG)
-        if onnx_models.is_twin_folder(local)
-        else None
-    )
+    expected = _twin_hash(mv, settings, onnx_hash) if onnx_models.is_twin_folder(local) else None
     verdict = inspect_model_dir(
         local, allow_pickle=settings.allow_pickle_models, onnx_sha256=expected
     )

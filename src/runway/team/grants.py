@@ -9,6 +9,11 @@ removes every user's grant on a registered model when it is deleted, and the
 promotion lock ``{model}.runway-lock`` is deleted at each release; a grant on a
 role an admin made is kept, so whoever holds the lock can always renew and
 release it, and break a dead holder's lock, whoever created it.
+
+The team's promotion policy lives in ``{model}.runway-policy``, which the admin
+creates when granting (MLflow gives whoever creates a registered model MANAGE on
+it, and the server's default permission is NO_PERMISSIONS): reviewers may change
+it (MANAGE), authors and the service account only read it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from runway.store.access import Admin
 
 PROMOTERS = "runway-promote-{model}"
+POLICY = "{model}.runway-policy"  # the team's promotion policy (store/team_policy)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ ROLES: dict[str, tuple[Grant, ...]] = {
     "author": (
         Grant("experiment", "{experiment}", "EDIT", "create runs: train, sweep, join a sweep"),
         Grant("registered_model", "{model}", "EDIT", "register new versions"),
+        Grant("registered_model", POLICY, "READ", "read the team's policy a promotion applies"),
         *_PROMOTE,
     ),
     "reviewer": (
@@ -55,6 +62,12 @@ ROLES: dict[str, tuple[Grant, ...]] = {
             "{model}",
             "MANAGE",
             "move stages, tag versions, move aliases (removing @staging needs MANAGE)",
+        ),
+        Grant(
+            "registered_model",
+            POLICY,
+            "MANAGE",
+            "change the team's promotion policy (`runway registry policy push`)",
         ),
         *_PROMOTE,
     ),
@@ -67,6 +80,7 @@ ROLES: dict[str, tuple[Grant, ...]] = {
             "READ",
             "check the audit chain: serve and score load only a Production it explains",
         ),
+        Grant("registered_model", POLICY, "READ", "read the team's promotion policy"),
     ),
 }
 
@@ -80,6 +94,11 @@ def apply(admin: Admin, role: str, user: str, names: dict[str, str]) -> list[str
     """Give ``user`` what ``role`` needs for one model; one line per grant."""
     lines = []
     promoters: int | None = None
+    policy = POLICY.format(**names)
+    if admin.ensure_model(
+        policy, f"runway: the promotion policy the team agreed on for {names['model']}"
+    ):
+        lines.append(f"created registered model {policy} (owned by the admin)")
     for grant in ROLES[role]:
         name = grant.resource.format(**names)
         key = admin.experiment_id(name) if grant.resource_type == "experiment" else name

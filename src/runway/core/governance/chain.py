@@ -38,6 +38,10 @@ FIELDS = (
     "time",
     "prev",
 )
+# Sealed only when a record has them, so chains written before they existed still verify:
+# the sha256 of the promotion policy applied, and of the ONNX graph a twin's gates checked.
+OPTIONAL_FIELDS = ("policy_sha256", "onnx_sha256")
+POLICY_HASH_TAG = "runway.policy.sha256"  # the applied policy's hash, on the version
 SHA256 = "sha256"
 HMAC_SHA256 = "hmac-sha256"
 ALIASES = {"Staging": "staging", "Production": "production"}
@@ -47,7 +51,9 @@ APPROVED_BY = "approved_by"
 
 def seal(fields: Mapping[str, str], key: bytes = b"") -> tuple[str, str]:
     """(kind, hex digest) of a record's sealed fields: HMAC-SHA256 with ``key``, else SHA-256."""
-    doc = json.dumps({k: str(fields.get(k, "")) for k in FIELDS}, sort_keys=True).encode()
+    sealed = {k: str(fields.get(k, "")) for k in FIELDS}
+    sealed |= {k: str(fields[k]) for k in OPTIONAL_FIELDS if fields.get(k)}
+    doc = json.dumps(sealed, sort_keys=True).encode()
     if key:
         return HMAC_SHA256, hmac.new(key, doc, hashlib.sha256).hexdigest()
     return SHA256, hashlib.sha256(doc).hexdigest()
@@ -104,8 +110,10 @@ def verify(links: list[Link], versions: list[VersionState], key: bytes = b"") ->
     chain = _intact(links, key, report)
     report.order = [link.record_id for link in chain]
     expected, approver, sources = _replay(chain)
+    policies = _applied_policies(chain)
     for mv in versions:
         problem = _version_problem(mv, expected, approver, sources, versions)
+        problem = problem or _policy_problem(mv, policies)
         if problem:
             report.versions[mv.version] = problem
         if expected.get(mv.version) == "Production" and sources.get(mv.version) == mv.source:
@@ -186,6 +194,28 @@ def _replay(chain: list[Link]) -> tuple[dict[str, str], dict[str, str], dict[str
                 if old and old != version:
                     stage[old] = "Archived"
     return stage, approver, sources
+
+
+def _applied_policies(chain: list[Link]) -> dict[str, str]:
+    """Per version, the policy hash sealed by the last applied record that has one."""
+    policies: dict[str, str] = {}
+    for link in chain:
+        f = link.fields
+        if f.get("outcome") == "applied" and f.get("policy_sha256"):
+            policies[f.get("version", "")] = f["policy_sha256"]
+    return policies
+
+
+def _policy_problem(mv: VersionState, policies: dict[str, str]) -> str:
+    """A version whose ``runway.policy.sha256`` is not the policy its promotion sealed."""
+    sealed = policies.get(mv.version)
+    tagged = mv.tags.get(POLICY_HASH_TAG)
+    if sealed is None or tagged == sealed:
+        return ""
+    return (
+        f"tag {POLICY_HASH_TAG}={str(tagged)[:12]!r} is not the policy its promotion applied "
+        f"(sealed {sealed[:12]})"
+    )
 
 
 def _version_problem(

@@ -5,11 +5,14 @@ Validated like specs (strict, frozen, every problem named by file and field).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -206,3 +209,30 @@ def load_policy(path: str | Path) -> PromotionPolicy:
         return PromotionPolicy.model_validate(doc)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, str(path))) from None
+
+
+def parse_policy(text: str, source: str) -> PromotionPolicy:
+    """Validate a policy given as YAML text (the team's, stored on the server); errors name ``source``.
+
+    Raises:
+        SpecError: not YAML, not a mapping, or it does not validate.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(doc, dict):
+        raise SpecError(f"{source}: expected a mapping at the top level")
+    try:
+        return PromotionPolicy.model_validate(doc)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, source)) from None
+
+
+def policy_sha256(policy: PromotionPolicy) -> str:
+    """The hash of a validated policy (its canonical JSON): what a promotion seals and tags.
+
+    Two files that say the same thing (comments, order, spacing aside) hash alike.
+    """
+    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
