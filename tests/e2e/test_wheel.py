@@ -50,7 +50,12 @@ MODEL_PACKAGES = ["mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy",
 
 def _clean_env(root: Path) -> dict[str, str]:
     """This environment without the checkout: no PYTHONPATH, no active venv; a private store."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # nothing of the test session's own store (MLFLOW_REGISTRY_URI, RUNWAY_*) leaks in
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith(("MLFLOW_", "RUNWAY_"))
+    }
     return {
         **env,
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",

@@ -154,8 +154,9 @@ mlmodel = yaml.safe_load((legit / "MLmodel").read_text())
 pipe = skops.io.load(legit / "model.skops", trusted=mlmodel["flavors"]["sklearn"]["skops_trusted_types"])
 X = pd.read_json(legit / "input_example.json", orient="split")
 experiment = client.get_run(v1.run_id).info.experiment_id
-inputs = [(c["name"], c["type"], c.get("required", True))
-          for c in json.loads(mlmodel["signature"]["inputs"])]  # v1's, so v1's rows score
+from runway.store.models import signature_inputs  # the declared types (MLflow's say 'any')
+required = signature_inputs(legit, required_only=True)
+inputs = [(n, t, n in required) for n, t in signature_inputs(legit).items()]  # v1's, so v1's rows score
 TRANSFORMERS = "runway/core/training/transformers.py"
 
 def mark(name):
