@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 # The whole suite measured 84.95% on 2026-12-07 (83.05% the run before); the floor
 # sits a point under it for branches only timing reaches. Raise it when coverage rises, never
 # lower it to let a change in.
-COV_FLOOR ?= 82
+COV_FLOOR ?= 83
 COV ?= --cov=runway --cov-report=term:skip-covered --cov-fail-under=$(COV_FLOOR)
 # make test-fast's pytest-xdist workers (0: none, one process)
 FAST_JOBS ?= 2
