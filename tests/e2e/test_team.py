@@ -363,10 +363,12 @@ def test_a_read_only_service_account_serves_and_scores_from_s3(team, monkeypatch
     assert len(logged) == 43, logged.tail()
     # #27-10: the monitor judges that log, batch and served rows in one window, as an author
     # (read on the log) would; it crashed on pandas 3's read-only arrays before.
-    policy_file = team.home("carol") / "registry" / f"{MODEL}.yaml"
-    policy = yaml.safe_load(policy_file.read_text())
-    policy_file.write_text(yaml.safe_dump(policy | {"monitor": {"min_rows": 10}}))
-    judged = team.runway("carol", "monitor", MODEL, "--window", "1d", "--no-action")
+    # (a policy file of its own: registry/ holds the team's promotion policy, left as agreed)
+    policy = yaml.safe_load((team.home("carol") / "registry" / f"{MODEL}.yaml").read_text())
+    watch = team.home("carol") / "watch.yaml"
+    watch.write_text(yaml.safe_dump(policy | {"monitor": {"min_rows": 10}}))
+    judge = ["monitor", MODEL, "--window", "1d", "--no-action", "--policy", str(watch)]
+    judged = team.runway("carol", *judge)
     assert "Traceback" not in judged.stderr, judged.stderr[-3000:]
     assert judged.returncode in (0, 10), judged.stdout + judged.stderr
     assert "43 scored" in judged.stdout, judged.stdout
