@@ -198,7 +198,11 @@ def test_postgres_down_commands_say_so_serve_holds_its_rows_and_no_run_stays_run
             trainer.kill()
         _restore(team)
 
-    _wait_for("the held rows written", lambda: served.held() == 0, 60)
+    # A held file is renamed (claimed) while it is written, so an empty folder is not yet
+    # rows in the table: wait for the table itself, and for the line that reports it.
+    _wait_for("the held rows written", lambda: _count(team, "pg-down") >= 30, 90)
+    _wait_for("the log's back line", lambda: served.lines("prediction log", "is back"), 30)
+    assert served.held() == 0
     logged = _logged(team, "pg-down")
     assert sorted(logged) == sorted(f"pg-down-{i}" for i in range(30)), len(logged)
     # The next command of hers, the database back, ends the run its outage left RUNNING.
@@ -213,6 +217,14 @@ def test_postgres_down_commands_say_so_serve_holds_its_rows_and_no_run_stays_run
     assert len(served.lines("prediction log", "is unavailable")) == 1, served.text()[-4000:]
     assert len(served.lines("prediction log", "is back", "wrote")) == 1
     assert len(served.lines("registry", "is unavailable")) <= 1  # not one per poll
+
+
+def _count(team: Team, prefix: str) -> int:
+    """Rows logged so far (0 while the table is not there yet)."""
+    try:
+        return len(_logged(team, prefix))
+    except Exception:
+        return 0
 
 
 def _logged(team: Team, prefix: str) -> list[str]:
