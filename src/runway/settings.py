@@ -24,6 +24,11 @@ def state_dir() -> Path:
     return Path(base) / "runway"
 
 
+def is_server_url(uri: str) -> bool:
+    """True for a tracking server's address (``http://``, ``https://``): the team's store."""
+    return uri.lower().startswith(("http://", "https://"))
+
+
 def is_database_url(url: str) -> bool:
     """True for ``sqlite:///...``, ``postgresql+psycopg://...`` and the like."""
     return url.split(":", 1)[0].split("+", 1)[0].lower() in DB_SCHEMES

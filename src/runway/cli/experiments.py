@@ -11,6 +11,7 @@ from runway.cli.common import add_set_option, columns, store
 from runway.cli.onnx import add_onnx_flag
 from runway.errors import UsageError
 from runway.jobs.interrupt import Interrupted, Terminated, interruption
+from runway.settings import is_server_url
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,7 +140,7 @@ def _print_links(experiment_id: str, run_id: str) -> None:
 
     ui = store().ui_url
     # A tracking server serves its own UI; a local store's is what `make ui` starts.
-    served = tracking.tracking_uri().startswith(("http://", "https://"))
+    served = is_server_url(tracking.tracking_uri())
     print(
         f"look   {'' if served else 'make ui, then '}{tracking.experiment_url(experiment_id, ui)}"
     )

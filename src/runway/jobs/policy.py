@@ -22,7 +22,7 @@ from runway.core.governance.policy import (
     read_policy,
 )
 from runway.errors import AuditUnverified, RegistryError, SpecError
-from runway.settings import Settings
+from runway.settings import Settings, is_server_url
 from runway.store import team_policy
 
 
@@ -37,7 +37,7 @@ class Applied:
 
 def team_mode(settings: Settings) -> bool:
     """True when the tracking store is a server the team shares (http or https)."""
-    return settings.tracking_uri.lower().startswith(("http://", "https://"))
+    return is_server_url(settings.tracking_uri)
 
 
 def applied_policy(

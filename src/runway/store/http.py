@@ -21,7 +21,7 @@ from mlflow.utils.credentials import read_mlflow_creds
 
 from runway.errors import NotAuthenticated, PermissionDenied, RunwayError, TrackingError
 from runway.net import redact_url
-from runway.settings import Settings
+from runway.settings import Settings, is_server_url
 
 _SET_BY_US: dict[str, str] = {}  # what configure_http last put in the environment
 _ENDPOINT = re.compile(r"(/api/[\w./-]+|/ajax-api/[\w./-]+)")
@@ -46,7 +46,7 @@ def configure_http(settings: Settings) -> None:
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(settings.http_backoff),
         "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{settings.http_timeout:g}",
     }
-    if settings.tracking_uri.startswith(("http://", "https://")):
+    if is_server_url(settings.tracking_uri):
         wanted["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "false"
         wanted["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     for name, value in wanted.items():

@@ -19,6 +19,7 @@ from mlflow.utils.credentials import get_default_host_creds, read_mlflow_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from runway.errors import RegistryError
+from runway.settings import is_server_url
 from runway.store.http import explain
 from runway.store.tracking import tracking_uri
 
@@ -43,7 +44,7 @@ def whoami() -> Identity:
 @functools.cache
 def _whoami(uri: str, claimed: str) -> Identity:
     fallback = Identity(claimed or getpass.getuser(), False)
-    if not uri.startswith(("http://", "https://")):
+    if not is_server_url(uri):
         return fallback
     try:
         response = http_request(get_default_host_creds(uri), CURRENT_USER, "GET")

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from runway.settings import is_server_url
+
 EXAMPLE_FILE = "serving_input_example.json"
 
 # MLflow's own scoring app (the one `mlflow models serve` execs uvicorn on); it loads
@@ -86,7 +88,7 @@ def sqlite_path(uri: str) -> Path | None:
 
 def has_fingerprint(uri: str) -> bool:
     """Whether :func:`fingerprint` can read this store (a SQLite file, a tracking server)."""
-    return sqlite_path(uri) is not None or _is_server(uri)
+    return sqlite_path(uri) is not None or is_server_url(uri)
 
 
 def fingerprint(uri: str, model: str, timeout: float = 10.0) -> str | None:
@@ -97,7 +99,7 @@ def fingerprint(uri: str, model: str, timeout: float = 10.0) -> str | None:
     False), or a missing or locked SQLite file, a schema this does not know, a
     server that refuses or does not answer (the caller asks MLflow later).
     """
-    if _is_server(uri):
+    if is_server_url(uri):
         return _server_fingerprint(uri, model, timeout)
     return _sqlite_fingerprint(uri, model)
 
@@ -122,10 +124,6 @@ def _sqlite_fingerprint(uri: str, model: str) -> str | None:
     except sqlite3.Error:
         return None
     return hashlib.sha256(repr((versions, updated)).encode()).hexdigest()
-
-
-def _is_server(uri: str) -> bool:
-    return uri.lower().startswith(("http://", "https://"))
 
 
 def _server_fingerprint(uri: str, model: str, timeout: float) -> str | None:

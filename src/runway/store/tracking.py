@@ -29,7 +29,7 @@ from runway.core.columns.schema import DataContract
 from runway.core.text import slug
 from runway.errors import TrackingError
 from runway.net import redact_text, redact_url
-from runway.settings import Settings
+from runway.settings import Settings, is_server_url
 from runway.store import unclosed
 from runway.store.http import artifact_errors, configure_http, explain
 
@@ -358,7 +358,7 @@ DEFAULT_UI_URL = "http://127.0.0.1:5000"
 def ui_base(ui_url: str = DEFAULT_UI_URL) -> str:
     """The MLflow UI's address: the tracking server's, else ``ui_url`` (where `make ui` runs)."""
     uri = tracking_uri()
-    return redact_url(uri if uri.startswith(("http://", "https://")) else ui_url).rstrip("/")
+    return redact_url(uri if is_server_url(uri) else ui_url).rstrip("/")
 
 
 def experiment_url(experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
