@@ -7,7 +7,6 @@ bug would.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -19,28 +18,13 @@ from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
 from runway.store.served import ResolvedModel
+from tests.unit.serving.asgi import call
 
 
 def _call(gateway: Gateway, path: str, body: bytes = b"", headers=None) -> tuple[int, dict, bytes]:
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST" if path == "/invocations" else "GET",
-        "path": path,
-        "headers": headers or [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1234),
-    }
-    asyncio.run(gateway(scope, receive, send))
-    start = sent[0]
-    return start["status"], dict(start["headers"]), sent[1]["body"]
+    method = "POST" if path == "/invocations" else "GET"
+    default = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+    return call(gateway, method, path, headers or default, body)
 
 
 def _requests(gateway: Gateway) -> dict[tuple[str, str], float]:

@@ -5,7 +5,6 @@ The ASGI app is called directly, as a server would call it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -13,27 +12,11 @@ import pytest
 
 from runway.serving.gateway import Gateway
 from runway.settings import Settings
+from tests.unit.serving.asgi import call
 
 
 def _call(gateway: Gateway, method: str, path: str, headers=(), body=b""):
-    sent: list[dict] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "headers": [(b"host", b"127.0.0.1"), *headers],
-        "client": ("127.0.0.1", 1234),
-    }
-    asyncio.run(gateway(scope, receive, send))
-    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+    return call(gateway, method, path, [(b"host", b"127.0.0.1"), *headers], body)
 
 
 @pytest.fixture
