@@ -58,6 +58,16 @@ def sweep_of(spec: ExperimentSpec) -> SweepSpec:
 # --- the search space ------------------------------------------------------------
 
 
+def searched_params(spec: ExperimentSpec) -> list[str]:
+    """The params a trial's run logs: ``estimator`` when several compete, then each dimension."""
+    sweep = sweep_of(spec)
+    names = ["estimator"] if sweep.estimators else []
+    names += list(sweep.space)
+    for space in (sweep.estimators or {}).values():
+        names += list(space)
+    return list(dict.fromkeys(names))
+
+
 def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, Params]:
     """Sample the estimator name and its ``step__param`` values for one trial."""
     sweep = sweep_of(spec)

@@ -43,7 +43,7 @@ from runway.jobs.sweep_parent import (
     refit,
     summarise,
 )
-from runway.jobs.train import run_tags
+from runway.jobs.train import pin_view, run_tags
 from runway.jobs.trial import objective
 from runway.settings import Settings, get_settings
 from runway.store import tracking
@@ -264,6 +264,7 @@ def sweep(
     study, start = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
+    pin_view(spec, experiment_id, studies.searched_params(spec))
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if resume and parent_id:
         _fail_stale(study, parent_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from runway.core.training.plots import make_plots
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec
 from runway.jobs.interrupt import terminable
 from runway.settings import Settings, get_settings
-from runway.store import models, tracking
+from runway.store import models, tracking, views
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def train(
     run_name: str | None = None,
     settings: Settings | None = None,
     params: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> TrainResult:
     """Train, evaluate and log one pipeline as one MLflow run (in the configured store).
 
@@ -109,12 +110,15 @@ def train(
         )
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
+    pin_view(spec, experiment_id, [f"model__{k}" for k in spec.estimator.params])
 
+    run_name = run_name or training_run_name(spec, spec_path, overrides)
     with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
         run_id = active.info.run_id
         log.info("run %s in experiment %r", run_id, spec.experiment)
         log_spec(spec, spec_path)
-        tracking.log_params({**split_params(spec), **loggable_params(pipeline)})
+        kept = [f"model__{k}" for k in spec.estimator.params] + list(params or {})
+        tracking.log_params({**split_params(spec), **loggable_params(pipeline, kept)})
         log_lineage(spec, dataset, split)
 
         metrics, fitted = _evaluate_and_fit(spec, pipeline, split, settings)
@@ -229,3 +233,21 @@ def log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:
             context=context,
             targets=target,
         )
+
+
+def training_run_name(
+    spec: ExperimentSpec, spec_path: str | None, overrides: Sequence[str] = ()
+) -> str:
+    """``<spec> · <estimator> · key=value``: what the run is and what this one changed
+    (the ``--set`` overrides), instead of MLflow's random ``painted-elk-234``."""
+    stem = Path(spec_path).stem if spec_path else spec.experiment
+    return " · ".join([stem, spec.estimator.name, *overrides])[:250]
+
+
+def pin_view(spec: ExperimentSpec, experiment_id: str, params: Sequence[str]) -> None:
+    """The runs table opens on the spec's metrics and ``params``, best run first."""
+    primary = spec.primary_metric
+    metrics = [f"holdout_{primary.name}", f"cv_{primary.name}", f"cv_{primary.name}_std"]
+    metrics += [f"holdout_{m}" for m in spec.metrics if m != primary.name]
+    order = f"cv_{primary.name}"
+    views.pin_runs_view(experiment_id, metrics, params, order, primary.direction == "minimize")
