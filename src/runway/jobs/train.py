@@ -108,9 +108,7 @@ def train(
         pipeline.set_params(
             **{k: v for k, v in params.items() if k in known and str(known[k]) != str(v)}
         )
-    experiment_id = tracking.ensure_experiment(spec.experiment, settings)
-    tracking.describe_experiment(experiment_id, spec.description)
-    pin_view(spec, experiment_id, [f"model__{k}" for k in spec.estimator.params])
+    experiment_id = _open_experiment(spec, settings)
 
     run_name = run_name or training_run_name(spec, spec_path, overrides)
     with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
@@ -138,6 +136,14 @@ def train(
         url=tracking.run_url(run_id, active.info.experiment_id, settings.ui_url),
         runs_url=tracking.experiment_url(active.info.experiment_id, settings.ui_url),
     )
+
+
+def _open_experiment(spec: ExperimentSpec, settings: Settings) -> str:
+    """The spec's experiment, described, its runs table opening on what the spec compares."""
+    experiment_id = tracking.ensure_experiment(spec.experiment, settings)
+    tracking.describe_experiment(experiment_id, spec.description)
+    pin_view(spec, experiment_id, [f"model__{k}" for k in spec.estimator.params])
+    return experiment_id
 
 
 def _evaluate_and_fit(
@@ -245,9 +251,10 @@ def training_run_name(
 
 
 def pin_view(spec: ExperimentSpec, experiment_id: str, params: Sequence[str]) -> None:
-    """The runs table opens on the spec's metrics and ``params``, best run first."""
-    primary = spec.primary_metric
-    metrics = [f"holdout_{primary.name}", f"cv_{primary.name}", f"cv_{primary.name}_std"]
-    metrics += [f"holdout_{m}" for m in spec.metrics if m != primary.name]
-    order = f"cv_{primary.name}"
-    views.pin_runs_view(experiment_id, metrics, params, order, primary.direction == "minimize")
+    """The runs table opens on the primary metric and ``params``: few columns, so that
+    they fit the screen (the grid draws only the columns in view; the other metrics
+    are a click away)."""
+    primary = spec.primary_metric.name
+    columns = [views.column("metrics", m) for m in (f"holdout_{primary}", f"cv_{primary}")]
+    columns += [views.column("params", p) for p in params]
+    views.pin_runs_view(experiment_id, columns)

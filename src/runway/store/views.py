@@ -17,7 +17,6 @@ from runway.store.tracking import MAX_TAG_CHARS, client
 
 VIEW_KEY = "runway"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-_DEFAULT_COLUMNS = ["attributes.`Models`", "attributes.`Dataset`"]
 _MAX_COLUMNS = 30
 
 
@@ -26,17 +25,12 @@ def column(kind: str, name: str) -> str:
     return f"{kind}.`{name}`"
 
 
-def pin_runs_view(
-    experiment_id: str,
-    metrics: Sequence[str],
-    params: Sequence[str],
-    order_by: str,
-    ascending: bool,
-) -> None:
-    """Show ``metrics`` and ``params`` (added to those already pinned) sorted by ``order_by``.
+def pin_runs_view(experiment_id: str, columns: Sequence[str]) -> None:
+    """Show ``columns`` (:func:`column` names, added to those already pinned).
 
-    Several specs may share an experiment: columns accumulate (up to 30), the
-    sort is the latest spec's primary metric.
+    Several specs may share an experiment: columns accumulate (up to 30). No sort
+    is pinned: sorted by a metric, the UI lists a sweep's trials flat beside their
+    parent instead of nested under it.
     """
     mlflow_client = client()
     current = mlflow_client.get_experiment(experiment_id).tags.get(VIEW_TAG)
@@ -46,13 +40,8 @@ def pin_runs_view(
             pinned = [str(c) for c in json.loads(current).get("selectedColumns", [])]
         except (ValueError, AttributeError):
             pinned = []
-    wanted = [column("metrics", m) for m in metrics] + [column("params", p) for p in params]
-    columns = list(dict.fromkeys([*(pinned or _DEFAULT_COLUMNS), *wanted]))[:_MAX_COLUMNS]
-    view = {
-        "orderByKey": column("metrics", order_by),
-        "orderByAsc": ascending,
-        "selectedColumns": columns,
-    }
+    selected = list(dict.fromkeys([*pinned, *columns]))[:_MAX_COLUMNS]
+    view = {"selectedColumns": selected}
     text = json.dumps(view)
     if text != current and len(text) <= MAX_TAG_CHARS:
         mlflow_client.set_experiment_tag(experiment_id, VIEW_TAG, text)
