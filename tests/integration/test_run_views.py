@@ -51,6 +51,7 @@ def test_train_prints_the_runs_table_link_and_a_run_link_in_model_training_mode(
     table = re.search(r"^look +make ui, then (\S+)", out, re.M).group(1)
     assert table == (
         f"http://127.0.0.1:5999/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        "&viewStateShareKey=runway"  # issue 29, item 1: the view runway pinned
     )
     link = re.search(r"^run +(http\S+)", out, re.M).group(1)
     assert link == (
