@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -103,7 +104,7 @@ def _train_sweep_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> dic
     (tmp_path / "registry" / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
     common = {"experiment": "browser", "model_name": MODEL, "description": "Tumours, screened."}
     trained = write_spec(tmp_path / "train.yaml", **common)
-    assert main(["-q", "train", str(trained), "--run-name", "logreg-baseline"]) == 0
+    assert main(["-q", "train", str(trained), "--run-name", "logreg-baseline", "--register"]) == 0
     printed = capsys.readouterr().out
     swept = write_spec(
         tmp_path / "sweep.yaml",
@@ -113,13 +114,43 @@ def _train_sweep_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> dic
     )
     assert main(["-q", "sweep", str(swept), "--promote-to", "Staging"]) == 0
     swept_out = capsys.readouterr().out
-    assert f"registered {MODEL} version 1" in swept_out and "result: PASS" in swept_out
+    assert f"registered {MODEL} version 2" in swept_out and "result: PASS" in swept_out
+    # v1 to Production, v2 replaces it, then the rollback brings v1 back (issue 29, item 5)
+    for version, stage in (("1", "Staging"), ("1", "Production"), ("2", "Production")):
+        promoted = ["-q", "registry", "promote", MODEL, version, "--to", stage]
+        assert main([*promoted, "--reviewer", "alice"]) == 0
+    assert main(["-q", "registry", "rollback", MODEL, "--reviewer", "carol"]) == 0
+    capsys.readouterr()
     return {
         "runs_table": _link(printed, "look"),
         "train_run": _link(printed, "run"),
         "sweep_run": _link(swept_out, "run"),
         "parent_id": re.search(r"parent run +([0-9a-f]{32})", swept_out).group(1),
+        "monitoring": _two_windows(),
     }
+
+
+def _two_windows() -> str:
+    """A crossed and a healthy monitoring window of v1, as `runway monitor` records them;
+    the monitoring experiment's id."""
+    from datetime import datetime
+
+    from runway.settings import get_settings
+    from runway.store import monitoring
+
+    for outcome, day in (("crossed", 5), ("healthy", 6)):
+        run_id, _ = monitoring.record_window(
+            get_settings(),
+            model=MODEL,
+            version="1",
+            since=datetime(2026, 1, day),
+            until=datetime(2026, 1, day + 1),
+            outcome=outcome,
+            metrics={"drift_share": 0.5 if outcome == "crossed" else 0.0},
+            tags={"mlflow.note.content": f"{outcome}: drift share"},
+            artifacts={"summary.json": "{}", "report.html": "<html>drift</html>"},
+        )
+    return mlflow.get_run(run_id).info.experiment_id
 
 
 def test_a_person_finds_the_runs_the_sweep_and_the_gate_report(ui, tmp_path, capsys):
@@ -155,14 +186,19 @@ def test_a_person_finds_the_runs_the_sweep_and_the_gate_report(ui, tmp_path, cap
             table = page.locator(".ag-pinned-left-cols-container")
             expect(table.get_by_role("link", name="logreg-baseline", exact=True)).to_be_visible()
             assert "/overview" not in page.url and "/runs" in page.url
+            # issue 29, item 1: the primary metric and the searched param, with no clicks
+            headers = page.locator('[role="columnheader"]')
+            for name in ("holdout_roc_auc", "cv_roc_auc", "model__C"):
+                expect(headers.filter(has_text=name).first).to_be_visible()
             shot("01_runs_table")
 
             # 2. the sweep parent holds its trials; its page names the refitted estimator
             parent = table.locator(f'[row-id="{links["parent_id"]}"]')
             expect(parent).to_be_visible()
             parent.locator('button[data-component-id$="runnamecellrenderer.tsx_46"]').click()
-            for trial in ("trial-000", "trial-001", "trial-002"):
-                expect(table.get_by_role("link", name=trial, exact=True)).to_be_visible()
+            for number in (0, 1, 2):  # issue 29, item 3: trials by number
+                named = re.compile(rf"^browser-[0-9a-f]+ trial {number}$")
+                expect(table.get_by_role("link", name=named)).to_be_visible()
             shot("02_sweep_children")
             visit(links["sweep_run"])
             expect(page.get_by_role("heading", name=re.compile(r"^sweep-browser-"))).to_be_visible()
@@ -172,7 +208,7 @@ def test_a_person_finds_the_runs_the_sweep_and_the_gate_report(ui, tmp_path, cap
             shot("03_sweep_parent")
 
             # 3. the model version's description leads to the gate report
-            visit(f"{base}/#/models/{MODEL}/versions/1")
+            visit(f"{base}/#/models/{MODEL}/versions/2")
             report = page.get_by_role("link", name=re.compile(r"^Staging gate report: PASS"))
             expect(report).to_be_visible()
             expect(
@@ -183,13 +219,29 @@ def test_a_person_finds_the_runs_the_sweep_and_the_gate_report(ui, tmp_path, cap
                 report.click()
             tab = opened.value
             expect(tab.get_by_text("result: PASS")).to_be_visible()
-            assert "/artifacts/registry/v1-staging-" in tab.url
+            assert "/artifacts/registry/v2-staging-" in tab.url
             shot("05_gate_report", tab)
 
             # the run link `runway train` printed opens the run's page
             visit(links["train_run"])
             expect(page.get_by_role("heading", name="logreg-baseline")).to_be_visible()
             shot("06_training_run")
+
+            # issue 29, item 5: the version that came back says so on its page
+            visit(f"{base}/#/models/{MODEL}/versions/1")
+            expect(
+                page.get_by_text(re.compile(r"Rolled back to Production by carol"))
+            ).to_be_visible()
+            expect(page.get_by_text("replacing v2.")).to_be_visible()
+            shot("07_rolled_back_version")
+
+            # issue 29, item 4: a crossed window reads apart from a healthy one in the table
+            visit(f"{base}/#/experiments/{links['monitoring']}/runs?workflowType=machine_learning")
+            table = page.locator(".ag-pinned-left-cols-container")
+            for outcome in ("CROSSED", "healthy"):
+                named = re.compile(rf"^{outcome} {MODEL} v1 2026-01-0")
+                expect(table.get_by_role("link", name=named)).to_be_visible()
+            shot("08_monitoring_windows")
         finally:
             browser.close()
 
@@ -203,4 +255,6 @@ def test_a_person_finds_the_runs_the_sweep_and_the_gate_report(ui, tmp_path, cap
         "04_model_version.png",
         "05_gate_report.png",
         "06_training_run.png",
+        "07_rolled_back_version.png",
+        "08_monitoring_windows.png",
     ]

@@ -67,7 +67,7 @@ def test_make_train_then_make_ui_on_the_embedded_default(tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["model__n_estimators"] == "25"
-    assert {"cv_roc_auc_mean", "holdout_roc_auc"} <= set(run.data.metrics)
+    assert {"cv_roc_auc", "holdout_roc_auc"} <= set(run.data.metrics)
     assert run.info.artifact_uri.startswith((project / "mlruns" / "breast-cancer").as_uri())
     assert (project / "mlruns").is_dir()
 
@@ -152,7 +152,7 @@ def test_mlproject_train_entry_point(tmp_path, mlflow_store):
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.project.entryPoint"] == "train"
     assert run.data.tags["spec_hash"]
-    assert {"cv_roc_auc_mean", "holdout_roc_auc"} <= set(run.data.metrics)
+    assert {"cv_roc_auc", "holdout_roc_auc"} <= set(run.data.metrics)
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
     )

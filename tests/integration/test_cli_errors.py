@@ -99,3 +99,13 @@ def test_spec_check_and_schema_commands(tmp_path, capsys):
     assert "spec ok" in out and "data ok" in out and "426 training + 143 holdout rows" in out
     assert main(["spec", "schema"]) == 0
     assert '"primary_metric"' in capsys.readouterr().out
+
+
+def test_a_spec_without_a_sweep_section_is_told_so(tmp_path, capsys):
+    """Issue 29, item 7: not "the search space is empty" (what --trials made of it)."""
+    spec = write_spec(tmp_path / "plain.yaml")
+    assert main(["sweep", str(spec), "--trials", "3"]) == 9
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "has no `sweep:` section" in err[0] and "space: {model__C:" in err[0]
+    assert "search space is empty" not in err[0]

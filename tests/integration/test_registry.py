@@ -207,7 +207,8 @@ def test_better_model_replaces_champion_then_rollback_restores_it(store, client,
     assert client.get_model_version(MODEL, weak).current_stage == "Archived"
     _assert_aliases_match_stages(client)
 
-    back = rollback(MODEL, reviewer="alice", comment="strong misbehaves")
+    approval = {k: v for k, v in client.get_model_version(MODEL, weak).tags.items() if "appro" in k}
+    back = rollback(MODEL, reviewer="bob", comment="strong misbehaves")
 
     assert (back.version, back.archived) == (weak, [strong])
     assert client.get_model_version(MODEL, weak).current_stage == "Production"
@@ -219,8 +220,15 @@ def test_better_model_replaces_champion_then_rollback_restores_it(store, client,
         "rollback",
         weak,
         strong,
-        "alice",
+        "bob",
     )
+    # issue 29, item 5: the version that came back keeps its approval and says it came back
+    came_back = client.get_model_version(MODEL, weak)
+    assert approval["approved_by"] == "alice"
+    assert {k: v for k, v in came_back.tags.items() if "appro" in k} == approval
+    assert (came_back.tags["rolled_back_by"], came_back.tags["rolled_back_from"]) == ("bob", strong)
+    assert "Rolled back to Production by bob (" in came_back.description
+    assert came_back.description.rstrip().endswith(f"replacing v{strong}.")
     assert all(not row.unaudited for row in status(MODEL))
 
 

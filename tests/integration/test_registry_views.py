@@ -118,7 +118,7 @@ def test_audit_runs_read_well_in_the_runs_table(trained, client, tmp_path):
     [entry] = history(MODEL)
 
     run = client.get_run(entry.audit_run_id)
-    assert run.info.run_name == f"v{version} None -> Staging refused: {MODEL}"
+    assert run.info.run_name == f"REFUSED v{version} None -> Staging: {MODEL}"  # issue 29, item 5
     note = run.data.tags["mlflow.note.content"]
     assert "holdout roc_auc" in note and "0.9999" in note  # why it was refused
     links = {

@@ -78,7 +78,7 @@ def test_small_sweep_records_parent_children_plots_and_one_version(client, tmp_p
         assert child.data.params["estimator"] in CHOICE["estimators"]
         assert "trial_seconds" in child.data.metrics
         if state == "COMPLETE":
-            assert {"cv_roc_auc_mean", "cv_accuracy_mean"} <= set(child.data.metrics)
+            assert {"cv_roc_auc", "cv_accuracy"} <= set(child.data.metrics)
         assert not mlflow.search_logged_models(
             experiment_ids=[child.info.experiment_id],
             filter_string=f"source_run_id = '{child.info.run_id}'",

@@ -41,14 +41,16 @@ def test_churn_run_records_everything(client, churn_csv, tmp_path):
     assert params["model__learning_rate"] == "0.05"
     assert params["preprocess__cat__impute__strategy"] == "constant"
     assert params["split.cv_folds"] == "5"
+    assert not {"memory", "verbose", "model__verbose"} & set(params)  # never vary: noise
+    assert run.info.run_name == f"churn · {spec.estimator.name}"  # not painted-elk-234
 
     metrics = run.data.metrics
     for name in spec.metrics:
-        assert {f"cv_{name}_mean", f"cv_{name}_std", f"holdout_{name}"} <= set(metrics)
-        assert f"cv_{name}" not in metrics  # the per-fold series has its own name
-        history = client.get_metric_history(result.run_id, f"cv_{name}_fold")
+        assert {f"cv_{name}", f"cv_{name}_std", f"holdout_{name}"} <= set(metrics)
+        assert not {f"cv_{name}_fold", f"cv_{name}_mean"} & set(metrics)  # issue 29, item 2
+        history = client.get_metric_history(result.run_id, f"fold/cv_{name}")
         assert [m.step for m in history] == list(range(5))
-        assert metrics[f"cv_{name}_mean"] == pytest.approx(np.mean([m.value for m in history]))
+        assert metrics[f"cv_{name}"] == pytest.approx(np.mean([m.value for m in history]))
     assert 0.7 < metrics["holdout_roc_auc"] <= 1.0
     assert result.primary_value == metrics["holdout_roc_auc"]
 

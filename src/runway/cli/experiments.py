@@ -23,7 +23,13 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("--onnx needs --register (the ONNX version is made of a registered one)")
     spec = load_spec(args.spec, parse_overrides(args.set or []))
     try:
-        result = train(spec, spec_path=args.spec, run_name=args.run_name, settings=store())
+        result = train(
+            spec,
+            spec_path=args.spec,
+            run_name=args.run_name,
+            settings=store(),
+            overrides=args.set or (),
+        )
     except Interrupted as stop:
         return _stopped(stop, "its run ended KILLED")
     primary = f"holdout_{result.primary_metric}"
@@ -36,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
         note = f"  (primary, {spec.primary_metric.direction})" if name == primary else ""
         print(f"  {name:<{width}}  {result.metrics[name]:.4f}{note}")
     for metric in spec.metrics:
-        mean, std = result.metrics[f"cv_{metric}_mean"], result.metrics[f"cv_{metric}_std"]
+        mean, std = result.metrics[f"cv_{metric}"], result.metrics[f"cv_{metric}_std"]
         print(f"  {f'cv_{metric}':<{width}}  {mean:.4f} ± {std:.4f}  ({spec.split.cv_folds} folds)")
     print(f"model  {result.model_uri}")
     if args.register:
@@ -50,6 +56,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_SWEEP = (
+    "{path}: the spec has no `sweep:` section; add one naming what to search, e.g. "
+    "`sweep: {{trials: 20, space: {{model__C: {{type: float, low: 0.01, high: 10, log: true}}}}}}` "
+    "(`runway spec schema` lists every field)"
+)
+
+
+def _has_sweep_section(path: str, overrides: dict[str, Any]) -> None:
+    """A spec without ``sweep:`` is told so, not that "the search space is empty"
+    (which is what ``--trials`` or ``--timeout`` would make of it)."""
+    from pathlib import Path
+
+    from runway.core.validation import read_mapping
+    from runway.errors import SpecError
+
+    searched = any(k.startswith(("sweep.space", "sweep.estimators")) for k in overrides)
+    if "sweep" not in read_mapping(Path(path), "spec file not found") and not searched:
+        raise SpecError(NO_SWEEP.format(path=path))
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from runway.cli.registry import promote_and_print
     from runway.core.training.spec import load_spec, parse_overrides
@@ -57,6 +83,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from runway.jobs.sweep import sweep
 
     overrides: dict[str, Any] = parse_overrides(args.set or [])
+    _has_sweep_section(args.spec, overrides)
     if args.trials is not None:
         overrides["sweep.trials"] = args.trials
     if args.timeout is not None:
@@ -175,7 +202,7 @@ def _spec_check(args: argparse.Namespace) -> int:
     )
     if split.target is not None and split.target.positive is not None:
         positive = split.target.positive
-        print(f"  positive class: {positive!r} ({split.target.name(positive)})")
+        print(f"  positive class: {split.target.shown(positive)}")
     for note in split.notes:
         print(f"  note: {note}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from typing import Any
 
 from runway.cli.common import store
 from runway.core.governance.chain import ChainReport
@@ -142,22 +143,52 @@ def _history(args: argparse.Namespace) -> int:
         )
     print("\n".join(format_table(table)))
     for e in entries:
-        if e.reason:
-            print(f"  {e.when} v{e.version} refused: {e.reason}")
-        if e.report:
-            print(
-                f"\n{e.when} {e.action} v{e.version} -> {e.to_stage} (audit run {e.audit_run_id})"
-            )
-            print(e.report)
+        if args.reports:
+            _print_section(e)
+        elif e.reason:
+            print(f"  {e.when} v{e.version} {e.outcome}: {e.reason}")
     if chain is not None:
         _print_chain(entries, chain)
         _raise_unverified(args.model, chain)
     return 0
 
 
+def _print_section(e: Any) -> None:
+    """One record under ``--reports``: its heading, then why (a refusal), then its report;
+    every record has one, a rollback or an archiving too (they have no report)."""
+    print(
+        f"\n{e.when} {e.action} v{e.version} {e.from_stage} -> {e.to_stage}: {e.outcome} "
+        f"by {e.actor} (audit run {e.audit_run_id})"
+    )
+    if e.comment:
+        print(f"  comment: {e.comment}")
+    if e.reason:
+        print(f"  {e.outcome}: {e.reason}")
+    if e.replaced:
+        print(f"  replaced: v{e.replaced}")
+    if e.report:
+        print(e.report)
+
+
+def chain_summary(entries: list, chain: ChainReport) -> str:
+    """How many records the intact chain holds, and why the others are not on it: those
+    written before the lock was held (a refusal to take it) are off the chain by design."""
+    on = len(chain.order)
+    off = [e for e in entries if not e.chained and e.audit_run_id not in chain.order]
+    line = f"audit chain: {on} record{'s' * (on != 1)} on an intact chain"
+    if off:
+        kind = "refusal" if all(e.outcome != "applied" for e in off) else "record"
+        kind += "s" * (len(off) != 1)
+        line += f"; {len(off)} {kind} recorded before the lock, off the chain by design"
+    broken = len(entries) - on - len(off)
+    if broken > 0:
+        line += f"; {broken} record{'s' * (broken != 1)} NOT on it (see below)"
+    return line
+
+
 def _print_chain(entries: list, chain: ChainReport) -> None:
     """The verification: each record's link, then each version the chain does not explain."""
-    print(f"\naudit chain: {len(chain.order)} of {len(entries)} records on an intact chain")
+    print(f"\n{chain_summary(entries, chain)}")
     for e in entries:
         if e.audit_run_id in chain.records:
             print(

@@ -75,7 +75,7 @@ def evaluate(
         metrics = gate_metrics(spec, policy, y)
         if split.target is not None and split.target.positive is not None:
             positive = split.target.positive
-            evaluation += f"; positive class {positive!r} ({split.target.name(positive)})"
+            evaluation += f"; positive class {split.target.shown(positive)}"
         threads = threads_for("gate", settings.threads)
         # its promotion seals what this checked (the audit record does not exist yet)
         local = trust.fetch_verified(

@@ -248,7 +248,11 @@ def rollback(
             lock.check()
             replaced = ",".join(mv.version for mv in registry.in_stage(listed, "Production"))
             rec.comment = comment or f"rollback from v{current.version}"
-            archived = _move(back, target, rec.actor, comment, lock)
+            when = datetime.now(UTC).isoformat(timespec="seconds")
+            rolled = {"rolled_back_by": rec.actor, "rolled_back_at": when}
+            rolled["rolled_back_from"] = current.version
+            archived = _move(back, target, rec.actor, comment, lock, rolled, approval=False)
+            audit.note_rollback(back, rec.actor, when, current.version)
             audit_id = _record_applied(rec, back, rec.outcome("applied", replaced=replaced))
     log.info("%s: rolled back v%s -> v%s", model, current.version, back.version)
     return Promotion(model, back.version, back.stage, target, None, True, archived, audit_id)
@@ -329,8 +333,12 @@ def _move(
     comment: str,
     lock: PromotionLock,
     extra_tags: dict[str, str] | None = None,
+    approval: bool = True,
 ) -> list[str]:
     """The writes of one transition (under the lock); returns the versions archived.
+
+    A rollback (``approval=False``) keeps the version's own approval tags: it was
+    approved once, the rollback is told by its own tags and description line.
 
     The candidate moves first, then the old champion is archived: serving may
     briefly see two Production versions, never none. A write refused part-way
@@ -343,7 +351,7 @@ def _move(
         registry.transition(mv.name, mv.version, target)
         done.append(f"v{mv.version} -> {target}")
         tags = {STAGE_TAG: target, **(extra_tags or {})}
-        if target == "Production":
+        if target == "Production" and approval:
             tags |= {
                 "approved_by": actor,
                 "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),

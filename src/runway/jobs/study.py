@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,16 @@ def sweep_of(spec: ExperimentSpec) -> SweepSpec:
 
 
 # --- the search space ------------------------------------------------------------
+
+
+def searched_params(spec: ExperimentSpec) -> list[str]:
+    """The params a trial's run logs: ``estimator`` when several compete, then each dimension."""
+    sweep = sweep_of(spec)
+    names = ["estimator"] if sweep.estimators else []
+    names += list(sweep.space)
+    for space in (sweep.estimators or {}).values():
+        names += list(space)
+    return list(dict.fromkeys(names))
 
 
 def suggest(trial: optuna.Trial, spec: ExperimentSpec) -> tuple[str, Params]:
@@ -349,48 +359,47 @@ def best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 class Progress:
-    """Trials done, the current best value and its params: a bar on a terminal, lines otherwise."""
+    """One short line per finished trial: trial, value, best so far, ETA.
+
+    Never a bar: a bar carrying the best params shrank to one character and was
+    cut at 120 columns, and log lines landed on it. The best params are in the
+    summary the command prints at the end.
+    """
 
     def __init__(self, total: int, done: int, metric: str):
-        self.total, self.metric, self.last = total, metric, done
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total, initial=done, unit="trial", file=sys.stderr, dynamic_ncols=True
-            )
+        self.total, self.metric, self.last, self.first = total, metric, done, done
+        self.started = time.monotonic()
 
     def update(self, study: optuna.Study) -> None:
-        """Report trials finished since the last call."""
+        """Report trials finished since the last call (one line for the latest)."""
         trials = evaluated(study)
         done = len(trials)
         if done == self.last:
             return
+        latest = max(trials, key=lambda t: t.number)
+        value = f"{latest.value:.4f}" if latest.value is not None else latest.state.name.lower()
         top = best(study)
-        summary = (
-            f"best {self.metric}={top.value:.4f} (trial {top.number}) {top.params}"
-            if top is not None and top.value is not None
-            else "no completed trial yet"
+        so_far = f"{top.value:.4f} (#{top.number})" if top and top.value is not None else "-"
+        log.info(
+            "trial %d/%d  #%d %s=%s  best %s  ETA %s",
+            done,
+            self.total,
+            latest.number,
+            self.metric,
+            value,
+            so_far,
+            self._eta(done),
         )
-        if self.bar is not None:
-            self.bar.update(done - self.last)
-            self.bar.set_postfix_str(summary, refresh=True)
-        else:
-            latest = max(trials, key=lambda t: t.number)
-            value = f"{latest.value:.4f}" if latest.value is not None else "-"
-            log.info(
-                "trial %d/%d done (#%d %s %s) | %s",
-                done,
-                self.total,
-                latest.number,
-                latest.state.name,
-                value,
-                summary,
-            )
         self.last = done
 
+    def _eta(self, done: int) -> str:
+        """The time left at this run's pace so far (trials of earlier runs excluded)."""
+        ran = done - self.first
+        left = max(self.total - done, 0)
+        if ran <= 0 or not left:
+            return "0s" if not left else "?"
+        seconds = int((time.monotonic() - self.started) / ran * left)
+        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
     def close(self) -> None:
-        """Close the bar, if there is one."""
-        if self.bar is not None:
-            self.bar.close()
+        """Nothing to close (kept for callers)."""

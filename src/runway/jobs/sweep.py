@@ -43,7 +43,7 @@ from runway.jobs.sweep_parent import (
     refit,
     summarise,
 )
-from runway.jobs.train import run_tags
+from runway.jobs.train import pin_view, run_tags
 from runway.jobs.trial import objective
 from runway.settings import Settings, get_settings
 from runway.store import tracking
@@ -98,7 +98,7 @@ def _worker_main(
     """A sweep worker process: its own data split, storage handle, MLflow configuration and
     sampler seed (``worker``: :func:`runway.jobs.workers.seed`)."""
     os.environ.update(thread_env(threads))  # before OpenMP's first use reads it
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     quiet_interrupted_trials()
     tracking.configure_uri(tracking_uri)
     spec = spec_from_dict(spec_doc)
@@ -153,7 +153,7 @@ def _optimize(ctx: SweepContext, study: optuna.Study, n_workers: int, owner: boo
         n_workers,
         "" if owner else " (joined)",
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     quiet_interrupted_trials()
     # A spawned worker pays seconds of imports, so N workers means N-1 new processes.
     shares = [remaining // n_workers + (i < remaining % n_workers) for i in range(n_workers)]
@@ -225,6 +225,14 @@ def _fail_stale(study: optuna.Study, parent_id: str) -> None:
     pool.close_lost_runs(study, parent_id)
 
 
+def quiet_optuna() -> None:
+    """Optuna's INFO lines (coloured, its own handler) only with ``-v``, through runway's log."""
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
 def heartbeat(settings: Settings, storage_url: str) -> studies.Heartbeat | None:
     """The heartbeat settings every worker of an RDB study uses (none for a journal file)."""
     if "://" not in storage_url:
@@ -256,6 +264,7 @@ def sweep(
         raise SweepError(f"--workers must be at least 1, got {workers}")
     settings = settings or get_settings()
     sweep_of(spec)
+    quiet_optuna()  # before the study is opened: "A new study created" is chatter
     dataset = load_dataset(spec.data)
     split = prepare(spec, dataset)
     check_space(spec, split)
@@ -264,6 +273,7 @@ def sweep(
     study, start = _open(spec, storage_url, beat := heartbeat(settings, storage_url), name, resume)
     experiment_id = tracking.ensure_experiment(spec.experiment, settings)
     tracking.describe_experiment(experiment_id, spec.description)
+    pin_view(spec, experiment_id, studies.searched_params(spec))
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if resume and parent_id:
         _fail_stale(study, parent_id)

@@ -4,7 +4,7 @@ Once per study: the spec, the data lineage, the split and the sweep settings.
 At the end: trial counts, the best trial, the study plots; then the refit of
 the best trial, recorded under the names a training run uses: its params
 (``model__C``, not ``best.model__C``), its cross-validation summary
-(``cv_<metric>_mean``/``_std``, from the best trial's run), its holdout metrics,
+(``cv_<metric>``/``_std``, from the best trial's run), its holdout metrics,
 the estimator tag, the model, and a description that links the best trial. So
 a sweep parent and a training run sit side by side in Compare.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 
 from runway.core.training.data import Dataset, Split
-from runway.core.training.evaluate import holdout_metrics
+from runway.core.training.evaluate import cv_summary, cv_value, holdout_metrics
 from runway.core.training.pipeline import loggable_params
 from runway.core.training.spec import ExperimentSpec
 from runway.errors import SweepError
@@ -89,12 +89,7 @@ def summarise(ctx: SweepContext, study: optuna.Study, seconds: float) -> optuna.
     tracking.set_tags({"best_trial": str(best.number), "best_trial_run_id": best_run})
     if best_run:
         tracking.set_run_tag(best_run, "best_trial", "true")
-        summary = {
-            k: v
-            for k, v in tracking.run_metrics(best_run).items()
-            if k.startswith("cv_") and k.endswith(("_mean", "_std"))
-        }
-        tracking.log_metrics(summary)
+        tracking.log_metrics(cv_summary(tracking.run_metrics(best_run)))
     tracking.log_metrics({f"best_cv_{metric}": best.value})
     tracking.log_dict(best.params, "study/best_params.json")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +108,7 @@ def refit(
     fitted = build_trial_pipeline(ctx.spec, split, estimator, params).fit(
         split.X_train, split.y_train
     )
-    changed = tracking.log_params_once(loggable_params(fitted))
+    changed = tracking.log_params_once(loggable_params(fitted, params))
     if changed:
         # A resumed sweep found a better trial; MLflow keeps a param's first value.
         log.warning(
@@ -148,8 +143,8 @@ def describe(
     trial = f"trial {best.number}"
     if best_run:
         trial = f"[{trial}]({tracking.run_link(best_run, ctx.experiment_id)})"
-    spread = tracking.run_metrics(best_run).get(f"cv_{metric}_std") if best_run else None
-    cv = f"cv_{metric}_mean {best.value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
+    _, spread = cv_value(tracking.run_metrics(best_run), metric) if best_run else (None, None)
+    cv = f"cv_{metric} {best.value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
     score = holdout.get(f"holdout_{metric}")
     refitted = f": holdout_{metric} {score:.4f}" if score is not None else ""
     tracking.set_tags(

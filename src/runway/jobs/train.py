@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from runway.core.training.plots import make_plots
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec
 from runway.jobs.interrupt import terminable
 from runway.settings import Settings, get_settings
-from runway.store import models, tracking
+from runway.store import models, tracking, views
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def train(
     run_name: str | None = None,
     settings: Settings | None = None,
     params: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> TrainResult:
     """Train, evaluate and log one pipeline as one MLflow run (in the configured store).
 
@@ -107,14 +108,15 @@ def train(
         pipeline.set_params(
             **{k: v for k, v in params.items() if k in known and str(known[k]) != str(v)}
         )
-    experiment_id = tracking.ensure_experiment(spec.experiment, settings)
-    tracking.describe_experiment(experiment_id, spec.description)
+    experiment_id = _open_experiment(spec, settings)
 
+    run_name = run_name or training_run_name(spec, spec_path, overrides)
     with tracking.run(experiment_id, run_name, run_tags(spec, dataset, spec_path)) as active:
         run_id = active.info.run_id
         log.info("run %s in experiment %r", run_id, spec.experiment)
         log_spec(spec, spec_path)
-        tracking.log_params({**split_params(spec), **loggable_params(pipeline)})
+        kept = [f"model__{k}" for k in spec.estimator.params] + list(params or {})
+        tracking.log_params({**split_params(spec), **loggable_params(pipeline, kept)})
         log_lineage(spec, dataset, split)
 
         metrics, fitted = _evaluate_and_fit(spec, pipeline, split, settings)
@@ -134,6 +136,14 @@ def train(
         url=tracking.run_url(run_id, active.info.experiment_id, settings.ui_url),
         runs_url=tracking.experiment_url(active.info.experiment_id, settings.ui_url),
     )
+
+
+def _open_experiment(spec: ExperimentSpec, settings: Settings) -> str:
+    """The spec's experiment, described, its runs table opening on what the spec compares."""
+    experiment_id = tracking.ensure_experiment(spec.experiment, settings)
+    tracking.describe_experiment(experiment_id, spec.description)
+    pin_view(spec, experiment_id, [f"model__{k}" for k in spec.estimator.params])
+    return experiment_id
 
 
 def _evaluate_and_fit(
@@ -229,3 +239,22 @@ def log_lineage(spec: ExperimentSpec, dataset: Dataset, split: Split) -> None:
             context=context,
             targets=target,
         )
+
+
+def training_run_name(
+    spec: ExperimentSpec, spec_path: str | None, overrides: Sequence[str] = ()
+) -> str:
+    """``<spec> · <estimator> · key=value``: what the run is and what this one changed
+    (the ``--set`` overrides), instead of MLflow's random ``painted-elk-234``."""
+    stem = Path(spec_path).stem if spec_path else spec.experiment
+    return " · ".join([stem, spec.estimator.name, *overrides])[:250]
+
+
+def pin_view(spec: ExperimentSpec, experiment_id: str, params: Sequence[str]) -> None:
+    """The runs table opens on the primary metric and ``params``: few columns, so that
+    they fit the screen (the grid draws only the columns in view; the other metrics
+    are a click away)."""
+    primary = spec.primary_metric.name
+    columns = [views.column("metrics", m) for m in (f"holdout_{primary}", f"cv_{primary}")]
+    columns += [views.column("params", p) for p in params]
+    views.pin_runs_view(experiment_id, columns)

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 
 from runway.core.documents import Params
-from runway.core.training.evaluate import cross_validate, fold_metric
+from runway.core.training.evaluate import cross_validate, cv_metric, fold_metric
 from runway.jobs import study as studies
 from runway.jobs.interrupt import through_outages
 from runway.jobs.study import build_trial_pipeline
@@ -92,6 +92,14 @@ def objective(ctx: SweepContext) -> Any:
     return objective
 
 
+def trial_run_name(study: str, number: int, retried: int | None = None) -> str:
+    """``<study> trial 7``: found by number in the table; a dead worker's trial run again
+    under a new number says which one it resumes (its KILLED row is the same params)."""
+    return f"{study} trial {number}" + (
+        f" (resumed trial {retried})" if retried is not None else ""
+    )
+
+
 @contextlib.contextmanager
 def _interruptible(trial: optuna.Trial) -> Iterator[None]:
     """A trial that SIGTERM or an outage stops here is marked interrupted: not counted."""
@@ -111,8 +119,10 @@ def _trial_run(ctx: SweepContext, trial: optuna.Trial, estimator: str) -> str:
         "runway.estimator": estimator,
         **user_tag(),
     }
+    retried = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    name = trial_run_name(ctx.study_name, trial.number, retried)
     run_id = through_outages(
-        lambda: tracking.create_run(ctx.experiment_id, f"trial-{trial.number:03d}", tags),
+        lambda: tracking.create_run(ctx.experiment_id, name, tags),
         f"trial {trial.number}",
         ctx.outage_wait,
     )
@@ -134,8 +144,8 @@ def log_trial(
     for m, vs in folds.items():
         if vs:
             metrics += [
-                (f"cv_{m}_mean", float(np.mean(vs)), 0),
-                (f"cv_{m}_std", float(np.std(vs)), 0),
+                (cv_metric(m), float(np.mean(vs)), 0),
+                (f"{cv_metric(m)}_std", float(np.std(vs)), 0),
             ]
     metrics.append(("trial_seconds", seconds, 0))
     tags = {"optuna.trial_state": state, **({tracking.ERROR_TAG: error} if error else {})}

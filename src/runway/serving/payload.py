@@ -11,6 +11,7 @@ Rows that pass the check go to the backend as
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 from collections.abc import Mapping
@@ -196,7 +197,9 @@ def _json_records(body: bytes) -> list[Mapping[str, Any]]:
     keys = [k for k in JSON_KEYS if k in doc]
     if len(keys) != 1:
         got = clip(", ".join(map(repr, doc)) or "an empty object")
-        raise BadRequest(400, f"expected exactly {expected}; got {got}")
+        near = [m for k in doc for m in difflib.get_close_matches(str(k), JSON_KEYS, 1, 0.8)]
+        hint = f" (did you mean {near[0]!r}?)" if near and not keys else ""
+        raise BadRequest(400, f"expected exactly {expected}; got {got}{hint}")
     key = keys[0]
     unexpected = [k for k in doc if k not in (key, "params")]
     if unexpected:

@@ -167,9 +167,21 @@ def record(settings: Settings, mv: VersionInfo, attempt: Attempt, *, chained: bo
 
 
 def run_name(mv: VersionInfo, attempt: Attempt) -> str:
-    """What changed first, the model last: the runs table cuts long names on the right."""
+    """Outcome and version first, the model last: the runs table cuts long names on the
+    right (``REFUSED v3 None -> Staging: churn``; ``applied`` in lower case, it is the norm)."""
+    outcome = attempt.outcome if attempt.outcome == "applied" else attempt.outcome.upper()
     action = "" if attempt.action == "promote" else f" ({attempt.action})"
-    return f"v{mv.version} {mv.stage} -> {attempt.to_stage} {attempt.outcome}{action}: {mv.name}"
+    return f"{outcome} v{mv.version} {mv.stage} -> {attempt.to_stage}{action}: {mv.name}"
+
+
+def note_rollback(mv: VersionInfo, actor: str, when: str, from_version: str) -> None:
+    """A line on the version that came back: who rolled back to it, when, from which version
+    (its approval tags are its first approval's, kept)."""
+    line = f"Rolled back to Production by {actor} ({when}), replacing v{from_version}."
+    mlflow_client = client()
+    current = (mlflow_client.get_model_version(mv.name, mv.version).description or "").rstrip()
+    text = f"{current}\n\n{line}" if current else line
+    mlflow_client.update_model_version(mv.name, mv.version, description=text)
 
 
 def _note(mv: VersionInfo, attempt: Attempt, experiment_id: str, run_id: str) -> str:

@@ -20,15 +20,34 @@ from runway.settings import Settings
 from runway.store.registry import quote
 from runway.store.tracking import (
     MAX_TAG_CHARS,
+    NOTE_TAG,
     client,
+    describe_experiment,
     ensure_experiment,
     log_batch,
     log_run_text,
+    run_link,
     run_url,
 )
 
 TAG = "runway.monitor."
 _METRIC_NAME = re.compile(r"[^A-Za-z0-9_\-. :/]")
+REPORT = "report.html"
+DESCRIPTION = (
+    "One run per model, version and monitoring window (`runway monitor`), named "
+    "outcome first: **CROSSED** (a threshold of the policy's `monitor:` section was "
+    "crossed), healthy, or not judged. Filter with "
+    "``tags.`runway.monitor.outcome` = 'crossed'``; each run's description links its "
+    "drift report, its metrics chart drift across windows in *Compare*."
+)
+
+
+def window_run_name(
+    outcome: str, model: str, version: str, since: datetime, until: datetime
+) -> str:
+    """Outcome first (the table cuts long names): ``CROSSED churn v2 2026-01-05 00:00..``."""
+    shown = {"crossed": "CROSSED", "not_judged": "not judged"}.get(outcome, outcome)
+    return f"{shown} {model} v{version} {since:%Y-%m-%d %H:%M}..{until:%Y-%m-%d %H:%M}"
 
 
 @dataclass(frozen=True)
@@ -61,10 +80,11 @@ def record_window(
 ) -> tuple[str, str]:
     """Log one window as a finished run; returns (run id, its address in the UI)."""
     experiment_id = ensure_experiment(settings.monitor_experiment, settings)
+    describe_experiment(experiment_id, DESCRIPTION)
     mlflow_client = client()
     run = mlflow_client.create_run(
         experiment_id,
-        run_name=f"{model} v{version} {since:%Y-%m-%d %H:%M}..{until:%Y-%m-%d %H:%M}",
+        run_name=window_run_name(outcome, model, version, since, until),
         tags={
             f"{TAG}model": model,
             f"{TAG}version": version,
@@ -79,8 +99,12 @@ def record_window(
     log_batch(run_id, metrics=values)
     for path, text in artifacts.items():
         log_run_text(run_id, text, path)
+    if REPORT in artifacts:
+        link = f"[drift report]({run_link(run_id, experiment_id, REPORT)})"
+        note = tags.get(NOTE_TAG, "")
+        mlflow_client.set_tag(run_id, NOTE_TAG, f"{note}\n\n{link}".strip()[:MAX_TAG_CHARS])
     mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-    return run_id, run_url(run_id, experiment_id)
+    return run_id, run_url(run_id, experiment_id, settings.ui_url)
 
 
 def set_window_tags(run_id: str, tags: Mapping[str, str]) -> None:

@@ -10,7 +10,9 @@ newest Staging version, as ``models:/M/Staging`` does). Promotion rules live in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import warnings
@@ -87,16 +89,19 @@ def register_version(
 
     try:
         registered_by = {"runway.registered_by": whoami().user}
-        mv = mlflow.register_model(
-            model_uri, name, tags={**tags, **registered_by, STAGE_TAG: "None"}
-        )
+        chatter = io.StringIO()  # MLflow prints "Successfully registered ..." to stderr
+        with contextlib.redirect_stderr(chatter):
+            mv = mlflow.register_model(
+                model_uri, name, tags={**tags, **registered_by, STAGE_TAG: "None"}
+            )
+        log.debug("%s", chatter.getvalue().strip())
     except MlflowException as exc:
         raise explain(exc) or RegistryError(
             f"cannot register {model_uri} as {name!r}: {exc.message}"
         ) from exc
     if description:
         client().update_model_version(name, mv.version, description=description)
-    log.info("registered %s version %s (stage None)", name, mv.version)
+    log.debug("registered %s version %s (stage None)", name, mv.version)  # the CLI says it
     return VersionInfo.of(mv)
 
 

@@ -362,8 +362,10 @@ def ui_base(ui_url: str = DEFAULT_UI_URL) -> str:
 
 
 def experiment_url(experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:
-    """The experiment's runs table in the MLflow UI, in model-training mode."""
-    return f"{ui_base(ui_url)}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}"
+    """The experiment's runs table in the MLflow UI, in model-training mode, opening on
+    the view runway pinned (:mod:`runway.store.views`: its metric and param columns)."""
+    view = "viewStateShareKey=runway"
+    return f"{ui_base(ui_url)}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}&{view}"
 
 
 def run_url(run_id: str, experiment_id: str, ui_url: str = DEFAULT_UI_URL) -> str:

@@ -159,3 +159,11 @@ def test_messages_echo_client_values_briefly():
     with pytest.raises(BadRequest) as refused:
         parse(_json({"dataframe_records": ROWS, "k" * 100_000: 1}), "application/json", COLUMNS)
     assert len(refused.value.message) < 200
+
+
+def test_a_misspelt_json_key_gets_a_did_you_mean():
+    """Issue 29, item 7: `dataframe_record` is a typo of `dataframe_records`."""
+    with pytest.raises(BadRequest) as bad:
+        parse(_json({"dataframe_record": ROWS}), "application/json", COLUMNS)
+    assert bad.value.status == 400
+    assert bad.value.message.endswith("(did you mean 'dataframe_records'?)")

@@ -47,6 +47,7 @@ HMAC_SHA256 = "hmac-sha256"
 ALIASES = {"Staging": "staging", "Production": "production"}
 STAGE_TAG = "runway.stage"  # the stage runway last set on a version
 APPROVED_BY = "approved_by"
+_ROLLED_BACK = "rolled back: "  # key prefix in the replay's approver map
 
 
 def seal(fields: Mapping[str, str], key: bytes = b"") -> tuple[str, str]:
@@ -189,7 +190,12 @@ def _replay(chain: list[Link]) -> tuple[dict[str, str], dict[str, str], dict[str
         stage[version] = target
         sources[version] = f.get("source", "")
         if target == "Production":
-            approver[version] = f.get("actor", "")
+            if f.get("action") == "rollback" and version in approver:
+                # a rollback keeps the version's approval; tags written before it did
+                # name the rollback's actor, which stays accepted
+                approver[_ROLLED_BACK + version] = f.get("actor", "")
+            else:
+                approver[version] = f.get("actor", "")
             for old in f.get("replaced", "").split(","):
                 if old and old != version:
                     stage[old] = "Archived"
@@ -232,7 +238,8 @@ def _version_problem(
     if recorded != want:
         return f"tag runway.stage={recorded!r} set outside runway (the audit chain says {want})"
     approved = mv.tags.get(APPROVED_BY)
-    if approved is not None and approved != approver.get(mv.version):
+    accepted = (approver.get(mv.version), approver.get(_ROLLED_BACK + mv.version))
+    if approved is not None and approved not in accepted:
         chain = approver.get(mv.version)
         said = f"{chain!r}" if chain else "no approval"
         return f"tag approved_by={approved!r} set outside runway (the audit chain has {said})"

@@ -167,7 +167,8 @@ def reviewer_rules(
             reviewer is not None and reviewer in allowed,
             reviewer or "(none given)",
             limit="one of " + ", ".join(allowed),
-            detail="pass --reviewer NAME" if reviewer is None else f"{reviewer!r} is not listed",
+            detail=("pass --reviewer NAME" if reviewer is None else f"{reviewer!r} is not listed")
+            + (f"; who may review: {', '.join(allowed)} (the policy's production.reviewers)"),
         )
     ]
     if policy.production.four_eyes:

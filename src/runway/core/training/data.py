@@ -115,6 +115,11 @@ class Target:
         """The display name of ``label`` (the label itself when it has none)."""
         return self.names.get(label, str(label))
 
+    def shown(self, label: Any) -> str:
+        """``1 (churned)``, or ``1`` alone when the label has no other name (not ``1 (1)``)."""
+        name = self.name(label)
+        return repr(label) if name == str(label) else f"{label!r} ({name})"
+
     def info(self) -> TargetInfo:
         """The contract's ``target`` section."""
         return TargetInfo(

@@ -6,7 +6,7 @@ catalog says which way is better.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +36,11 @@ class CVResult:
         return float(np.std(self.folds[metric]))
 
     def fold_series(self) -> list[tuple[str, float, int]]:
-        """``(cv_<metric>_fold, score, fold)`` for every fold: a series, step = fold.
+        """``(fold/cv_<metric>, score, fold)`` for every fold: a series, step = fold.
 
-        Named apart from ``cv_<metric>_mean`` on purpose: run tables and Compare
-        read a metric's latest value, which for a series is its last fold.
+        Named apart from ``cv_<metric>`` on purpose, under a prefix that sorts after
+        it: run tables and Compare read a metric's latest value (for a series, its
+        last fold) and default to the first name in order.
         """
         return [
             (fold_metric(metric), value, step)
@@ -48,17 +49,38 @@ class CVResult:
         ]
 
     def summary(self) -> dict[str, float]:
-        """``cv_<metric>_mean`` and ``cv_<metric>_std`` for every metric."""
+        """``cv_<metric>`` (the mean) and ``cv_<metric>_std`` for every metric."""
         out: dict[str, float] = {}
         for metric in self.folds:
-            out[f"cv_{metric}_mean"] = self.mean(metric)
-            out[f"cv_{metric}_std"] = self.std(metric)
+            out[cv_metric(metric)] = self.mean(metric)
+            out[f"{cv_metric(metric)}_std"] = self.std(metric)
         return out
 
 
+def cv_metric(metric: str) -> str:
+    """The name of a metric's mean over folds: ``cv_<metric>``, what a person looks for."""
+    return f"cv_{metric}"
+
+
 def fold_metric(metric: str) -> str:
-    """The name of a metric's per-fold series: ``cv_<metric>_fold``."""
-    return f"cv_{metric}_fold"
+    """The name of a metric's per-fold series: ``fold/cv_<metric>`` (sorts after the mean)."""
+    return f"fold/cv_{metric}"
+
+
+def cv_value(metrics: Mapping[str, float], metric: str) -> tuple[float | None, float | None]:
+    """A run's CV mean and std of ``metric``: ``cv_<metric>``, or ``cv_<metric>_mean`` as
+    runs logged before the rename have it."""
+    mean = metrics.get(cv_metric(metric), metrics.get(f"cv_{metric}_mean"))
+    return mean, metrics.get(f"cv_{metric}_std")
+
+
+def cv_summary(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A run's CV means and stds under today's names, whichever names the run has."""
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if name.startswith("cv_") and not name.endswith("_fold"):  # old runs' series
+            out[name.removesuffix("_mean")] = value
+    return out
 
 
 def cv_splitter(spec: ExperimentSpec) -> KFold | StratifiedKFold:

@@ -7,7 +7,8 @@ Step names are part of the public contract: ``preprocess`` then ``model``, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -137,15 +138,34 @@ def inference_ready(pipeline: Pipeline) -> Pipeline:
     return pipeline.set_params(**jobs) if jobs else pipeline
 
 
-def loggable_params(pipeline: Pipeline) -> dict[str, Any]:
-    """Every scalar parameter of the pipeline under its ``step__param`` name.
+def loggable_params(pipeline: Pipeline, keep: Iterable[str] = ()) -> dict[str, Any]:
+    """The pipeline's scalar params that say something, under their ``step__param`` names.
 
-    Estimator-valued and list-valued params (steps, transformers) are skipped:
-    their scalar leaves are already listed under deeper names.
+    A param still at its class's default (``memory``, ``verbose``, ``copy``...) is
+    noise in the runs table (120 columns that never vary) and is left out; one in
+    ``keep`` (what the spec set, what a sweep searched) is logged whatever its value.
+    Estimator-valued and list-valued params are skipped: their leaves have deeper names.
     """
     scalars = (str, int, float, bool, type(None))
+    kept = set(keep)
+    params = pipeline.get_params(deep=True)
     return {
         key: value
-        for key, value in sorted(pipeline.get_params(deep=True).items())
-        if isinstance(value, scalars)
+        for key, value in sorted(params.items())
+        if isinstance(value, scalars) and (key in kept or not _is_default(params, pipeline, key))
     }
+
+
+def _is_default(params: dict[str, Any], pipeline: Pipeline, key: str) -> bool:
+    """Whether ``key``'s value is its owner's constructor default (NaN equals NaN)."""
+    owner_key, _, name = key.rpartition("__")
+    owner = params.get(owner_key) if owner_key else pipeline
+    try:
+        default = inspect.signature(type(owner)).parameters[name].default
+    except (KeyError, TypeError, ValueError):
+        return False
+    if default is inspect.Parameter.empty:
+        return False
+    value = params[key]
+    nan = isinstance(value, float) and isinstance(default, float) and value != value
+    return bool(nan and default != default) or (type(value) is type(default) and value == default)

@@ -190,3 +190,11 @@ def test_shipped_policies_are_valid():
     assert shipped
     for path in shipped:
         assert load_policy(path).model == path.stem
+
+
+def test_a_refused_reviewer_is_told_who_may_review():
+    """Issue 29, item 7: the refusal names the policy's reviewers."""
+    rules = judge(policy(), "Production", facts(author="carol"), None, "roc_auc", "mallory")
+    listed = next(r for r in rules if r.name == "reviewer on the list")
+    assert "'mallory' is not listed" in listed.detail
+    assert "who may review: alice, bob" in listed.detail

@@ -181,3 +181,12 @@ def test_churn_csv_is_reproduced_by_its_script(tmp_path):
     assert frame.isna().any().sum() >= 2
     assert frame.select_dtypes("number").shape[1] >= 3
     assert frame.select_dtypes(exclude="number").shape[1] >= 3
+
+
+def test_a_positive_class_without_another_name_is_shown_once():
+    """Issue 29, item 7: "positive class 1 (1)" said the label twice."""
+    from runway.core.training.data import Target
+
+    assert Target(classes=(0, 1), names={}, positive=1).shown(1) == "1"
+    named = Target(classes=(0, 1), names={0: "stayed", 1: "churned"}, positive=1)
+    assert named.shown(1) == "1 (churned)"

@@ -55,3 +55,14 @@ def test_no_preprocessing_choices(tmp_path):
     params = loggable_params(pipe)
     assert params["preprocess__num"] == "passthrough"
     assert params["preprocess__cat__encode__unknown_value"] == -1
+
+
+def test_params_that_never_vary_are_not_logged_but_what_the_spec_set_is(tmp_path):
+    spec = _spec(tmp_path, estimator={"name": "RandomForestClassifier", "params": {"max_depth": 3}})
+    pipe = build_pipeline(spec, ["x"], ["c"])
+    for noise in ("memory", "verbose", "preprocess__num__scale__copy", "model__verbose"):
+        assert noise not in loggable_params(pipe)
+    params = loggable_params(pipe, keep=["model__n_estimators"])
+    assert params["model__n_estimators"] == 100  # a default, but asked for (swept)
+    assert params["model__max_depth"] == 3
+    assert len(params) < 20, sorted(params)  # the runs table's columns, not 120
