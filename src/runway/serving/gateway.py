@@ -130,7 +130,7 @@ class Gateway:
                 payload.check_duplicates(raw)
             self._check_host(headers)
             payload.check_method(known, scope["method"], extra)
-            if known in ("/invocations", "/metrics") or known in docs.PATHS:
+            if known in ("/invocations", "/metrics") or known in docs.GATED:
                 self._check_token(headers)  # the pages describe the model: token holders only
                 authed = True
             status = await self._route(known, scope, receive, send, headers, request_id, extra)
@@ -223,7 +223,8 @@ class Gateway:
         accept = headers.get(b"accept", b"").decode("latin-1")
         host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
         body, kind = docs.answer(scope["path"], scope["method"], accept, host, described)
-        return await _send(send, 200, body, kind, [*extra, *slot.headers])
+        named = slot.headers if not self.tokens or self._token_ok(headers) else []  # docs.OPEN
+        return await _send(send, 200, body, kind, [*extra, *named, docs.CSP])
 
     def _token_ok(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")

@@ -274,7 +274,12 @@ def _pages(auth: bool) -> Document:
             "home",
             auth,
         ),
-        "/docs": _get("This API, as a page", {"200": _answer("HTML", html)}, "docs", auth),
+        "/docs": _get(
+            "This API in Swagger UI, to try requests out (needs no network or token; "
+            "open /docs#token=<token> to send one)",
+            {"200": _answer("HTML", html, not auth)},
+            "docs",
+        ),
         "/openapi.json": _get(
             "This document", {"200": _answer("OpenAPI 3.1", _json("Document"))}, "openapi", auth
         ),
