@@ -216,7 +216,7 @@ def test_backends_forked_from_one_zygote_share_pages_and_die_with_the_gateway(st
             _, ppid, pgrp = _stat(pid)[:3]
             assert int(ppid) == proc.pid and int(pgrp) == pid
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            assert b"mlflow.pyfunc.scoring_server.app:app" in command
+            assert b"runway.store.scoring_app:app" in command  # MLflow's app + the proba route
             # separately started backends share only their libraries (PSS ~0.75 of RSS)
             assert _memory(pid, "Pss") < 0.7 * _memory(pid, "Rss"), pid
         proc.kill()
@@ -245,5 +245,59 @@ def test_a_model_whose_load_starts_threads_is_loaded_by_each_backend(store):
         assert len(tree(proc.pid)[1:]) == 2
         logs = "".join(p.read_text() for p in (root / "logs").glob("backend-*.log"))
         assert "loading the model started 1 thread(s); each backend loads it" in logs
+    finally:
+        stop_process_group(proc)
+
+
+def _proba_answers(url: str, rows: pd.DataFrame, version: str) -> list[pd.DataFrame]:
+    """``?proba=true`` in every request format, each answer as a frame of proba_<class> columns."""
+    frames = []
+    for name, (body, kind) in _formats(rows).items():
+        answer = requests.post(
+            f"{url}/invocations?proba=true", data=body, headers={"Content-Type": kind}, timeout=30
+        )
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.headers["X-Runway-Model-Version"] == version, name
+        frames.append(pd.DataFrame(answer.json()["probabilities"]))
+    return frames
+
+
+def test_probabilities_agree_over_rest_batch_and_the_twin(store):
+    """The same rows' class probabilities from `runway score` (the source version v1 and its
+    twin v2), from `runway serve ?proba=true` of the twin (Production), then of v1 once it is
+    rolled back to, in every request format: the same columns in the same order, the source's
+    numbers exactly as batch's, the twin's within the parity tolerance. Run last: it rolls back."""
+    from runway.core.onnx.parity import TOLERANCE
+
+    root, env, rows, _ = store
+    rows.to_csv(root / "proba-rows.csv", index=False)
+    batch = {}
+    for version in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-m", "runway", "score", MODEL, "--version", version,
+             "--input", "proba-rows.csv", "--output", f"proba-{version}.csv"],
+            cwd=root, env=env, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        out = pd.read_csv(root / f"proba-{version}.csv")
+        batch[version] = out[[c for c in out.columns if c.startswith("proba_")]]
+    source, twin = batch["1"], batch["2"]
+    assert list(source.columns) == list(twin.columns) and len(source.columns) == 2
+    pd.testing.assert_frame_equal(twin, source, rtol=TOLERANCE, atol=TOLERANCE)
+    proc, url = _serve(root, {**env, "RUNWAY_SERVE_CACHE_ENTRIES": "0"}, "serve-proba.log")
+    try:
+        wait_http(f"{url}/ready", proc, timeout=180)
+        for answer in _proba_answers(url, rows, "2"):  # REST of the twin: as its batch
+            assert list(answer.columns) == list(twin.columns)
+            pd.testing.assert_frame_equal(answer, twin, rtol=1e-12, atol=1e-12)
+        runway = [sys.executable, "-m", "runway", "registry", "rollback", MODEL]
+        subprocess.run([*runway, "--reviewer", "alice"], cwd=root, env=env, check=True, timeout=300)
+        deadline = time.monotonic() + 60
+        while (
+            requests.get(f"{url}/version", timeout=5).headers.get("X-Runway-Model-Version") != "1"
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+        for answer in _proba_answers(url, rows, "1"):  # REST of the source: as its batch
+            pd.testing.assert_frame_equal(answer, source, rtol=1e-12, atol=1e-12)
     finally:
         stop_process_group(proc)

@@ -2,7 +2,8 @@
 
 Each backend is one single-worker uvicorn process running MLflow's own scoring
 app (``mlflow.pyfunc.scoring_server.app:app``, what ``mlflow models serve``
-execs) on one model folder: the folder runway downloaded and checked
+execs; through :mod:`runway.store.scoring_app`, which adds only a private
+probability route) on one model folder: the folder runway downloaded and checked
 (:func:`runway.store.trust.fetch_verified`), never a fresh ``models:/``
 download. runway skips the ``mlflow models serve`` wrapper, which would
 download the model again and then idle next to its uvicorn child.
@@ -43,7 +44,7 @@ from typing import Any, Protocol
 from runway.core.text import tail
 from runway.serving import zygote
 from runway.serving.http1 import Response, read_response, request_head
-from runway.store.served import SCORING_APP, scoring_server_env
+from runway.store.served import BACKEND_APP, scoring_server_env
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def spawn_group(
     fds = [listener.fileno() for listener, _ in listeners]
     child_env = {**os.environ, **(env or {}), **scoring_server_env(timeout)}
     command = [
-        *(sys.executable, "-m", "runway.serving.zygote", SCORING_APP),
+        *(sys.executable, "-m", "runway.serving.zygote", BACKEND_APP),
         *("--fds", ",".join(map(str, fds)), "--logs", ",".join(map(str, logs))),
         *("--gateway", str(os.getpid())),
     ]

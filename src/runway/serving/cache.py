@@ -207,13 +207,15 @@ async def cached(
     checked: Canonical,
     forward: Callable[[Canonical], Awaitable[Response]],
     gateway: Any,
+    probabilities: bool = False,
 ) -> Response:
     """The answer to one request: the backend's, or the cache's for the rows it holds.
 
     ``checked`` holds the rows as the contract check left them and the body a
     backend scores; without a cache that body is forwarded as is. ``slot`` is the version
     the request took, ``gateway.slot`` the one served now: answers of a version
-    switched away from are not kept.
+    switched away from are not kept. Answers with ``probabilities`` are other entries than
+    labels alone (the key's version says which): neither is ever served for the other.
     """
     if cache is None:
         return await forward(checked)
@@ -223,7 +225,8 @@ async def cached(
         if isinstance(rows, list)
         else [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
     )
-    lookup = Lookup(cache, slot.model.version, records, slot.contract.columns)
+    version = f"{slot.model.version}+proba" if probabilities else slot.model.version
+    lookup = Lookup(cache, version, records, slot.contract.columns)
 
     def part(missed: list[int]) -> Canonical:
         subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]

@@ -3,11 +3,12 @@
 
 Everything is built from what the gateway already holds for the version being
 served (its model, data contract, input policy and logged input example), once
-per version, and needs no network: ``/docs`` is a page rendered here from the
-OpenAPI document, not a viewer fetched from elsewhere. Without
-``RUNWAY_SERVE_TOKENS`` the pages are open like ``/health``; with tokens set
-they need one, as scoring and ``/metrics`` do (the gateway checks it): they
-name the model, its columns and categories.
+per version, and needs no network: ``/docs`` is Swagger UI served from an
+installed package (:mod:`runway.serving.swagger`), never fetched from elsewhere.
+Without ``RUNWAY_SERVE_TOKENS`` the pages are open like ``/health``; with tokens
+set ``/``, ``/openapi.json`` and ``/version`` need one, as scoring and
+``/metrics`` do (the gateway checks it): they name the model, its columns and
+categories. ``/docs`` and its assets name nothing and are open (``OPEN``).
 """
 
 from __future__ import annotations
@@ -25,16 +26,23 @@ from runway import __version__
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import ColumnContract, DataContract
 from runway.core.documents import Document
-from runway.serving.openapi import ERROR_CODES, column_requirement, column_schema, document
+from runway.serving import swagger
+from runway.serving.openapi import column_requirement, column_schema, document
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE, BadRequest
 from runway.store.served import ResolvedModel
 
-PATHS = frozenset({"/", "/docs", "/openapi.json", "/version"})
+OPEN = swagger.PATHS  # Swagger UI: the same bytes whatever is served
+GATED = frozenset({"/", "/openapi.json", "/version"})  # these describe the model
+PATHS = GATED | OPEN
 HTML = b"text/html; charset=utf-8"
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
+CSP = (
+    b"content-security-policy",
+    swagger.CSP,
+)  # on every page: scripts and requests from here only
 OTHER_PATHS = (
-    ("GET /docs", "this API as a page"),
+    ("GET /docs", "this API as a page: try requests out (Swagger UI, no network)"),
     ("GET /openapi.json", "the OpenAPI 3.1 document (input schema from the data contract)"),
     ("GET /version", "the model version served"),
     ("GET /health, /ping", "alive"),
@@ -79,8 +87,8 @@ def answer(
         return json.dumps(openapi_document(served)).encode(), JSON
     if path == "/version":
         return json.dumps(version_info(served.model)).encode(), JSON
-    if path == "/docs":
-        return docs_page(served).encode(), HTML
+    if path in swagger.PATHS:
+        return swagger.answer(path)
     if "text/html" in accept:
         return home_page(served, host).encode(), HTML
     return home_text(served, host).encode(), TEXT
@@ -259,29 +267,3 @@ def home_page(served: Described, host: str) -> str:
         " · <a href='/version'>version</a></p>"
     )
     return _page(about["title"], body)
-
-
-def docs_page(served: Described) -> str:
-    """``GET /docs``: the OpenAPI document as a page (no script, no network)."""
-    doc: Any = openapi_document(served)  # read back as JSON: shape fixed by openapi.document
-    e = html.escape
-    operations = [
-        (method.upper(), path, op.get("summary", ""), ", ".join(sorted(op["responses"])))
-        for path, item in doc["paths"].items()
-        for method, op in item.items()
-    ]
-    request = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]
-    body = (
-        f"<h1>{e(doc['info']['title'])}: API</h1><p>{e(doc['info']['description'])}</p>"
-        + _table(("method", "path", "what", "statuses"), operations)
-        + "<h2>POST /invocations</h2><p>Request bodies: "
-        + ", ".join(f"<code>{e(t)}</code>" for t in request)
-        + ". A JSON body holds one of <code>dataframe_records</code>, <code>dataframe_split</code>,"
-        " <code>instances</code> or <code>inputs</code>; each row takes these columns:</p>"
-        + _table(("column", "required", "takes"), _columns(served))
-        + f"<p>Example:</p><pre>{e(json.dumps(request[JSON_TYPE]['example'], indent=2))}</pre>"
-        + "<h2>Statuses</h2>"
-        + _table(("status", "meaning"), [("200", "the predictions"), *ERROR_CODES.items()])
-        + "<p>The whole document: <a href='/openapi.json'>/openapi.json</a>.</p>"
-    )
-    return _page(f"{doc['info']['title']}: API", body)

@@ -29,7 +29,7 @@ from typing import Any
 
 from runway.core.columns.contract import DataContract, check_frame, check_records
 from runway.core.columns.input_policy import InputPolicy
-from runway.serving import docs, payload
+from runway.serving import docs, payload, proba
 from runway.serving.backends import Backend, BackendError
 from runway.serving.cache import PredictionCache, cached
 from runway.serving.canonical import Canonical, canonical
@@ -130,7 +130,7 @@ class Gateway:
                 payload.check_duplicates(raw)
             self._check_host(headers)
             payload.check_method(known, scope["method"], extra)
-            if known in ("/invocations", "/metrics") or known in docs.PATHS:
+            if known in ("/invocations", "/metrics") or known in docs.GATED:
                 self._check_token(headers)  # the pages describe the model: token holders only
                 authed = True
             status = await self._route(known, scope, receive, send, headers, request_id, extra)
@@ -209,11 +209,7 @@ class Gateway:
             )
 
     async def _docs(
-        self,
-        scope: dict[str, Any],
-        send: Any,
-        headers: dict[bytes, bytes],
-        extra: list[tuple[bytes, bytes]],
+        self, scope: dict[str, Any], send: Any, headers: dict[bytes, bytes], extra: list[Any]
     ) -> int:
         """``/``, ``/docs``, ``/openapi.json``, ``/version``: see :mod:`runway.serving.docs`."""
         slot = self.slot
@@ -227,7 +223,8 @@ class Gateway:
         accept = headers.get(b"accept", b"").decode("latin-1")
         host = headers.get(b"host", b"127.0.0.1").decode("latin-1")
         body, kind = docs.answer(scope["path"], scope["method"], accept, host, described)
-        return await _send(send, 200, body, kind, [*extra, *slot.headers])
+        named = slot.headers if not self.tokens or self._token_ok(headers) else []  # docs.OPEN
+        return await _send(send, 200, body, kind, [*extra, *named, docs.CSP])
 
     def _token_ok(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
@@ -282,7 +279,7 @@ class Gateway:
         self.active += 1
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._score(send, body, kind, request_id, extra)
+                return await self._score(send, body, kind, scope, request_id, extra)
         except TimeoutError:
             raise BadRequest(
                 504, f"no answer within {self.timeout:g}s (RUNWAY_SERVE_TIMEOUT)", "TIMEOUT"
@@ -295,12 +292,14 @@ class Gateway:
         send: Any,
         body: bytes,
         kind: str,
+        scope: dict[str, Any],
         request_id: str,
         extra: list[tuple[bytes, bytes]],
     ) -> int:
         slot = self.slot
         if slot is None:
             raise BadRequest(503, "no model version is loaded yet", "NOT_READY")
+        want = proba.wanted(scope.get("query_string", b""), slot.contract, slot.model.name)
         slot.inflight += 1  # from here the slot's backends are not stopped under us
         try:
             try:
@@ -308,19 +307,19 @@ class Gateway:
                 checked = await self._check(rows, slot, request_id)  # the backend scores these
             except RecursionError:  # a value nested deep enough to break a repr
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
-            # Whatever the client sent, the backend is sent the checked rows in their
-            # canonical form (only those the prediction cache does not hold, when it is on).
-            forward = functools.partial(self._forward, slot)
-            answer = await cached(self.cache, slot, checked, forward, self)
+            # Whatever the client sent, the backend gets the checked rows in canonical form
+            forward = functools.partial(self._forward, slot, proba.route(want))
+            answer = await cached(self.cache, slot, checked, forward, self, want)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])
             self.metrics.rows_scored += len(rows)
-            await _send(send, 200, answer.body, b"application/json", [*extra, *slot.headers])
+            out, probabilities = proba.public(answer.body, slot.contract, want)
+            await _send(send, 200, out, b"application/json", [*extra, *slot.headers])
         finally:
             slot.inflight -= 1
         if self.writer is not None and (self.sample >= 1 or random.random() < self.sample):
             self.writer.submit(
-                slot.model.name, slot.model.version, checked.rows, answer.body, request_id
+                slot.model.name, slot.model.version, checked.rows, out, request_id, probabilities
             )
         return 200
 
@@ -379,8 +378,8 @@ class Gateway:
                 model.name, model.version, rows.data(), rejected, request_id
             )
 
-    async def _forward(self, slot: Slot, checked: Canonical) -> Any:
-        """Score on the least busy backend; a backend that drops the connection gets one retry elsewhere."""
+    async def _forward(self, slot: Slot, route: str, checked: Canonical) -> Any:
+        """Score on the least busy backend at ``route``; one that drops the connection: one retry elsewhere."""
         tried: Backend | None = None
         for _ in range(2):
             backend = slot.pick(avoid=tried)
@@ -388,9 +387,7 @@ class Gateway:
                 break
             backend.inflight += 1
             try:
-                answer = await backend.request(
-                    "POST", "/invocations", checked.body, checked.content_type
-                )
+                answer = await backend.request("POST", route, checked.body, checked.content_type)
                 backend.served += 1
                 return answer
             except BackendError as exc:

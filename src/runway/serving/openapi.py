@@ -20,6 +20,7 @@ from runway.core.columns.contract import ColumnContract, DataContract
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import requirement
 from runway.core.documents import Document
+from runway.serving import proba
 from runway.serving.payload import CSV_TYPE, JSON_TYPE, PARQUET_TYPE
 from runway.store.served import ResolvedModel
 
@@ -214,8 +215,33 @@ def _get(
     return {"get": get}
 
 
-def _invocations(auth: bool, example: Any) -> Document:
+def _probabilities(contract: DataContract) -> tuple[list[Document], Document]:
+    """A classifier's ``proba`` query parameter and an answer's example with it (none: empty)."""
+    labels, columns = proba.classes(contract), proba.names(contract)
+    if not labels:
+        return [], {}
+    parameter: Document = {
+        "name": proba.PARAMETER,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "example": True,
+        "description": (
+            "true: add `probabilities`, one object per row keyed "
+            f"{', '.join(columns)} (the contract's class order; the same names as "
+            "`runway score`'s columns). Any request format. A regressor answers 400."
+        ),
+    }
+    share = round(1 / len(labels), 4)
+    row = dict.fromkeys(columns, share)
+    example = {"predictions": [labels[0]], "probabilities": [row]}
+    return [parameter], {"examples": {"with proba=true": {"value": example}}}
+
+
+def _invocations(auth: bool, example: Any, contract: DataContract) -> Document:
     codes = ("400", *(("401",) if auth else ()), "413", "415", "422", "502", "503", "504")
+    parameters, examples = _probabilities(contract)
+    answer = {JSON_TYPE: {"schema": {"$ref": "#/components/schemas/Predictions"}, **examples}}
     operation: Document = {
         "summary": "Score rows with the model (checked against its data contract first)",
         "operationId": "invocations",
@@ -227,9 +253,10 @@ def _invocations(auth: bool, example: Any) -> Document:
                 PARQUET_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        "responses": {"200": _answer("The model's predictions", _json("Predictions"))}
-        | _errors(*codes),
+        "responses": {"200": _answer("The model's predictions", answer)} | _errors(*codes),
     }
+    if parameters:
+        operation["parameters"] = parameters
     if auth:
         operation["security"] = [{"bearer": []}]
     return {"post": operation}
@@ -247,7 +274,12 @@ def _pages(auth: bool) -> Document:
             "home",
             auth,
         ),
-        "/docs": _get("This API, as a page", {"200": _answer("HTML", html)}, "docs", auth),
+        "/docs": _get(
+            "This API in Swagger UI, to try requests out (needs no network or token; "
+            "open /docs#token=<token> to send one)",
+            {"200": _answer("HTML", html, not auth)},
+            "docs",
+        ),
         "/openapi.json": _get(
             "This document", {"200": _answer("OpenAPI 3.1", _json("Document"))}, "openapi", auth
         ),
@@ -284,7 +316,14 @@ def _components(contract: DataContract, policy: InputPolicy, auth: bool) -> Docu
             "Request": json_body(contract, policy),
             "Predictions": {
                 "type": "object",
-                "properties": {"predictions": {"type": "array"}},
+                "properties": {
+                    "predictions": {"type": "array"},
+                    "probabilities": {
+                        "type": "array",
+                        "items": {"type": "object", "additionalProperties": {"type": "number"}},
+                        "description": "with ?proba=true (classifiers): one object per row",
+                    },
+                },
                 "required": ["predictions"],
             },
             "Error": {
@@ -341,6 +380,6 @@ def document(
                 + "."
             ),
         },
-        "paths": {"/invocations": _invocations(auth, example), **_pages(auth)},
+        "paths": {"/invocations": _invocations(auth, example, contract), **_pages(auth)},
         "components": _components(contract, policy, auth),
     }

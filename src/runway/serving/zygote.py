@@ -1,7 +1,7 @@
 """One interpreter for a version's backends: load the model once, fork each backend.
 
 Started by :func:`runway.serving.backends.spawn_group` as
-``python -m runway.serving.zygote mlflow.pyfunc.scoring_server.app:app --fds 5,6 --logs a,b
+``python -m runway.serving.zygote runway.store.scoring_app:app --fds 5,6 --logs a,b
 --gateway PID``, with the scoring server's environment (the request timeout,
 the thread pins). It imports MLflow's scoring server while the gateway fetches
 the version, then reads the model folder (the one

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runway.core.outage import Outage
@@ -40,6 +41,7 @@ class _Request:
     when: datetime
     response: bytes | None = None  # scored: the backend's answer
     rejected: dict[int, list[str]] = field(default_factory=dict)  # row -> reasons
+    probabilities: dict[str, list[float]] | None = None  # class label -> per row (?proba=true)
 
     def frame(self) -> pd.DataFrame:
         keys = row_keys(self.request_id, len(self.rows))
@@ -56,6 +58,7 @@ class _Request:
                 request_id=self.request_id,
                 timestamp=self.when,
                 keys=keys,
+                **_probabilities(self.probabilities),
             )
         records: list[Mapping[Any, Any]] = (
             list(self.rows.to_dict("records"))
@@ -110,9 +113,12 @@ class BackgroundWriter:
         rows: list[Mapping[str, Any]] | pd.DataFrame,
         response: bytes,
         request_id: str,
+        probabilities: dict[str, list[float]] | None = None,
     ) -> None:
-        """Queue one scored request's rows and its raw response body (parsed later, off the request path)."""
-        self._put(_Request(model, version, rows, request_id, datetime.now(UTC), response=response))
+        """Queue one scored request's rows and its raw response body (parsed later, off the request path);
+        ``probabilities``: the class probabilities the caller asked for, logged as ``proba.<class>``."""
+        now = datetime.now(UTC)
+        self._put(_Request(model, version, rows, request_id, now, response, {}, probabilities))
 
     def submit_rejected(
         self,
@@ -181,7 +187,11 @@ class BackgroundWriter:
 
         for request in pending:
             try:
-                if request.response is not None and isinstance(request.rows, list):
+                if (
+                    request.response is not None
+                    and isinstance(request.rows, list)
+                    and request.probabilities is None  # those take the frame per request
+                ):
                     # one frame for many requests: a frame per request cost the gateway's
                     # event loop (same GIL) about a third of its requests/s
                     predictions = _predictions(request.response)
@@ -281,6 +291,14 @@ def _scored_batch(batch: list[tuple[_Request, list[Any]]]) -> pd.DataFrame:
     frame["request_id"] = pd.array(ids, dtype="str")
     frame["timestamp"] = pd.Series(times, dtype="datetime64[us, UTC]")
     return frame
+
+
+def _probabilities(by_class: dict[str, list[float]] | None) -> dict[str, Any]:
+    """``scored_frame``'s probability arguments from ``{class: [p per row]}`` (none: {})."""
+    if not by_class:
+        return {}
+    classes = list(by_class)
+    return {"probabilities": np.column_stack([by_class[c] for c in classes]), "classes": classes}
 
 
 def _predictions(response: bytes) -> list[Any]:

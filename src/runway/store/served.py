@@ -39,6 +39,9 @@ EXAMPLE_FILE = "serving_input_example.json"
 # out rather than imported (importing the scoring server costs the gateway seconds);
 # tests/unit/core/governance/test_trust.py checks them against the pinned mlflow.
 SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
+# What backends run: MLflow's app above plus runway's probability route (store/scoring_app).
+BACKEND_APP = "runway.store.scoring_app:app"
+PROBA_ROUTE = "/runway/proba"  # scoring_app.PROBA_ROUTE, spelled out for the same reason
 SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
 SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 

@@ -22,7 +22,8 @@ def call(
     scope = {
         "type": "http",
         "method": method,
-        "path": path,
+        "path": path.partition("?")[0],
+        "query_string": path.partition("?")[2].encode(),
         "headers": headers,
         "client": ("127.0.0.1", 1234),
     }

@@ -165,3 +165,20 @@ def test_many_requests_of_one_version_are_logged_as_one_frame_row_for_row(tmp_pa
     assert set(logged[logged["request_id"] == "r250"]["version"]) == {"2"}
     assert "bad" not in set(logged["request_id"])
     assert logged["timestamp"].is_monotonic_increasing
+
+
+def test_background_writer_logs_the_probabilities_a_caller_asked_for(tmp_path):
+    """``?proba=true``: the log gets ``proba.<class>`` columns, as a batch logs them."""
+    sink = PredictionLog(str(tmp_path))
+    writer = BackgroundWriter(sink, flush_seconds=0.1)
+    rows = INPUTS.head(2).to_dict("records")
+    writer.submit("m", "2", rows, b'{"predictions": [1, 0]}', "labels-only")
+    answer = b'{"predictions": [1, 0], "probabilities": [{}, {}]}'
+    writer.submit("m", "2", rows, answer, "with-proba", {"0": [0.3, 0.9], "1": [0.7, 0.1]})
+    writer.close()
+    logged = read_predictions("m", str(tmp_path)).sort_values(["request_id", "row"])
+    assert logged["request_id"].tolist() == ["labels-only"] * 2 + ["with-proba"] * 2
+    assert logged["prediction"].astype(str).tolist() == ["1", "0", "1", "0"]
+    assert logged["proba.1"].tolist()[2:] == [0.7, 0.1]
+    assert logged["proba.0"].tolist()[2:] == [0.3, 0.9]
+    assert logged["proba.1"].isna().tolist()[:2] == [True, True]  # not computed: not logged

@@ -158,6 +158,17 @@ class TwinPyfunc:
         frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         return self.twin.predict(frame)
 
+    @property
+    def classes_(self) -> list[Any] | None:
+        """A classifier's classes, in ``predict_proba``'s column order (None for a regressor)."""
+        return self.twin.classes if self.twin.is_classifier else None
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities, as the source version's ``predict_proba`` (the gateway's
+        ``?proba=true``)."""
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+        return self.twin.predict_proba(frame)
+
 
 def load_twin(folder: Path, threads: int | None = None) -> TwinPyfunc:
     """The twin in ``folder`` (``model.onnx`` + ``twin.json``), its hash checked first."""
