@@ -340,8 +340,10 @@ async def _main(
     runtime: Path,
 ) -> None:
     sink = PredictionLog(settings.prediction_log)
-    writer = BackgroundWriter(sink) if sink.enabled else None
+    replica = replica_name(settings, options.port)
+    writer = BackgroundWriter(sink, replica=replica) if sink.enabled else None
     gateway = Gateway(settings, writer)
+    gateway.metrics.replica = replica
     server = Server(options, settings, gateway, runtime)
     server.remember(await asyncio.to_thread(server.fingerprint))  # before: a change meanwhile shows
     try:
@@ -413,6 +415,12 @@ async def _announce(
         f"-d {shlex.quote(example)}",
         flush=True,
     )
+
+
+def replica_name(settings: Settings, port: int) -> str:
+    """This gateway's name among replicas that share a registry and a prediction log:
+    ``RUNWAY_SERVE_REPLICA``, else ``<hostname>:<port>`` (a pod's hostname is its name)."""
+    return settings.serve_replica or f"{socket.gethostname()}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
