@@ -442,3 +442,33 @@ def test_promotion_carries_on_with_aliases_when_the_stage_api_is_gone(
     assert rollback(MODEL, reviewer="alice").version == first
     assert registry.aliases(MODEL)["production"] == first
     assert audit.resolve_audited(MODEL, get_settings()).model.version == first
+
+
+@pytest.mark.slow
+def test_one_child_resolves_and_fetches_a_new_version_and_leaves_nothing_otherwise(
+    client, mlflow_store, tmp_path
+):
+    """Issue 28 (a replica's switch): the child that sees a new Production version fetches
+    and checks it too, so a switch imports MLflow once, not twice; for the version already
+    served it fetches nothing and leaves no folder behind."""
+    import asyncio
+
+    from runway.serving import prepare
+
+    _policy(tmp_path)
+    version = _version(tmp_path)
+    promote(MODEL, version, "Staging")
+    promote(MODEL, version, "Production", reviewer="alice")
+    settings = Settings(MLFLOW_TRACKING_URI=mlflow_store)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    same = asyncio.run(prepare.follow(settings, MODEL, runtime, served=version))
+    assert same.model.version == version and same.fetched is None
+    assert list(runtime.iterdir()) == []
+    new = asyncio.run(prepare.follow(settings, MODEL, runtime, served=None))
+    assert new.fetched is not None and new.fetched.model.version == version
+    assert (new.fetched.local / "MLmodel").is_file() and new.fetched.local.is_relative_to(runtime)
+    taken, folder = prepare.take(new.fetched, version, runtime)
+    assert taken is new.fetched and new.fetched.local.is_relative_to(folder)
+    other, fresh = prepare.take(new.fetched, "99", runtime)  # not the one to start: removed
+    assert other is None and list(runtime.iterdir()) == [fresh]

@@ -89,6 +89,7 @@ class Server:
         self.seen: str | None = None  # the registry's fingerprint when last resolved
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
         self._moved_at = -math.inf  # when the fingerprint last changed (monotonic)
+        self._fetched: prepare.Fetched | None = None
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -96,11 +97,14 @@ class Server:
         Undoes it all if one step fails. The fetch and the checks run in a child
         with MLflow (:mod:`runway.serving.prepare`); the gateway never imports it.
         """
-        folder = Path(tempfile.mkdtemp(prefix="version-", dir=self.runtime))
+        fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched already?
+        self._fetched = None
         pending = await asyncio.to_thread(self._spawn, self.options.workers)  # imports meanwhile
         backends: list[Backend] = []
         try:
-            ready = await prepare.fetch(self.settings, self.options.model, version, folder)
+            ready = fetched or await prepare.fetch(
+                self.settings, self.options.model, version, folder
+            )
             model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
             example, rows = await asyncio.to_thread(input_example, model, local, contract)
             if self.gateway.slot is None:  # starting up: say what the wait is for
@@ -123,21 +127,12 @@ class Server:
         for note in unverified(contract, policy):
             log.warning("%s v%s: %s", model.name, model.version, note)
         return Slot(
-            model,
-            contract,
-            policy,
-            backends,
-            example,
-            rows,
-            local,
-            input_types=ready.input_types,
+            model, contract, policy, backends, example, rows, local, input_types=ready.input_types
         )
 
     def _folder(self, slot: Slot) -> Path | None:
         """The private folder a slot's model was fetched into (directly under the runtime dir)."""
-        if slot.model_dir is None or not slot.model_dir.is_relative_to(self.runtime):
-            return None
-        return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
+        return prepare.top(slot.model_dir, self.runtime)
 
     def _spawn(self, count: int) -> Pending:
         log_dir = self.options.log_dir
@@ -247,7 +242,10 @@ class Server:
     async def _resolve(self) -> ResolvedModel:
         """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`);
         one the audit chain does not explain is refused there, the audited one stands in."""
-        answer = await prepare.resolve(self.settings, self.options.model)
+        served = self.gateway.slot.model.version if self.gateway.slot else None
+        answer = await prepare.follow(self.settings, self.options.model, self.runtime, served)
+        prepare.discard(self._fetched, self.runtime)  # not started (a failed version)
+        self._fetched = answer.fetched  # a new version, fetched and checked: for build
         self.refuse(answer.refused)
         return answer.model
 

@@ -208,10 +208,10 @@ def test_a_production_the_audit_chain_does_not_explain_keeps_the_audited_one_lou
     note = "m v2 is in Production but the audit chain does not explain it (stage ...)"
     answers = [prepare.Resolved(_version("1"), note)] * 2 + [prepare.Resolved(_version("1"))]
 
-    async def child(settings, model, stage="Production"):
+    async def child(settings, model, runtime, served):
         return answers.pop(0)
 
-    monkeypatch.setattr(prepare, "resolve", child)
+    monkeypatch.setattr(prepare, "follow", child)
     monkeypatch.setattr(server, "fingerprint", lambda: None)
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
