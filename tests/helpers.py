@@ -248,5 +248,6 @@ def forge_production(uri: str, model: str, version: str) -> None:
     tracking.configure(settings)
     registry.transition(model, version, "Production")
     registry.set_version_tags(model, version, {registry.STAGE_TAG: "Production"})
+    registry.sync_aliases(model)  # @production, which serving resolves, as runway's own move does
     mv = registry.get_version(model, version)
     audit.record(settings, mv, audit.Attempt("promote", "Production", "applied", "mallory"))

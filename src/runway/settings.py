@@ -180,6 +180,13 @@ class Settings(BaseSettings):
             "Behind a proxy every client shares its address: raise it or set 0."
         ),
     )
+    serve_replica: str = Field(
+        default="",
+        description=(
+            "This gateway's name in its prediction-log rows (column replica) and /metrics "
+            "(runway_replica_info); empty: <hostname>:<port> (in Kubernetes the pod's name)."
+        ),
+    )
     serve_poll_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -720,6 +720,7 @@ def _switch_and_watch(deployment: Deployment, version: str, expect: str) -> Traf
         time.sleep(1)
     # Put v1 back in Production for the tests that follow.
     client.transition_model_version_stage(MODEL, "1", "Production", archive_existing_versions=True)
+    client.set_registered_model_alias(MODEL, "production", "1")  # what serving resolves
     return traffic
 
 

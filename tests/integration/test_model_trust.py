@@ -397,6 +397,7 @@ def test_serve_refuses_a_tampered_production_version_and_runs_none_of_it(store, 
         client.transition_model_version_stage(
             MODEL, "1", "Production", archive_existing_versions=True
         )
+        client.set_registered_model_alias(MODEL, "production", "1")  # what serving resolves
     assert store.markers == []
     assert proc.returncode == 12, log.read_text()[-2000:]
     assert f"refusing {MODEL} v{version}: " in log.read_text()

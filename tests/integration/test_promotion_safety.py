@@ -283,7 +283,7 @@ def test_a_production_set_outside_runway_is_not_scored_and_serving_keeps_the_aud
     with pytest.raises(AuditUnverified):
         score_file(MODEL, "in.parquet", "out.parquet", version=forced)
 
-    assert registry.resolve(MODEL).version == forced  # what the registry says
+    assert registry.resolve(MODEL).version == audited  # @production: the stage is a mirror
     chosen = audit.resolve_audited(MODEL, get_settings())
     assert chosen.model.version == audited
     assert f"{MODEL} v{forced} is in Production but the audit chain does not explain it" in (
@@ -346,3 +346,129 @@ def test_the_serving_child_resolves_and_fetches_the_audited_version_and_says_why
     assert answer.model.version == audited
     assert f"{MODEL} v{forced} is in Production but the audit chain" in answer.refused
     assert f"serving v{audited}" in answer.refused and fetched.refused == answer.refused
+
+
+def _alias_forced(client: mlflow.MlflowClient, tmp_path: Path) -> tuple[str, str]:
+    """v1 promoted through runway; then @production moved to v2 with MLflow's own client
+    (the stage mirror untouched): (audited, forced)."""
+    _policy(tmp_path)
+    audited, forced = _version(tmp_path), _version(tmp_path)
+    promote(MODEL, audited, "Staging")
+    promote(MODEL, audited, "Production", reviewer="alice")
+    client.set_registered_model_alias(MODEL, "production", forced)
+    return audited, forced
+
+
+def test_an_alias_moved_outside_runway_is_refused_like_a_forced_stage(
+    client, tmp_path, monkeypatch
+):
+    """Issue 28 (aliases first): what runway reads is @production, so moving the alias with
+    MLflow's client must be refused exactly as a forced stage is: scoring exits 12,
+    serving's resolution keeps the audited version and says why."""
+    from sklearn.datasets import load_breast_cancer
+
+    from runway.errors import AuditUnverified
+    from runway.store import audit
+
+    audited, forced = _alias_forced(client, tmp_path)
+    assert registry.resolve(MODEL).version == forced  # the alias is what resolve reads
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(5)
+    rows.to_parquet(tmp_path / "in.parquet", index=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AuditUnverified) as refused:
+        score_file(MODEL, "in.parquet", "out.parquet")
+    assert refused.value.exit_code == 12
+    assert f"v{forced} is in Production but the audit chain" in str(refused.value)
+    assert "alias @production set outside runway" in str(refused.value)
+    assert not (tmp_path / "out.parquet").exists()
+    chosen = audit.resolve_audited(MODEL, get_settings())  # what serve's child answers
+    assert chosen.model.version == audited
+    assert f"{MODEL} v{forced} is in Production but the audit chain" in chosen.refused
+
+
+def test_an_alias_moved_outside_runway_with_no_audited_version_is_refused(client, tmp_path):
+    from runway.errors import AuditUnverified
+    from runway.store import audit
+
+    _policy(tmp_path)
+    forced = _version(tmp_path)
+    client.set_registered_model_alias(MODEL, "production", forced)
+    with pytest.raises(AuditUnverified, match=f"v{forced} is in Production but .*no audited"):
+        audit.resolve_audited(MODEL, get_settings())
+
+
+def test_resolve_follows_the_alias_and_falls_back_to_the_stage_without_one(
+    client, tmp_path, caplog
+):
+    """The alias wins where the two disagree in the audited direction (a stage forced
+    outside runway, the alias where runway put it); a registry from before the aliases
+    (no @production) is still read by stage, with one warning line."""
+    audited, forced = _forced(client, tmp_path)
+    assert registry.resolve(MODEL).version == audited
+    assert registry.resolve(MODEL).stage == "Production"
+    client.delete_registered_model_alias(MODEL, "production")
+    with caplog.at_level(logging.WARNING, logger="runway.store.registry"):
+        assert registry.resolve(MODEL).version == forced  # the newest Production stage
+    warned = [r.getMessage() for r in caplog.records if "@production" in r.getMessage()]
+    assert len(warned) == 1 and "has no @production alias" in warned[0], warned
+
+
+def test_promotion_carries_on_with_aliases_when_the_stage_api_is_gone(
+    client, tmp_path, monkeypatch, caplog
+):
+    """The day MLflow removes stages: transition_model_version_stage fails, promotion and
+    rollback still move @production (and the runway.stage tag), said once."""
+    from mlflow.exceptions import MlflowException
+
+    from runway.jobs.promote import rollback
+    from runway.store import audit
+
+    monkeypatch.setattr(registry, "_stages_gone", [], raising=False)
+
+    def gone(self, *args, **kwargs):
+        raise MlflowException("model version stages were removed in MLflow 4")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "transition_model_version_stage", gone)
+    _policy(tmp_path)
+    first, second = _version(tmp_path), _version(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="runway.store.registry"):
+        for number in (first, second):
+            promote(MODEL, number, "Staging")
+            promote(MODEL, number, "Production", reviewer="alice")
+    said = [r for r in caplog.records if "does not take stage writes" in r.getMessage()]
+    assert len(said) == 1
+    assert registry.aliases(MODEL) == {"production": second}
+    assert audit.resolve_audited(MODEL, get_settings()).model.version == second
+    assert rollback(MODEL, reviewer="alice").version == first
+    assert registry.aliases(MODEL)["production"] == first
+    assert audit.resolve_audited(MODEL, get_settings()).model.version == first
+
+
+@pytest.mark.slow
+def test_one_child_resolves_and_fetches_a_new_version_and_leaves_nothing_otherwise(
+    client, mlflow_store, tmp_path
+):
+    """Issue 28 (a replica's switch): the child that sees a new Production version fetches
+    and checks it too, so a switch imports MLflow once, not twice; for the version already
+    served it fetches nothing and leaves no folder behind."""
+    import asyncio
+
+    from runway.serving import prepare
+
+    _policy(tmp_path)
+    version = _version(tmp_path)
+    promote(MODEL, version, "Staging")
+    promote(MODEL, version, "Production", reviewer="alice")
+    settings = Settings(MLFLOW_TRACKING_URI=mlflow_store)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    same = asyncio.run(prepare.follow(settings, MODEL, runtime, served=version))
+    assert same.model.version == version and same.fetched is None
+    assert list(runtime.iterdir()) == []
+    new = asyncio.run(prepare.follow(settings, MODEL, runtime, served=None))
+    assert new.fetched is not None and new.fetched.model.version == version
+    assert (new.fetched.local / "MLmodel").is_file() and new.fetched.local.is_relative_to(runtime)
+    taken, folder = prepare.take(new.fetched, version, runtime)
+    assert taken is new.fetched and new.fetched.local.is_relative_to(folder)
+    other, fresh = prepare.take(new.fetched, "99", runtime)  # not the one to start: removed
+    assert other is None and list(runtime.iterdir()) == [fresh]

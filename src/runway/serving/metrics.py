@@ -90,6 +90,7 @@ class Metrics:
         self.backend_restarts = 0
         # the registry's Production, refused (the audit chain does not explain it): why
         self.unaudited = ""
+        self.replica = ""  # this gateway's name among the replicas (RUNWAY_SERVE_REPLICA)
         self.dropped: Counter[str] = Counter()  # connections closed before a request, by reason
         self.live: Callable[[], Live] = Live
         self.registry = CollectorRegistry(auto_describe=False)
@@ -162,6 +163,14 @@ class _Collector:
             value=1 if m.unaudited else 0,
         )
         yield from _served_families(live.served)
+        if m.replica:  # which replica answered this scrape, when several share a Service
+            replica = GaugeMetricFamily(
+                "runway_replica_info",
+                "This gateway among the replicas behind one Service (value 1).",
+                labels=("replica",),
+            )
+            replica.add_metric((m.replica,), 1)
+            yield replica
 
 
 def _histogram(m: Metrics) -> HistogramMetricFamily:

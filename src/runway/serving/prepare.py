@@ -10,8 +10,8 @@ reads the settings as JSON on stdin and prints one JSON document on stdout: the
 answer, or the error (its runway class and message), which the gateway raises
 as if it had happened there. Its log goes to the gateway's stderr.
 
-Both sides live here: :func:`main` runs in the child, :func:`resolve` and
-:func:`fetch` in the gateway.
+Both sides live here: :func:`main` runs in the child, :func:`resolve`,
+:func:`follow` and :func:`fetch` in the gateway.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -67,6 +69,7 @@ class Resolved:
 
     model: ResolvedModel
     refused: str = ""
+    fetched: Fetched | None = None  # fetched and checked too, when it was not the one served
 
 
 async def resolve(settings: Settings, model: str, stage: str = "Production") -> Resolved:
@@ -75,10 +78,56 @@ async def resolve(settings: Settings, model: str, stage: str = "Production") -> 
     return Resolved(ResolvedModel(**doc["model"]), doc.get("refused", ""))
 
 
+async def follow(settings: Settings, model: str, runtime: Path, served: str | None) -> Resolved:
+    """Production now and, when it is not ``served``, that version fetched and checked into
+    a new folder under ``runtime``: one child for a switch, not one to resolve and another
+    to fetch (each imports MLflow: seconds, many on a busy host)."""
+    folder = Path(tempfile.mkdtemp(prefix="version-", dir=runtime))
+    unless = ["--unless", served] if served is not None else []
+    doc: Answer = {}
+    try:
+        doc = await _ask(
+            settings, model, ["--stage", "Production", "--folder", str(folder), *unless]
+        )
+    finally:
+        if "local" not in doc:  # nothing fetched: the version served, or an error
+            shutil.rmtree(folder, ignore_errors=True)
+    fetched = _fetched(doc) if "local" in doc else None
+    return Resolved(ResolvedModel(**doc["model"]), doc.get("refused", ""), fetched)
+
+
 async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
     """Fetch ``model`` v``version`` (None: Production's) into ``folder`` and check it."""
     which = ["--version", version] if version is not None else ["--stage", "Production"]
-    doc = await _ask(settings, model, [*which, "--folder", str(folder)])
+    return _fetched(await _ask(settings, model, [*which, "--folder", str(folder)]))
+
+
+def take(
+    fetched: Fetched | None, version: str | None, runtime: Path
+) -> tuple[Fetched | None, Path]:
+    """``fetched`` and its folder if it is ``version``; else a new folder under ``runtime``
+    (and ``fetched``'s removed: it will not be started)."""
+    folder = top(fetched.local, runtime) if fetched is not None else None
+    if fetched is not None and folder is not None and fetched.model.version == version:
+        return fetched, folder
+    discard(fetched, runtime)
+    return None, Path(tempfile.mkdtemp(prefix="version-", dir=runtime))
+
+
+def top(path: Path | None, runtime: Path) -> Path | None:
+    """The folder directly under ``runtime`` that holds ``path`` (a fetched version's)."""
+    if path is None or path == runtime or not path.is_relative_to(runtime):
+        return None
+    return runtime / path.relative_to(runtime).parts[0]
+
+
+def discard(fetched: Fetched | None, runtime: Path) -> None:
+    """Remove a fetched version's folder (it will not be started)."""
+    if fetched is not None and (folder := top(fetched.local, runtime)) is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fetched(doc: Answer) -> Fetched:
     return Fetched(
         ResolvedModel(**doc["model"]),
         contract=DataContract.model_validate(doc["contract"]),
@@ -155,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--stage")
     which.add_argument("--version")
     parser.add_argument("--folder", type=Path, help="fetch and check the version into this folder")
+    parser.add_argument("--unless", help="but not when the version resolved is this one")
     parser.add_argument("--log-level", type=int, default=logging.INFO)
     args = parser.parse_args(argv)
     answer = os.fdopen(os.dup(1), "w")  # the answer's channel; anything else printed is log
@@ -167,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(max(args.log_level, logging.WARNING))
     settings = Settings.model_validate(json.loads(sys.stdin.read()))
     try:
-        doc = _run(settings, args.model, args.stage, args.version, args.folder)
+        doc = _run(settings, args.model, args.stage, args.version, args.folder, args.unless)
     except RunwayError as exc:
         doc = Answer(error=str(exc), type=type(exc).__name__)
     except Exception as exc:  # a tracking server's 401, 403, silence: said, not a traceback
@@ -182,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(
-    settings: Settings, model: str, stage: str | None, version: str | None, folder: Path | None
+    settings: Settings,
+    model: str,
+    stage: str | None,
+    version: str | None,
+    folder: Path | None,
+    unless: str | None = None,
 ) -> Answer:
     from runway.store import audit, registry, tracking, trust
     from runway.store.models import signature_inputs
@@ -193,7 +248,7 @@ def _run(
     doc = Answer(model=asdict(resolved))
     if audited.refused:
         doc["refused"] = f"{audited.refused}; serving v{resolved.version}; {audited.fix}"
-    if folder is None:
+    if folder is None or resolved.version == unless:
         return doc
     if not resolved.run_id:
         raise ServeError(

@@ -1,23 +1,18 @@
 """``runway serve``: the Production model as a REST endpoint that follows the registry.
 
-Start-up starts a backend zygote (it imports MLflow's scoring server
-meanwhile) and, in a short-lived child (:mod:`runway.serving.prepare`; this
-process never imports MLflow), resolves the Production version, downloads it
-once into a private directory and checks it
-(:func:`runway.store.trust.fetch_verified`: its provenance and its contents,
-before anything from it runs). The zygote then loads that very folder and forks
-the backends; once they answer ``/ping`` and score the model's logged input
-example, the public port opens. A watcher then polls the registry (a read-only
-fingerprint of the model's versions, :func:`runway.store.served.fingerprint`,
-from a SQLite file or a tracking server's REST API; MLflow is asked, in the
-child, only when it moves, or once a minute when there is none to read): when
-another version becomes Production (a
-promotion or a rollback) it goes blue/green: start and warm the new version's
-backends, switch the gateway to them, let requests on the old ones finish, stop
-the old ones. A new version that fails to start or to score its example, or
-that fails the checks, is logged and skipped; traffic stays where it was. A
-backend that dies is noticed at once (a pidfd) and replaced; the other backends
-take its traffic meanwhile.
+Start-up starts a backend zygote (it imports MLflow's scoring server meanwhile)
+and, in a short-lived child (:mod:`runway.serving.prepare`; this process never
+imports MLflow), resolves ``@production``, downloads it once into a private
+directory and checks it (:func:`runway.store.trust.fetch_verified`, before anything
+from it runs). The zygote loads that folder and forks the backends; once they
+answer ``/ping`` and score the model's input example, the public port opens. A
+watcher polls a read-only fingerprint of the model (:func:`runway.store.served.fingerprint`:
+a SQLite file, a tracking server's REST API) and asks the child only when it moves
+(once a minute when there is none to read). When another version becomes
+Production it goes blue/green: start and warm the new backends, switch, let the
+old ones drain, stop them. A new version that fails to start, to score its example
+or the checks is logged and skipped; traffic stays. A backend that dies is noticed
+at once (a pidfd) and replaced; the others take its traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -61,6 +56,7 @@ log = logging.getLogger(__name__)
 
 RETRY_FAILED_AFTER = 300.0  # seconds before a version that failed to start is tried again
 RECHECK_AFTER_ERROR = 60.0  # seconds before an unchanged registry is read again after an error
+SETTLE_SECONDS = 60.0  # after the fingerprint moved: a refused or failed answer, asked each poll
 
 
 @dataclass
@@ -92,6 +88,8 @@ class Server:
         self._starting: dict[int, Backend] = {}  # replacements warming up, stopped on shutdown
         self.seen: str | None = None  # the registry's fingerprint when last resolved
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
+        self._moved_at = -math.inf  # when the fingerprint last changed (monotonic)
+        self._fetched: prepare.Fetched | None = None
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -99,11 +97,14 @@ class Server:
         Undoes it all if one step fails. The fetch and the checks run in a child
         with MLflow (:mod:`runway.serving.prepare`); the gateway never imports it.
         """
-        folder = Path(tempfile.mkdtemp(prefix="version-", dir=self.runtime))
+        fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched already?
+        self._fetched = None
         pending = await asyncio.to_thread(self._spawn, self.options.workers)  # imports meanwhile
         backends: list[Backend] = []
         try:
-            ready = await prepare.fetch(self.settings, self.options.model, version, folder)
+            ready = fetched or await prepare.fetch(
+                self.settings, self.options.model, version, folder
+            )
             model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
             example, rows = await asyncio.to_thread(input_example, model, local, contract)
             if self.gateway.slot is None:  # starting up: say what the wait is for
@@ -126,21 +127,12 @@ class Server:
         for note in unverified(contract, policy):
             log.warning("%s v%s: %s", model.name, model.version, note)
         return Slot(
-            model,
-            contract,
-            policy,
-            backends,
-            example,
-            rows,
-            local,
-            input_types=ready.input_types,
+            model, contract, policy, backends, example, rows, local, input_types=ready.input_types
         )
 
     def _folder(self, slot: Slot) -> Path | None:
         """The private folder a slot's model was fetched into (directly under the runtime dir)."""
-        if slot.model_dir is None or not slot.model_dir.is_relative_to(self.runtime):
-            return None
-        return self.runtime / slot.model_dir.relative_to(self.runtime).parts[0]
+        return prepare.top(slot.model_dir, self.runtime)
 
     def _spawn(self, count: int) -> Pending:
         log_dir = self.options.log_dir
@@ -190,7 +182,7 @@ class Server:
         try:
             latest = await self._resolve()
         except (RunwayError, OSError) as exc:  # OSError: the child could not be started
-            self._recheck_at = time.monotonic() + RECHECK_AFTER_ERROR
+            self._recheck_at = self._again()
             if isinstance(exc, AuditUnverified):  # and no audited version to stand in
                 self.refuse(str(exc))
             if line := self.registry_outage.failed(str(exc)):  # once per outage, not per poll
@@ -198,6 +190,8 @@ class Server:
             return
         if line := self.registry_outage.recovered(f"serving {_name(current)}"):
             log.warning("%s", line)
+        if self.gateway.metrics.unaudited:  # a move whose audit record is on its way?
+            self._recheck_at = min(self._recheck_at, self._again())
         if current is not None and latest.version == current.model.version:
             return
         failed_at = self.failed.get(latest.version)
@@ -224,11 +218,21 @@ class Server:
             task.add_done_callback(self._draining.discard)
 
     def remember(self, mark: str | None) -> None:
-        """The fingerprint the registry was resolved at. Without one (a store with none to
-        read, a locked SQLite file, a server that refused) MLflow is asked again in a
-        minute, not never (None never changes) and not at every poll (a child each time)."""
+        """The fingerprint the registry was resolved at. Without one (none to read, a locked
+        file, a refusal) MLflow is asked again in a minute: not never, not every poll."""
+        if mark != self.seen:
+            self._moved_at = time.monotonic()
         self.seen = mark
         self._recheck_at = math.inf if mark else time.monotonic() + RECHECK_AFTER_ERROR
+
+    def _again(self) -> float:
+        """After a refused or failed answer: the next poll while the registry has just moved
+        (a promotion writes the audit record that explains its moves last, and the record
+        does not move the fingerprint), else in a minute (an outage, a forced Production)."""
+        now = time.monotonic()
+        if now - self._moved_at < SETTLE_SECONDS:
+            return now + self.settings.serve_poll_seconds / 2
+        return now + RECHECK_AFTER_ERROR
 
     def fingerprint(self) -> str | None:
         """The served model's registry fingerprint (None: none could be read)."""
@@ -236,10 +240,12 @@ class Server:
         return served.fingerprint(uri, self.options.model, timeout)
 
     async def _resolve(self) -> ResolvedModel:
-        """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`):
-        this process never imports MLflow, whatever the store. One the audit chain does not
-        explain is refused there; the audited one stands in (see :meth:`refuse`)."""
-        answer = await prepare.resolve(self.settings, self.options.model)
+        """The Production version now, asked of MLflow in a child (:mod:`runway.serving.prepare`);
+        one the audit chain does not explain is refused there, the audited one stands in."""
+        served = self.gateway.slot.model.version if self.gateway.slot else None
+        answer = await prepare.follow(self.settings, self.options.model, self.runtime, served)
+        prepare.discard(self._fetched, self.runtime)  # not started (a failed version)
+        self._fetched = answer.fetched  # a new version, fetched and checked: for build
         self.refuse(answer.refused)
         return answer.model
 
@@ -340,8 +346,10 @@ async def _main(
     runtime: Path,
 ) -> None:
     sink = PredictionLog(settings.prediction_log)
-    writer = BackgroundWriter(sink) if sink.enabled else None
+    replica = settings.serve_replica or f"{socket.gethostname()}:{options.port}"  # a pod's name
+    writer = BackgroundWriter(sink, replica=replica) if sink.enabled else None
     gateway = Gateway(settings, writer)
+    gateway.metrics.replica = replica
     server = Server(options, settings, gateway, runtime)
     server.remember(await asyncio.to_thread(server.fingerprint))  # before: a change meanwhile shows
     try:

@@ -247,27 +247,32 @@ def resolve_audited(
 
     Serving and batch scoring resolve here (one rule): a version put in
     Production outside runway (MLflow's client, the UI, an alias write) is not
-    loaded. The chain's own Production version stands in for it when the
-    registry still has it with the source its approval sealed; else
-    :class:`AuditUnverified` (exit 12).
+    loaded, whether ``@production`` or only the stage mirror names it. The
+    chain's own Production version stands in for it when the registry still
+    has it with the source its approval sealed; else :class:`AuditUnverified`
+    (exit 12).
     """
     resolved = registry.resolve(model, stage, version)
     if resolved.stage != "Production":
         return Audited(resolved)
     report = verify(model, settings)
-    problem = report.versions.get(resolved.version)
-    if not problem:
+    named = [resolved.version]
+    if version is None:  # the stage mirror's Production too: a forced stage is refused
+        listed = registry.in_stage(registry.versions(model), "Production")
+        named += [mv.version for mv in reversed(listed) if mv.version != resolved.version]
+    culprit = next((number for number in named if report.versions.get(number)), None)
+    if culprit is None:
         return Audited(resolved)
     refused = (
-        f"{model} v{resolved.version} is in Production but the audit chain does not explain "
-        f"it ({problem})"
+        f"{model} v{culprit} is in Production but the audit chain does not explain "
+        f"it ({report.versions[culprit]})"
     )
     fix = (
-        f"promote it through runway (`runway registry promote {model} {resolved.version} "
+        f"promote it through runway (`runway registry promote {model} {culprit} "
         f"--to Production --reviewer <name>`) or put the audited version back "
         f"(`runway registry rollback {model} --reviewer <name>`)"
     )
-    if not report.champion or report.champion == resolved.version:
+    if not report.champion or report.champion == culprit:
         raise AuditUnverified(f"{refused}; no audited Production version to use instead: {fix}")
     champion = registry.get_version(model, report.champion)
     return Audited(

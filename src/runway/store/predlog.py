@@ -3,7 +3,7 @@
 One row per input row, wide so drift checks read features directly::
 
     timestamp model version source request_id row key status reason
-    input.<feature> ... prediction proba.<class> ... raw
+    input.<feature> ... prediction proba.<class> ... raw replica
 
 - ``status`` is ``scored`` or ``rejected``; a rejected row has its ``reason``
   (every broken rule) and its values as received in ``raw`` (JSON text, cut at
@@ -15,7 +15,11 @@ One row per input row, wide so drift checks read features directly::
 - ``proba.<class>`` are a classifier's probabilities where the scorer had them
   (batch scoring computes them; serving forwards only labels, so ``runway
   monitor`` scores served rows' probabilities with the same version when it
-  judges score drift).
+  judges score drift);
+- ``replica`` names the ``runway serve`` gateway that answered a served row
+  (``RUNWAY_SERVE_REPLICA``, else ``<hostname>:<port>``), so rows of N
+  replicas sharing one log tell apart; batch rows, and logs written before
+  runway had it, have none (a table gets the nullable column on its next write).
 
 Where it goes is a setting (``RUNWAY_PREDICTION_LOG``):
 
@@ -57,6 +61,7 @@ INPUT_PREFIX = "input."
 PROBA_PREFIX = "proba."
 PREDICTION = "prediction"
 RAW = "raw"
+REPLICA = "replica"
 SCORED, REJECTED = "scored", "rejected"
 MAX_RAW_CHARS = 2000
 _counter = itertools.count()

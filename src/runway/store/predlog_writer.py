@@ -26,7 +26,13 @@ import pandas as pd
 
 from runway.core.outage import Outage
 from runway.net import redact_text, redact_url
-from runway.store.predlog import PredictionLog, rejected_frame, row_keys, scored_frame
+from runway.store.predlog import (
+    REPLICA,
+    PredictionLog,
+    rejected_frame,
+    row_keys,
+    scored_frame,
+)
 from runway.store.predlog_buffer import DEFAULT_MAX_ROWS, DiskBuffer
 
 log = logging.getLogger(__name__)
@@ -91,8 +97,10 @@ class BackgroundWriter:
         max_pending: int = 10_000,
         buffer_rows: int = DEFAULT_MAX_ROWS,
         retry_seconds: float = 5.0,
+        replica: str = "",
     ) -> None:
         self.sink = sink
+        self.replica = replica  # written in every row's REPLICA column, when given
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.retry_seconds = retry_seconds  # while the sink is down: how often held rows are tried
@@ -218,6 +226,8 @@ class BackgroundWriter:
                 frame["prediction"] = outputs.map(
                     lambda v: v if isinstance(v, str) or v is None or v != v else json.dumps(v)
                 )
+            if self.replica:
+                frame[REPLICA] = pd.array([self.replica] * len(frame), dtype="str")
             self._write(model, frame)
         if not by_model and self.buffer.rows and time.monotonic() >= self._next_try:
             self._write(None, None)  # idle: try the held rows now and then

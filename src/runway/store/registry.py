@@ -1,10 +1,14 @@
 """The only module that calls Model Registry APIs: reading versions and writing stages.
 
-Stages (None -> Staging -> Production -> Archived) are what users see; every
-stage write (:func:`transition`, the one place that calls MLflow's deprecated
-stage API) is followed by :func:`sync_aliases`, so ``models:/M@production`` and
-``models:/M/Production`` always name the same version (``@staging`` names the
-newest Staging version, as ``models:/M/Staging`` does). Promotion rules live in
+Aliases come first: :func:`resolve` reads ``models:/M@production`` (``@staging``),
+what keeps working once MLflow removes stages (deprecated since 2.9). Stages
+(None -> Staging -> Production -> Archived) are kept as a mirror for the UI
+while MLflow has them: every stage write (:func:`transition`, the one place
+that calls the stage API, and which carries on without it the day it is gone)
+is followed by :func:`sync_aliases`, so ``models:/M@production`` and
+``models:/M/Production`` name the same version (``@staging`` names the newest
+Staging version, as ``models:/M/Staging`` does). A registry from before the
+aliases is still read by stage, with a warning. Promotion rules live in
 :mod:`runway.jobs.promote`; this module only reads and writes.
 """
 
@@ -47,6 +51,9 @@ POLICY_SUFFIX = ".runway-policy"  # the team's stored promotion policy (store/te
 POLICY_TAG = "runway.policy"  # the promotion policy applied, as JSON
 POLICY_HASH_TAG = "runway.policy.sha256"
 INPUT_POLICY_TAG = "runway.policy.input"  # what serving and batch scoring apply
+# Why MLflow's stage API failed, once it has: this process then writes and reads the
+# runway.stage tag and the aliases alone (an MLflow that removed stages)
+_stages_gone: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -62,14 +69,13 @@ class VersionInfo:
 
     @classmethod
     def of(cls, mv: ModelVersion) -> VersionInfo:
-        """From MLflow's entity."""
+        """From MLflow's entity. Without a stage (an MLflow that dropped them), the stage
+        runway last set (its ``runway.stage`` tag) stands for it."""
+        tags = dict(mv.tags or {})
+        stage = None if _stages_gone else getattr(mv, "current_stage", None)
+        stage = stage or tags.get(STAGE_TAG, "None")
         return cls(
-            mv.name,
-            str(mv.version),
-            str(mv.current_stage),
-            mv.run_id or None,
-            str(mv.source or ""),
-            dict(mv.tags or {}),
+            mv.name, str(mv.version), str(stage), mv.run_id or None, str(mv.source or ""), tags
         )
 
 
@@ -165,24 +171,49 @@ def aliases(model: str) -> dict[str, str]:
 def resolve(
     model: str, stage: str | None = "Production", version: str | int | None = None
 ) -> ResolvedModel:
-    """The version of ``model`` to score with: ``version`` if given, else the one in ``stage``.
+    """The version of ``model`` to score with: ``version`` if given, else the one ``stage``'s
+    alias names (``@production``, ``@staging``), else, in a registry from before the
+    aliases, the one in ``stage`` (the newest Staging one, as ``models:/M/Staging``).
 
-    For Staging, the newest Staging version (what ``models:/M/Staging`` means).
-    Serving and batch scoring both resolve here, so they agree on "the model".
+    Serving, batch scoring and monitoring all resolve here, so they agree on "the model".
     """
     if version is not None:
         mv = get_version(model, version)
-    else:
-        target = target_stage(stage or "Production")
-        found = in_stage(versions(model), target)
-        if not found:
-            reviewer = " --reviewer <name>" if target == "Production" else ""
-            raise RegistryError(
-                f"{model} has no {target} version; promote one with "
-                f"`runway registry promote {model} <version> --to {target}{reviewer}`"
-            )
-        mv = found[-1]
+        return ResolvedModel(model, mv.version, mv.stage, mv.run_id, mv.source)
+    target = target_stage(stage or "Production")
+    alias = ALIASES.get(target)
+    named = by_alias(model, alias) if alias else None
+    if named is not None:  # the stage is the one the alias stands for, whatever the mirror says
+        return ResolvedModel(model, named.version, target, named.run_id, named.source)
+    found = in_stage(versions(model), target)
+    if not found:
+        reviewer = " --reviewer <name>" if target == "Production" else ""
+        raise RegistryError(
+            f"{model} has no {target} version; promote one with "
+            f"`runway registry promote {model} <version> --to {target}{reviewer}`"
+        )
+    mv = found[-1]
+    if alias:
+        log.warning(
+            "%s has no @%s alias (a registry from before runway set them): using its %s "
+            "stage, v%s; any promotion or rollback through runway sets the alias",
+            model,
+            alias,
+            target,
+            mv.version,
+        )
     return ResolvedModel(model, mv.version, mv.stage, mv.run_id, mv.source)
+
+
+def by_alias(model: str, alias: str) -> VersionInfo | None:
+    """The version ``model@alias`` names, or None when the alias is not set."""
+    try:
+        return VersionInfo.of(client().get_model_version_by_alias(model, alias))
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            versions(model)  # an unknown model: its own clear error
+            return None
+        raise explain(exc) or RegistryError(f"cannot read {model}@{alias}: {exc.message}") from exc
 
 
 def run_author(run_id: str | None) -> str | None:
@@ -230,13 +261,36 @@ def input_policy(mv: VersionInfo) -> InputPolicy | None:
 
 
 def transition(model: str, number: str, stage: Stage) -> None:
-    """The one stage write. Stages are deprecated (MLflow 2.9) but are what users see;
-    the alias mirror is what keeps working after them, so the warning is noise here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        client().transition_model_version_stage(
-            model, number, stage, archive_existing_versions=False
+    """The one stage write: a mirror for the UI. Stages are deprecated (MLflow 2.9);
+    the aliases :func:`sync_aliases` sets after it are what runway reads, so the
+    warning is noise here, and an MLflow without the stage API is not an error:
+    the ``runway.stage`` tag and the aliases carry on alone (said once)."""
+    if _stages_gone:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            client().transition_model_version_stage(
+                model, number, stage, archive_existing_versions=False
+            )
+    except (AttributeError, MlflowException) as exc:
+        if isinstance(exc, MlflowException) and not _stage_api_missing(exc):
+            raise
+        _stages_gone.append(str(exc))
+        log.warning(
+            "this MLflow does not take stage writes (%s); runway carries on with aliases "
+            "(@production, @staging) and the runway.stage tag alone",
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
+
+
+def _stage_api_missing(exc: MlflowException) -> bool:
+    """A stage write refused because the API is gone, not because of this model or user."""
+    refused = ("RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED", "UNAUTHENTICATED")
+    if exc.error_code in refused or explain(exc) is not None:
+        return False
+    gone = ("ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED", "FEATURE_DISABLED")
+    return exc.error_code in gone or "stage" in str(exc.message).lower()
 
 
 def set_version_tags(model: str, number: str, tags: Mapping[str, str]) -> None:

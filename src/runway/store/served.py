@@ -97,7 +97,7 @@ def has_fingerprint(uri: str) -> bool:
 def fingerprint(uri: str, model: str, timeout: float = 10.0) -> str | None:
     """A digest of ``model``'s versions that changes when its Production version may have.
 
-    A promotion, a rollback, a new or deleted version all change it. None when
+    A promotion, a rollback, a new or deleted version, an alias moved all change it. None when
     it cannot be read: another kind of store (:func:`has_fingerprint` is
     False), or a missing or locked SQLite file, a schema this does not know, a
     server that refuses or does not answer (the caller asks MLflow later).
@@ -124,9 +124,24 @@ def _sqlite_fingerprint(uri: str, model: str) -> str | None:
             updated = db.execute(
                 "SELECT last_updated_time FROM registered_models WHERE name = ?", (model,)
             ).fetchall()
+            aliases = _sqlite_aliases(db, model)
     except sqlite3.Error:
         return None
-    return hashlib.sha256(repr((versions, updated)).encode()).hexdigest()
+    return hashlib.sha256(repr((versions, updated, *aliases)).encode()).hexdigest()
+
+
+def _sqlite_aliases(db: sqlite3.Connection, model: str) -> list[object]:
+    """The model's aliases (what serving resolves; moving one does not touch the
+    model's update time). A store from before MLflow had them: none, and the
+    digest stays what it was."""
+    try:
+        found = db.execute(
+            "SELECT alias, version FROM registered_model_aliases WHERE name = ? ORDER BY alias",
+            (model,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table
+        return []
+    return [found] if found else []
 
 
 def _server_fingerprint(uri: str, model: str, timeout: float) -> str | None:

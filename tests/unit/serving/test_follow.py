@@ -208,10 +208,10 @@ def test_a_production_the_audit_chain_does_not_explain_keeps_the_audited_one_lou
     note = "m v2 is in Production but the audit chain does not explain it (stage ...)"
     answers = [prepare.Resolved(_version("1"), note)] * 2 + [prepare.Resolved(_version("1"))]
 
-    async def child(settings, model, stage="Production"):
+    async def child(settings, model, runtime, served):
         return answers.pop(0)
 
-    monkeypatch.setattr(prepare, "resolve", child)
+    monkeypatch.setattr(prepare, "follow", child)
     monkeypatch.setattr(server, "fingerprint", lambda: None)
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
@@ -245,3 +245,46 @@ def _ready(gateway: Gateway) -> tuple[str, dict]:
     status, headers, body = _call(gateway, "/ready")
     assert status == 200
     return headers[b"x-runway-model-version"].decode(), json.loads(body)
+
+
+class Refusing(Scripted):
+    """The child's answer may carry a refusal (the audited version standing in), as
+    :meth:`serve.Server._resolve` records it."""
+
+    async def _resolve(self) -> ResolvedModel:
+        answer = self.answers.pop(0)
+        self.resolved.append("child")
+        if isinstance(answer, Exception):
+            raise answer
+        model, note = answer if isinstance(answer, tuple) else (answer, "")
+        self.refuse(note)
+        return model
+
+
+@pytest.mark.parametrize("first", ["refused", "error"])
+def test_a_promotion_seen_before_its_audit_record_is_followed_at_the_next_poll(tmp_path, first):
+    """Issue 28 (one replica 55-61 s late with a 2 s poll): a promotion moves the stage and
+    the alias, then writes the audit record that explains them, and the record does not move
+    the fingerprint. A poll between the two gets the audited v1 standing in (or an error);
+    the next poll must ask again, not wait a minute or for the registry to move again."""
+    from runway.errors import AuditUnverified
+
+    server = Refusing(tmp_path, "http://127.0.0.1:5000")
+    server.remember("a")
+    note = "m v2 is in Production but the audit chain does not explain it (stage ...)"
+    early = (_version("1"), note) if first == "refused" else AuditUnverified(note)
+    server.poll("b", early)  # mid-promotion
+    assert server.builds == [] and server.resolved == ["child"]
+    server._recheck_at -= server.settings.serve_poll_seconds  # one poll later
+    server.poll("b", _version("2"))  # the record is there now; the fingerprint has not moved
+    assert server.resolved == ["child", "child"] and server.builds == ["2"]
+    assert server.gateway.metrics.unaudited == ""
+
+
+def test_a_production_forced_long_ago_is_asked_about_once_a_minute_not_every_poll(tmp_path):
+    server = Refusing(tmp_path, "http://127.0.0.1:5000")
+    server.remember("a")
+    server._moved_at -= serve.SETTLE_SECONDS  # the registry moved over a minute ago
+    server._recheck_at = 0
+    server.poll("a", (_version("1"), "m v2 is in Production but ..."))
+    assert server._recheck_at - time.monotonic() == pytest.approx(serve.RECHECK_AFTER_ERROR, abs=5)

@@ -100,8 +100,25 @@ def test_the_readme_table_lists_every_series_with_its_type(tmp_path: Path):
     gateway = Gateway(settings)
     gateway.slot = Slot(ResolvedModel("m", "1", "Production", None), {}, InputPolicy(), [], b"", 0)
     gateway.metrics.dropped["head_timeout"] += 1
+    gateway.metrics.replica = "host:8080"  # as `runway serve` names every gateway
     exposed = {}
     for family in _families(gateway).values():
         suffix = "_total" if family.type == "counter" else ""
         exposed[family.name + suffix] = family.type
     assert documented == exposed
+
+
+def test_each_replica_names_itself_on_its_metrics_page(tmp_path: Path):
+    """Issue 28: N replicas behind one Service are told apart by a scrape of each."""
+    import socket
+
+    settings = Settings(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'x.db'}")
+    pages = {}
+    for port in (8081, 8082):
+        gateway = Gateway(settings)
+        gateway.metrics.replica = f"{socket.gethostname()}:{port}"  # as `runway serve` names it
+        [sample] = _families(gateway)["runway_replica_info"].samples
+        pages[port] = sample.labels["replica"]
+        assert sample.value == 1
+    assert pages[8081] != pages[8082] and pages[8082].endswith(":8082")
+    assert "runway_replica_info" not in _families(Gateway(settings))  # unnamed: no series

@@ -158,3 +158,27 @@ def test_a_token_is_sent_as_a_bearer(monkeypatch):
         registry.model = _model("1", 1)
         assert fingerprint(uri, "m") is not None
     assert registry.seen[0][1] == "Bearer t0k"
+
+
+def test_a_sqlite_fingerprint_moves_with_an_alias(tmp_path):
+    """Serving resolves @production: an alias moved alone (MLflow's client, a registry
+    without stages) must be noticed, though it touches no version and no update time."""
+    db = tmp_path / "m.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE model_versions "
+            "(name TEXT, version INT, current_stage TEXT, last_updated_time INT, status TEXT)"
+        )
+        conn.execute("CREATE TABLE registered_models (name TEXT, last_updated_time INT)")
+        conn.execute("CREATE TABLE registered_model_aliases (name TEXT, alias TEXT, version INT)")
+        conn.execute("INSERT INTO registered_models VALUES ('m', 1)")
+        conn.executemany(
+            "INSERT INTO model_versions VALUES ('m', ?, 'None', 1, 'READY')", [(1,), (2,)]
+        )
+        conn.execute("INSERT INTO registered_model_aliases VALUES ('m', 'production', 1)")
+    uri = f"sqlite:///{db}"
+    before = fingerprint(uri, "m")
+    assert before is not None and fingerprint(uri, "m") == before
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE registered_model_aliases SET version = 2")
+    assert fingerprint(uri, "m") not in (None, before)
