@@ -249,7 +249,7 @@ def _row(label, a, b, anchor, target, memory: bool = False) -> tuple[str, ...]:
     if a[0][1]:
         mine += f" (CPU {median(a, 1):.2f} s)"
         theirs += f" (CPU {median(b, 1):.2f} s)"
-    return (label, mine, theirs, f"{wa / wb:.2f}x (+{wa - wb:.2f} s)", target)
+    return (label, mine, theirs, f"{wa / wb:.2f}x ({wa - wb:+.2f} s)", target)
 
 
 def main() -> None:
@@ -287,8 +287,7 @@ def main() -> None:
             format_table([("figure", "runway", "anchor, same work", "ratio", "target"), *table])
         )
     )
-    startup = table[2][3].split("+")[1].rstrip(" s)")
-    over = float(startup)
+    over = float(table[2][3].split("(")[1].split(" s)")[0])
     verdict = "ok" if over <= STARTUP_BUDGET_S else "MISSED"
     print(
         f"start-up budget: runway score of 5k rows {over:.2f} s over the plain script "
