@@ -178,6 +178,8 @@ bench: $(INSTALL) ## run the benchmarks in benchmarks/ and print their tables
 	$(BIN)/python benchmarks/backend_client.py
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/monitor.py
+	@# issue #31's table (runway beside plain anchors) and the start-up budget: exits 1 if missed
+	$(BIN)/python benchmarks/fast.py
 	$(BIN)/python benchmarks/onnx_models.py
 	$(BIN)/python benchmarks/team.py
 	$(BIN)/python benchmarks/team_sweep.py

@@ -297,3 +297,36 @@ def test_one_drifted_feature_breaches_by_the_policys_rule_and_the_cli_names_it(
     assert ("CROSSED  input drift (rule features.per_feature: breach): symmetry" in out) is (
         rule == "breach"
     )
+
+
+MONITOR_PROBE = """
+import sys
+from runway.cli import main
+code = main(sys.argv[1:])
+print("imported:", " ".join(m for m in ("optuna", "sklearn") if m in sys.modules))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_monitor_imports_neither_optuna_nor_sklearn_when_it_does_not_retrain(env):
+    """#31: the retrain path (Optuna) and the spec's estimator (scikit-learn) cost seconds."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_PYTHONPATH
+
+    _policy(env, min_rows=100, features={"drift_share": 0.05}, action="retrain")
+    _score(env, _rows(seed=4), day=21)
+    args = ["-q", "monitor", MODEL, "--since", "2026-11-21", "--window", "1d"]
+    out = subprocess.run(
+        [sys.executable, "-c", MONITOR_PROBE, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_PYTHONPATH},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "outcome    healthy" in out.stdout
+    assert out.stdout.splitlines()[-1].split() == ["imported:"], out.stdout

@@ -179,11 +179,11 @@ def _reference(resolved: ResolvedModel) -> _Reference:
 
 def _target(run_id: str) -> str:
     """The spec's target column (what retraining data and label files call the label)."""
-    from runway.core.training.spec import SPEC_ARTIFACT, load_spec
+    from runway.core.training.spec import SPEC_ARTIFACT, spec_target
 
     with tempfile.TemporaryDirectory(prefix="runway-monitor-") as tmp:
         try:
-            return load_spec(tracking.download_artifact(run_id, SPEC_ARTIFACT, tmp)).data.target
+            return spec_target(tracking.download_artifact(run_id, SPEC_ARTIFACT, tmp))
         except TrackingError:
             return "label"
 

@@ -24,7 +24,8 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -47,6 +48,7 @@ class Answer(TypedDict, total=False):
     local: str
     input_types: dict[str, str]
     refused: str  # the registry's Production, not explained by the audit chain, and how to fix
+    timeline: dict[str, float]  # the child's start-up phases and their seconds
     error: str
     type: str
 
@@ -61,6 +63,7 @@ class Fetched:
     local: Path  # the checked model folder
     input_types: dict[str, str]  # input column -> MLflow type, from the signature
     refused: str = ""  # the registry's Production the audit chain does not explain, if any
+    timeline: dict[str, float] = field(default_factory=dict)  # the child's phases, seconds
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ def _fetched(doc: Answer) -> Fetched:
         local=Path(doc["local"]),
         input_types=doc["input_types"],
         refused=doc.get("refused", ""),
+        timeline=doc.get("timeline", {}),
     )
 
 
@@ -239,12 +243,21 @@ def _run(
     folder: Path | None,
     unless: str | None = None,
 ) -> Answer:
+    clock = [time.monotonic()]
+    timeline: dict[str, float] = {}
+
+    def mark(phase: str) -> None:
+        clock.append(time.monotonic())
+        timeline[phase] = clock[-1] - clock[-2]
+
     from runway.store import audit, registry, tracking, trust
     from runway.store.models import signature_inputs
 
     tracking.configure(settings)
+    mark("MLflow import")
     audited = audit.resolve_audited(model, settings, stage, version)
     resolved = audited.model
+    mark("resolve (audited)")
     doc = Answer(model=asdict(resolved))
     if audited.refused:
         doc["refused"] = f"{audited.refused}; serving v{resolved.version}; {audited.fix}"
@@ -256,12 +269,15 @@ def _run(
         )
     contract = tracking.load_contract(resolved.run_id)
     policy = registry.applied_input_policy(resolved.name, resolved.version)
+    mark("contract and input policy")
     local = trust.fetch_verified(resolved, folder, settings)
+    mark("download + verify")
     return doc | Answer(
         contract=contract.to_json_dict(),
         policy=policy.model_dump(mode="json"),
         local=str(local),
         input_types=signature_inputs(local),
+        timeline=timeline,
     )
 
 

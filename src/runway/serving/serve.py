@@ -21,13 +21,11 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import shlex
 import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +39,7 @@ from runway.core.outage import Outage
 from runway.core.threads import thread_env, threads_for
 from runway.errors import AuditUnverified, RunwayError, ServeError
 from runway.net import redact_url
-from runway.serving import prepare
+from runway.serving import prepare, startup
 from runway.serving.backends import Backend, BackendError, Pending, spawn_group
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.payload import input_example, one_row
@@ -90,6 +88,7 @@ class Server:
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
         self._moved_at = -math.inf  # when the fingerprint last changed (monotonic)
         self._fetched: prepare.Fetched | None = None
+        self.timeline = startup.Timeline()  # the last build's phases
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -99,12 +98,14 @@ class Server:
         """
         fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched already?
         self._fetched = None
+        self.timeline = timeline = startup.Timeline()
         pending = await asyncio.to_thread(self._spawn, self.options.workers)  # imports meanwhile
         backends: list[Backend] = []
         try:
             ready = fetched or await prepare.fetch(
                 self.settings, self.options.model, version, folder
             )
+            timeline.add(ready.timeline)
             model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
             example, rows = await asyncio.to_thread(input_example, model, local, contract)
             if self.gateway.slot is None:  # starting up: say what the wait is for
@@ -115,9 +116,11 @@ class Server:
                     flush=True,
                 )
             backends += await self._load(pending, model.version, local)
+            timeline.mark("backend import + model load")
             await asyncio.gather(
                 *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
             )
+            timeline.mark("first 200 (warm-up request)")
         except BaseException:
             await asyncio.to_thread(pending.cancel)
             await asyncio.to_thread(_stop_all, backends, folder)
@@ -313,30 +316,18 @@ class Server:
 
 def serve(options: ServeOptions, settings: Settings) -> None:
     """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on ``settings``' store."""
-    sock = _bind(options.host, options.port)
+    sock = startup.bind(options.host, options.port)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    runtime = _runtime_dir()
+    runtime = startup.runtime_dir()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(_main(options, settings, sock, runtime))
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
-
-
-def _runtime_dir() -> Path:
-    """A new directory only this user can enter (0700): backend sockets and model folders.
-
-    Under ``$XDG_RUNTIME_DIR`` when there is one, else the temp dir; a Unix
-    socket path must stay under ~100 bytes, so a long temp dir falls back to /tmp.
-    """
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    if not os.path.isdir(base) or len(base) > 60:
-        base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="runway-serve-", dir=base))  # mkdtemp: mode 0700
 
 
 async def _main(
@@ -352,13 +343,6 @@ async def _main(
     gateway.metrics.replica = replica
     server = Server(options, settings, gateway, runtime)
     server.remember(await asyncio.to_thread(server.fingerprint))  # before: a change meanwhile shows
-    try:
-        gateway.slot = await server.build()
-    except BackendError as exc:
-        raise ServeError(f"{options.model} (Production) failed to start: {exc}") from None
-    finally:
-        if writer and gateway.slot is None:
-            writer.close()
     config = uvicorn.Config(
         gateway,
         http=guarded_protocol(
@@ -374,10 +358,23 @@ async def _main(
         server_header=False,
     )
     web = _Web(config)
+    # Listening from the start: /ready and /invocations answer 503 (Retry-After) until loaded.
+    serving = asyncio.create_task(web.serve(sockets=[sock]))
+    try:
+        gateway.slot = await _start(server, serving, options.model)
+    finally:
+        if gateway.slot is None:  # failed, or stopped while loading
+            web.should_exit = True
+            await asyncio.gather(serving, return_exceptions=True)
+            if writer:
+                writer.close()
+    if gateway.slot is None:
+        return
+    server.timeline.log(log)
     watcher = asyncio.create_task(server.watch())
     announcer = asyncio.create_task(_announce(web, options, gateway.slot, sink))
     try:
-        await web.serve(sockets=[sock])
+        await serving
     finally:
         watcher.cancel()
         announcer.cancel()
@@ -386,6 +383,22 @@ async def _main(
         await server.stop()
         if writer:
             await asyncio.to_thread(writer.close)
+
+
+async def _start(server: Server, serving: asyncio.Task[None], model: str) -> Slot | None:
+    """The first version's slot; None when the server was stopped while it loaded."""
+    building = asyncio.create_task(server.build())
+    await asyncio.wait({building, serving}, return_when=asyncio.FIRST_COMPLETED)
+    if not building.done():  # stopped while loading: a backend mid-load is stopped once loaded
+        log.info("stopping once the version being loaded can be stopped cleanly")
+        with contextlib.suppress(RunwayError, BackendError):
+            slot = await building
+            await asyncio.to_thread(_stop_all, slot.backends, server._folder(slot))
+        return None
+    try:
+        return building.result()
+    except BackendError as exc:
+        raise ServeError(f"{model} (Production) failed to start: {exc}") from None
 
 
 class _Web(uvicorn.Server):
@@ -421,20 +434,6 @@ async def _announce(
         f"-d {shlex.quote(example)}",
         flush=True,
     )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """Claim the public port before any backend starts, so a clash fails in a second."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; pick --port") from None
-    sock.set_inheritable(False)
-    return sock
 
 
 def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:

@@ -424,6 +424,16 @@ def load_spec(path: str | Path, overrides: Document | None = None) -> Experiment
     return spec_from_dict(doc, source=str(path))
 
 
+def spec_target(path: str | Path) -> str:
+    """A logged spec's target, unvalidated: validating imports scikit-learn (the monitor's ~1 s)."""
+    path = Path(path)
+    data = read_mapping(path, "spec file not found").get("data")
+    target = data.get("target") if isinstance(data, dict) else None
+    if not isinstance(target, str) or not target:
+        raise SpecError(f"{path}: data.target: expected the target column's name")
+    return target
+
+
 def spec_from_dict(doc: Document, source: str = "<spec>") -> ExperimentSpec:
     """Validate an in-memory spec; errors name ``source`` like a file."""
     try:
