@@ -225,6 +225,7 @@ def test_start_up_prints_the_url_version_and_a_curl_line(deployment):
     text = deployment.log.read_text()
     assert f"serving {MODEL} v1 at {deployment.url}/invocations" in text
     assert "curl -s" in text and "Content-Type: application/json" in text
+    assert f"{deployment.url}/ (what is served" in text and f"{deployment.url}/docs" in text
     auth = {"Authorization": f"Bearer {TOKEN}"}
     ready = requests.get(f"{deployment.url}/ready", headers=auth, timeout=5)
     assert ready.json() == {"status": "ready", "model": MODEL, "version": "1", "backends": 2}

@@ -428,6 +428,7 @@ async def _announce(
         f"  backends   {len(slot.backends)} x MLflow's scoring server on owner-only Unix sockets "
         f"in {slot.backends[0].path.parent} (no TCP port)\n"
         f"  follows    the registry's Production version (checked every few seconds)\n"
+        f"  docs       {url}/ (what is served, how to call it)  {url}/docs (try it)\n"
         f"  health     {url}/health  {url}/ready  {url}/metrics\n"
         f"  logging    predictions to {redact_url(sink.target)}\n"
         f"  try        curl -s {url}/invocations -H 'Content-Type: application/json' "
