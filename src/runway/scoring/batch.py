@@ -139,6 +139,7 @@ def score_file(
     with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
         loaded = _load(model, stage, version, Path(tmp), options.proba, engine.name, settings)
         resolved = loaded.resolved
+        load_seconds = time.perf_counter() - started
         result = BatchResult(
             model=resolved.name,
             version=resolved.version,
@@ -151,6 +152,7 @@ def score_file(
             batch_id=_batch_id(resolved, input, output, scored_at),
             scored_at=scored_at,
             max_reject_rate=threshold,
+            load_seconds=load_seconds,
         )
         log.info(
             "scoring %s with %s v%s (%s) -> %s", input, model, result.version, result.stage, output
