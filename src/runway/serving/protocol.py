@@ -9,11 +9,11 @@ request once its head is complete, so these limits live here, one
 level down, in a subclass of uvicorn's own httptools protocol:
 
 * an address holds at most ``max_per_client`` connections (0: no cap): over
-  it, the address's oldest *incomplete* connection (no complete request head
-  yet: connected and silent, or mid-head) is closed, so a slow-loris from an
-  address cannot lock out that address's well-behaved clients (behind a
-  proxy: all of them); only when every connection of the address has sent a
-  complete head is the newcomer closed, before a byte is parsed;
+  it, the address's oldest connection that is not serving a request (connected
+  and silent, mid-head, or idle after its response) is closed, so slow or idle
+  sockets from an address cannot lock out that address's well-behaved clients
+  (behind a proxy: all of them); only when every connection of the address
+  carries a request is the newcomer closed, before a byte is parsed;
 * a request head (line and headers) must arrive within ``head_timeout``
   seconds of its first byte (of the connection, for the first request);
 * a head over ``max_head_bytes`` is answered 431 and the connection closed.
@@ -47,7 +47,7 @@ class GuardedProtocol(HttpToolsProtocol):
     max_head_bytes = 64 * 1024
     max_per_client = 64
     per_client: ClassVar[Counter[str]] = Counter()  # open connections by client address
-    # connections without a complete request head, by address, oldest first
+    # connections serving no request (no complete head yet, or idle), by address, oldest first
     incomplete: ClassVar[dict[str, dict[GuardedProtocol, None]]] = {}
     dropped: ClassVar[Counter[str]] = Counter()  # connections closed by a limit, by reason
 
@@ -63,7 +63,7 @@ class GuardedProtocol(HttpToolsProtocol):
             if self.max_per_client and self.per_client[self._address] > self.max_per_client:
                 self.dropped["connections_per_client"] += 1
                 oldest = next(iter(self.incomplete.get(self._address, ())), None)
-                if oldest is None:  # every one is a complete request: the newcomer waits
+                if oldest is None:  # every one carries a request: the newcomer waits
                     transport.close()  # connection_lost follows and undoes the count
                     return
                 oldest._waiting(False)
@@ -72,7 +72,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm()
 
     def _waiting(self, incomplete: bool) -> None:
-        """Note whether this connection's request head is still incomplete."""
+        """Note whether this connection serves no request (no complete head yet, or idle)."""
         if self._address is None:
             return
         held = self.incomplete.setdefault(self._address, {})
@@ -139,6 +139,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._waiting(False)
         if not self.transport.is_closing():
             super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._waiting(True)  # idle until the next request: the first to go over the cap
 
 
 def guarded_protocol(

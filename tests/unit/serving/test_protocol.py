@@ -30,11 +30,14 @@ HOOKS = (
     "on_url",
     "on_header",
     "on_headers_complete",
+    "on_response_complete",
 )
 REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] == "/slow":  # a request in flight for a while
+        await asyncio.sleep(0.5)
     headers = [(b"content-length", b"2")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -161,14 +164,14 @@ def test_a_head_that_does_not_complete_in_time_is_closed_on_every_request():
 
 
 def test_connections_beyond_the_per_client_cap_are_closed_and_freed_slots_reused():
-    """An address whose connections all sent complete requests: a newcomer is closed."""
+    """An address whose connections all carry a request: a newcomer is closed."""
 
     async def main() -> None:
         limits = Limits(per_client=2)
         first, second = limits.connect(), limits.connect()
         for conn in (first, second):
             assert conn.protocol is not None
-            conn.protocol.data_received(REQUEST)
+            conn.protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         await asyncio.sleep(0.05)
         third = limits.connect()
         other = limits.connect(peer="10.0.0.2")  # another client has its own count
@@ -195,6 +198,8 @@ def test_slow_sockets_at_the_cap_give_way_to_a_client_of_the_same_address():
             assert conn.protocol is not None
             conn.protocol.data_received(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
         for _ in range(3):  # one client, three connections one after another
+            while limits.cls.per_client["127.0.0.1"] < 64:  # the attacker fills the cap again
+                silent.append(limits.connect("127.0.0.1"))
             normal = limits.connect("127.0.0.1")
             assert not normal.closed
             assert normal.protocol is not None
@@ -207,6 +212,23 @@ def test_slow_sockets_at_the_cap_give_way_to_a_client_of_the_same_address():
         assert not any(c.closed for c in silent[3:] + mid_head)
         assert limits.dropped == {"connections_per_client": 3}
         await asyncio.sleep(0)
-        assert limits.cls.per_client["127.0.0.1"] == 61
+        assert limits.cls.per_client["127.0.0.1"] == 63  # the cap, less the client gone
+
+    asyncio.run(main())
+
+
+def test_an_idle_connection_after_its_response_gives_way_too():
+    """Idle keep-alive sockets (a full request, then silence) are not a lock-out either."""
+
+    async def main() -> None:
+        limits = Limits(per_client=2)
+        idle = [limits.connect(), limits.connect()]
+        for conn in idle:
+            assert conn.protocol is not None
+            conn.protocol.data_received(REQUEST)
+        await asyncio.sleep(0.05)
+        assert all(c.written.endswith(b"ok") and not c.closed for c in idle)
+        newcomer = limits.connect()
+        assert not newcomer.closed and idle[0].closed and not idle[1].closed
 
     asyncio.run(main())
