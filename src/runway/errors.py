@@ -24,7 +24,9 @@ code    class                       meaning
 13      :class:`NotAuthenticated`   the tracking server wants valid credentials (HTTP 401)
 14      :class:`PermissionDenied`   the tracking server refused this user the operation (403)
 15      :class:`TeamError`          ``runway team``: the team stack could not start or stop
-130     -                           interrupted (Ctrl-C)
+130     -                           interrupted (Ctrl-C; SIGTERM for train and sweep)
+143     -                           ``runway score`` terminated (SIGTERM): nothing written
+                                    or logged
 ======  ==========================  =====================================================
 """
 
@@ -54,6 +56,7 @@ class ExitCode(IntEnum):
     PERMISSION_DENIED = 14
     TEAM = 15
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM, what a scheduler expects of a stopped batch
 
 
 class RunwayError(Exception):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 
 from runway.cli.common import store
-from runway.errors import UsageError
+from runway.errors import ExitCode, UsageError
 from runway.settings import get_settings
 
 
@@ -45,6 +46,7 @@ def _scored_at(text: str | None) -> datetime | None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from runway.jobs.interrupt import Terminated
     from runway.scoring.batch import Engine, RejectRateExceeded, ScoringOptions, score_file
 
     options = ScoringOptions(
@@ -74,6 +76,12 @@ def _score(args: argparse.Namespace) -> int:
     except RejectRateExceeded as failed:
         print("\n".join(failed.result.summary_lines()))
         raise
+    except Terminated:
+        print(
+            "error: runway score terminated (SIGTERM): no output written, nothing logged",
+            file=sys.stderr,
+        )
+        return int(ExitCode.TERMINATED)
     print("\n".join(result.summary_lines()))
     return 0
 

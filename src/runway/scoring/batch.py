@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,11 +52,14 @@ from typing import Protocol
 from runway.core.columns.contract import unverified
 from runway.core.threads import threads_for
 from runway.errors import ScoringError
+from runway.jobs.interrupt import terminable
 from runway.scoring import io as batch_io
+from runway.scoring import stop
 from runway.scoring.model import LoadedModel, load_model
 from runway.scoring.pandas_engine import PandasEngine
 from runway.scoring.result import BatchResult, RejectRateExceeded
 from runway.settings import Settings, get_settings
+from runway.store import predlog_batch
 from runway.store.served import ResolvedModel
 
 log = logging.getLogger(__name__)
@@ -106,6 +110,12 @@ class Engine(Protocol):
         ...
 
 
+DOWNLOAD_PREFIX = "runway-score-"
+
+
+# SIGTERM raises Terminated (runway.scoring.stop): the engine removes what it wrote, the CLI
+# exits 143. The model download is named by pid: the next run removes a killed run's.
+@terminable()
 def score_file(
     model: str,
     input: str | Path,
@@ -136,10 +146,10 @@ def score_file(
     _check_paths(engine, input, output)
     scored_at = (options.scored_at or datetime.now(UTC)).astimezone(UTC)
 
-    with tempfile.TemporaryDirectory(prefix="runway-score-") as tmp:
+    predlog_batch.remove_orphans(DOWNLOAD_PREFIX, "the model download of a killed batch")
+    with tempfile.TemporaryDirectory(prefix=f"{DOWNLOAD_PREFIX}{os.getpid()}-") as tmp:
         loaded = _load(model, stage, version, Path(tmp), options.proba, engine.name, settings)
         resolved = loaded.resolved
-        load_seconds = time.perf_counter() - started
         result = BatchResult(
             model=resolved.name,
             version=resolved.version,
@@ -152,12 +162,14 @@ def score_file(
             batch_id=_batch_id(resolved, input, output, scored_at),
             scored_at=scored_at,
             max_reject_rate=threshold,
-            load_seconds=load_seconds,
+            load_seconds=time.perf_counter() - started,
         )
         log.info(
             "scoring %s with %s v%s (%s) -> %s", input, model, result.version, result.stage, output
         )
         engine.run(loaded, result, options.key_columns, settings)
+    if stop.arrived_while_committing():
+        log.warning("SIGTERM arrived while the output was being committed: the run finished it")
     result.seconds = time.perf_counter() - started
     if result.rows_in != result.rows_scored + result.rows_rejected:  # pragma: no cover
         raise AssertionError(f"row accounting broken: {result}")

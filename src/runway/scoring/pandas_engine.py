@@ -21,6 +21,7 @@ from runway.core.threads import limit
 from runway.errors import ScoringError
 from runway.net import redact_text
 from runway.scoring import io as batch_io
+from runway.scoring import stop
 from runway.scoring.model import LoadedModel
 from runway.scoring.result import BatchResult, reason_kind
 from runway.scoring.tables import log_frame, output_table, rejects_schema, rejects_table
@@ -76,9 +77,16 @@ class PandasEngine:
                 out.close()
                 rej.close()
                 bar.close()
+            except BaseException:  # SIGTERM too (Terminated): nothing of this run stays
+                bar.close()
+                out_file.discard()
+                rej_file.discard()
+                staged.discard()
+                raise
+            stop.committing()  # the output and its log rows: both or neither
+            try:
                 _publish(result, out_file, rej_file)
             except BaseException:
-                bar.close()
                 out_file.discard()
                 rej_file.discard()
                 staged.discard()

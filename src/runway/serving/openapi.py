@@ -215,6 +215,16 @@ def _get(
     return {"get": get}
 
 
+# As JSON's ``data`` (minItems 1): a header and at least one row, else 400 "no rows to score".
+CSV_BODY: Document = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": "\\S[^\\n]*\\n\\s*\\S",  # a header line, then a line that is not blank
+    "description": "CSV with a header row and at least one row (an empty body, or a header "
+    "alone, is answered 400: no rows to score, as JSON with no rows is)",
+}
+
+
 def _probabilities(contract: DataContract) -> tuple[list[Document], Document]:
     """A classifier's ``proba`` query parameter and an answer's example with it (none: empty)."""
     labels, columns = proba.classes(contract), proba.names(contract)
@@ -249,7 +259,7 @@ def _invocations(auth: bool, example: Any, contract: DataContract) -> Document:
             "required": True,
             "content": {
                 JSON_TYPE: {"schema": {"$ref": "#/components/schemas/Request"}, "example": example},
-                CSV_TYPE: {"schema": {"type": "string", "description": "CSV with a header row"}},
+                CSV_TYPE: {"schema": CSV_BODY},
                 PARQUET_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
         },

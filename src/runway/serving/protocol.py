@@ -8,8 +8,12 @@ turn every real request away: worse than no limit). The ASGI app only sees a
 request once its head is complete, so these limits live here, one
 level down, in a subclass of uvicorn's own httptools protocol:
 
-* a connection is closed when its address already holds ``max_per_client``
-  connections (0: no cap), before a byte is parsed;
+* an address holds at most ``max_per_client`` connections (0: no cap): over
+  it, the address's oldest connection that is not serving a request (connected
+  and silent, mid-head, or idle after its response) is closed, so slow or idle
+  sockets from an address cannot lock out that address's well-behaved clients
+  (behind a proxy: all of them); only when every connection of the address
+  carries a request is the newcomer closed, before a byte is parsed;
 * a request head (line and headers) must arrive within ``head_timeout``
   seconds of its first byte (of the connection, for the first request);
 * a head over ``max_head_bytes`` is answered 431 and the connection closed.
@@ -43,6 +47,8 @@ class GuardedProtocol(HttpToolsProtocol):
     max_head_bytes = 64 * 1024
     max_per_client = 64
     per_client: ClassVar[Counter[str]] = Counter()  # open connections by client address
+    # connections serving no request (no complete head yet, or idle), by address, oldest first
+    incomplete: ClassVar[dict[str, dict[GuardedProtocol, None]]] = {}
     dropped: ClassVar[Counter[str]] = Counter()  # connections closed by a limit, by reason
 
     _timer: asyncio.TimerHandle | None = None
@@ -56,12 +62,30 @@ class GuardedProtocol(HttpToolsProtocol):
             self.per_client[self._address] += 1
             if self.max_per_client and self.per_client[self._address] > self.max_per_client:
                 self.dropped["connections_per_client"] += 1
-                transport.close()  # connection_lost follows and undoes the count
-                return
+                oldest = next(iter(self.incomplete.get(self._address, ())), None)
+                if oldest is None:  # every one carries a request: the newcomer waits
+                    transport.close()  # connection_lost follows and undoes the count
+                    return
+                oldest._waiting(False)
+                oldest.transport.close()  # the slowest: its connection_lost frees the slot
+        self._waiting(True)
         self._arm()
+
+    def _waiting(self, incomplete: bool) -> None:
+        """Note whether this connection serves no request (no complete head yet, or idle)."""
+        if self._address is None:
+            return
+        held = self.incomplete.setdefault(self._address, {})
+        if incomplete:
+            held[self] = None
+            return
+        held.pop(self, None)
+        if not held:
+            del self.incomplete[self._address]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._waiting(False)
         if self._address is not None:
             self.per_client[self._address] -= 1
             if self.per_client[self._address] <= 0:
@@ -91,6 +115,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:  # the first byte of each request
         super().on_message_begin()
         self._head_bytes = 0
+        self._waiting(True)
         if self._timer is None:
             self._arm()
 
@@ -111,8 +136,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._waiting(False)
         if not self.transport.is_closing():
             super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._waiting(True)  # idle until the next request: the first to go over the cap
 
 
 def guarded_protocol(
@@ -124,6 +155,7 @@ def guarded_protocol(
         "max_head_bytes": max_head_bytes,
         "max_per_client": max_per_client,
         "per_client": Counter(),  # its own count, not shared with other servers in the process
+        "incomplete": {},
         "dropped": dropped,
     }
     return type("Guarded", (GuardedProtocol,), limits)

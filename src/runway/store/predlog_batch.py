@@ -15,6 +15,11 @@ memory); :meth:`StagedBatch.commit` then writes them:
 - to a database log: in one transaction with a row in ``runway_logged_batches``
   (the batch id is its primary key: a second writer's insert fails and rolls
   back its rows).
+
+The spool is a folder ``runway-predlog-<pid>-*`` in the temporary directory. A
+run killed outright (SIGKILL, a lost machine) leaves it behind: it is never
+logged (only its own run commits a spool), and the next batch removes the
+spools of processes that are gone, saying so.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BATCHES_TABLE = "runway_logged_batches"
 BATCHES_DIR = "_batches"
+SPOOL_PREFIX = "runway-predlog-"
 
 
 class StagedBatch:
@@ -43,7 +49,10 @@ class StagedBatch:
     def __init__(self, sink: PredictionLog, model: str, batch_id: str) -> None:
         self.sink, self.model, self.batch_id = sink, model, batch_id
         self.rows = 0
-        self._dir = Path(tempfile.mkdtemp(prefix="runway-predlog-")) if sink.enabled else None
+        self._dir = None
+        if sink.enabled:
+            remove_stale_spools()
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-"))
         self._spooled: list[Path] = []
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -82,6 +91,38 @@ class StagedBatch:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir, self._spooled = None, []
+
+
+def remove_stale_spools(folder: Path | None = None) -> list[Path]:
+    """Remove the spools of batches whose process is gone (killed before commit or discard)."""
+    return remove_orphans(
+        SPOOL_PREFIX,
+        "unlogged rows of a batch killed before its output was committed (never logged)",
+        folder,
+    )
+
+
+def remove_orphans(prefix: str, what: str, folder: Path | None = None) -> list[Path]:
+    """Remove temporary folders ``<prefix><pid>-*`` whose process is gone, one line each."""
+    removed = []
+    for orphan in Path(folder or tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = orphan.name.removeprefix(prefix).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or not orphan.is_dir():
+            continue
+        log.warning("removing %s: %s", orphan, what)
+        shutil.rmtree(orphan, ignore_errors=True)
+        removed.append(orphan)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _commit_parquet(

@@ -7,6 +7,11 @@ Rows the sink refuses (the team's database is down) wait on local disk
 (:mod:`runway.store.predlog_buffer`, bounded: what does not fit is dropped and
 counted) and are written when it answers again; the outage is logged once when
 it starts and once when it ends, not at every flush.
+
+What is queued or being written is in memory only: a hard kill (SIGKILL, a lost
+machine) loses the rows answered since the last flush, at most
+:data:`FLUSH_SECONDS` of them (or :data:`FLUSH_ROWS`, whichever comes first)
+plus the write in progress. SIGTERM writes them (``close``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from runway.store.predlog import (
 from runway.store.predlog_buffer import DEFAULT_MAX_ROWS, DiskBuffer
 
 log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0  # the README's bound on rows a hard kill loses, with a write's time
+FLUSH_ROWS = 1000
 
 
 @dataclass
@@ -92,8 +100,8 @@ class BackgroundWriter:
         self,
         sink: PredictionLog,
         *,
-        flush_rows: int = 1000,
-        flush_seconds: float = 1.0,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
         max_pending: int = 10_000,
         buffer_rows: int = DEFAULT_MAX_ROWS,
         retry_seconds: float = 5.0,

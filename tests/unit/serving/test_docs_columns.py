@@ -87,3 +87,22 @@ def test_the_gate_report_names_the_optional_columns_in_the_same_words():
     inputs = {"tenure": "double", "plan": "string"}
     everything = ModelFacts("3", "None", inputs=inputs, required=("tenure", "plan"))
     assert _columns(everything) == "2 columns, all required"
+
+
+@pytest.mark.parametrize(
+    "body", ["", "\n", "tenure\n", "tenure,plan\r\n", "tenure\n\n", "tenure\n1.5\n", " tenure\n2"]
+)
+def test_the_openapi_csv_body_is_valid_exactly_when_the_server_takes_it(body):
+    """#30-7: an empty CSV body was valid per the document but answered 400: now both
+    say a header and at least one row (as JSON's ``data`` needs minItems 1)."""
+    from runway.serving.payload import CSV_TYPE, BadRequest, parse
+
+    doc: Any = document(MODEL, CONTRACT, InputPolicy(), auth=False)
+    schema = doc["paths"]["/invocations"]["post"]["requestBody"]["content"][CSV_TYPE]["schema"]
+    valid = jsonschema.Draft202012Validator(schema).is_valid(body)
+    try:
+        taken = len(parse(body.encode(), CSV_TYPE, CONTRACT)) > 0
+    except BadRequest as refused:
+        assert refused.status == 400 and "rows to score" in refused.message, refused.message
+        taken = False
+    assert valid is taken

@@ -30,11 +30,14 @@ HOOKS = (
     "on_url",
     "on_header",
     "on_headers_complete",
+    "on_response_complete",
 )
 REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] == "/slow":  # a request in flight for a while
+        await asyncio.sleep(0.5)
     headers = [(b"content-length", b"2")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -161,9 +164,15 @@ def test_a_head_that_does_not_complete_in_time_is_closed_on_every_request():
 
 
 def test_connections_beyond_the_per_client_cap_are_closed_and_freed_slots_reused():
+    """An address whose connections all carry a request: a newcomer is closed."""
+
     async def main() -> None:
         limits = Limits(per_client=2)
         first, second = limits.connect(), limits.connect()
+        for conn in (first, second):
+            assert conn.protocol is not None
+            conn.protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.05)
         third = limits.connect()
         other = limits.connect(peer="10.0.0.2")  # another client has its own count
         assert third.closed and not (first.closed or second.closed or other.closed)
@@ -172,5 +181,54 @@ def test_connections_beyond_the_per_client_cap_are_closed_and_freed_slots_reused
         await asyncio.sleep(0)  # connection_lost gives its slot back
         assert not limits.connect().closed
         assert limits.cls.per_client["10.0.0.1"] == 2
+
+    asyncio.run(main())
+
+
+def test_slow_sockets_at_the_cap_give_way_to_a_client_of_the_same_address():
+    """#30-7: 64 slow sockets from one address locked out every other client there.
+    Over the cap the address's oldest connection without a complete head is closed,
+    not the newcomer: the well-behaved client is answered, the slow-loris churns."""
+
+    async def main() -> None:
+        limits = Limits(per_client=64)
+        silent = [limits.connect("127.0.0.1") for _ in range(32)]
+        mid_head = [limits.connect("127.0.0.1") for _ in range(32)]
+        for conn in mid_head:
+            assert conn.protocol is not None
+            conn.protocol.data_received(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):  # one client, three connections one after another
+            while limits.cls.per_client["127.0.0.1"] < 64:  # the attacker fills the cap again
+                silent.append(limits.connect("127.0.0.1"))
+            normal = limits.connect("127.0.0.1")
+            assert not normal.closed
+            assert normal.protocol is not None
+            normal.protocol.data_received(REQUEST)
+            await asyncio.sleep(0.05)
+            assert normal.written.startswith(b"HTTP/1.1 200 OK"), bytes(normal.written)
+            normal.close()
+            await asyncio.sleep(0)  # its slot is given back: the cap is full again
+        assert [c.closed for c in silent[:3]] == [True] * 3  # the oldest slow ones went
+        assert not any(c.closed for c in silent[3:] + mid_head)
+        assert limits.dropped == {"connections_per_client": 3}
+        await asyncio.sleep(0)
+        assert limits.cls.per_client["127.0.0.1"] == 63  # the cap, less the client gone
+
+    asyncio.run(main())
+
+
+def test_an_idle_connection_after_its_response_gives_way_too():
+    """Idle keep-alive sockets (a full request, then silence) are not a lock-out either."""
+
+    async def main() -> None:
+        limits = Limits(per_client=2)
+        idle = [limits.connect(), limits.connect()]
+        for conn in idle:
+            assert conn.protocol is not None
+            conn.protocol.data_received(REQUEST)
+        await asyncio.sleep(0.05)
+        assert all(c.written.endswith(b"ok") and not c.closed for c in idle)
+        newcomer = limits.connect()
+        assert not newcomer.closed and idle[0].closed and not idle[1].closed
 
     asyncio.run(main())
