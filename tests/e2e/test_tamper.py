@@ -15,8 +15,8 @@ file ``python_function.data`` names when no MLmodel sits beside it):
   ``runway.onnx.sha256`` tag (and twin.json) rewritten to the new file's hash;
   ``e1`` the same swap on a twin runway promoted to Staging (promoted on to
   Production: ``e`` is there already);
-  ``e0`` the same swap on a twin never promoted: not refused by the trust check
-  (its gates are all that stand), kept as a strict xfail that says so.
+  ``e0`` the same swap on a twin never promoted: its tag is all a promotion has,
+  so the gates convert the source version again and refuse a graph that differs.
 
 A control loads ``a`` and ``b`` the way MLflow does and sees their markers appear.
 Then ``registry promote --dry-run``, ``registry promote`` (to Staging; ``e1`` to Production), ``score``,
@@ -302,17 +302,12 @@ def test_promote_refuses_and_runs_nothing(store, case):
     _refused(store, case, result, PROMOTED_TWIN if case == "e" else "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a twin never promoted is checked against its conversion hash, the tag "
-    "runway.onnx.sha256 anyone who registers can rewrite; only its gates stand (#30-2 left this)",
-)
 def test_a_never_promoted_twin_swapped_with_its_tag_is_refused_by_the_trust_check(store):
+    """Its gates convert the source version again: the graph must be that conversion."""
     result = store.runway(
         "registry", "promote", MODEL, store.versions["e0"], "--to", "Staging", "--dry-run"
     )
-    assert store.markers == []
-    assert result.returncode == 12, result.stdout[-3000:] + result.stderr[-2000:]
+    _refused(store, "e0", result, "is not what runway converts from")
 
 
 @pytest.mark.parametrize("case", ["a", "b", "c", "d", "e"])

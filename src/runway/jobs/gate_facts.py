@@ -25,7 +25,7 @@ from runway.core.training.data import Split, load_dataset, prepare
 from runway.core.training.evaluate import holdout_metrics
 from runway.core.training.spec import SPEC_ARTIFACT, ExperimentSpec, load_spec
 from runway.errors import RegistryError, RunwayError, TrackingError, UntrustedModel
-from runway.jobs.onnx import load_for_scoring
+from runway.jobs.onnx import check_conversion, load_for_scoring
 from runway.settings import Settings
 from runway.store import models, onnx_models, trust
 from runway.store.registry import Stage, VersionInfo, get_version, run_author
@@ -82,9 +82,10 @@ def evaluate(
         local = trust.fetch_verified(
             candidate, Path(tmp) / "candidate", settings, onnx_hash="conversion"
         )
+        source = _twin_source(candidate, local, Path(tmp), settings)
         facts = _facts(candidate, local, spec, metrics, split, threads)
         base = _baseline_facts(baseline, spec, metrics, split, threads, Path(tmp), settings)
-        evaluation += _twin_note(candidate, facts, split.X_holdout, threads, Path(tmp), settings)
+        evaluation += _twin_note(candidate, source, facts, split.X_holdout, threads)
     rules = judge(policy, target, facts, base, spec.primary_metric.name, reviewer)
     return GateReport(
         model=candidate.name,
@@ -98,27 +99,39 @@ def evaluate(
     )
 
 
+def _twin_source(
+    candidate: VersionInfo, local: Path, tmp: Path, settings: Settings
+) -> tuple[str, Path] | None:
+    """For an ONNX version: its source version's number and checked folder, once the
+    twin's graph is shown to be runway's conversion of it (:func:`check_conversion`)."""
+    source = candidate.tags.get(onnx_models.SOURCE_TAG)
+    if candidate.tags.get(onnx_models.KIND_TAG) != onnx_models.TWIN_KIND or not source:
+        return None
+    mv = get_version(candidate.name, source)
+    source_local = trust.fetch_verified(mv, tmp / "source", settings)
+    check_conversion(candidate, local, mv, source_local)
+    return source, source_local
+
+
 def _twin_note(
     candidate: VersionInfo,
+    source: tuple[str, Path] | None,
     facts: ModelFacts,
     X: pd.DataFrame,
     threads: int,
-    tmp: Path,
-    settings: Settings,
 ) -> str:
     """For an ONNX version: its source version's latency beside its own (what converting bought)."""
-    source = candidate.tags.get(onnx_models.SOURCE_TAG)
-    if candidate.tags.get(onnx_models.KIND_TAG) != onnx_models.TWIN_KIND or not source:
+    if source is None:
         return ""
+    number, source_local = source
     try:
-        mv = get_version(candidate.name, source)
-        source_ms = latency_ms(trust.fetch_verified(mv, tmp / "source", settings), X, threads)
+        source_ms = latency_ms(source_local, X, threads)
     except (RunwayError, OSError) as exc:
-        return f"; ONNX version of v{source} (its latency not measured: {exc})"
+        return f"; ONNX version of v{number} (its latency not measured: {exc})"
     mine = f"{facts.latency_ms:.2f} ms" if facts.latency_ms is not None else "n/a"
     return (
-        f"; ONNX version of v{source}: single-row latency {mine} (ONNX) vs "
-        f"{source_ms:.2f} ms (v{source})"
+        f"; ONNX version of v{number}: single-row latency {mine} (ONNX) vs "
+        f"{source_ms:.2f} ms (v{number})"
     )
 
 

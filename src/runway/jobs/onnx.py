@@ -13,6 +13,7 @@ gates like any candidate. Anything short of parity is refused
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -30,7 +31,7 @@ from runway.core.onnx.parity import ParityReport, check_parity, edge_frame
 from runway.core.training.data import Split, load_dataset, prepare
 from runway.core.training.evaluate import holdout_metrics
 from runway.core.training.spec import SPEC_ARTIFACT, load_spec
-from runway.errors import LightenRefused
+from runway.errors import LightenRefused, UntrustedModel
 from runway.settings import Settings, get_settings
 from runway.store import models, onnx_models, registry, tracking, trust
 from runway.store.registry import VersionInfo
@@ -157,6 +158,33 @@ def lighten(model: str, version: str, settings: Settings | None = None) -> Light
     tracking.set_run_tag(source.run_id, onnx_models.TWIN_RUN_TAG, f"v{registered.version}")
     log.info("registered %s v%s: the ONNX version of v%s", model, registered.version, version)
     return LightenResult(source, registered, run_id, report, sha, size)
+
+
+def check_conversion(
+    twin: VersionInfo, twin_local: Path, source: VersionInfo, source_local: Path
+) -> None:
+    """Refuse an ONNX version whose graph is not what runway converts from its source here.
+
+    Before a promotion seals a twin's hash, the conversion hash is a version tag anyone
+    who registers may rewrite together with the file; re-converting the (checked) source
+    version is what only runway can produce. The conversion is byte-for-byte the same
+    for one onnx/skl2onnx release, so a twin converted under another one is refused too:
+    convert it again here.
+    """
+    from runway.core.onnx.convert import to_onnx
+
+    contract = tracking.load_contract(source.run_id or "")
+    graph = to_onnx(models.load_sklearn(source_local), contract).SerializeToString()
+    expected = hashlib.sha256(graph).hexdigest()
+    found = [sha256_file(f) for f in sorted(twin_local.rglob(ONNX_FILE))]
+    if found != [expected]:
+        raise UntrustedModel(
+            f"refusing {twin.name} v{twin.version}: its ONNX graph (sha256 "
+            f"{', '.join(found) or 'none'}) is not what runway converts from v{source.version} "
+            f"({expected}); convert it again with `runway onnx convert {twin.name} "
+            f"{source.version}`; "
+            "nothing from it was loaded"
+        )
 
 
 REFUSAL_ARTIFACT = "onnx/refused.txt"
