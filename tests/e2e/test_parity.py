@@ -41,8 +41,12 @@ from hypothesis import strategies as st
 
 from runway.scoring.batch import ScoringOptions, score_file
 from runway.scoring.spark import SparkEngine
+from runway.store.served import BACKEND_APP
 from tests.conftest import Shipped
 from tests.helpers import free_port, stop_process_group, wait_http
+
+# A backend's command line names the app it serves (its zygote's, forked).
+BACKEND = BACKEND_APP.split(":")[0].encode()
 
 pytestmark = pytest.mark.slow
 
@@ -506,11 +510,7 @@ def test_backends_run_with_blas_and_openmp_threads_pinned(served):
         children = [child for child, ppid in pairs if ppid == parent]
         below += children
         frontier += children
-    servers = [
-        pid
-        for pid in below
-        if b"mlflow.pyfunc.scoring_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    servers = [pid for pid in below if BACKEND in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert servers
     for pid in servers:
         environ = dict(

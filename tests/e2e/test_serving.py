@@ -30,8 +30,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from runway.settings import Settings
+from runway.store.served import BACKEND_APP
 from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.helpers import forge_production, free_port, ship, stop_process_group, wait_http
+
+# A backend's command line names the app it serves (its zygote's, forked).
+BACKEND = BACKEND_APP.split(":")[0].encode()
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +216,7 @@ def _scoring_servers(deployment: Deployment) -> list[int]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"mlflow.pyfunc.scoring_server" in command:
+        if BACKEND in command:
             found.append(pid)
     return found
 

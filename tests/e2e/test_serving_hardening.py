@@ -35,9 +35,13 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from runway.store.served import BACKEND_APP
 from tests.conftest import REPO, REPO_PYTHONPATH
 from tests.e2e import payloads
 from tests.helpers import free_port, ship, stop_process_group, wait_http
+
+# A backend's command line names the app it serves (its zygote's, forked).
+BACKEND = BACKEND_APP.split(":")[0].encode()
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +157,7 @@ def _scoring_servers(gateway: int) -> list[int]:
         children = [pid for pid, ppid in parents.items() if ppid == parent]
         below.update(children)
         frontier += children
-    return sorted(p for p in below if b"mlflow.pyfunc.scoring_server" in commands.get(p, b""))
+    return sorted(p for p in below if BACKEND in commands.get(p, b""))
 
 
 def _socket_inodes(pid: int) -> set[str]:
