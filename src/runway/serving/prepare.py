@@ -48,6 +48,7 @@ class Answer(TypedDict, total=False):
     local: str
     input_types: dict[str, str]
     refused: str  # the registry's Production, not explained by the audit chain, and how to fix
+    failed: str  # following: why the new version could not be fetched or checked
     timeline: dict[str, float]  # the child's start-up phases and their seconds
     error: str
     type: str
@@ -73,6 +74,7 @@ class Resolved:
     model: ResolvedModel
     refused: str = ""
     fetched: Fetched | None = None  # fetched and checked too, when it was not the one served
+    failed: str = ""  # why the new version was not fetched (refused by the trust check, ...)
 
 
 async def resolve(settings: Settings, model: str, stage: str = "Production") -> Resolved:
@@ -96,7 +98,9 @@ async def follow(settings: Settings, model: str, runtime: Path, served: str | No
         if "local" not in doc:  # nothing fetched: the version served, or an error
             shutil.rmtree(folder, ignore_errors=True)
     fetched = _fetched(doc) if "local" in doc else None
-    return Resolved(ResolvedModel(**doc["model"]), doc.get("refused", ""), fetched)
+    return Resolved(
+        ResolvedModel(**doc["model"]), doc.get("refused", ""), fetched, doc.get("failed", "")
+    )
 
 
 async def fetch(settings: Settings, model: str, version: str | None, folder: Path) -> Fetched:
@@ -267,11 +271,16 @@ def _run(
         raise ServeError(
             f"{resolved.name} v{resolved.version} has no source run (no data contract)"
         )
-    contract = tracking.load_contract(resolved.run_id)
-    policy = registry.applied_input_policy(resolved.name, resolved.version)
-    mark("contract and input policy")
-    local = trust.fetch_verified(resolved, folder, settings)
-    mark("download + verify")
+    try:
+        contract = tracking.load_contract(resolved.run_id)
+        policy = registry.applied_input_policy(resolved.name, resolved.version)
+        mark("contract and input policy")
+        local = trust.fetch_verified(resolved, folder, settings)
+        mark("download + verify")
+    except RunwayError as exc:  # following: that version fails to start, not the registry
+        if unless is None:
+            raise
+        return doc | Answer(failed=str(exc))
     return doc | Answer(
         contract=contract.to_json_dict(),
         policy=policy.model_dump(mode="json"),

@@ -1,18 +1,16 @@
 """``runway serve``: the Production model as a REST endpoint that follows the registry.
 
-Start-up starts a backend zygote (it imports MLflow's scoring server meanwhile)
-and, in a short-lived child (:mod:`runway.serving.prepare`; this process never
-imports MLflow), resolves ``@production``, downloads it once into a private
-directory and checks it (:func:`runway.store.trust.fetch_verified`, before anything
-from it runs). The zygote loads that folder and forks the backends; once they
-answer ``/ping`` and score the model's input example, the public port opens. A
-watcher polls a read-only fingerprint of the model (:func:`runway.store.served.fingerprint`:
-a SQLite file, a tracking server's REST API) and asks the child only when it moves
-(once a minute when there is none to read). When another version becomes
-Production it goes blue/green: start and warm the new backends, switch, let the
-old ones drain, stop them. A new version that fails to start, to score its example
-or the checks is logged and skipped; traffic stays. A backend that dies is noticed
-at once (a pidfd) and replaced; the others take its traffic meanwhile.
+The public port answers from the start (503 until a version is loaded). A short-lived
+child (:mod:`runway.serving.prepare`; this process never imports MLflow) resolves
+``@production``, downloads it into a private directory and checks it
+(:func:`runway.store.trust.fetch_verified`) while a backend zygote imports MLflow's
+scoring server; the zygote loads that folder and forks the backends, which must
+answer ``/ping`` and score the input example. A watcher polls a read-only
+fingerprint of the model (:func:`runway.store.served.fingerprint`) and asks the
+child only when it moves. A new Production goes blue/green (start and warm the new
+backends, switch, drain and stop the old); one that fails to start, to score its
+example or the checks is logged and skipped, and traffic stays. A backend that dies
+is noticed at once (a pidfd) and replaced.
 """
 
 from __future__ import annotations
@@ -88,6 +86,7 @@ class Server:
         self._recheck_at = math.inf  # resolve again then even if the fingerprint is unchanged
         self._moved_at = -math.inf  # when the fingerprint last changed (monotonic)
         self._fetched: prepare.Fetched | None = None
+        self._fetch_failed = ""
         self.timeline = startup.Timeline()  # the last build's phases
 
     async def build(self, version: str | None = None) -> Slot:
@@ -203,6 +202,8 @@ class Server:
             return  # not every poll: a broken version would start a backend every few seconds
         log.info("Production is now v%s: starting it next to %s", latest.version, _name(current))
         try:
+            if self._fetch_failed:  # refused by the trust check, say: as if it had not started
+                raise ServeError(self._fetch_failed)
             slot = await self.build(latest.version)
         except Exception as exc:  # any reason at all: counted, skipped, tried again later
             self.failed[latest.version] = time.monotonic()
@@ -249,6 +250,7 @@ class Server:
         answer = await prepare.follow(self.settings, self.options.model, self.runtime, served)
         prepare.discard(self._fetched, self.runtime)  # not started (a failed version)
         self._fetched = answer.fetched  # a new version, fetched and checked: for build
+        self._fetch_failed = answer.failed  # or why it could not be
         self.refuse(answer.refused)
         return answer.model
 
