@@ -234,7 +234,7 @@ def delivery_spec(data: Path, **changes: Any) -> dict[str, Any]:
     return spec
 
 
-def forge_production(uri: str, model: str, version: str) -> None:
+def forge_production(uri: str, model: str, version: str, replaced: str = "") -> None:
     """Put ``version`` in Production outside runway and forge the audit record that explains it.
 
     Without ``RUNWAY_AUDIT_KEY`` anyone who may write the audit experiment can do
@@ -250,4 +250,5 @@ def forge_production(uri: str, model: str, version: str) -> None:
     registry.set_version_tags(model, version, {registry.STAGE_TAG: "Production"})
     registry.sync_aliases(model)  # @production, which serving resolves, as runway's own move does
     mv = registry.get_version(model, version)
-    audit.record(settings, mv, audit.Attempt("promote", "Production", "applied", "mallory"))
+    forged = audit.Attempt("promote", "Production", "applied", "mallory", replaced=replaced)
+    audit.record(settings, mv, forged)  # ``replaced``: the champion it archived, as runway's

@@ -334,11 +334,17 @@ def test_serve_refuses_a_tampered_production_version_and_runs_nothing(store, cas
         import mlflow
 
         uri = f"sqlite:///{store.root / 'mlflow.db'}"
-        forge_production(uri, MODEL, store.versions[case])  # its record archives the champion
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        (champion,) = [
+            mv.version
+            for mv in client.search_model_versions(f"name='{MODEL}'")
+            if mv.current_stage == "Production"
+        ]
         client.transition_model_version_stage(
             MODEL, store.versions[case], "Production", archive_existing_versions=True
         )
+        # then @production and a record that explains both moves, as runway's own promotion's
+        forge_production(uri, MODEL, store.versions[case], replaced=str(champion))
     log = store.root / f"serve-{case}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

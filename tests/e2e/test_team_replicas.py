@@ -4,6 +4,9 @@ tracking server, one round-robin client, a promotion and a rollback through runw
 Every answer is a 200; each replica serves the new version within a bound derived from its
 own settings; every prediction-log row names the replica that answered it, and each
 replica's ``/metrics`` names itself. The switch times are printed (``-s``) for the README.
+
+It runs after tests/e2e/test_team.py (file order), whose tests number the shared stack's
+versions from 1; it takes whatever Production it finds.
 """
 
 from __future__ import annotations
