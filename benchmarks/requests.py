@@ -118,23 +118,25 @@ def _bodies() -> tuple[bytes, bytes]:
     return many.encode(), one.encode()
 
 
-def _start(root: Path, env: dict[str, str]) -> dict[str, tuple[int, Any]]:
-    """name -> (port, process) of the two endpoints, each started and ready in turn."""
+def _start(root: Path, env: dict[str, str], compare: str | None) -> dict[str, tuple[int, Any]]:
+    """name -> (port, process) of the endpoints, each started and ready in turn."""
     version = env["BENCH_TWIN_VERSION"]
-    commands = {
+    commands: dict[str, tuple[list[str], str]] = {
         "runway": ([sys.executable, "-m", "runway", "serve", MODEL, "--log-dir",
                     str(root / "logs"), "--port"], "/ready"),
         "bare": ([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                   f"models:/{MODEL}/{version}", "--env-manager", "local", "-h", "127.0.0.1",
                   "-w", "1", "-p"], "/ping"),
     }  # fmt: skip
+    if compare:  # the same gateway command, running another checkout's runway
+        commands["compare"] = commands["runway"]
     started: dict[str, tuple[int, Any]] = {}
     for name, (command, ready) in commands.items():
         port, log = sv._free_port(), root / f"{name}.log"
         with open(log, "wb") as out:  # cwd: a folder without a requests.py
             proc = subprocess.Popen(
                 [*command, str(port)],
-                env=env,
+                env=env if name != "compare" else {**env, "PYTHONPATH": _paths(str(compare))},
                 cwd=root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -182,19 +184,31 @@ def _run(endpoints: dict[str, tuple[int, Any]], repeat: int) -> dict[str, dict[s
     return {n: {k: statistics.median(v) for k, v in r.items()} for n, r in rounds.items()}
 
 
+def _paths(checkout: str) -> str:
+    return os.pathsep.join([str(Path(checkout) / "src"), checkout])
+
+
 def measure(repeat: int = 3) -> list[tuple[str, str, str, str, str]]:
     """Rows (figure, runway, anchor same work, ratio, target), measured in one run."""
+    return _rows(_measure(repeat, None), "runway")
+
+
+def _measure(repeat: int, compare: str | None) -> dict[str, dict[str, float]]:
+    """Each endpoint's medians; with ``compare`` (a checkout), its runway serve interleaved too."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory(prefix="runway-bench-requests-") as tmp:
         root = Path(tmp)
         env = sv.set_up_apart(__file__, str(root))
-        endpoints = _start(root, env)
+        endpoints = _start(root, env, compare)
         try:
-            r = _run(endpoints, repeat)
+            return _run(endpoints, repeat)
         finally:
             for _, proc in endpoints.values():
                 sv._stop(proc)
-    ours, bare = r["runway"], r["bare"]
+
+
+def _rows(r: dict[str, dict[str, float]], which: str) -> list[tuple[str, str, str, str, str]]:
+    ours, bare = r[which], r["bare"]
     ms = 1000.0
     return [
         (f"{ROWS}-row request p50, LR twin", f"{ours['p50'] * ms:.2f} ms",
@@ -215,13 +229,20 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (A B A B)")
+    parser.add_argument(
+        "--compare", help="another checkout: its runway serve measured in the same rounds"
+    )
     args = parser.parse_args()
-    rows = measure(args.repeat)
+    r = _measure(args.repeat, args.compare)
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("| figure | runway | anchor, same work | ratio | target |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    tables = [("runway", "runway")] + (
+        [("compare", f"runway of {args.compare}")] if args.compare else []
+    )
+    for which, title in tables:
+        print(f"\n{title}\n| figure | runway | anchor, same work | ratio | target |")
+        print("| --- | --- | --- | --- | --- |")
+        for row in _rows(r, which):
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

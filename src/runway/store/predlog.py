@@ -155,7 +155,8 @@ def _meta(
 def _plain_predictions(predictions: Sequence[Any] | np.ndarray | pd.Series) -> Any:
     values = pd.Series(list(predictions) if not isinstance(predictions, pd.Series) else predictions)
     values = values.reset_index(drop=True)
-    if values.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+    nested = (list, dict, tuple)  # asked of each type present, not of each of many rows
+    if values.dtype == object and any(issubclass(t, nested) for t in set(map(type, values))):
         return values.map(json.dumps).to_numpy()  # multi-output: one JSON value per row
     return values.to_numpy()
 
