@@ -301,22 +301,19 @@ def _scored_batch(batch: list[tuple[_Request, list[Any]]]) -> pd.DataFrame:
         positions += range(n)
         counts.append(n)
     first = batch[0][0]
-    frame = scored_frame(
+    # a request's time repeated over its rows, in microseconds (a datetime per row cost ~1 ms)
+    micros = np.repeat([_micros(request.when) for request, _ in batch], counts)
+    return scored_frame(
         _inputs([request.rows for request, _ in batch]),
         [value for _, predictions in batch for value in predictions],
         model=first.model,
         version=first.version,
         source="serve",
-        request_id=None,
-        timestamp=first.when,
+        request_id=ids,
+        timestamp=pd.Series(micros.astype("datetime64[us]")).dt.tz_localize(UTC),
         keys=keys,
         rows=positions,
     )
-    frame["request_id"] = pd.array(ids, dtype="str")
-    # a request's time repeated over its rows, in microseconds (a datetime per row cost ~1 ms)
-    micros = np.repeat([_micros(request.when) for request, _ in batch], counts)
-    frame["timestamp"] = pd.Series(micros.astype("datetime64[us]")).dt.tz_localize(UTC)
-    return frame
 
 
 def _micros(when: datetime) -> int:

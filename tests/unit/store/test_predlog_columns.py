@@ -126,3 +126,45 @@ def test_the_writer_joins_columns_without_going_through_records(tmp_path, monkey
     logged = read_predictions("m", str(tmp_path))
     assert len(logged) == writer.written == 15
     assert logged["input.x"].isna().sum() == 5 and logged["input.plan"].isna().sum() == 5
+
+
+def test_a_logged_frame_keeps_every_input_dtype_it_always_had():
+    """Text columns skip the NumPy round trip now; what the log holds is the same."""
+    from runway.store.predlog import scored_frame
+
+    inputs = pd.DataFrame(
+        {
+            "f": [1.0, np.nan, 3.0],
+            "o": pd.Series(["a", np.nan, "c"], dtype=object),
+            "s": pd.Series(["a", None, "c"], dtype="str"),
+            "b": pd.Series([True, None, False], dtype=object),
+            "t": pd.to_datetime(["2024-01-01", None, "2024-01-02"]),
+            "i": pd.array([1, None, 3], dtype="Int64"),
+            "n": [None, None, None],
+        }
+    )
+    frame = scored_frame(inputs, [1, 0, 1], model="m", version="1", source="batch",
+                         request_id=None, timestamp=START)  # fmt: skip
+    dtypes = {name: str(dtype) for name, dtype in frame.dtypes.items() if name.startswith("input.")}
+    assert dtypes == {"input.f": "float64", "input.o": "str", "input.s": "str",
+                      "input.b": "object", "input.t": "datetime64[us]", "input.i": "float64",
+                      "input.n": "object"}  # fmt: skip
+    assert frame["input.s"].isna().tolist() == [False, True, False]
+    assert frame["input.o"].tolist()[::2] == ["a", "c"]
+
+
+def test_text_inputs_are_not_turned_into_python_objects_to_be_logged(monkeypatch):
+    from runway.store.predlog import scored_frame
+
+    original = pd.arrays.ArrowStringArray.to_numpy
+
+    def to_numpy(self, *args, **kwargs):
+        if len(self) == 100:  # the column, not the frame's column names
+            raise AssertionError("a text column went through NumPy objects")
+        return original(self, *args, **kwargs)
+
+    inputs = pd.DataFrame({"plan": pd.Series(["a", None] * 50, dtype="str")})
+    monkeypatch.setattr(pd.arrays.ArrowStringArray, "to_numpy", to_numpy)
+    frame = scored_frame(inputs, [0] * 100, model="m", version="1", source="serve",
+                         request_id="r", timestamp=START)  # fmt: skip
+    assert str(frame["input.plan"].dtype) == "str" and frame["input.plan"].isna().sum() == 50
