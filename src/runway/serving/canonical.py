@@ -65,6 +65,7 @@ def canonical(
     data: list[Mapping[str, Any]] | pd.DataFrame,
     contract: DataContract,
     input_types: Mapping[str, str],
+    by_column: Mapping[str, list[Any]] | None = None,
 ) -> Canonical:
     """Checked rows (records, or the valid frame of a check) as the body a backend scores.
 
@@ -76,7 +77,8 @@ def canonical(
     one format MLflow reads without recasting, missing booleans included; or,
     for a few JSON rows whose values MLflow's JSON reading cannot change (see
     :func:`_json_inputs`), as column-wise ``inputs`` JSON, which MLflow's scoring
-    server reads faster than a Parquet file when the rows are few.
+    server reads faster than a Parquet file when the rows are few. ``by_column``: the
+    records' values by column when the request came column-wise (not taken apart again).
     """
     columns = signature_columns(contract)
     types = {name: input_types.get(name, kind) for name, kind, _ in columns}
@@ -90,7 +92,7 @@ def canonical(
         logged: Columns | pd.DataFrame = data
         as_json = None
     else:
-        logged = canonical_columns(data, contract)
+        logged = canonical_columns(data, contract, by_column)
         values = logged.values
 
         def arrays() -> list[pa.Array]:  # canonical values: None is the only missing marker

@@ -40,13 +40,28 @@ class Columns:
         return [{name: values[name][i] for name in values} for i in range(self.n)]
 
 
-def canonical_columns(records: list[Mapping[str, Any]], contract: DataContract) -> Columns:
+def canonical_columns(
+    records: list[Mapping[str, Any]],
+    contract: DataContract,
+    by_column: Mapping[str, list[Any]] | None = None,
+) -> Columns:
     """Checked records as :class:`Columns`: floats, ``True``/``False``, naive UTC timestamps,
-    text; ``None`` when missing (what :func:`~runway.core.columns.contract.check_frame` gives)."""
+    text; ``None`` when missing (what :func:`~runway.core.columns.contract.check_frame` gives).
+    ``by_column``: the records' values by column, if known (every record has those keys)."""
     out: dict[str, list[Any]] = {}
     for name, entry in contract.columns.items():
-        out[name] = canonical_column([record.get(name) for record in records], entry)
+        out[name] = canonical_column(_column(records, name, by_column), entry)
     return Columns(out, len(records))
+
+
+def _column(
+    records: list[Mapping[str, Any]], name: str, by_column: Mapping[str, list[Any]] | None
+) -> list[Any]:
+    """The values of ``name`` in each record (``None`` where it is absent)."""
+    if by_column is None:
+        return [record.get(name) for record in records]
+    found = by_column.get(name)
+    return found if found is not None else [None] * len(records)
 
 
 _NONE = type(None)
@@ -81,24 +96,27 @@ def canonical_column(values: list[Any], entry: ColumnContract) -> list[Any]:
 
 
 def rejected_by_column(
-    records: list[Mapping[str, Any]], contract: DataContract, policy: InputPolicy
+    records: list[Mapping[str, Any]],
+    contract: DataContract,
+    policy: InputPolicy,
+    by_column: Mapping[str, list[Any]] | None = None,
 ) -> dict[int, list[str]]:
-    """:func:`~runway.core.columns.contract.check_records`' verdicts for many rows, column by column (the batch path's checks).
+    """:func:`~runway.core.columns.contract.check_records`' verdicts for many rows, column by
+    column (the batch path's checks); ``by_column``: the records' values by column, if known.
 
     Numbers keep pandas' inferred dtype; other kinds stay objects (``7`` is the category "7").
     """
     rejected: dict[int, list[str]] = {}
     for name, entry in contract.columns.items():
-        values = [record.get(name) for record in records]
+        values = _column(records, name, by_column)
         reasons: dict[int, str] = {}
         if not plainly_valid(values, entry, policy):
             dtype = None if entry.effective_kind == "numeric" else object
             _, bad = check_column(pd.Series(values, dtype=dtype, name=name), entry, policy)
             reasons = dict(reversed(bad))  # one reason a row and column: the first, as the loop's
-        if not entry.optional and len(records) > sum(name in record for record in records):
-            for row, record in enumerate(records):
-                if name not in record:
-                    reasons[row] = f"column {name!r}: required, missing from the row"
+        if not entry.optional and (by_column is None or name not in by_column):
+            for row in [row for row, record in enumerate(records) if name not in record]:
+                reasons[row] = f"column {name!r}: required, missing from the row"
         for row, reason in reasons.items():
             rejected.setdefault(row, []).append(reason)
     return dict(sorted(rejected.items()))
