@@ -71,7 +71,7 @@ def canonical_column(values: list[Any], entry: ColumnContract) -> list[Any]:
     """One column's values in canonical form; plain JSON values of the column's kind without
     a call per value (only a comprehension)."""
     kind = entry.effective_kind
-    types = set(map(type, values))
+    types = set(map(type, values)) if len(values) >= VECTOR_ROWS else {object}  # few: one by one
     if types <= {_NONE}:
         return [None] * len(values)
     if kind == "numeric" and types <= {float, int, _NONE}:
