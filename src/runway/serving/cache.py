@@ -29,6 +29,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from runway.core.columns.columnar import Columns
 from runway.core.columns.schema import ColumnContract
 from runway.serving.backends import Response
 from runway.serving.canonical import Canonical, canonical
@@ -221,15 +222,17 @@ async def cached(
         return await forward(checked)
     rows = checked.rows
     records: list[Mapping[str, Any]] = (
-        rows
-        if isinstance(rows, list)
+        rows.records()
+        if isinstance(rows, Columns)
         else [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
     )
     version = f"{slot.model.version}+proba" if probabilities else slot.model.version
     lookup = Lookup(cache, version, records, slot.contract.columns)
 
     def part(missed: list[int]) -> Canonical:
-        subset: Any = [records[i] for i in missed] if isinstance(rows, list) else rows.iloc[missed]
+        subset: Any = (
+            [records[i] for i in missed] if isinstance(rows, Columns) else rows.iloc[missed]
+        )
         return canonical(subset, slot.contract, slot.input_types)
 
     return await lookup.answer(checked, part, forward, lambda: gateway.slot is slot)

@@ -19,13 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runway.core.columns.contract import (
-    DataContract,
-    canonical_records,
-    cast_to_signature,
-    signature_columns,
-)
-from runway.core.columns.kinds import is_missing
+from runway.core.columns.columnar import Columns, canonical_columns
+from runway.core.columns.contract import DataContract, cast_to_signature, signature_columns
 from runway.serving.payload import JSON_TYPE, PARQUET_TYPE
 
 _ARROW_TYPES = {
@@ -46,13 +41,14 @@ class Canonical:
     """Checked rows in their canonical form: the body a backend scores, the rows the log keeps.
 
     The body of a small request is built when first asked for: one the
-    prediction cache answers whole never needs it.
+    prediction cache answers whole never needs it. ``rows`` of JSON records are
+    :class:`Columns`: the body, the cache and the log read that one form.
     """
 
     def __init__(
         self,
         build: Callable[[], bytes],
-        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        rows: Columns | pd.DataFrame,
         content_type: str = PARQUET_TYPE,
     ) -> None:
         self._build = build
@@ -69,6 +65,7 @@ def canonical(
     data: list[Mapping[str, Any]] | pd.DataFrame,
     contract: DataContract,
     input_types: Mapping[str, str],
+    by_column: Mapping[str, list[Any]] | None = None,
 ) -> Canonical:
     """Checked rows (records, or the valid frame of a check) as the body a backend scores.
 
@@ -80,7 +77,8 @@ def canonical(
     one format MLflow reads without recasting, missing booleans included; or,
     for a few JSON rows whose values MLflow's JSON reading cannot change (see
     :func:`_json_inputs`), as column-wise ``inputs`` JSON, which MLflow's scoring
-    server reads faster than a Parquet file when the rows are few.
+    server reads faster than a Parquet file when the rows are few. ``by_column``: the
+    records' values by column when the request came column-wise (not taken apart again).
     """
     columns = signature_columns(contract)
     types = {name: input_types.get(name, kind) for name, kind, _ in columns}
@@ -91,15 +89,17 @@ def canonical(
             kinds = {name: _ARROW_TYPES.get(types[name]) for name in types}
             return [pa.array(frame[n], type=kinds[n], from_pandas=True) for n in types]
 
-        logged: list[Mapping[str, Any]] | pd.DataFrame = data
+        logged: Columns | pd.DataFrame = data
         as_json = None
     else:
-        values = canonical_records(data, contract)
+        logged = canonical_columns(data, contract, by_column)
+        values = logged.values
 
-        def arrays() -> list[pa.Array]:
-            return [_array(values[name], types[name]) for name in types]
+        def arrays() -> list[pa.Array]:  # canonical values: None is the only missing marker
+            return [
+                pa.array(values[n], type=_ARROW_TYPES.get(types[n], pa.string())) for n in types
+            ]
 
-        logged = [{name: values[name][i] for name in values} for i in range(len(data))]
         as_json = _json_inputs(values, types) if len(data) <= LAZY_ROWS else None
 
     def build() -> bytes:
@@ -166,8 +166,3 @@ def _json_inputs(
         return json.dumps({"inputs": columns}).encode()
 
     return build
-
-
-def _array(values: list[Any], kind: str) -> pa.Array:
-    clean = [None if is_missing(v) else v for v in values]
-    return pa.array(clean, type=_ARROW_TYPES.get(kind, pa.string()))

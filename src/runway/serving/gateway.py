@@ -353,7 +353,7 @@ class Gateway:
         valid: Any = data
         large = len(rows) * len(slot.contract.columns) > THREAD_CHECK_VALUES
         if isinstance(data, list):
-            args = (data, slot.contract, slot.policy)
+            args = (data, slot.contract, slot.policy, rows.columns)
             problems, rejected = await _off_loop(large, check_records, *args)
         else:
             result = await asyncio.to_thread(check_frame, data, slot.contract, slot.policy)
@@ -366,7 +366,8 @@ class Gateway:
             self.metrics.rows_rejected += len(rows)
             self._log_rejected(rows, rejected, slot, request_id)
             raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
-        return await _off_loop(large, canonical, valid, slot.contract, slot.input_types)
+        by_column = rows.columns if isinstance(data, list) else None
+        return await _off_loop(large, canonical, valid, slot.contract, slot.input_types, by_column)
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str

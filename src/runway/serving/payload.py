@@ -90,6 +90,9 @@ class Payload:
 
     records: list[Mapping[str, Any]] | None = None
     frame: pd.DataFrame | None = None
+    # a column-wise format's values by column (dataframe_split, inputs): the records' values,
+    # kept so a many-row check need not take the records apart again
+    columns: dict[str, list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.data())
@@ -158,7 +161,8 @@ def parse(body: bytes, kind: str, contract: DataContract) -> Payload:
     if not body.strip():
         raise BadRequest(400, "empty request body; send the rows to score")
     if kind == JSON_TYPE:
-        payload = Payload(records=_json_records(body))
+        records, columns = _json_records(body)
+        payload = Payload(records=records, columns=columns)
     elif kind == CSV_TYPE:
         payload = Payload(frame=_csv_frame(body, contract))
     else:
@@ -180,7 +184,7 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _json_records(body: bytes) -> list[Mapping[str, Any]]:
+def _json_records(body: bytes) -> tuple[list[Mapping[str, Any]], dict[str, list[Any]] | None]:
     try:
         doc = json.loads(body, parse_int=_bounded_int)
     except UnicodeDecodeError:  # a ValueError: before it
@@ -210,11 +214,12 @@ def _json_records(body: bytes) -> list[Mapping[str, Any]]:
     if key == "dataframe_split":
         return _split(value)
     if key == "inputs" and isinstance(value, dict):
-        return _columnar(value)
-    return _record_list(value, key)
+        records = _columnar(value)
+        return records, {str(name): list(column) for name, column in value.items()}
+    return _record_list(value, key), None
 
 
-def _split(value: Any) -> list[Mapping[str, Any]]:
+def _split(value: Any) -> tuple[list[Mapping[str, Any]], dict[str, list[Any]]]:
     if not isinstance(value, dict) or "data" not in value:
         raise BadRequest(400, 'dataframe_split: expected {"columns": [...], "data": [[...], ...]}')
     columns, data = value.get("columns"), value["data"]
@@ -222,18 +227,20 @@ def _split(value: Any) -> list[Mapping[str, Any]]:
         raise BadRequest(400, f"dataframe_split.data: expected a list of rows; got {_kind(data)}")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise BadRequest(400, "dataframe_split.columns: expected a list of column names")
-    records: list[Mapping[str, Any]] = []
-    for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != len(columns):
-            got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
-            raise BadRequest(
-                400,
-                f"dataframe_split.data[{i}]: expected {len(columns)} values (one per column); "
-                f"got {got}",
-                errors=[{"row": i, "message": "wrong number of values"}],
-            )
-        records.append(dict(zip(columns, row, strict=True)))
-    return records
+    width = len(columns)
+    if not all(type(row) is list and len(row) == width for row in data):
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
+                raise BadRequest(
+                    400,
+                    f"dataframe_split.data[{i}]: expected {width} values (one per column); "
+                    f"got {got}",
+                    errors=[{"row": i, "message": "wrong number of values"}],
+                )
+    records: list[Mapping[str, Any]] = [dict(zip(columns, row, strict=True)) for row in data]
+    by_column = dict(zip(columns, map(list, zip(*data, strict=True)), strict=True)) if data else {}
+    return records, by_column
 
 
 def _columnar(value: dict[str, Any]) -> list[Mapping[str, Any]]:

@@ -65,6 +65,7 @@ REPLICA = "replica"
 SCORED, REJECTED = "scored", "rejected"
 MAX_RAW_CHARS = 2000
 _counter = itertools.count()
+_TEXT = pd.StringDtype(na_value=np.nan)  # pandas' "str"
 
 
 def table_name(model: str) -> str:
@@ -84,14 +85,17 @@ def scored_frame(
     model: str,
     version: str,
     source: str,
-    request_id: str | None,
-    timestamp: datetime | None = None,
+    request_id: str | Sequence[str] | None,
+    timestamp: datetime | pd.Series | None = None,
     keys: Sequence[str] | None = None,
     rows: Sequence[int] | None = None,
     probabilities: np.ndarray | None = None,
     classes: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
-    """Scored rows in the log's shape (``probabilities`` columns follow ``classes``)."""
+    """Scored rows in the log's shape (``probabilities`` columns follow ``classes``).
+
+    ``request_id`` and ``timestamp`` are one for every row, or (a batch of requests) one a row.
+    """
     n = len(inputs)
     if len(predictions) != n:
         raise ValueError(f"{n} input rows but {len(predictions)} predictions")
@@ -99,7 +103,11 @@ def scored_frame(
     columns["status"] = pd.array([SCORED] * n, dtype="str")
     columns["reason"] = pd.array([None] * n, dtype="str")
     for name in inputs.columns:
-        columns[f"{INPUT_PREFIX}{name}"] = inputs[name].to_numpy()
+        series = inputs[name]
+        # text stays in its Arrow array: to NumPy objects and back cost most of a log write
+        dtype = series.dtype
+        plain = isinstance(dtype, pd.StringDtype) and dtype == _TEXT and dtype.storage == "pyarrow"
+        columns[f"{INPUT_PREFIX}{name}"] = series.array if plain else series.to_numpy()
     columns[PREDICTION] = _plain_predictions(predictions)
     if probabilities is not None and classes is not None:
         for i, label in enumerate(classes):
@@ -135,18 +143,23 @@ def _meta(
     model: str,
     version: str,
     source: str,
-    request_id: str | None,
-    timestamp: datetime | None,
+    request_id: str | Sequence[str] | None,
+    timestamp: datetime | pd.Series | None,
     keys: Sequence[str] | None,
     rows: Sequence[int] | None,
 ) -> dict[str, object]:
-    when = (timestamp or datetime.now(UTC)).astimezone(UTC)
+    if isinstance(timestamp, pd.Series):
+        stamps = timestamp
+    else:
+        when = (timestamp or datetime.now(UTC)).astimezone(UTC)
+        stamps = pd.Series([when] * n, dtype="datetime64[us, UTC]")
+    ids = [request_id] * n if request_id is None or isinstance(request_id, str) else request_id
     return {
-        "timestamp": pd.Series([when] * n, dtype="datetime64[us, UTC]"),
+        "timestamp": stamps,
         "model": pd.array([model] * n, dtype="str"),
         "version": pd.array([str(version)] * n, dtype="str"),
         "source": pd.array([source] * n, dtype="str"),
-        "request_id": pd.array([request_id] * n, dtype="str"),
+        "request_id": pd.array(list(ids), dtype="str"),
         "row": np.asarray(rows if rows is not None else range(n), dtype="int64"),
         "key": pd.array(list(keys) if keys is not None else [None] * n, dtype="str"),
     }
@@ -155,7 +168,8 @@ def _meta(
 def _plain_predictions(predictions: Sequence[Any] | np.ndarray | pd.Series) -> Any:
     values = pd.Series(list(predictions) if not isinstance(predictions, pd.Series) else predictions)
     values = values.reset_index(drop=True)
-    if values.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+    nested = (list, dict, tuple)  # asked of each type present, not of each of many rows
+    if values.dtype == object and any(issubclass(t, nested) for t in set(map(type, values))):
         return values.map(json.dumps).to_numpy()  # multi-output: one JSON value per row
     return values.to_numpy()
 

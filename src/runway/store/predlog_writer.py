@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runway.core.columns.columnar import Columns
 from runway.core.outage import Outage
 from runway.net import redact_text, redact_url
 from runway.store.predlog import (
@@ -46,11 +47,14 @@ FLUSH_SECONDS = 1.0  # the README's bound on rows a hard kill loses, with a writ
 FLUSH_ROWS = 1000
 
 
+Rows = list[Mapping[str, Any]] | pd.DataFrame | Columns  # records, a checked frame, or columns
+
+
 @dataclass
 class _Request:
     model: str
     version: str
-    rows: list[Mapping[str, Any]] | pd.DataFrame
+    rows: Rows
     request_id: str
     when: datetime
     response: bytes | None = None  # scored: the backend's answer
@@ -60,9 +64,7 @@ class _Request:
     def frame(self) -> pd.DataFrame:
         keys = row_keys(self.request_id, len(self.rows))
         if self.response is not None:
-            inputs = (
-                self.rows if isinstance(self.rows, pd.DataFrame) else pd.DataFrame(list(self.rows))
-            )
+            inputs = _inputs([self.rows])
             return scored_frame(
                 inputs,
                 _predictions(self.response),
@@ -74,10 +76,13 @@ class _Request:
                 keys=keys,
                 **_probabilities(self.probabilities),
             )
+        rows = self.rows
         records: list[Mapping[Any, Any]] = (
-            list(self.rows.to_dict("records"))
-            if isinstance(self.rows, pd.DataFrame)
-            else list(self.rows)
+            list(rows.to_dict("records"))
+            if isinstance(rows, pd.DataFrame)
+            else rows.records()
+            if isinstance(rows, Columns)
+            else list(rows)
         )
         positions = sorted(self.rejected)
         return rejected_frame(
@@ -126,7 +131,7 @@ class BackgroundWriter:
         self,
         model: str,
         version: str,
-        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        rows: Rows,
         response: bytes,
         request_id: str,
         probabilities: dict[str, list[float]] | None = None,
@@ -140,7 +145,7 @@ class BackgroundWriter:
         self,
         model: str,
         version: str,
-        rows: list[Mapping[str, Any]] | pd.DataFrame,
+        rows: Rows,
         rejected: dict[int, list[str]],
         request_id: str,
     ) -> None:
@@ -205,7 +210,7 @@ class BackgroundWriter:
             try:
                 if (
                     request.response is not None
-                    and isinstance(request.rows, list)
+                    and isinstance(request.rows, (list, Columns))
                     and request.probabilities is None  # those take the frame per request
                 ):
                     # one frame for many requests: a frame per request cost the gateway's
@@ -228,7 +233,7 @@ class BackgroundWriter:
         for model, frames in by_model.items():
             frame = pd.concat(frames, ignore_index=True)
             outputs = frame.get("prediction")
-            if outputs is not None and outputs.dtype == object and outputs.map(type).nunique() > 1:
+            if outputs is not None and outputs.dtype == object and len(set(map(type, outputs))) > 1:
                 # scalars next to multi-output JSON (or the NaN of rejected rows): one type per
                 # column, or Parquet refuses it
                 frame["prediction"] = outputs.map(
@@ -287,28 +292,62 @@ def _scored_batch(batch: list[tuple[_Request, list[Any]]]) -> pd.DataFrame:
     time, key and position."""
     keys: list[str] = []
     ids: list[str] = []
-    times: list[datetime] = []
     positions: list[int] = []
+    counts: list[int] = []
     for request, _ in batch:
         n = len(request.rows)
         keys += row_keys(request.request_id, n)
         ids += [request.request_id] * n
-        times += [request.when] * n
         positions += range(n)
+        counts.append(n)
     first = batch[0][0]
-    frame = scored_frame(
-        pd.DataFrame([row for request, _ in batch for row in request.rows]),
+    # a request's time repeated over its rows, in microseconds (a datetime per row cost ~1 ms)
+    micros = np.repeat([_micros(request.when) for request, _ in batch], counts)
+    return scored_frame(
+        _inputs([request.rows for request, _ in batch]),
         [value for _, predictions in batch for value in predictions],
         model=first.model,
         version=first.version,
         source="serve",
-        request_id=None,
+        request_id=ids,
+        timestamp=pd.Series(micros.astype("datetime64[us]")).dt.tz_localize(UTC),
         keys=keys,
         rows=positions,
     )
-    frame["request_id"] = pd.array(ids, dtype="str")
-    frame["timestamp"] = pd.Series(times, dtype="datetime64[us, UTC]")
-    return frame
+
+
+def _micros(when: datetime) -> int:
+    """``when`` as whole microseconds since the epoch (UTC)."""
+    delta = when.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _inputs(parts: list[Rows]) -> pd.DataFrame:
+    """The input columns of requests' rows as one frame, as ``pd.DataFrame(records)`` makes it.
+
+    Checked :class:`Columns` of one contract are joined list by list (building a frame from
+    records was most of the log's cost); anything else goes through records.
+    """
+    if len(parts) == 1 and isinstance(parts[0], pd.DataFrame):
+        return parts[0]
+    if all(isinstance(p, Columns) for p in parts):
+        columns = [p for p in parts if isinstance(p, Columns)]
+        names = list(columns[0].values)
+        if all(list(c.values) == names for c in columns):
+            return pd.DataFrame(
+                {n: [v for c in columns for v in c.values[n]] for n in names},
+                index=pd.RangeIndex(sum(c.n for c in columns)),
+            )
+    records: list[Any] = []
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            records += part.to_dict("records")
+        else:
+            records += part.records() if isinstance(part, Columns) else part
+    return pd.DataFrame(records)
 
 
 def _probabilities(by_class: dict[str, list[float]] | None) -> dict[str, Any]:
@@ -328,4 +367,6 @@ def _predictions(response: bytes) -> list[Any]:
         body = pd.DataFrame(body).to_dict("records")
     if not isinstance(body, list):
         raise ValueError("predictions are not a list")
+    if dict not in set(map(type, body)):  # labels: JSON gives no other Mapping than dict
+        return body
     return [v if not isinstance(v, Mapping) else json.dumps(v) for v in body]

@@ -180,3 +180,21 @@ def categorical_column(
         for i in np.flatnonzero(unseen):
             bad.append((int(i), _unseen(name, text[i], entry)))
     return text, bad
+
+
+def check_column(
+    series: pd.Series, entry: ColumnContract, policy: InputPolicy
+) -> tuple[pd.Series, Bad]:
+    """One named column checked by its kind, vectorised: its canonical values and bad rows."""
+    kind = entry.effective_kind
+    if kind == "numeric":
+        values, bad = numeric_column(series, entry)
+    elif kind == "boolean":
+        values, bad = boolean_column(series)
+    elif kind == "datetime":
+        values, bad = datetime_column(series)
+    else:
+        values, bad = categorical_column(series, entry, policy)
+    if policy.missing_values == "reject":
+        bad = merge(bad, series.isna().to_numpy(), f"column {series.name!r}: missing value")
+    return values, bad

@@ -22,28 +22,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from runway.core.columns.checks import (
-    Bad,
-    as_text,
-    boolean_column,
-    categorical_column,
-    datetime_column,
-    merge,
-    numeric_column,
-    value_problem,
+from runway.core.columns.checks import check_column, value_problem
+from runway.core.columns.columnar import (
+    VECTOR_ROWS,
+    Columns,
+    canonical_columns,
+    rejected_by_column,
 )
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.kinds import (
     Kind,
-    boolean_value,
-    is_missing,
     numbers_from_text,
-    timestamp_value,
 )
 from runway.core.columns.schema import (
     CONTRACT_VERSION,
@@ -54,8 +49,10 @@ from runway.core.columns.schema import (
 
 __all__ = [
     "CONTRACT_VERSION",
+    "VECTOR_ROWS",
     "CheckResult",
     "ColumnContract",
+    "Columns",
     "DataContract",
     "TargetInfo",
     "canonical_records",
@@ -72,8 +69,6 @@ __all__ = [
 # Every level is recorded up to this many; beyond, the contract says it is incomplete
 # and the unseen-category rule cannot be verified for that column (see unverified()).
 MAX_CATEGORIES = 100_000
-# From this many rows a JSON request is checked column by column, not value by value.
-VECTOR_ROWS = 32
 MLFLOW_TYPES: dict[Kind, str] = {
     "numeric": "double",
     "boolean": "boolean",
@@ -222,7 +217,7 @@ def check_frame(
         else:  # an optional column left out
             series = pd.Series([None] * len(frame), dtype=object, name=name)
         series.name = name
-        values, bad = _check_column(series, entry, policy)
+        values, bad = check_column(series, entry, policy)
         for row, reason in bad:
             reasons.setdefault(int(row), []).append(reason)
         cast[name] = values
@@ -230,24 +225,6 @@ def check_frame(
     keep = np.ones(len(frame), dtype=bool)
     keep[list(reasons)] = False
     return CheckResult(checked[keep], dict(sorted(reasons.items())), [])
-
-
-def _check_column(
-    series: pd.Series, entry: ColumnContract, policy: InputPolicy
-) -> tuple[pd.Series, Bad]:
-    """One named column checked by its kind, vectorised: its canonical values and bad rows."""
-    kind = entry.effective_kind
-    if kind == "numeric":
-        values, bad = numeric_column(series, entry)
-    elif kind == "boolean":
-        values, bad = boolean_column(series)
-    elif kind == "datetime":
-        values, bad = datetime_column(series)
-    else:
-        values, bad = categorical_column(series, entry, policy)
-    if policy.missing_values == "reject":
-        bad = merge(bad, series.isna().to_numpy(), f"column {series.name!r}: missing value")
-    return values, bad
 
 
 def text_columns(contract: DataContract) -> list[str]:
@@ -310,24 +287,24 @@ def check_records(
     records: list[Mapping[str, Any]],
     contract: DataContract,
     policy: InputPolicy | None = None,
+    by_column: Mapping[str, list[Any]] | None = None,
 ) -> tuple[list[str], dict[int, list[str]]]:
     """The same verdicts as :func:`check_frame`, value by value, for a few rows.
 
     A serving request holds one row or a handful: building a DataFrame and
     checking it column-wise costs milliseconds there, a plain loop microseconds.
     Returns (frame-level problems, reasons per row); nothing is cast (see
-    :func:`canonical_records`).
+    :func:`canonical_records`). ``by_column``: the records' values by column when the
+    request came column-wise (every record then has exactly those keys).
     """
     policy = policy or InputPolicy()
     columns = contract.columns
-    names: dict[Any, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record))
+    names = by_column if by_column is not None else dict.fromkeys(chain.from_iterable(records))
     problems = column_problems(list(names), contract, policy)
     if problems:
         return problems, {}
     if len(records) >= VECTOR_ROWS:
-        return [], _rejected_by_column(records, contract, policy)
+        return [], rejected_by_column(records, contract, policy, by_column)
     rejected: dict[int, list[str]] = {}
     for row, record in enumerate(records):
         reasons = []
@@ -343,54 +320,6 @@ def check_records(
     return [], rejected
 
 
-def _rejected_by_column(
-    records: list[Mapping[str, Any]], contract: DataContract, policy: InputPolicy
-) -> dict[int, list[str]]:
-    """:func:`check_records`' verdicts for many rows, column by column (the batch path's checks).
-
-    Numbers keep pandas' inferred dtype; other kinds stay objects (``7`` is the category "7").
-    """
-    rejected: dict[int, list[str]] = {}
-    for name, entry in contract.columns.items():
-        values = [record.get(name) for record in records]
-        reasons: dict[int, str] = {}
-        if not _plainly_valid(values, entry, policy):
-            dtype = None if entry.effective_kind == "numeric" else object
-            _, bad = _check_column(pd.Series(values, dtype=dtype, name=name), entry, policy)
-            reasons = dict(reversed(bad))  # one reason a row and column: the first, as the loop's
-        if not entry.optional and len(records) > sum(name in record for record in records):
-            for row, record in enumerate(records):
-                if name not in record:
-                    reasons[row] = f"column {name!r}: required, missing from the row"
-        for row, reason in reasons.items():
-            rejected.setdefault(row, []).append(reason)
-    return dict(sorted(rejected.items()))
-
-
-def _plainly_valid(values: list[Any], entry: ColumnContract, policy: InputPolicy) -> bool:
-    """Finite numbers, known texts, plain booleans: a clean column passes without pandas' calls."""
-    types = set(map(type, values))
-    kind = entry.effective_kind
-    if kind == "numeric":
-        if not types <= {float, int}:
-            return False
-        numbers = np.array(values, dtype=np.float64)
-        if not np.isfinite(numbers).all():
-            return False
-        dtype = entry.training_dtype
-        if not dtype.startswith(("int", "uint", "Int", "UInt")):
-            return True
-        info = np.iinfo(dtype.lower())
-        whole = bool((np.mod(numbers, 1) == 0).all())
-        return whole and info.min < numbers.min() and numbers.max() < info.max  # bounds: full check
-    if kind == "boolean":
-        return types == {bool}
-    if kind == "categorical" and types == {str}:
-        known = entry.known_levels
-        return policy.unseen_categories != "reject" or known is None or known.issuperset(values)
-    return False
-
-
 def canonical_records(
     records: list[Mapping[str, Any]], contract: DataContract
 ) -> dict[str, list[Any]]:
@@ -399,24 +328,7 @@ def canonical_records(
     The scalar twin of what :func:`check_frame` returns for valid rows: floats,
     ``True``/``False``, naive UTC timestamps, text; ``None`` when missing.
     """
-    out: dict[str, list[Any]] = {}
-    for name, entry in contract.columns.items():
-        kind = entry.effective_kind
-        values: list[Any] = []
-        for record in records:
-            value: Any = record.get(name)
-            if is_missing(value):
-                values.append(None)
-            elif kind == "numeric":
-                values.append(float(value))
-            elif kind == "boolean":
-                values.append(boolean_value(value))
-            elif kind == "datetime":
-                values.append(timestamp_value(value))
-            else:
-                values.append(as_text(value))
-        out[name] = values
-    return out
+    return canonical_columns(records, contract).values
 
 
 def cast_to_signature(
