@@ -15,12 +15,13 @@ where the contract records one), in the contract's class order.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from runway.core.columns.schema import DataContract
 from runway.serving.payload import BadRequest
-from runway.store.served import PROBA_ROUTE
+from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE, is_twin
 
 PARAMETER = "proba"
 PREFIX = "proba_"  # runway score's column prefix (scoring/model.PROBA_PREFIX)
@@ -52,8 +53,12 @@ def wanted(query: bytes, contract: DataContract, model: str) -> bool:
     return value in TRUE
 
 
-def route(want: bool) -> str:
-    """The backend path that answers: runway's probability route, or MLflow's own."""
+def route(want: bool, model_dir: Path | None = None) -> str:
+    """The backend path that answers: for an ONNX twin (``model_dir``'s loader) its lean
+    routes, which take the checked rows straight to the graph; else runway's probability
+    route, or MLflow's own. Every route answers the same JSON."""
+    if is_twin(model_dir):
+        return TWIN_PROBA_ROUTE if want else TWIN_ROUTE
     return PROBA_ROUTE if want else "/invocations"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import configparser
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -42,6 +43,12 @@ SCORING_APP = "mlflow.pyfunc.scoring_server.app:app"
 # What backends run: MLflow's app above plus runway's probability route (store/scoring_app).
 BACKEND_APP = "runway.store.scoring_app:app"
 PROBA_ROUTE = "/runway/proba"  # scoring_app.PROBA_ROUTE, spelled out for the same reason
+# An ONNX twin's lean routes (store/scoring_app): labels or values, and [label, {class: p}] rows
+TWIN_ROUTE = "/runway/twin"
+TWIN_PROBA_ROUTE = "/runway/twin/proba"
+# The loaders a twin's MLmodel names (core/onnx/model and its old alias core/onnx_model),
+# spelled out: the gateway reads them without importing onnxruntime
+TWIN_LOADERS = frozenset({"runway.core.onnx.model", "runway.core.onnx_model"})
 SCORING_MODEL_ENV = "__pyfunc_model_path__"  # scoring_server._SERVER_MODEL_PATH
 SCORING_TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
 
@@ -60,6 +67,30 @@ class ResolvedModel:
     def uri(self) -> str:
         """``models:/<name>/<version>``: pinned, so a promotion mid-load cannot switch it."""
         return f"models:/{self.name}/{self.version}"
+
+
+def is_twin(folder: Path | None) -> bool:
+    """Whether the model folder a slot serves is an ONNX twin (its MLmodel's loader), so the
+    gateway may score it on the twin's lean routes; read once per folder and change."""
+    if folder is None:
+        return False
+    try:
+        stamp = (folder / "MLmodel").stat().st_mtime_ns
+    except OSError:
+        return False
+    return _twin_loader(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _twin_loader(folder: str, stamp: int) -> bool:
+    import yaml
+
+    try:
+        doc = yaml.safe_load((Path(folder) / "MLmodel").read_text())
+        loader = doc["flavors"]["python_function"].get("loader_module")
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return False
+    return loader in TWIN_LOADERS
 
 
 def scoring_server_env(timeout: float) -> dict[str, str]:

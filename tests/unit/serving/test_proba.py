@@ -21,7 +21,7 @@ from runway.serving import openapi, proba
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.http1 import Response
 from runway.settings import Settings
-from runway.store.served import PROBA_ROUTE, ResolvedModel
+from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE, ResolvedModel
 from tests.unit.serving.asgi import call
 
 CLASSIFIER = DataContract.model_validate(
@@ -46,7 +46,10 @@ class FakeBackend:
     async def request(self, method: str, path: str, body: bytes, content_type: str) -> Response:
         self.paths.append(path)
         rows = _rows(body, content_type)
-        if path == PROBA_ROUTE:  # the estimator's order is the backend's: 1 before 0 here
+        if path in (
+            PROBA_ROUTE,
+            TWIN_PROBA_ROUTE,
+        ):  # the estimator's order is the backend's: 1 before 0 here
             answer = [[int(x > 0), {"1": x / 10, "0": 1 - x / 10}] for x in rows]
         else:
             answer = [int(x > 0) for x in rows]
@@ -61,7 +64,9 @@ def _rows(body: bytes, content_type: str) -> list[float]:
     return [float(v) for v in inputs["x"]]
 
 
-def _gateway(tmp_path: Path, contract: DataContract, cache: int = 0) -> tuple[Gateway, FakeBackend]:
+def _gateway(
+    tmp_path: Path, contract: DataContract, cache: int = 0, model_dir: Path | None = None
+) -> tuple[Gateway, FakeBackend]:
     settings = Settings(
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'x.db'}", serve_cache_entries=cache
     )
@@ -69,7 +74,7 @@ def _gateway(tmp_path: Path, contract: DataContract, cache: int = 0) -> tuple[Ga
     model = ResolvedModel("churn", "3", "Production", None)
     backends: Any = [backend]
     gateway.slot = Slot(
-        model, contract, InputPolicy(), backends, b"", 0, input_types={"x": "double"}
+        model, contract, InputPolicy(), backends, b"", 0, model_dir, input_types={"x": "double"}
     )
     return gateway, backend
 
@@ -107,6 +112,35 @@ def test_proba_true_answers_probabilities_in_the_contracts_class_order(tmp_path,
     assert answer == EXPECTED
     assert list(answer["probabilities"][0]) == ["proba_stays", "proba_churns"]  # contract order
     assert backend.paths == [PROBA_ROUTE]
+
+
+def _folder(tmp_path: Path, loader: str | None) -> Path:
+    """A served model folder whose MLmodel names ``loader`` (None: a scikit-learn model's)."""
+    folder = tmp_path / (loader or "sklearn")
+    folder.mkdir()
+    pyfunc = {"loader_module": loader} if loader else {"loader_module": "mlflow.sklearn"}
+    flavors = {"python_function": {**pyfunc, "data": "data/twin"}}
+    (folder / "MLmodel").write_text(json.dumps({"flavors": flavors}))  # JSON is YAML
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("loader", "routes"),
+    [
+        ("runway.core.onnx.model", [TWIN_ROUTE, TWIN_PROBA_ROUTE]),
+        ("runway.core.onnx_model", [TWIN_ROUTE, TWIN_PROBA_ROUTE]),  # twins logged before rooms
+        (None, ["/invocations", PROBA_ROUTE]),
+    ],
+    ids=["twin", "older-twin", "scikit-learn"],
+)
+def test_a_twin_is_scored_on_its_lean_routes_with_the_same_answer(tmp_path, loader, routes):
+    gateway, backend = _gateway(tmp_path, CLASSIFIER, model_dir=_folder(tmp_path, loader))
+    status, answer = _post(gateway, "/invocations", RECORDS)
+    assert (status, answer) == (200, {"predictions": [1, 0]})
+    status, answer = _post(gateway, "/invocations?proba=true", RECORDS)
+    assert (status, answer) == (200, EXPECTED)
+    assert backend.paths == routes
+    assert proba.route(False, tmp_path / "gone") == "/invocations"  # no folder: MLflow's route
 
 
 def test_without_the_parameter_the_answer_is_mlflows_labels_alone(tmp_path):
