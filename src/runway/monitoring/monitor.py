@@ -208,15 +208,19 @@ def _read(
         )
     others: Counter[str] = Counter()
     features = ref.contract.names
-    for batch in sink.read_window(ref.resolved.name, window.since, window.until):
+    columns = stats.log_columns(features, keys=labels is not None)
+    for batch in sink.read_window(ref.resolved.name, window.since, window.until, columns):
         versions = (
             batch["version"].astype(str) if "version" in batch else pd.Series([""] * len(batch))
         )
         mine = (versions == ref.resolved.version).to_numpy()
-        others.update(versions[~mine].tolist())
-        if not mine.any():
-            continue
-        rows = batch.loc[mine].reset_index(drop=True)
+        if mine.all():  # the usual batch: one version, no copy
+            rows = batch
+        else:
+            others.update(versions[~mine].tolist())
+            if not mine.any():
+                continue
+            rows = batch.loc[mine].reset_index(drop=True)
         stats.add(rows, scorer if ref.classes else None)
         if labels is not None:
             labels.add(rows, features, scorer if ref.classes else None)
