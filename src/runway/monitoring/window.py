@@ -9,7 +9,7 @@ number of features and bins, not on the number of rows in the window.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,13 @@ from runway.core.columns.profile import (
 )
 from runway.core.columns.schema import DataContract
 from runway.errors import UsageError
-from runway.store.predlog import INPUT_PREFIX, PREDICTION, PROBA_PREFIX, REJECTED
+from runway.store.predlog import (
+    INPUT_PREFIX,
+    PREDICTION,
+    PROBA_PREFIX,
+    REJECTED,
+    PredictionLog,
+)
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]  # features -> class probabilities
 
@@ -240,6 +246,36 @@ class WindowStats:
     def rows(self) -> int:
         """Rows of the judged version in the window, scored or rejected."""
         return self.rows_scored + self.rows_rejected
+
+
+def count_window(
+    stats: WindowStats,
+    sink: PredictionLog,
+    model: str,
+    version: str,
+    window: Window,
+    features: Sequence[str] = (),
+    scorer: Scorer | None = None,
+    each: Callable[[pd.DataFrame], None] | None = None,
+) -> dict[str, int]:
+    """Stream ``version``'s rows of the window into ``stats`` (and each batch to ``each``,
+    which then gets the keys too); the other versions' row counts."""
+    others: Counter[str] = Counter()
+    columns = stats.log_columns(list(features), keys=each is not None)
+    for batch in sink.read_window(model, window.since, window.until, columns):
+        versions = (
+            batch["version"].astype(str) if "version" in batch else pd.Series([""] * len(batch))
+        )
+        mine = (versions == version).to_numpy()
+        if not mine.all():  # the usual batch is one version's, used without a copy
+            others.update(versions[~mine].tolist())
+            if not mine.any():
+                continue
+            batch = batch.loc[mine].reset_index(drop=True)
+        stats.add(batch, scorer)
+        if each is not None:
+            each(batch)
+    return dict(others)
 
 
 def _plain_number(column: pd.Series) -> bool:
