@@ -111,7 +111,10 @@ class FeatureStats:
         which cost most of a million-row window's reading."""
         self.seen += len(values)
         numbers = values.astype("float64", copy=False)
-        present = numbers[~np.isnan(numbers)] if values.dtype.kind == "f" else numbers
+        present = numbers
+        if values.dtype.kind == "f":
+            missing = np.isnan(numbers)
+            present = numbers[~missing] if missing.any() else numbers  # no copy without NaN
         self.missing += len(values) - len(present)
         if self.histogram is not None and len(present):
             self.histogram.add_numbers(present)
