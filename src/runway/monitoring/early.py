@@ -9,11 +9,12 @@ small JSON file in runway's state folder), while the main thread imports MLflow
 and resolves the version.
 
 The early counts are used only when the registry's answer is the same in full:
-the same version, source run, reference profile and data contract, compared
-field by field (:meth:`EarlyCount.counted`). Anything else (no file yet, a new
-Production version, an edited artifact, rows whose probabilities the model
-would have to compute, any error in the thread) discards them and the window is
-counted as before. Judging labels is never done early.
+the same version, source run, reference profile and data contract, compared as
+their JSON text and field by field (:meth:`EarlyCount.counted`). Anything else
+(no file yet, a new Production version, an edited artifact, rows whose
+probabilities the model would have to compute, any error in the thread) drops
+them, the window is counted as before, and the registry's reference is
+remembered for the next run. Labels and database logs are never counted early.
 """
 
 from __future__ import annotations
@@ -162,13 +163,14 @@ class EarlyCount:
     ) -> tuple[WindowStats, dict[str, int]] | None:
         """The early counts if they were made against exactly this reference, else None;
         the reference is remembered for the next run either way."""
-        if self._thread is not None:
-            self._thread.join()
         actual = Reference(resolved.version, resolved.run_id or "", profile, contract)
         text = actual.to_json()
         if text != self.text or actual != self.guess:
+            self.stop()  # counting against another reference: no use waiting for it
             self._remember(text)
             return None
+        if self._thread is not None:
+            self._thread.join()
         return self._result
 
     def stop(self) -> None:

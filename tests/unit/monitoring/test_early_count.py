@@ -205,3 +205,13 @@ def test_a_monitor_that_fails_first_stops_the_thread(setting):
     counting = _start(settings)
     counting.stop()
     assert counting._thread is not None and not counting._thread.is_alive()
+
+
+def test_a_database_log_is_not_counted_early(setting, monkeypatch, tmp_path):
+    """Read through SQLAlchemy, which MLflow imports meanwhile: never two threads in it."""
+    settings, resolved, profile, contract = setting
+    _start(settings).counted(resolved, profile, contract)  # a reference is remembered
+    monkeypatch.setenv("RUNWAY_PREDICTION_LOG", f"sqlite:///{tmp_path / 'log.db'}")
+    counting = _start(get_settings())
+    assert counting._thread is None
+    assert counting.counted(resolved, profile, contract) is None
