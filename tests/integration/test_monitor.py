@@ -122,6 +122,40 @@ def test_a_window_without_shift_is_healthy_and_nothing_is_retrained(env, client,
     assert "outcome    healthy" in capsys.readouterr().out
 
 
+def test_a_window_judged_again_is_counted_early_to_the_same_figures(env, client, monkeypatch):
+    """#31: the second run counts the window while MLflow loads, over the reference the first
+    remembered; the registry's reference is the same, so the early counts are used, and every
+    figure, metric and tag of the run is the first run's."""
+    from runway.monitoring import early
+
+    used = []
+    counted = early.EarlyCount.counted
+
+    def spy(self, *args):
+        result = counted(self, *args)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(early.EarlyCount, "counted", spy)
+    _score(env, _rows(shift=SHIFTED), day=20)
+
+    assert _monitor(20) == 10
+    assert _monitor(20) == 10
+
+    assert used == [False, True]
+    first, second = _windows(client)
+    assert _summary(first.info.run_id) == _summary(second.info.run_id)
+    assert first.data.metrics == second.data.metrics
+    note = "mlflow.note.content"  # links to its own run's report
+    tags = [
+        {k: v for k, v in r.data.tags.items() if k.startswith("runway.")} for r in (first, second)
+    ]
+    assert (
+        tags[0] == tags[1]
+        and first.data.tags[note].split("\n")[0] == second.data.tags[note].split("\n")[0]
+    )
+
+
 def test_labels_joined_by_key_report_a_degraded_live_metric(env, client):
     rows = _rows(seed=5)
     _score(env, rows, day=22)
@@ -303,14 +337,15 @@ MONITOR_PROBE = """
 import sys
 from runway.cli import main
 code = main(sys.argv[1:])
-print("imported:", " ".join(m for m in ("optuna", "sklearn") if m in sys.modules))
+print("imported:", " ".join(m for m in ("optuna", "sklearn", "scipy.stats") if m in sys.modules))
 sys.exit(code)
 """
 
 
 @pytest.mark.slow
 def test_monitor_imports_neither_optuna_nor_sklearn_when_it_does_not_retrain(env):
-    """#31: the retrain path (Optuna) and the spec's estimator (scikit-learn) cost seconds."""
+    """#31: the retrain path (Optuna) and the spec's estimator (scikit-learn) cost seconds;
+    scipy.stats (the chi-square's p-value needs only scipy.special) about 0.8 s of CPU."""
     import os
     import subprocess
     import sys

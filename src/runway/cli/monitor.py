@@ -10,21 +10,29 @@ from runway.cli.common import store
 from runway.errors import ExitCode
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
     from runway.jobs.retrain import RetrainResult
+    from runway.monitoring.early import EarlyCount
     from runway.monitoring.judge import Verdict
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from runway.monitoring.monitor import MonitorOptions, monitor
     from runway.monitoring.window import parse_time
 
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    stage = "Production" if args.version else args.stage
+    counting = _count_early(args, since, until, stage)
+    from runway.monitoring.monitor import MonitorOptions, monitor
+
     options = MonitorOptions(
-        since=parse_time(args.since, "--since") if args.since else None,
-        until=parse_time(args.until, "--until") if args.until else None,
+        since=since,
+        until=until,
         window=args.window,
-        stage="Production" if args.version else args.stage,
+        stage=stage,
         version=args.version,
         labels=args.labels,
         key_columns=tuple(args.key_column or ()),
@@ -33,7 +41,11 @@ def _monitor(args: argparse.Namespace) -> int:
         policy_file=args.policy,
         report_dir=args.report_dir,
     )
-    result = monitor(args.model, options, store())
+    try:
+        result = monitor(args.model, options, store(), counting)
+    finally:
+        if counting is not None:
+            counting.stop()  # after an error, the thread may still be reading
     verdict = result.verdict
     assert verdict is not None  # an unjudged window raises MonitorError
     print(f"{result.model} v{result.version}  window {result.window.label}")
@@ -63,6 +75,21 @@ def _monitor(args: argparse.Namespace) -> int:
         verdict_line = "crossed in this window, trigger not met"
     print(f"outcome    {verdict_line}")
     return int(ExitCode.THRESHOLD_CROSSED) if result.trigger_met else 0
+
+
+def _count_early(
+    args: argparse.Namespace, since: datetime | None, until: datetime | None, stage: str
+) -> EarlyCount | None:
+    """The window counted in a thread while MLflow loads (:mod:`runway.monitoring.early`);
+    first, before anything imports MLflow. Not when labels are joined."""
+    from runway.monitoring import early
+    from runway.settings import get_settings
+
+    if args.labels:
+        return None
+    return early.start(
+        args.model, stage, args.version, since, until, args.window, args.policy, get_settings()
+    )
 
 
 def _table(verdict: Verdict) -> list[str]:

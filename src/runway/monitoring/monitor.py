@@ -9,10 +9,10 @@ met and its action is ``retrain``, retrains and stages a new version.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,10 +27,11 @@ from runway.core.columns.schema import DataContract
 from runway.core.governance.monitor_policy import MonitorPolicy, parse_duration
 from runway.core.governance.policy import read_policy
 from runway.errors import MonitorError, TrackingError, UsageError
+from runway.monitoring.early import EarlyCount
 from runway.monitoring.judge import Verdict, judge
 from runway.monitoring.labels import Labels, load_labels
 from runway.monitoring.report import render
-from runway.monitoring.window import Window, WindowStats, resolve_window
+from runway.monitoring.window import Window, WindowStats, count_window, resolve_window
 from runway.settings import Settings, get_settings
 from runway.store import models, monitoring, registry, tracking, trust
 from runway.store.predlog import PredictionLog
@@ -88,8 +89,14 @@ class _Reference:
     classes: list[str]
 
 
-def monitor(model: str, options: MonitorOptions, settings: Settings | None = None) -> MonitorResult:
-    """Judge one window of ``model``'s prediction log (see the module docstring).
+def monitor(
+    model: str,
+    options: MonitorOptions,
+    settings: Settings | None = None,
+    early: EarlyCount | None = None,
+) -> MonitorResult:
+    """Judge one window of ``model``'s prediction log (see the module docstring); ``early``:
+    the window already being counted while MLflow loaded (:mod:`runway.monitoring.early`).
 
     Raises:
         MonitorError: the window cannot be judged (too few rows, no reference
@@ -99,9 +106,9 @@ def monitor(model: str, options: MonitorOptions, settings: Settings | None = Non
     policy = read_policy(model, settings.registry_dir, options.policy_file).monitor
     resolved = registry.resolve(model, options.stage, options.version)
     length = _duration(options.window) if options.window else policy.window_length
-    window = resolve_window(options.since, options.until, length)
+    window = early.window if early else resolve_window(options.since, options.until, length)
     ref = _reference(resolved)
-    stats, labels, others, scorer = _read(ref, window, options, settings)
+    stats, labels, others, scorer = _read(ref, window, options, settings, early)
     result = MonitorResult(
         model, resolved.version, window, "not_judged", None, other_versions=others
     )
@@ -189,9 +196,17 @@ def _target(run_id: str) -> str:
 
 
 def _read(
-    ref: _Reference, window: Window, options: MonitorOptions, settings: Settings
+    ref: _Reference,
+    window: Window,
+    options: MonitorOptions,
+    settings: Settings,
+    early: EarlyCount | None = None,
 ) -> tuple[WindowStats, Labels | None, dict[str, int], _LazyScorer]:
     """Stream the window's rows of the judged version into counts (and the label join)."""
+    scorer = _LazyScorer(ref.resolved, ref.contract.names, ref.classes, settings)
+    counted = early.counted(ref.resolved, ref.profile, ref.contract) if early else None
+    if counted is not None and not options.labels:
+        return counted[0], None, counted[1], scorer
     stats = WindowStats.for_reference(ref.profile, ref.contract)
     labels = None
     if options.labels:
@@ -200,27 +215,16 @@ def _read(
         target = ref.contract.target
         if ref.classes and target is not None and target.classes:
             labels.index_labels(target.classes)
-    scorer = _LazyScorer(ref.resolved, ref.contract.names, ref.classes, settings)
     sink = PredictionLog(settings.prediction_log)
     if not sink.enabled:
         raise MonitorError(
             "the prediction log is off (RUNWAY_PREDICTION_LOG=off): nothing to judge"
         )
-    others: Counter[str] = Counter()
-    features = ref.contract.names
-    for batch in sink.read_window(ref.resolved.name, window.since, window.until):
-        versions = (
-            batch["version"].astype(str) if "version" in batch else pd.Series([""] * len(batch))
-        )
-        mine = (versions == ref.resolved.version).to_numpy()
-        others.update(versions[~mine].tolist())
-        if not mine.any():
-            continue
-        rows = batch.loc[mine].reset_index(drop=True)
-        stats.add(rows, scorer if ref.classes else None)
-        if labels is not None:
-            labels.add(rows, features, scorer if ref.classes else None)
-    return stats, labels, dict(others), scorer
+    score, names = (scorer if ref.classes else None), ref.contract.names
+    join = None if labels is None else functools.partial(labels.add, features=names, scorer=score)
+    model, version = ref.resolved.name, ref.resolved.version
+    others = count_window(stats, sink, model, version, window, names, score, join)
+    return stats, labels, others, scorer
 
 
 class _LazyScorer:
