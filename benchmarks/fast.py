@@ -16,13 +16,14 @@ trained, registered and promoted in a temporary store):
 - batch 5k rows: the same; runway's fixed start-up is the difference;
 - monitor 1M logged rows: ``runway monitor`` (no action) vs a plain pandas/NumPy
   PSI of every feature against the training rows;
-- the twin rows (100-row request, gateway CPU per row, twin single row): not
-  measured here; ``benchmarks/onnx_models.py`` and ``benchmarks/serving.py``.
+- the request rows (100-row request p50 and CPU, gateway CPU per row, twin single
+  row): ``benchmarks/many_rows.py``, ``runway serve`` of a LogisticRegression ONNX
+  twin beside bare ``mlflow models serve`` of the same twin, in its own store.
 
 The start-up budget (#31: ``runway score`` of 5k rows at most 1 s over the plain
 script) is checked at the end: exit status 1 when it is missed.
 
-    python benchmarks/fast.py [--rows 500000] [--log-rows 1000000] [--repeat 3] [--only cold]
+    python benchmarks/fast.py [--rows 500000] [--log-rows 1000000] [--repeat 3] [--only cold|batch|monitor|requests]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' set-up helper
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # many_rows.py
 from tests.helpers import ship
 
 from runway.net import free_port
@@ -48,6 +50,7 @@ from runway.net import free_port
 MODEL = "bench-fast"
 FEATURES = 20
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
+ROWS = ("cold", "batch", "monitor", "requests")  # the table's groups of rows, --only
 STARTUP_BUDGET_S = 1.0  # runway score of 5k rows over the plain script
 PLAIN_SCORE = """
 import sys, mlflow.sklearn, pandas as pd
@@ -186,7 +189,9 @@ def median(runs: list[tuple], i: int = 0) -> float:
     return statistics.median(r[i] for r in runs)
 
 
-def measure(root: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
+def measure(
+    root: Path, args: argparse.Namespace, base_env: dict[str, str]
+) -> list[tuple[str, ...]]:
     py, out = sys.executable, str(root / "out.csv")
     uri = f"models:/{MODEL}/1"
     rows: list[tuple[str, ...]] = []
@@ -207,7 +212,7 @@ def measure(root: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
         command = [py, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
         return first_200([*command, "-h", "127.0.0.1", "-w", "1", "-p", str(port)], port, body)
 
-    only = set(args.only or ("cold", "batch", "monitor"))
+    only = set(args.only or ROWS)
     if "cold" in only:
         print("cold start ...", flush=True)
         a, b = pairs(serve, bare, args.repeat)
@@ -239,9 +244,25 @@ def measure(root: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
         )
         label = f"monitor {args.log_rows:,} logged rows"
         rows.append(_row(label, a, b, "plain numpy/pandas PSI", "<= 1.5x", memory=True))
-    for label in ("100-row request, LR twin", "gateway CPU per row", "twin endpoint single row"):
-        rows.append((label, "not measured here", "", "", "see onnx_models.py / serving.py"))
+    if "requests" in only:
+        print("requests to an ONNX twin ...", flush=True)
+        import many_rows
+
+        with _environ(base_env):  # its own store, not this one's
+            rows.extend(many_rows.measure(args.repeat))
     return rows
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]):
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _row(label, a, b, anchor, target, memory: bool = False) -> tuple[str, ...]:
@@ -265,7 +286,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("cold", "batch", "monitor"),
+        choices=ROWS,
         help="measure only these rows (repeatable); the start-up budget is checked with batch",
     )
     args = parser.parse_args()
@@ -274,6 +295,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="runway-bench-fast-") as tmp:
         root = Path(tmp)
         os.chdir(root)
+        base_env = dict(os.environ)
         os.environ.update(
             MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
             RUNWAY_ARTIFACT_ROOT=str(root / "mlruns"),
@@ -287,7 +309,7 @@ def main() -> None:
         print("setting up: the model, the input files and the prediction log ...", flush=True)
         setup(root, args.rows, args.log_rows)
         before = os.getloadavg()
-        table = measure(root, args)
+        table = measure(root, args, base_env)
         after = os.getloadavg()
     print()
     print(

@@ -20,13 +20,12 @@ keep-alive client each, medians over the rounds:
 
 CPU is the figure to trust on a shared host; the load average is printed beside the table.
 
-    python benchmarks/requests.py [--repeat 3]
+    python benchmarks/many_rows.py [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -41,21 +40,10 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# This file's name is the HTTP library's (the task names it): with its folder on the path,
-# MLflow's ``import requests`` would import it. Drop the folder; load serving.py by path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
 
-
-def _load_serving() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_serving", HERE / "serving.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sv = _load_serving()  # the serving benchmark's clients and process helpers
+import serving as sv  # noqa: E402  (the serving benchmark's clients and process helpers)
 
 from runway.team.procs import tree  # noqa: E402
 
@@ -133,7 +121,7 @@ def _start(root: Path, env: dict[str, str], compare: str | None) -> dict[str, tu
     started: dict[str, tuple[int, Any]] = {}
     for name, (command, ready) in commands.items():
         port, log = sv._free_port(), root / f"{name}.log"
-        with open(log, "wb") as out:  # cwd: a folder without a requests.py
+        with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [*command, str(port)],
                 env=env if name != "compare" else {**env, "PYTHONPATH": _paths(str(compare))},
