@@ -314,6 +314,7 @@ def spawn_group(
     timeout: float,
     count: int,
     env: dict[str, str] | None = None,
+    preload: str | None = None,
 ) -> Pending:
     """Start a zygote for ``count`` MLflow scoring apps, each to listen on a new socket.
 
@@ -337,6 +338,7 @@ def spawn_group(
         *(sys.executable, "-m", "runway.serving.zygote", BACKEND_APP),
         *("--fds", ",".join(map(str, fds)), "--logs", ",".join(map(str, logs))),
         *("--gateway", str(os.getpid())),
+        *(("--preload", preload) if preload else ()),  # the flavor's imports: while fetching
     ]
     try:
         process = zygote.spawn(command, child_env, fds, logs[0])
