@@ -2,18 +2,18 @@
 
 The gateway's modules (pandas for the contract checks, the pydantic models,
 uvicorn) take a second or more to import on a busy host, and the first answer
-waits on two children that need none of them: the prepare child (MLflow: resolve,
-fetch and check the version) and the backend zygote (MLflow's scoring server).
-So the serve command starts both from this module, which imports none of that,
-and imports the gateway while they work (#31). The registry's fingerprint is read
-before the child resolves, so a promotion meanwhile is seen at the first poll.
+waits on work that needs none of them: the backend zygote's (MLflow's scoring
+server, the model's flavor) and the prepare child's (MLflow: resolve, fetch and
+check the version), which the zygote forks once it has imported MLflow
+(:mod:`runway.serving.forked`: one interpreter and one MLflow import for both).
+So the serve command starts the zygote from this module, which imports none of
+that, and imports the gateway while it works (#31). The registry's fingerprint is
+read before the child resolves, so a promotion meanwhile is seen at the first poll.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from runway.core.threads import thread_env, threads_for
 from runway.serving import startup
 from runway.serving.backends import Pending, spawn_group
+from runway.serving.forked import Forked, Pipes
 from runway.settings import Settings, state_dir
 from runway.store import served
 
@@ -50,9 +51,9 @@ class Launched:
     runtime: Path  # private (0700): model folders and backend sockets
     mark: str | None  # the registry's fingerprint, read before the child resolved
     folder: Path  # where the child fetches Production's version
-    child: subprocess.Popen  # the prepare child, resolving and fetching into ``folder``
+    child: Forked  # the prepare child (forked by the zygote), fetching into ``folder``
     options: list[str]  # its options, for its error messages
-    pending: Pending  # the zygote, importing MLflow's scoring server
+    pending: Pending  # the zygote, importing MLflow's scoring server and the flavor
     started: float = field(default_factory=time.monotonic)
     # seconds this process had run when it started them (interpreter + runway's imports)
     before: float | None = field(default_factory=startup.process_age)
@@ -68,25 +69,27 @@ class Launched:
 
 
 def launch(options: ServeOptions, settings: Settings) -> Launched:
-    """Bind the port, then start the prepare child and the zygote for Production's version."""
+    """Bind the port, then start the zygote (and so the prepare child) for Production."""
     sock = startup.bind(options.host, options.port)
     runtime = startup.runtime_dir()
-    child: subprocess.Popen | None = None
+    pipes: Pipes | None = None
     try:
         uri, timeout = settings.tracking_uri, settings.http_timeout
         mark = served.fingerprint(uri, options.model, timeout)
         folder = Path(tempfile.mkdtemp(prefix="version-", dir=runtime))
         which = ["--stage", "Production", "--folder", str(folder)]
-        child = start_child(settings, options.model, which)  # the longer of the two: first
         hint = served.loader_hint(uri, options.model)  # scikit-learn, say: imported meanwhile
-        pending = spawn_backends(options, settings, runtime, options.workers, hint)
+        pipes = Pipes.open()  # the zygote forks the prepare child once it has MLflow
+        prepare = (pipes.spec(child_command(options.model, which)[3:]), pipes.given())
+        pending = spawn_backends(options, settings, runtime, options.workers, hint, prepare)
     except BaseException:
-        if child is not None:
-            child.kill()
-            child.wait()
+        if pipes is not None:
+            pipes.close()
         sock.close()
         shutil.rmtree(runtime, ignore_errors=True)
         raise
+    child = pipes.handed_over(settings_json(settings))
+    child.group = pending.zygote.pid
     return Launched(sock, runtime, mark, folder, child, which, pending)
 
 
@@ -96,6 +99,7 @@ def spawn_backends(
     runtime: Path,
     count: int,
     preload: str | None = None,
+    prepare: tuple[str, list[int]] | None = None,
 ) -> Pending:
     """A zygote for ``count`` backends, importing MLflow's scoring server meanwhile (and
     ``preload``'s libraries: the loader module the version likely has)."""
@@ -111,6 +115,7 @@ def spawn_backends(
         count,
         env=thread_env(threads_for("serve", settings.threads)),
         preload=preload,
+        prepare=prepare,
     )
 
 
@@ -121,20 +126,6 @@ def child_command(model: str, options: list[str]) -> list[str]:
     level = str(logging.getLogger().getEffectiveLevel())
     prepare = [sys.executable, "-m", "runway.serving.prepare"]
     return [*prepare, *options, "--log-level", level, "--", model]  # "--": a name like "-x"
-
-
-def start_child(settings: Settings, model: str, options: list[str]) -> subprocess.Popen:
-    """Start the prepare child with the settings on its stdin (a pipe, not argv: secrets)."""
-    child = subprocess.Popen(
-        child_command(model, options), stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert child.stdin is not None
-    with contextlib.suppress(BrokenPipeError):  # died at once: its exit code says so
-        child.stdin.write(settings_json(settings).encode())
-    with contextlib.suppress(BrokenPipeError):
-        child.stdin.close()
-    child.stdin = None  # communicate() then only reads
-    return child
 
 
 def settings_json(settings: Settings) -> str:

@@ -4,7 +4,8 @@ The public port answers from the start (503 until a version is loaded). A short-
 child (:mod:`runway.serving.prepare`; this process never imports MLflow) resolves
 ``@production``, downloads it into a private directory and checks it
 (:func:`runway.store.trust.fetch_verified`) while a backend zygote imports MLflow's
-scoring server; the zygote loads that folder and forks the backends, which must
+scoring server (at a cold start both are started before this module is imported, the
+child forked by the zygote: :mod:`runway.serving.launch`); the zygote loads that folder and forks the backends, which must
 answer ``/ping`` and score the input example. A watcher polls a read-only
 fingerprint of the model (:func:`runway.store.served.fingerprint`) and asks the
 child only when it moves. A new Production goes blue/green (start and warm the new
