@@ -4,11 +4,11 @@ The public port answers from the start (503 until a version is loaded). A short-
 child (:mod:`runway.serving.prepare`; this process never imports MLflow) resolves
 ``@production``, downloads it into a private directory and checks it
 (:func:`runway.store.trust.fetch_verified`) while a backend zygote imports MLflow's
-scoring server (at a cold start both are started before this module is imported, the
-child forked by the zygote: :mod:`runway.serving.launch`); the zygote loads that folder and forks the backends, which must
-answer ``/ping`` and score the input example. A watcher polls a read-only
-fingerprint of the model (:func:`runway.store.served.fingerprint`) and asks the
-child only when it moves. A new Production goes blue/green (start and warm the new
+scoring server (at a cold start both start before this module is imported, the child
+forked by the zygote: :mod:`runway.serving.launch`); the zygote loads that folder and
+forks the backends, which must answer ``/ping`` and score the input example. A
+watcher polls a read-only fingerprint of the model
+(:func:`runway.store.served.fingerprint`) and asks the child only when it moves. A new Production goes blue/green (start and warm the new
 backends, switch, drain and stop the old); one that fails to start, to score its
 example or the checks is logged and skipped, and traffic stays. A backend that dies
 is noticed at once (a pidfd) and replaced.
@@ -96,9 +96,8 @@ class Server:
         else:
             fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched?
             self.timeline = timeline = startup.Timeline()
-            pending = await asyncio.to_thread(
-                self._spawn, self.options.workers
-            )  # imports meanwhile
+            # the zygote imports while the child fetches
+            pending = await asyncio.to_thread(self._spawn, self.options.workers)
         self._fetched = None
         backends: list[Backend] = []
         try:
