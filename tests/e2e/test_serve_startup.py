@@ -17,12 +17,14 @@ import requests
 from tests.helpers import free_port, stop_process_group
 
 PHASES = (
+    "interpreter + runway imports",  # before the children start: they start first (#31)
     "MLflow import",
     "resolve (audited)",
     "download + verify",
     "backend import + model load",
     "first 200 (warm-up request)",
     "total",
+    "gateway imports + set-up",  # while the children work
 )
 
 

@@ -83,7 +83,7 @@ def test_backend_log_dir_and_files_are_owner_only(
     import os
     import sys
 
-    from runway.serving import serve, zygote
+    from runway.serving import launch, serve, zygote
     from runway.serving.gateway import Gateway
     from runway.settings import Settings
 
@@ -104,7 +104,7 @@ def test_backend_log_dir_and_files_are_owner_only(
         seen["file"] = log.stat().st_mode & 0o777
         return SimpleNamespace()
 
-    monkeypatch.setattr(serve, "spawn_group", spawn_group)
+    monkeypatch.setattr(launch, "spawn_group", spawn_group)  # where Server._spawn's lives
     settings = Settings(MLFLOW_TRACKING_URI="sqlite:///x.db", prediction_log="off")
     server = serve.Server(options, settings, Gateway(settings, None), tmp_path)
     server._spawn(1)

@@ -14,7 +14,7 @@ from runway.settings import get_settings
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from runway.serving.serve import ServeOptions, serve
+    from runway.serving.launch import ServeOptions, launch
 
     settings = get_settings()
     model = args.model or settings.serve_model
@@ -31,7 +31,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.log_dir:
         options.log_dir = Path(args.log_dir)
-    serve(options, settings)  # not store(): the gateway never imports MLflow
+    launched = launch(options, settings)  # its children first: they import while it does
+    try:
+        from runway.serving.serve import serve
+    except BaseException:
+        launched.abandon()
+        raise
+    serve(options, settings, launched)  # not store(): the gateway never imports MLflow
     return 0
 
 

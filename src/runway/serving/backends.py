@@ -314,6 +314,8 @@ def spawn_group(
     timeout: float,
     count: int,
     env: dict[str, str] | None = None,
+    preload: str | None = None,
+    prepare: tuple[str, list[int]] | None = None,
 ) -> Pending:
     """Start a zygote for ``count`` MLflow scoring apps, each to listen on a new socket.
 
@@ -337,9 +339,13 @@ def spawn_group(
         *(sys.executable, "-m", "runway.serving.zygote", BACKEND_APP),
         *("--fds", ",".join(map(str, fds)), "--logs", ",".join(map(str, logs))),
         *("--gateway", str(os.getpid())),
+        *(("--preload", preload) if preload else ()),  # the flavor's imports: while fetching
+        *(("--prepare", prepare[0]) if prepare else ()),  # fork the prepare child (forked.py)
     ]
     try:
-        process = zygote.spawn(command, child_env, fds, logs[0])
+        process = zygote.spawn(
+            command, child_env, [*fds, *(prepare[1] if prepare else ())], logs[0]
+        )
     except BaseException:
         for listener, _ in listeners:
             listener.close()

@@ -29,12 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from pydantic import SecretStr
-
 from runway import errors
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import DataContract
 from runway.errors import RunwayError, ServeError
+from runway.serving.launch import Launched, child_command, settings_json
 from runway.settings import Settings
 from runway.store.served import ResolvedModel
 
@@ -148,10 +147,8 @@ def _fetched(doc: Answer) -> Fetched:
 
 async def _ask(settings: Settings, model: str, options: list[str]) -> Answer:
     """Run the child; its answer, or raise the runway error it met (or ServeError if it failed)."""
-    level = str(logging.getLogger().getEffectiveLevel())
     child = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "runway.serving.prepare", *options, "--log-level", level),
-        *("--", model),  # a name may start with a dash
+        *child_command(model, options),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -159,38 +156,51 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> Answer:
         async with asyncio.timeout(settings.serve_prepare_timeout):
             out, _ = await child.communicate(settings_json(settings).encode())
     except TimeoutError:
-        raise ServeError(
-            f"asking MLflow about {model} ({' '.join(options)}) took over "
-            f"{settings.serve_prepare_timeout:g}s and was stopped; a slow store or "
-            "artifact download? (RUNWAY_SERVE_PREPARE_TIMEOUT)"
-        ) from None
+        raise _too_slow(settings, model, options) from None
     finally:  # hung, or cancelled (shutting down): do not leave it behind
         if child.returncode is None:
             child.kill()
             await child.wait()
+    return _answer(model, options, child.returncode, out)
+
+
+async def launched(launch: Launched, settings: Settings, model: str) -> Fetched:
+    """The answer of the child :func:`runway.serving.launch.launch` started for Production."""
+    child, options = launch.child, launch.options
+    try:
+        async with asyncio.timeout(settings.serve_prepare_timeout):
+            out, _ = await asyncio.to_thread(child.communicate)
+    except TimeoutError:
+        raise _too_slow(settings, model, options) from None
+    finally:  # hung, or cancelled (shutting down): do not leave it behind
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return _fetched(_answer(model, options, child.returncode, out))
+
+
+def _too_slow(settings: Settings, model: str, options: list[str]) -> ServeError:
+    return ServeError(
+        f"asking MLflow about {model} ({' '.join(options)}) took over "
+        f"{settings.serve_prepare_timeout:g}s and was stopped; a slow store or "
+        "artifact download? (RUNWAY_SERVE_PREPARE_TIMEOUT)"
+    )
+
+
+def _answer(model: str, options: list[str], code: int | None, out: bytes) -> Answer:
     try:
         doc = json.loads(out)
     except ValueError:
         doc = None
-    if child.returncode != 0 or not isinstance(doc, dict):
+    if code != 0 or not isinstance(doc, dict):
         raise ServeError(
             f"asking MLflow about {model} ({' '.join(options)}) failed "
-            f"(exit {child.returncode}); its error is in the log above"
+            f"(exit {code}); its error is in the log above"
         )
     answer = cast(Answer, doc)
     if "error" in answer:
         raise _error(answer)
     return answer
-
-
-def settings_json(settings: Settings) -> str:
-    """``settings`` as the child reads them back, secrets included (over a pipe, not argv)."""
-    doc = {
-        name: value.get_secret_value() if isinstance(value, SecretStr) else value
-        for name, value in settings
-    }
-    doc["MLFLOW_TRACKING_URI"] = doc.pop("tracking_uri")  # the field's name in the environment
-    return json.dumps(doc, default=str)
 
 
 def _error(doc: Answer) -> RunwayError:
@@ -291,4 +301,8 @@ def _run(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from runway.serving.zygote import leave
+
+    code = main()
+    logging.shutdown()
+    leave(code)  # the answer is out; MLflow's and SQLAlchemy's teardown would only delay it

@@ -4,10 +4,11 @@ The public port answers from the start (503 until a version is loaded). A short-
 child (:mod:`runway.serving.prepare`; this process never imports MLflow) resolves
 ``@production``, downloads it into a private directory and checks it
 (:func:`runway.store.trust.fetch_verified`) while a backend zygote imports MLflow's
-scoring server; the zygote loads that folder and forks the backends, which must
-answer ``/ping`` and score the input example. A watcher polls a read-only
-fingerprint of the model (:func:`runway.store.served.fingerprint`) and asks the
-child only when it moves. A new Production goes blue/green (start and warm the new
+scoring server (at a cold start both start before this module is imported, the child
+forked by the zygote: :mod:`runway.serving.launch`); the zygote loads that folder and
+forks the backends, which must answer ``/ping`` and score the input example. A
+watcher polls a read-only fingerprint of the model
+(:func:`runway.store.served.fingerprint`) and asks the child only when it moves. A new Production goes blue/green (start and warm the new
 backends, switch, drain and stop the old); one that fails to start, to score its
 example or the checks is logged and skipped, and traffic stays. A backend that dies
 is noticed at once (a pidfd) and replaced.
@@ -19,30 +20,27 @@ import asyncio
 import contextlib
 import logging
 import math
-import shlex
 import shutil
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import uvicorn
 
 from runway.core.columns.contract import unverified
 from runway.core.outage import Outage
-from runway.core.threads import thread_env, threads_for
 from runway.errors import AuditUnverified, RunwayError, ServeError
-from runway.net import redact_url
 from runway.serving import prepare, startup
-from runway.serving.backends import Backend, BackendError, Pending, spawn_group
+from runway.serving.backends import Backend, BackendError, Pending
 from runway.serving.gateway import Gateway, Slot
-from runway.serving.payload import input_example, one_row
+from runway.serving.launch import Launched, ServeOptions, launch, spawn_backends
+from runway.serving.payload import input_example
 from runway.serving.protocol import guarded_protocol
-from runway.settings import Settings, state_dir
+from runway.serving.web import Web
+from runway.serving.web import announce as _announce
+from runway.settings import Settings
 from runway.store import served
 from runway.store.predlog import PredictionLog
 from runway.store.predlog_writer import BackgroundWriter
@@ -55,16 +53,7 @@ RECHECK_AFTER_ERROR = 60.0  # seconds before an unchanged registry is read again
 SETTLE_SECONDS = 60.0  # after the fingerprint moved: a refused or failed answer, asked each poll
 
 
-@dataclass
-class ServeOptions:
-    """How ``runway serve`` runs."""
-
-    model: str
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 2  # one backend dying is then not an outage (the other takes its traffic)
-    # this user's, owner-only (0700; each log 0600): logs show inputs and errors
-    log_dir: Path = field(default_factory=lambda: state_dir() / "serve")
+__all__ = ["ServeOptions", "Server", "serve"]  # ServeOptions: its home is serving/launch
 
 
 class Server:
@@ -88,6 +77,7 @@ class Server:
         self._fetched: prepare.Fetched | None = None
         self._fetch_failed = ""
         self.timeline = startup.Timeline()  # the last build's phases
+        self.launched: Launched | None = None  # the first build's children, started early
 
     async def build(self, version: str | None = None) -> Slot:
         """Fetch and check a version (else Production's), start and warm its backends.
@@ -95,18 +85,25 @@ class Server:
         Undoes it all if one step fails. The fetch and the checks run in a child
         with MLflow (:mod:`runway.serving.prepare`); the gateway never imports it.
         """
-        fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched already?
+        early, self.launched = self.launched, None
+        if early is not None and version is None:  # the first: its children started already
+            fetched, folder, pending = None, early.folder, early.pending
+            self.timeline = timeline = startup.Timeline(early.started)
+            timeline.before("interpreter + runway imports", early.before)
+            timeline.overlapped.append(
+                ("gateway imports + set-up", time.monotonic() - early.started)
+            )
+        else:
+            fetched, folder = prepare.take(self._fetched, version, self.runtime)  # fetched?
+            self.timeline = timeline = startup.Timeline()
+            # the zygote imports while the child fetches
+            pending = await asyncio.to_thread(self._spawn, self.options.workers)
         self._fetched = None
-        self.timeline = timeline = startup.Timeline()
-        pending = await asyncio.to_thread(self._spawn, self.options.workers)  # imports meanwhile
         backends: list[Backend] = []
         try:
-            ready = fetched or await prepare.fetch(
-                self.settings, self.options.model, version, folder
-            )
+            ready = fetched or await self._prepared(early, version, folder)
             timeline.add(ready.timeline)
             model, contract, policy, local = ready.model, ready.contract, ready.policy, ready.local
-            example, rows = await asyncio.to_thread(input_example, model, local, contract)
             if self.gateway.slot is None:  # starting up: say what the wait is for
                 print(
                     f"starting {self.options.workers} backend(s) for {model.name} "
@@ -114,7 +111,11 @@ class Server:
                     file=sys.stderr,
                     flush=True,
                 )
-            backends += await self._load(pending, model.version, local)
+            loading = asyncio.create_task(self._load(pending, model.version, local))
+            try:  # the example is built while the zygote loads the model
+                example, rows = await asyncio.to_thread(input_example, model, local, contract)
+            finally:
+                backends += await loading
             timeline.mark("backend import + model load")
             await asyncio.gather(
                 *(b.warm(example, rows, self.settings.serve_start_timeout) for b in backends)
@@ -132,23 +133,20 @@ class Server:
             model, contract, policy, backends, example, rows, local, input_types=ready.input_types
         )
 
+    async def _prepared(
+        self, early: Launched | None, version: str | None, folder: Path
+    ) -> prepare.Fetched:
+        """The version fetched and checked: by the child started early, else a new one."""
+        if early is not None and version is None:
+            return await prepare.launched(early, self.settings, self.options.model)
+        return await prepare.fetch(self.settings, self.options.model, version, folder)
+
     def _folder(self, slot: Slot) -> Path | None:
         """The private folder a slot's model was fetched into (directly under the runtime dir)."""
         return prepare.top(slot.model_dir, self.runtime)
 
     def _spawn(self, count: int) -> Pending:
-        log_dir = self.options.log_dir
-        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # new folders: owner-only
-        if log_dir == state_dir() / "serve":
-            log_dir.chmod(0o700)  # one an older runway made world-readable
-        return spawn_group(
-            self.options.model,
-            self.runtime,
-            self.options.log_dir,
-            self.settings.serve_timeout,
-            count,
-            env=thread_env(threads_for("serve", self.settings.threads)),
-        )
+        return spawn_backends(self.options, self.settings, self.runtime, count)
 
     async def _load(self, pending: Pending, version: str, local: Path) -> list[Backend]:
         backends = await asyncio.to_thread(pending.load, version, local)
@@ -316,35 +314,38 @@ class Server:
             await asyncio.to_thread(_stop_all, [*slot.backends, *starting], self._folder(slot))
 
 
-def serve(options: ServeOptions, settings: Settings) -> None:
-    """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on ``settings``' store."""
-    sock = startup.bind(options.host, options.port)
+def serve(options: ServeOptions, settings: Settings, launched: Launched | None = None) -> None:
+    """Run the endpoint until interrupted (Ctrl-C or SIGTERM), on ``settings``' store.
+
+    ``launched``: the children :func:`runway.serving.launch.launch` started for it
+    (the serve command starts them before importing this module).
+    """
+    launched = launched or launch(options, settings)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    runtime = startup.runtime_dir()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(_main(options, settings, sock, runtime))
+            runner.run(_main(options, settings, launched))
+    except BaseException:
+        launched.abandon()  # children a failed start never used (no-ops once used)
+        raise
     finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(launched.runtime, ignore_errors=True)
 
 
-async def _main(
-    options: ServeOptions,
-    settings: Settings,
-    sock: socket.socket,
-    runtime: Path,
-) -> None:
+async def _main(options: ServeOptions, settings: Settings, launched: Launched) -> None:
+    sock, runtime = launched.sock, launched.runtime
     sink = PredictionLog(settings.prediction_log)
     replica = settings.serve_replica or f"{socket.gethostname()}:{options.port}"  # a pod's name
     writer = BackgroundWriter(sink, replica=replica) if sink.enabled else None
     gateway = Gateway(settings, writer)
     gateway.metrics.replica = replica
     server = Server(options, settings, gateway, runtime)
-    server.remember(await asyncio.to_thread(server.fingerprint))  # before: a change meanwhile shows
+    server.remember(launched.mark)  # read before the child resolved: a change meanwhile shows
+    server.launched = launched
     config = uvicorn.Config(
         gateway,
         http=guarded_protocol(
@@ -359,7 +360,7 @@ async def _main(
         timeout_keep_alive=30,
         server_header=False,
     )
-    web = _Web(config)
+    web = Web(config)
     # Listening from the start: /ready and /invocations answer 503 (Retry-After) until loaded.
     serving = asyncio.create_task(web.serve(sockets=[sock]))
     try:
@@ -401,42 +402,6 @@ async def _start(server: Server, serving: asyncio.Task[None], model: str) -> Slo
         return building.result()
     except BackendError as exc:
         raise ServeError(f"{model} (Production) failed to start: {exc}") from None
-
-
-class _Web(uvicorn.Server):
-    """uvicorn's server, minus re-raising the stop signal once it has stopped.
-
-    uvicorn re-raises SIGTERM/SIGINT after its own shutdown, which would kill the
-    process before runway stops its backends and flushes the prediction log.
-    """
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
-        self.should_exit = True
-        log.info("stopping (signal %d): finishing requests, then stopping the backends", sig)
-
-
-async def _announce(
-    web: uvicorn.Server, options: ServeOptions, slot: Slot, sink: PredictionLog
-) -> None:
-    while not web.started:
-        await asyncio.sleep(0.05)
-    host = f"[{options.host}]" if ":" in options.host else options.host
-    url = f"http://{host}:{options.port}"
-    example = one_row(slot.example)
-    print(
-        f"serving {slot.model.name} v{slot.model.version} at {url}/invocations\n"
-        f"  backends   {len(slot.backends)} x MLflow's scoring server on owner-only Unix sockets "
-        f"in {slot.backends[0].path.parent} (no TCP port)\n"
-        f"  follows    the registry's Production version (checked every few seconds)\n"
-        f"  docs       {url}/ (what is served, how to call it)  {url}/docs (try it)\n"
-        f"  health     {url}/health  {url}/ready  {url}/metrics\n"
-        f"  logging    predictions to {redact_url(sink.target)}\n"
-        f"  try        curl -s {url}/invocations -H 'Content-Type: application/json' "
-        f"-d {shlex.quote(example)}",
-        flush=True,
-    )
 
 
 def _stop_all(backends: list[Backend], folder: Path | None = None) -> None:

@@ -21,9 +21,15 @@ from runway.errors import ServeError
 class Timeline:
     """Start-up phases and their seconds, in order; a phase ends where the next begins."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: float | None = None) -> None:
         self.phases: list[tuple[str, float]] = []
-        self._last = time.monotonic()
+        self.overlapped: list[tuple[str, float]] = []  # while the children worked: not summed
+        self._last = time.monotonic() if start is None else start
+
+    def before(self, phase: str, seconds: float | None) -> None:
+        """A phase that ended before the clock started (this process's own start)."""
+        if seconds is not None:
+            self.phases.insert(0, (phase, seconds))
 
     def add(self, phases: Mapping[str, float]) -> None:
         """Phases measured elsewhere (the prepare child), then the time around them."""
@@ -39,11 +45,25 @@ class Timeline:
         self._last = now
 
     def log(self, log: logging.Logger) -> None:
-        """One line a phase, then the total."""
+        """One line a phase, then the total (of the phases in series)."""
         for phase, seconds in self.phases:
             log.info("start-up  %-30s %6.2f s", phase, seconds)
+        for phase, seconds in self.overlapped:
+            log.info("start-up  %-30s %6.2f s (meanwhile)", phase, seconds)
         if self.phases:
             log.info("start-up  %-30s %6.2f s", "total", sum(s for _, s in self.phases))
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), else None: the interpreter's and
+    runway's own imports, before any phase above could be timed."""
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # starttime, field 22
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def runtime_dir() -> Path:

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import ssl
 import urllib.error
@@ -29,7 +30,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlparse
 
 from runway.settings import is_server_url
 
@@ -159,6 +160,41 @@ def _sqlite_fingerprint(uri: str, model: str) -> str | None:
     except sqlite3.Error:
         return None
     return hashlib.sha256(repr((versions, updated, *aliases)).encode()).hexdigest()
+
+
+def loader_hint(uri: str, model: str) -> str | None:
+    """The loader module Production's MLmodel names, read without MLflow, else None.
+
+    Only a SQLite store with local artifacts; a hint, nothing more: the backend
+    zygote imports that flavor's libraries (an allow-list) while the child resolves
+    and checks the version (:mod:`runway.serving.launch`), and loads nothing of the
+    model before it is checked. None when anything is missing or unreadable.
+    """
+    path = sqlite_path(uri)
+    if path is None or not path.is_file():
+        return None
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
+        ) as db:
+            row = db.execute(
+                "SELECT v.storage_location FROM model_versions v JOIN registered_model_aliases a"
+                " ON a.name = v.name AND a.version = v.version"
+                " WHERE v.name = ? AND a.alias = 'production'",
+                (model,),
+            ).fetchone()
+    except sqlite3.Error:  # no such table (a store from before aliases), locked, ...
+        return None
+    location = urlparse(str(row[0])) if row and row[0] else None
+    if location is None or location.scheme not in ("file", ""):
+        return None
+    try:
+        with open(Path(unquote(location.path)) / "MLmodel", encoding="utf-8") as mlmodel:
+            text = mlmodel.read(65536)
+    except (OSError, ValueError):
+        return None
+    found = re.search(r"^\s+loader_module:\s*([\w.]+)\s*$", text, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def _sqlite_aliases(db: sqlite3.Connection, model: str) -> list[object]:
