@@ -9,11 +9,18 @@ from runway.cli import main
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list:
-    """What `runway serve` would start (the gateway itself is exercised by the e2e tests)."""
+    """What `runway serve` would start (the gateway itself is exercised by the e2e tests).
+
+    Its children (``launch``: the port, the zygote) are not started either.
+    """
+    import runway.serving.launch as launching
     import runway.serving.serve as serving
 
     calls: list = []
-    monkeypatch.setattr(serving, "serve", lambda options, settings: calls.append(options))
+    monkeypatch.setattr(launching, "launch", lambda options, settings: None)
+    monkeypatch.setattr(
+        serving, "serve", lambda options, settings, launched=None: calls.append(options)
+    )
     return calls
 
 
