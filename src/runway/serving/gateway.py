@@ -37,7 +37,7 @@ from runway.serving.metrics import CONTENT_TYPE, Live, Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
 from runway.store.predlog_writer import BackgroundWriter
-from runway.store.served import ResolvedModel
+from runway.store.served import ResolvedModel, is_twin
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +366,8 @@ class Gateway:
             self.metrics.rows_rejected += len(rows)
             self._log_rejected(rows, rejected, slot, request_id)
             raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
-        by_column = rows.columns if isinstance(data, list) else None
-        return await _off_loop(large, canonical, valid, slot.contract, slot.input_types, by_column)
+        types = (slot.contract, slot.input_types, rows.columns if isinstance(data, list) else None)
+        return await _off_loop(large, canonical, valid, *types, is_twin(slot.model_dir))  # lean
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
