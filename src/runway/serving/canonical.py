@@ -104,9 +104,8 @@ def canonical(
                 pa.array(values[n], type=_ARROW_TYPES.get(types[n], pa.string())) for n in types
             ]
 
-        if lean:
-            stamps = {n for n, e in contract.columns.items() if e.effective_kind == "datetime"}
-            as_json = _lean_inputs(values, types, stamps)
+        if lean:  # a twin's lean route reads JSON of any size exactly
+            as_json = _lean_inputs(values, types, contract)
         else:
             as_json = _json_inputs(values, types) if len(data) <= LAZY_ROWS else None
 
@@ -118,10 +117,7 @@ def canonical(
         )
         return sink.getvalue()
 
-    if as_json is not None:
-        checked = Canonical(as_json, logged, JSON_TYPE)
-    else:
-        checked = Canonical(build, logged)
+    checked = Canonical(build, logged) if as_json is None else Canonical(as_json, logged, JSON_TYPE)
     if len(data) > LAZY_ROWS:  # built here, off the event loop when the rows are many
         _ = checked.body
     return checked
@@ -177,11 +173,12 @@ def _json_inputs(
 
 
 def _lean_inputs(
-    values: Mapping[str, list[Any]], types: Mapping[str, str], stamps: set[str]
+    values: Mapping[str, list[Any]], types: Mapping[str, str], contract: DataContract
 ) -> Callable[[], bytes]:
     """The rows as ``{"inputs": {column: [values]}}`` for a twin's lean route, which reads
     every canonical value back as the Parquet body gives it: ``null`` where missing (of any
     kind), numbers as numbers, timestamps as ISO text (naive UTC, to the microsecond)."""
+    stamps = {n for n, e in contract.columns.items() if e.effective_kind == "datetime"}
 
     def build() -> bytes:
         columns = {
