@@ -60,8 +60,10 @@ class Slot:
     inflight: int = 0  # requests that took this slot and have not answered yet
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     input_types: dict[str, str] = field(default_factory=dict)  # signature column -> MLflow type
+    lean: bool = field(init=False, default=False)  # an ONNX twin: its lean route reads any JSON
 
     def __post_init__(self) -> None:
+        self.lean = is_twin(self.model_dir)  # read once a slot, not a stat per request
         self.headers = [
             (b"x-runway-model", self.model.name.encode()),
             (b"x-runway-model-version", self.model.version.encode()),
@@ -367,7 +369,7 @@ class Gateway:
             self._log_rejected(rows, rejected, slot, request_id)
             raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
         types = (slot.contract, slot.input_types, rows.columns if isinstance(data, list) else None)
-        return await _off_loop(large, canonical, valid, *types, is_twin(slot.model_dir))  # lean
+        return await _off_loop(large, canonical, valid, *types, slot.lean)
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str
