@@ -161,8 +161,10 @@ def _run(endpoints: dict[str, tuple[int, Any]], repeat: int) -> dict[str, dict[s
     rounds: dict[str, dict[str, list[float]]] = {
         n: {"p50": [], "cpu": [], "own": [], "one": []} for n in endpoints
     }
-    for _ in range(repeat):
-        for name, (big, small) in clients.items():
+    names = list(clients)
+    for turn in range(repeat):  # each round starts with the next endpoint: no order bias
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            big, small = clients[name]
             pid = endpoints[name][1].pid
             times, cpu, own = _block(big, pid, BLOCK)
             rounds[name]["p50"].append(statistics.median(times))

@@ -90,20 +90,25 @@ def _rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _bodies(records: list[dict[str, Any]], contract: Any, types: dict[str, str]) -> list[Any]:
-    """The gateway's canonical body for the rows (JSON ``inputs`` or Parquet, its choice)
-    and, for the rows without gaps, ``inputs`` JSON with the timestamps as text (MLflow's
-    JSON reading turns a missing text into ``'None'``: the gateway sends those as Parquet)."""
+    """(rows, the gateway's body for a twin's lean route, its body for MLflow's routes).
+
+    For MLflow the gateway chooses JSON ``inputs`` or Parquet (MLflow's JSON reading turns a
+    missing text into ``'None'``); for the lean route it sends JSON at any row count, gaps of
+    every kind included. For the rows without gaps, also ``inputs`` JSON with the timestamps
+    as a client writes them, to both."""
     body = json.dumps({"dataframe_records": records}).encode()
     rows = payload.parse(body, payload.JSON_TYPE, contract).data()
     problems, rejected = check_records(rows, contract, InputPolicy())
     assert not problems and not rejected, (problems, rejected)
     checked = canonical(rows, contract, types)
-    bodies = [(records, (checked.body, checked.content_type))]
+    lean = canonical(rows, contract, types, lean=True)
+    assert lean.content_type == payload.JSON_TYPE  # never Parquet for a twin
+    pairs = [(records, (lean.body, lean.content_type), (checked.body, checked.content_type))]
     whole = [r for r in records if all(v is not None for v in r.values())]
     if whole:
-        inputs = json.dumps({"inputs": {c: [r[c] for r in whole] for c in FEATURES}})
-        bodies.append((whole, (inputs.encode(), payload.JSON_TYPE)))
-    return bodies
+        inputs = json.dumps({"inputs": {c: [r[c] for r in whole] for c in FEATURES}}).encode()
+        pairs.append((whole, (inputs, payload.JSON_TYPE), (inputs, payload.JSON_TYPE)))
+    return pairs
 
 
 def _post(client: TestClient, route: str, body: tuple[bytes, str]) -> Any:
@@ -116,19 +121,19 @@ def _post(client: TestClient, route: str, body: tuple[bytes, str]) -> Any:
 def test_the_lean_route_answers_as_invocations_and_the_source(kind, twins):
     source, client, contract, types = twins(kind)
     classifier = kind != "ridge"
-    for n, seed in ((1, 5), (7, 6), (150, 7)):  # few rows as JSON, many as Parquet
-        for records, body in _bodies(_rows(n, seed), contract, types):
+    for n, seed in ((1, 5), (7, 6), (150, 7)):  # MLflow: few rows as JSON, many as Parquet
+        for records, body, mlflow_body in _bodies(_rows(n, seed), contract, types):
             frame = pd.DataFrame(records, columns=FEATURES)
             frame["ordered_at"] = pd.to_datetime(frame["ordered_at"])
             expected = source.predict(frame)
             lean = _post(client, TWIN_ROUTE, body)
-            assert lean == _post(client, "/invocations", body)  # same JSON, same values
+            assert lean == _post(client, "/invocations", mlflow_body)  # same JSON, same values
             if not classifier:
                 np.testing.assert_allclose(lean["predictions"], expected, rtol=1e-5, atol=1e-5)
                 continue
             assert lean["predictions"] == expected.tolist()
             both = _post(client, TWIN_PROBA_ROUTE, body)
-            assert both == _post(client, PROBA_ROUTE, body)
+            assert both == _post(client, PROBA_ROUTE, mlflow_body)
             assert [label for label, _ in both["predictions"]] == expected.tolist()
             got = [[p[str(c)] for c in source.classes_] for _, p in both["predictions"]]
             np.testing.assert_allclose(got, source.predict_proba(frame), atol=1e-5)

@@ -37,7 +37,7 @@ from runway.serving.metrics import CONTENT_TYPE, Live, Metrics, Served
 from runway.serving.payload import BadRequest
 from runway.settings import Settings
 from runway.store.predlog_writer import BackgroundWriter
-from runway.store.served import ResolvedModel
+from runway.store.served import ResolvedModel, is_twin
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ class Slot:
     inflight: int = 0  # requests that took this slot and have not answered yet
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     input_types: dict[str, str] = field(default_factory=dict)  # signature column -> MLflow type
+    lean: bool = field(init=False, default=False)  # an ONNX twin: its lean route reads any JSON
 
     def __post_init__(self) -> None:
+        self.lean = is_twin(self.model_dir)  # read once a slot, not a stat per request
         self.headers = [
             (b"x-runway-model", self.model.name.encode()),
             (b"x-runway-model-version", self.model.version.encode()),
@@ -366,8 +368,8 @@ class Gateway:
             self.metrics.rows_rejected += len(rows)
             self._log_rejected(rows, rejected, slot, request_id)
             raise payload.rejection(rejected, len(rows), MAX_LISTED_ERRORS)
-        by_column = rows.columns if isinstance(data, list) else None
-        return await _off_loop(large, canonical, valid, slot.contract, slot.input_types, by_column)
+        types = (slot.contract, slot.input_types, rows.columns if isinstance(data, list) else None)
+        return await _off_loop(large, canonical, valid, *types, slot.lean)
 
     def _log_rejected(
         self, rows: payload.Payload, rejected: dict[int, list[str]], slot: Slot, request_id: str

@@ -226,16 +226,31 @@ class PredictionLog:
 
     def stage_parquet(self, model: str, frame: pd.DataFrame) -> tuple[Path, Path]:
         """``frame`` as a hidden part file, and the name that publishes it (a rename)."""
-        day = frame["timestamp"].iloc[0].strftime("%Y-%m-%d")
-        folder = Path(self.target) / model / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"part-{stamp}-{os.getpid()}-{next(_counter)}.parquet"
-        partial = folder / f".{name}.tmp"
+        partial, final = self._part(model, frame["timestamp"].iloc[0])
         text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         # Dictionary-encode text only: tried on float features it fails and doubles the write.
         frame.to_parquet(partial, index=False, use_dictionary=text or False)
-        return partial, folder / name
+        return partial, final
+
+    def write_table(self, model: str, table: Any, text: Sequence[str]) -> None:
+        """Rows already in the log's shape as an Arrow table with the ``pandas`` metadata
+        ``to_parquet`` writes (:mod:`runway.store.predlog_arrow`), as one Parquet part, written
+        as :meth:`stage_parquet` writes a frame (``text``: the columns it dictionary-encodes)."""
+        import pyarrow.parquet as pq
+
+        if not self.enabled or table.num_rows == 0:
+            return
+        partial, final = self._part(model, table.column("timestamp")[0].as_py())
+        pq.write_table(table, partial, compression="snappy", use_dictionary=list(text) or False)
+        partial.replace(final)  # readers never see half a part file
+
+    def _part(self, model: str, first: datetime) -> tuple[Path, Path]:
+        """A new part's hidden name and its published one, in the day of its first row."""
+        folder = Path(self.target) / model / f"date={first.strftime('%Y-%m-%d')}"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"part-{stamp}-{os.getpid()}-{next(_counter)}.parquet"
+        return folder / f".{name}.tmp", folder / name
 
     def _write_sql(self, model: str, frame: pd.DataFrame) -> None:
         import sqlalchemy

@@ -16,18 +16,20 @@ plus the write in progress. SIGTERM writes them (``close``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from runway.core.columns.columnar import Columns
 from runway.core.outage import Outage
@@ -39,6 +41,7 @@ from runway.store.predlog import (
     row_keys,
     scored_frame,
 )
+from runway.store.predlog_arrow import scored_table
 from runway.store.predlog_buffer import DEFAULT_MAX_ROWS, DiskBuffer
 
 log = logging.getLogger(__name__)
@@ -198,12 +201,12 @@ class BackgroundWriter:
                 deadline = time.monotonic() + self.flush_seconds
 
     def _flush(self, pending: list[_Request]) -> None:
-        by_model: dict[str, list[pd.DataFrame]] = {}
-        batch: list[tuple[_Request, list[Any]]] = []  # scored JSON-row requests, one version
+        by_model: dict[str, list[pd.DataFrame | _Batch]] = {}
+        batch: _Batch = []  # scored JSON-row requests, one version
 
         def close_batch() -> None:
             if batch:
-                by_model.setdefault(batch[0][0].model, []).append(_scored_batch(batch))
+                by_model.setdefault(batch[0][0].model, []).append(list(batch))
                 batch.clear()
 
         for request in pending:
@@ -230,33 +233,55 @@ class BackgroundWriter:
             except Exception as exc:  # one odd response must not lose the others
                 log.warning("prediction log: skipped request %s: %s", request.request_id, exc)
         close_batch()
-        for model, frames in by_model.items():
-            frame = pd.concat(frames, ignore_index=True)
-            outputs = frame.get("prediction")
-            if outputs is not None and outputs.dtype == object and len(set(map(type, outputs))) > 1:
-                # scalars next to multi-output JSON (or the NaN of rejected rows): one type per
-                # column, or Parquet refuses it
-                frame["prediction"] = outputs.map(
-                    lambda v: v if isinstance(v, str) or v is None or v != v else json.dumps(v)
-                )
-            if self.replica:
-                frame[REPLICA] = pd.array([self.replica] * len(frame), dtype="str")
-            self._write(model, frame)
+        for model, parts in by_model.items():
+            try:
+                built = None
+                if len(parts) == 1 and isinstance(parts[0], list) and not self.sink.is_database:
+                    built = _scored_table(parts[0], self.replica)  # one version's JSON rows
+                frame = self._frame(parts) if built is None else None
+            except Exception as exc:  # rows no frame holds must not stop the writer
+                log.warning("prediction log: skipped %s's rows: %s", model, exc)
+                continue
+            if built is not None:  # Arrow straight from the columns: no frame built
+                self._write(model, None, (*built, functools.partial(self._frame, parts)))
+            else:
+                self._write(model, frame)
         if not by_model and self.buffer.rows and time.monotonic() >= self._next_try:
             self._write(None, None)  # idle: try the held rows now and then
 
-    def _write(self, model: str | None, frame: pd.DataFrame | None) -> None:
-        """Held rows first (the sink answers again?), then ``frame``; what is refused is held."""
+    def _frame(self, parts: list[pd.DataFrame | _Batch]) -> pd.DataFrame:
+        """One model's flushed rows as one frame in the log's shape."""
+        frames = [p if isinstance(p, pd.DataFrame) else _scored_batch(p) for p in parts]
+        frame = pd.concat(frames, ignore_index=True)
+        outputs = frame.get("prediction")
+        if outputs is not None and outputs.dtype == object and len(set(map(type, outputs))) > 1:
+            # scalars next to multi-output JSON (or the NaN of rejected rows): one type per
+            # column, or Parquet refuses it
+            frame["prediction"] = outputs.map(
+                lambda v: v if isinstance(v, str) or v is None or v != v else json.dumps(v)
+            )
+        if self.replica:
+            frame[REPLICA] = pd.array([self.replica] * len(frame), dtype="str")
+        return frame
+
+    def _write(
+        self, model: str | None, frame: pd.DataFrame | None, table: _Table | None = None
+    ) -> None:
+        """Held rows first (the sink answers again?), then ``frame`` (or ``table``: an Arrow
+        table, its dictionary columns and how to make it a frame); what is refused is held."""
         replayed = 0
         try:
             if self.buffer.rows:
                 replayed = self.buffer.replay()
                 self.written += replayed
-            if model is not None and frame is not None:
+            if model is not None and table is not None:
+                self.sink.write_table(model, table[0], table[1])
+                self.written += table[0].num_rows
+            elif model is not None and frame is not None:
                 self.sink.write_frame(model, frame)
                 self.written += len(frame)
         except Exception as exc:
-            self._refused(frame, exc)
+            self._refused(frame if table is None else table[2](), exc)
             return
         detail = f"wrote {replayed} held rows; {self.dropped} rows dropped in all"
         if line := self.outage.recovered(detail):
@@ -285,11 +310,32 @@ class BackgroundWriter:
 
 
 _EMPTY = _Request("", "", [], "", datetime.now(UTC))
+_Batch = list[tuple[_Request, list[Any]]]  # scored requests of one version, their predictions
+_Table = tuple[pa.Table, list[str], Callable[[], pd.DataFrame]]  # Arrow rows, text, as a frame
 
 
-def _scored_batch(batch: list[tuple[_Request, list[Any]]]) -> pd.DataFrame:
-    """Scored requests of one model version as one frame, each row keeping its request's id,
-    time, key and position."""
+def _scored_table(batch: _Batch, replica: str) -> tuple[pa.Table, list[str]] | None:
+    """Scored requests of one model version, each a :class:`Columns`, as the Arrow table
+    :func:`_scored_batch`'s frame writes (no frame built); ``None``: take the frame."""
+    if not all(isinstance(request.rows, Columns) for request, _ in batch):
+        return None
+    keys, ids, positions, micros = _batch_meta(batch)
+    first = batch[0][0]
+    return scored_table(
+        [request.rows for request, _ in batch if isinstance(request.rows, Columns)],
+        [value for _, predictions in batch for value in predictions],
+        model=first.model,
+        version=first.version,
+        request_ids=ids,
+        keys=keys,
+        rows=positions,
+        micros=micros,
+        replica=replica,
+    )
+
+
+def _batch_meta(batch: _Batch) -> tuple[list[str], list[str], list[int], np.ndarray]:
+    """Each row's key, request id, position in its request and time (microseconds, UTC)."""
     keys: list[str] = []
     ids: list[str] = []
     positions: list[int] = []
@@ -300,9 +346,16 @@ def _scored_batch(batch: list[tuple[_Request, list[Any]]]) -> pd.DataFrame:
         ids += [request.request_id] * n
         positions += range(n)
         counts.append(n)
-    first = batch[0][0]
     # a request's time repeated over its rows, in microseconds (a datetime per row cost ~1 ms)
     micros = np.repeat([_micros(request.when) for request, _ in batch], counts)
+    return keys, ids, positions, micros
+
+
+def _scored_batch(batch: _Batch) -> pd.DataFrame:
+    """Scored requests of one model version as one frame, each row keeping its request's id,
+    time, key and position."""
+    keys, ids, positions, micros = _batch_meta(batch)
+    first = batch[0][0]
     return scored_frame(
         _inputs([request.rows for request, _ in batch]),
         [value for _, predictions in batch for value in predictions],

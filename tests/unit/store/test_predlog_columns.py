@@ -168,3 +168,84 @@ def test_text_inputs_are_not_turned_into_python_objects_to_be_logged(monkeypatch
     frame = scored_frame(inputs, [0] * 100, model="m", version="1", source="serve",
                          request_id="r", timestamp=START)  # fmt: skip
     assert str(frame["input.plan"].dtype) == "str" and frame["input.plan"].isna().sum() == 50
+
+
+PREDICTIONS = {
+    "ints": lambda i: i % 3,
+    "floats": lambda i: i / 7,
+    "texts": lambda i: ["yes", "no"][i % 2],
+    "bools": lambda i: i % 2 == 0,
+}
+
+
+def _parts(tmp_path, name: str, as_columns: bool, seed: int, outputs: str, pools: dict) -> tuple:
+    """One flush of scored JSON requests (no probabilities), as columns or as records: the
+    part files written, and the writer."""
+    contract = infer_contract(TRAIN, FEATURES)
+    types = {"income": "double", "visits": "double", "plan": "string", "member": "boolean",
+             "joined": "datetime"}  # fmt: skip
+    target = tmp_path / name
+    writer = BackgroundWriter(PredictionLog(str(target)), flush_seconds=60, flush_rows=10**6,
+                              replica="gw-1:8080" if seed % 2 else "")  # fmt: skip
+    _Clock.ticks = 0
+    rng = random.Random(seed)
+    for i, n in enumerate([1, 3, 40, 100, 2, 64, 65, 1]):
+        records = [{k: rng.choice(p) for k, p in pools.items()} for _ in range(n)]
+        rows = canonical(records, contract, types).rows
+        assert isinstance(rows, Columns)
+        labels = [PREDICTIONS[outputs](j) for j in range(n)]
+        body = json.dumps({"predictions": labels}).encode()
+        writer.submit("m", "3", rows if as_columns else rows.records(), body, f"req-{i}")
+    writer.close()
+    return sorted(target.rglob("*.parquet")), writer
+
+
+GAPLESS = {**POOLS, "member": [True, False], "plan": ["pro", "basic"]}
+EMPTY = {**POOLS, "income": [None], "plan": [None], "member": [None], "joined": [None]}
+
+
+@pytest.mark.parametrize("outputs", list(PREDICTIONS))
+@pytest.mark.parametrize(("seed", "pools"), [(0, POOLS), (1, GAPLESS), (2, EMPTY), (3, POOLS)])
+def test_a_flush_of_columns_is_written_from_arrow_as_pandas_wrote_it(
+    tmp_path, monkeypatch, seed, pools, outputs
+):
+    """The part holds the same schema (types and the pandas metadata readers use) and reads
+    back to the same frame, with no frame built on the way (#31)."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(predlog_writer, "datetime", _Clock)
+    [old], writer = _parts(tmp_path, "records", False, seed, outputs, pools)  # through pandas
+    assert writer.dropped == 0 and writer.written == 276
+    framed = []
+    monkeypatch.setattr(predlog_writer, "_scored_batch", lambda b: framed.append(b))
+    monkeypatch.setattr(PredictionLog, "write_frame", lambda *a: framed.append(a))
+    [new], writer = _parts(tmp_path, "columns", True, seed, outputs, pools)
+    assert writer.dropped == 0 and writer.written == 276
+    assert framed == []  # no frame built, none written
+    assert pq.read_schema(new).equals(pq.read_schema(old), check_metadata=True)
+    assert pq.read_table(new).equals(pq.read_table(old))
+    pd.testing.assert_frame_equal(
+        read_predictions("m", str(tmp_path / "columns")),
+        read_predictions("m", str(tmp_path / "records")),
+    )
+    assert new.parent.name == old.parent.name  # the same day partition
+
+
+def test_rows_a_refused_arrow_write_leaves_are_held_as_the_frame_pandas_would_write(
+    tmp_path, monkeypatch
+):
+    from runway.store.predlog_buffer import DiskBuffer
+
+    monkeypatch.setattr(predlog_writer, "datetime", _Clock)
+    [old], _ = _parts(tmp_path, "records", False, 1, "texts", POOLS)
+    held: list[pd.DataFrame] = []
+
+    def refuse(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PredictionLog, "write_table", refuse)
+    monkeypatch.setattr(DiskBuffer, "hold", lambda self, frame: held.append(frame) or len(frame))
+    parts, writer = _parts(tmp_path, "columns", True, 1, "texts", POOLS)
+    assert parts == [] and writer.written == 0 and writer.dropped == 0
+    [frame] = held
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(old))
