@@ -233,6 +233,6 @@ async def cached(
         subset: Any = (
             [records[i] for i in missed] if isinstance(rows, Columns) else rows.iloc[missed]
         )
-        return canonical(subset, slot.contract, slot.input_types)
+        return canonical(subset, slot.contract, slot.input_types, None, slot.lean)
 
     return await lookup.answer(checked, part, forward, lambda: gateway.slot is slot)

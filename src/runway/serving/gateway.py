@@ -310,7 +310,7 @@ class Gateway:
             except RecursionError:  # a value nested deep enough to break a repr
                 raise BadRequest(400, "input nested too deeply", "TOO_DEEP") from None
             # Whatever the client sent, the backend gets the checked rows in canonical form
-            forward = functools.partial(self._forward, slot, proba.route(want, slot.model_dir))
+            forward = functools.partial(self._forward, slot, proba.route(want, slot.lean))
             answer = await cached(self.cache, slot, checked, forward, self, want)
             if answer.status != 200:
                 return await self._backend_error(send, answer, [*extra, *slot.headers])

@@ -15,13 +15,12 @@ where the contract records one), in the contract's class order.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from runway.core.columns.schema import DataContract
 from runway.serving.payload import BadRequest
-from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE, is_twin
+from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE
 
 PARAMETER = "proba"
 PREFIX = "proba_"  # runway score's column prefix (scoring/model.PROBA_PREFIX)
@@ -53,11 +52,12 @@ def wanted(query: bytes, contract: DataContract, model: str) -> bool:
     return value in TRUE
 
 
-def route(want: bool, model_dir: Path | None = None) -> str:
-    """The backend path that answers: for an ONNX twin (``model_dir``'s loader) its lean
-    routes, which take the checked rows straight to the graph; else runway's probability
-    route, or MLflow's own. Every route answers the same JSON."""
-    if is_twin(model_dir):
+def route(want: bool, lean: bool = False) -> str:
+    """The backend path that answers: for an ONNX twin (``lean``: ``store.served.is_twin``
+    of the served folder, read once per slot) its lean routes, which take the checked rows
+    straight to the graph; else runway's probability route, or MLflow's own. Every route
+    answers the same JSON."""
+    if lean:
         return TWIN_PROBA_ROUTE if want else TWIN_ROUTE
     return PROBA_ROUTE if want else "/invocations"
 

@@ -21,7 +21,7 @@ from runway.serving import openapi, proba
 from runway.serving.gateway import Gateway, Slot
 from runway.serving.http1 import Response
 from runway.settings import Settings
-from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE, ResolvedModel
+from runway.store.served import PROBA_ROUTE, TWIN_PROBA_ROUTE, TWIN_ROUTE, ResolvedModel, is_twin
 from tests.unit.serving.asgi import call
 
 CLASSIFIER = DataContract.model_validate(
@@ -140,7 +140,7 @@ def test_a_twin_is_scored_on_its_lean_routes_with_the_same_answer(tmp_path, load
     status, answer = _post(gateway, "/invocations?proba=true", RECORDS)
     assert (status, answer) == (200, EXPECTED)
     assert backend.paths == routes
-    assert proba.route(False, tmp_path / "gone") == "/invocations"  # no folder: MLflow's route
+    assert is_twin(tmp_path / "gone") is False  # no folder: MLflow's route
 
 
 def test_without_the_parameter_the_answer_is_mlflows_labels_alone(tmp_path):

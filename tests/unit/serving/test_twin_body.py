@@ -60,3 +60,19 @@ def test_a_twin_gets_json_at_any_row_count_and_mlflow_parquet_where_needed(tmp_p
     inputs = json.loads(body)["inputs"]
     assert inputs["x"] == [None if r["x"] is None else float(r["x"]) for r in rows]
     assert inputs["zone"] == [r["zone"] for r in rows]
+
+
+def test_a_partial_cache_hit_sends_a_twin_its_missed_rows_as_json_too(tmp_path):
+    gateway, _ = _gateway(
+        tmp_path, CONTRACT, cache=100, model_dir=_folder(tmp_path, "runway.core.onnx.model")
+    )
+    backend = Recording()
+    gateway.slot.backends = [backend]  # type: ignore[union-attr]
+    seen = [{"x": i, "zone": "north"} for i in range(80)]
+    assert _post(gateway, "/invocations", json.dumps({"dataframe_records": seen}))[0] == 200
+    more = [*seen, *({"x": i, "zone": None} for i in range(80, 160))]  # half hit, half missed
+    status, answer = _post(gateway, "/invocations", json.dumps({"dataframe_records": more}))
+    assert status == 200 and len(answer["predictions"]) == 160
+    kinds = [kind for kind, _ in backend.bodies]
+    assert kinds == [JSON_TYPE, JSON_TYPE], kinds
+    assert len(json.loads(backend.bodies[1][1])["inputs"]["x"]) == 80
