@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import runway
 from runway.net import free_port
 from runway.serving import zygote
 
@@ -49,7 +50,9 @@ def _first_child(tmp_path: Path) -> tuple[str, list[str], list[str]]:
         [sys.executable, "-c", PROBE, str(free_port()), str(tmp_path / "logs")],
         capture_output=True,
         text=True,
-        env={**env, "PYTHONPATH": ":".join(sys.path)},
+        # runway's own source folder only: this process's sys.path may by now hold a model's
+        # code_paths folder, whose partial `runway` package (no cli) would shadow the real one
+        env={**env, "PYTHONPATH": str(Path(runway.__file__).resolve().parents[1])},
         cwd=tmp_path,
         timeout=120,
         check=False,
