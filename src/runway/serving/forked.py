@@ -117,9 +117,9 @@ def fork(spec: str, close: list[int]) -> int:
         for fd in (settings_r, answer_w, log):
             os.close(fd)
         from runway.serving import prepare
-        from runway.serving import zygote as zygote_module
+        from runway.serving.children import die_with
 
-        zygote_module.die_with(zygote)  # the zygote dies with the gateway: so does this
+        die_with(zygote)  # the zygote dies with the gateway: so does this
         code = prepare.main(doc["argv"])
         import logging
 

@@ -14,18 +14,16 @@ read before the child resolves, so a promotion meanwhile is seen at the first po
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from socket import socket
 
-from pydantic import SecretStr
-
 from runway.core.threads import thread_env, threads_for
 from runway.serving import startup
 from runway.serving.backends import Pending, spawn_group
+from runway.serving.children import child_command, settings_json
 from runway.serving.forked import Forked, Pipes
 from runway.settings import Settings, state_dir
 from runway.store import served
@@ -117,24 +115,3 @@ def spawn_backends(
         preload=preload,
         prepare=prepare,
     )
-
-
-def child_command(model: str, options: list[str]) -> list[str]:
-    """The prepare child's command line (:mod:`runway.serving.prepare`)."""
-    import logging
-
-    level = str(logging.getLogger().getEffectiveLevel())
-    prepare = [sys.executable, "-m", "runway.serving.prepare"]
-    return [*prepare, *options, "--log-level", level, "--", model]  # "--": a name like "-x"
-
-
-def settings_json(settings: Settings) -> str:
-    """``settings`` as the child reads them back, secrets included (over a pipe, not argv)."""
-    import json
-
-    doc = {
-        name: value.get_secret_value() if isinstance(value, SecretStr) else value
-        for name, value in settings
-    }
-    doc["MLFLOW_TRACKING_URI"] = doc.pop("tracking_uri")  # the field's name in the environment
-    return json.dumps(doc, default=str)

@@ -27,15 +27,23 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, Protocol, TypedDict, cast
 
 from runway import errors
 from runway.core.columns.input_policy import InputPolicy
 from runway.core.columns.schema import DataContract
 from runway.errors import RunwayError, ServeError
-from runway.serving.launch import Launched, child_command, settings_json
+from runway.serving.children import child_command, settings_json
 from runway.settings import Settings
 from runway.store.served import ResolvedModel
+
+
+class Started(Protocol):
+    """What :func:`launched` reads of :class:`runway.serving.launch.Launched` (typed here, so
+    this module, which the serve command's children run, imports none of the launcher)."""
+
+    child: Any  # a Popen-like: communicate, poll, kill, wait, returncode
+    options: list[str]
 
 
 class Answer(TypedDict, total=False):
@@ -164,7 +172,7 @@ async def _ask(settings: Settings, model: str, options: list[str]) -> Answer:
     return _answer(model, options, child.returncode, out)
 
 
-async def launched(launch: Launched, settings: Settings, model: str) -> Fetched:
+async def launched(launch: Started, settings: Settings, model: str) -> Fetched:
     """The answer of the child :func:`runway.serving.launch.launch` started for Production."""
     child, options = launch.child, launch.options
     try:
@@ -301,7 +309,7 @@ def _run(
 
 
 if __name__ == "__main__":
-    from runway.serving.zygote import leave
+    from runway.serving.children import leave
 
     code = main()
     logging.shutdown()

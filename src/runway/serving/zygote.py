@@ -51,9 +51,9 @@ import sys
 import time
 from pathlib import Path
 
+from runway.serving.children import die_with, leave
 from runway.store.served import SCORING_MODEL_ENV
 
-PR_SET_PDEATHSIG = 1
 ADOPTION_WAIT = 10.0  # seconds a child waits for the gateway to adopt it
 
 
@@ -257,29 +257,6 @@ class Adopted:
                 raise subprocess.TimeoutExpired(f"backend {self.pid}", timeout or 0)
             time.sleep(0.02)
         return code
-
-
-def die_with(parent: int) -> bool:
-    """Get SIGTERM when ``parent`` dies, even by SIGKILL (Linux); False if it is not our parent.
-
-    The signal only covers a parent alive when it is set: checking ``getppid``
-    after it closes the race where the parent died first (we were re-parented).
-    Elsewhere (no ``prctl``) only that check is made. The kernel sends it when
-    the *thread* that forked us exits: the gateway starts zygotes from its event
-    loop's default executor, whose threads live as long as the loop.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    return os.getppid() == parent
-
-
-def leave(code: int) -> None:
-    """Exit without the interpreter's teardown: what it would free (MLflow, the model) is
-    the backends' now, and the gateway waits for this exit (its stdout's end) and the
-    backends for their adoption: ~0.5 s of CPU on the first answer's path (#31)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":
