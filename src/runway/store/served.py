@@ -27,6 +27,7 @@ import sqlite3
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,15 +140,23 @@ def fingerprint(uri: str, model: str, timeout: float = 10.0) -> str | None:
     return _sqlite_fingerprint(uri, model)
 
 
-def _sqlite_fingerprint(uri: str, model: str) -> str | None:
-    """Read straight from the file of a SQLite store, read-only."""
+@contextlib.contextmanager
+def _read_only(uri: str) -> Iterator[sqlite3.Connection | None]:
+    """The SQLite store's file opened read-only (None: not a SQLite store, or no file yet)."""
     path = sqlite_path(uri)
     if path is None or not path.is_file():
-        return None
+        yield None
+        return
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)) as db:
+        yield db
+
+
+def _sqlite_fingerprint(uri: str, model: str) -> str | None:
+    """Read straight from the file of a SQLite store, read-only."""
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
-        ) as db:
+        with _read_only(uri) as db:
+            if db is None:
+                return None
             versions = db.execute(
                 "SELECT version, current_stage, last_updated_time, status FROM model_versions "
                 "WHERE name = ? ORDER BY version",
@@ -170,13 +179,10 @@ def loader_hint(uri: str, model: str) -> str | None:
     and checks the version (:mod:`runway.serving.launch`), and loads nothing of the
     model before it is checked. None when anything is missing or unreadable.
     """
-    path = sqlite_path(uri)
-    if path is None or not path.is_file():
-        return None
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
-        ) as db:
+        with _read_only(uri) as db:
+            if db is None:
+                return None
             row = db.execute(
                 "SELECT v.storage_location FROM model_versions v JOIN registered_model_aliases a"
                 " ON a.name = v.name AND a.version = v.version"
